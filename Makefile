@@ -1,0 +1,44 @@
+# Two commands do all set-up on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: serve test install install-test schema bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-install when the dependency list changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## make serve: install, migrate the embedded database, load demo data, serve GraphQL + GraphiQL
+serve: install
+	$(BIN)/tradecert serve --demo --host $(HOST) --port $(PORT)
+
+## make test: install with test extras and run every test (PostgreSQL tests included)
+test: install-test
+	$(BIN)/tradecert rules check
+	$(BIN)/tradecert rules test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make schema: re-export schema/schema.graphql after a schema change
+schema: install
+	$(BIN)/tradecert schema export > schema/schema.graphql
+
+bench: install
+	$(BIN)/python bench/fees.py
+
+clean:
+	rm -rf $(VENV) var/*.db var/*.db-*

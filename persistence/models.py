@@ -1,0 +1,186 @@
+"""SQLAlchemy models. Constraints that guard correctness live in the database (CHECK,
+partial unique indexes), so a bug above cannot write a state the domain forbids.
+
+The Alembic migrations in persistence/migrations are the source of the schema; these
+models mirror them (a test compares the two).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps stored in UTC and always returned timezone-aware (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime written to the database; use the clock")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+ECO_ACCOUNT_KINDS = ("ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF")
+NACCS_ACCOUNT_KINDS = ("NACCS_OFFICE", "NACCS_CENTER")
+
+
+class Chamber(Base):
+    """商工会議所: a chamber of commerce, 4-digit code (Osaka = 2701)."""
+
+    __tablename__ = "chambers"
+    __table_args__ = (CheckConstraint("length(code) = 4", name="code_length"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(4), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class TradeRegistration(Base):
+    """貿易登録: an applicant (申請者) or agent (代行業者) registered with one chamber."""
+
+    __tablename__ = "trade_registrations"
+    __table_args__ = (
+        CheckConstraint("kind IN ('APPLICANT', 'AGENT')", name="kind"),
+        CheckConstraint("length(number) = 10", name="number_length"),
+        CheckConstraint("valid_until IS NULL OR valid_until >= valid_from", name="validity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(10), unique=True)
+    chamber_id: Mapped[int] = mapped_column(ForeignKey("chambers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_until: Mapped[dt.date | None] = mapped_column(Date)
+    allows_bank_transfer: Mapped[bool] = mapped_column(Boolean, default=False)
+    allows_card: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class RegistrationMembership(Base):
+    """Membership history: the status in force at a moment decides prices.
+    At most one open period (valid_until IS NULL) per registration."""
+
+    __tablename__ = "registration_memberships"
+    __table_args__ = (
+        CheckConstraint("membership IN ('MEMBER', 'NON_MEMBER')", name="membership"),
+        CheckConstraint("valid_until IS NULL OR valid_until > valid_from", name="period"),
+        Index(
+            "uq_registration_memberships_open",
+            "registration_id",
+            unique=True,
+            sqlite_where=text("valid_until IS NULL"),
+            postgresql_where=text("valid_until IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    membership: Mapped[str] = mapped_column(String(16))
+    valid_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Account(Base):
+    """Every kind of login: eCO admin/signer/sub-ID and chamber staff (with a chamber),
+    NACCS office and center accounts (without)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('ADMIN', 'SIGNER', 'SUB', 'CHAMBER_STAFF', 'NACCS_OFFICE', 'NACCS_CENTER')", name="kind"
+        ),
+        CheckConstraint("status IN ('CREATED', 'NOTIFIED', 'ACTIVE', 'DELETED')", name="status"),
+        CheckConstraint(
+            "(kind IN ('ADMIN', 'SIGNER', 'SUB') AND registration_id IS NOT NULL AND chamber_id IS NOT NULL)"
+            " OR (kind = 'CHAMBER_STAFF' AND registration_id IS NULL AND chamber_id IS NOT NULL)"
+            " OR (kind IN ('NACCS_OFFICE', 'NACCS_CENTER') AND registration_id IS NULL AND chamber_id IS NULL)",
+            name="belongs",
+        ),
+        CheckConstraint("kind = 'SUB' OR generated_by_id IS NULL", name="generated_only_sub"),
+        Index(
+            "uq_accounts_chamber_username",
+            "chamber_id",
+            "username",
+            unique=True,
+            sqlite_where=text("chamber_id IS NOT NULL"),
+            postgresql_where=text("chamber_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_accounts_naccs_username",
+            "username",
+            unique=True,
+            sqlite_where=text("chamber_id IS NULL"),
+            postgresql_where=text("chamber_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    username: Mapped[str] = mapped_column(String(64))
+    chamber_id: Mapped[int | None] = mapped_column(ForeignKey("chambers.id"))
+    registration_id: Mapped[int | None] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    generated_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobLease(Base):
+    """One row per job: a host runs a job only while it holds the lease (conditional
+    UPDATE), so jobs are safe to run on several hosts at once."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_message: Mapped[str | None] = mapped_column(String(2000))

@@ -1,0 +1,132 @@
+"""The one adapter around durable_rules. Nothing else in tradecert imports `durable`.
+
+durable_rules 2.0.28 (unmaintained since 2020) has traps this module absorbs:
+
+* An exception inside an action is swallowed into ``state['exception']``; we raise it.
+* State persists per ``sid`` and a ruleset holds at most 1,024 live sids (then
+  ``MemoryError``, then a segfault in a background thread): every evaluation uses a
+  fresh sid and deletes its state in ``finally``.
+* ``engine.Host`` starts timer threads that may run an action on another thread (``post``
+  then returns None): ``_QuietHost._run`` starts none, and one lock serialises calls.
+* A ruleset name cannot be registered twice and its definition dict is mutated:
+  definitions are deep-copied, and names carry a version (``fees@<hash>``) so reloaded
+  rules are registered beside the old ones.
+* Messages hold JSON types only (ISO date strings, integer yen).
+
+Every rule we register has the same action: it appends the rule's id to
+``state['hits']``. Evaluations assert a *fact*, so all matching rules fire; the caller
+decides whether it expects one hit or many.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from durable import engine as _engine
+
+
+class RuleEngineError(RuntimeError):
+    """durable_rules failed while evaluating (an action raised, or no state came back)."""
+
+
+class _QuietHost(_engine.Host):
+    """A host without the background dispatch/timer threads (we use no timers)."""
+
+    def _run(self) -> None:  # noqa: D401 - overriding the thread starter
+        return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One compiled rule: an id reported when it fires and a durable_rules condition."""
+
+    id: str
+    condition: Mapping[str, Any]
+
+
+def _record_hit(rule_id: str):
+    def action(c) -> None:  # durable_rules calls actions with one closure argument
+        hits = list(c.s.hits or [])
+        hits.append(rule_id)
+        c.s.hits = hits
+
+    return action
+
+
+class RuleEngine:
+    """Registers rulesets and evaluates facts against them, thread-safely."""
+
+    def __init__(self) -> None:
+        self._host = _QuietHost()
+        self._lock = threading.Lock()
+        self._registered: set[str] = set()
+        self._sids = itertools.count(1)
+
+    def register(self, name: str, rules: Sequence[Rule]) -> str:
+        """Register ``rules`` under ``name`` (already versioned by the caller).
+
+        Registering the same name again is a no-op: a name is a content hash, so the
+        same name means the same rules.
+        """
+        if "@" not in name:
+            raise ValueError(f"ruleset name must be versioned (table@hash): {name!r}")
+        definition: dict[str, Any] = {}
+        for rule in rules:
+            definition[rule.id] = {
+                "all": [{"m": copy.deepcopy(dict(rule.condition))}],
+                "run": _record_hit(rule.id),
+            }
+        with self._lock:
+            if name in self._registered:
+                return name
+            if not definition:
+                # durable_rules rejects an empty ruleset; an empty table simply never matches.
+                self._registered.add(name)
+                return name
+            self._host.register_rulesets({name: copy.deepcopy(definition)})
+            self._registered.add(name)
+        return name
+
+    def matches(self, name: str, fact: Mapping[str, Any]) -> list[str]:
+        """Ids of every rule of ``name`` whose condition holds for ``fact``."""
+        with self._lock:
+            if name not in self._registered:
+                raise RuleEngineError(f"ruleset {name} is not registered")
+            ruleset = self._host._ruleset_directory.get(name)
+            if ruleset is None:  # registered empty
+                return []
+            sid = f"e{next(self._sids)}"
+            message = dict(fact)
+            message["sid"] = sid
+            try:
+                try:
+                    state = self._host.assert_fact(name, message)
+                except _engine.MessageNotHandledException:
+                    return []
+                if state is None:
+                    raise RuleEngineError(f"ruleset {name}: no state returned for {fact!r}")
+                if state.get("exception"):
+                    raise RuleEngineError(f"ruleset {name}: action failed: {state['exception']}")
+                return list(state.get("hits") or [])
+            finally:
+                try:
+                    self._host.delete_state(name, sid)
+                except Exception:  # pragma: no cover - nothing was stored for this sid
+                    pass
+
+
+_default_engine: RuleEngine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> RuleEngine:
+    """The process-wide engine (one durable_rules host per process)."""
+    global _default_engine
+    with _default_lock:
+        if _default_engine is None:
+            _default_engine = RuleEngine()
+        return _default_engine

@@ -1,0 +1,62 @@
+"""The rules a running server uses, swapped atomically when the files change.
+
+``RulesRuntime.current`` is always a validated ``PolicySet``. ``reload()`` loads the
+files again only when their content hash changed, and keeps the old rules (logging
+every problem) when the new files do not validate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from rules.engine import RuleEngine
+from rules.policy import PolicySet, RulesInvalid, fingerprint, load_policy
+
+log = logging.getLogger("tradecert.rules")
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    changed: bool
+    version: str
+    problems: tuple[str, ...] = ()
+
+
+class RulesRuntime:
+    def __init__(self, directory: Path | str, engine: RuleEngine | None = None):
+        self.directory = Path(directory)
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._current = load_policy(self.directory, engine)
+        self._rejected: str | None = None  # the hash of files already found invalid
+
+    @property
+    def current(self) -> PolicySet:
+        return self._current
+
+    def reload(self) -> ReloadOutcome:
+        with self._lock:
+            try:
+                seen = fingerprint(self.directory)
+            except OSError as exc:
+                log.error("rules not reloaded: cannot read %s: %s", self.directory, exc)
+                return ReloadOutcome(False, self._current.version, (str(exc),))
+            if seen == self._current.version or seen == self._rejected:
+                return ReloadOutcome(False, self._current.version)
+            try:
+                policy = load_policy(self.directory, self._engine)
+            except RulesInvalid as exc:
+                self._rejected = seen
+                log.error(
+                    "rules not reloaded: the changed files do not validate; still serving %s",
+                    self._current.version,
+                    extra={"problems": [str(p) for p in exc.problems], "rejected_version": seen},
+                )
+                return ReloadOutcome(False, self._current.version, tuple(str(p) for p in exc.problems))
+            old, self._current = self._current.version, policy
+            self._rejected = None
+            log.info("rules reloaded: %s -> %s", old, policy.version)
+            return ReloadOutcome(True, policy.version)

@@ -1,0 +1,58 @@
+"""The GraphQL schema: strawberry types per domain, assembled here.
+
+``build_schema(settings)`` adds the production extensions (caches, limiters, error
+masking, metrics, introspection switch). ``sdl()`` is what schema/schema.graphql holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from schema.extensions import MaskUnexpectedErrors, OperationMetrics, log_errors
+from schema.fees import FeesQuery
+
+SDL_PATH = Path(__file__).parent / "schema.graphql"
+
+
+@strawberry.type
+class Query(FeesQuery):
+    pass
+
+
+class TradecertSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        log_errors(errors)
+
+
+def build_schema(settings=None) -> strawberry.Schema:
+    depth = getattr(settings, "max_query_depth", 12)
+    tokens = getattr(settings, "max_query_tokens", 2000)
+    aliases = getattr(settings, "max_aliases", 30)
+    extensions = [
+        OperationMetrics(),
+        ParserCache(maxsize=1024),
+        ValidationCache(maxsize=1024),
+        QueryDepthLimiter(max_depth=depth),
+        MaxTokensLimiter(max_token_count=tokens),
+        MaxAliasesLimiter(max_alias_count=aliases),
+        MaskUnexpectedErrors(),
+    ]
+    if settings is not None and not settings.introspection:
+        extensions.append(DisableIntrospection())
+    return TradecertSchema(query=Query, extensions=extensions)
+
+
+def sdl() -> str:
+    return strawberry.Schema(query=Query).as_str() + "\n"

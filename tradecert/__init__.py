@@ -1,0 +1,1 @@
+"""tradecert: trade certificates for Japanese chambers of commerce, over GraphQL."""

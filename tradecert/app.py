@@ -1,0 +1,254 @@
+"""The ASGI application: GraphQL at /graphql, /healthz, /readyz, /metrics.
+
+Middleware (outermost first): request id + access log + HTTP metrics, then the CSRF
+guard in front of /graphql. Rules reload when their files change (polled) or on SIGHUP,
+and only if the new files validate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from persistence.db import Database
+from resolvers.context import Context, Services
+from rules.runtime import RulesRuntime
+from schema import build_schema
+from tradecert.clock import Clock
+from tradecert.logs import new_request_id, request_id_var
+from tradecert.settings import Settings
+
+log = logging.getLogger("tradecert.http")
+
+HTTP_REQUESTS = Counter("tradecert_http_requests_total", "HTTP requests", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("tradecert_http_request_seconds", "HTTP request latency", ["route"])
+KNOWN_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (or keeps a sane incoming X-Request-ID), logs it, counts it."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() else new_request_id()
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = scope.get("path", "")
+            route = path if path in KNOWN_ROUTES else "other"
+            HTTP_REQUESTS.labels(scope.get("method", ""), route, str(status["code"])).inc()
+            HTTP_LATENCY.labels(route).observe(elapsed)
+            log.info(
+                "%s %s %s %.1fms", scope.get("method"), path, status["code"], elapsed * 1000,
+                extra={"method": scope.get("method"), "path": path, "status": status["code"], "ms": round(elapsed * 1000, 2)},
+            )
+            request_id_var.reset(token)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class CsrfGuard:
+    """Blocks cross-site posts to /graphql.
+
+    Browsers send form posts and text/plain cross-site without a CORS preflight; we only
+    accept ``application/json`` bodies (which a cross-site page cannot send without a
+    preflight we never grant), and refuse an ``Origin`` that is neither this server,
+    ``TRADECERT_PUBLIC_URL`` nor an allowed origin.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app = app
+        self.allowed = {_origin(settings.public_url), *(o.lower() for o in settings.allowed_origins)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").startswith("/graphql"):
+            content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                await self._refuse(scope, receive, send, 415, "UNSUPPORTED_MEDIA_TYPE",
+                                   "POST a JSON body (Content-Type: application/json).")
+                return
+            origin = _header(scope, b"origin")
+            if origin and origin.lower() != "null":
+                host = _header(scope, b"host") or ""
+                same = {f"http://{host}".lower(), f"https://{host}".lower()}
+                if origin.lower().rstrip("/") not in self.allowed | same:
+                    await self._refuse(scope, receive, send, 403, "CSRF", "Cross-site request refused.")
+                    return
+            elif (_header(scope, b"sec-fetch-site") or "") == "cross-site":
+                await self._refuse(scope, receive, send, 403, "CSRF", "Cross-site request refused.")
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(scope, receive, send, status: int, code: str, message: str) -> None:
+        body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+        await JSONResponse(body, status_code=status)(scope, receive, send)
+
+
+class TradecertGraphQL(GraphQL):
+    def __init__(self, services: Services, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.services = services
+
+    async def get_context(self, request: Request, response: Response | None = None) -> Context:
+        return Context(
+            services=self.services,
+            request=request,
+            response=response,
+            request_id=request_id_var.get(),
+            language=_language(request.headers.get("accept-language", "")),
+        )
+
+
+def _language(accept: str) -> str:
+    """'en' when English is preferred over Japanese in Accept-Language, else 'ja'."""
+    best, best_q = "ja", -1.0
+    for part in accept.split(","):
+        piece = part.strip().split(";")
+        tag = piece[0].strip().lower()
+        q = 1.0
+        for param in piece[1:]:
+            if param.strip().startswith("q="):
+                try:
+                    q = float(param.strip()[2:])
+                except ValueError:
+                    q = 0.0
+        lang = "en" if tag.startswith("en") else "ja" if tag.startswith("ja") else None
+        if lang and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
+def build_services(settings: Settings, clock: Clock | None = None, db: Database | None = None,
+                   rules: RulesRuntime | None = None) -> Services:
+    return Services(
+        settings=settings,
+        db=db or Database(settings.database_url, schema=settings.extra.get("database_schema")),
+        rules=rules or RulesRuntime(settings.rules_dir),
+        clock=clock or Clock(),
+    )
+
+
+async def _watch_rules(services: Services) -> None:
+    interval = services.settings.rules_poll_seconds
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(services.rules.reload)
+        except Exception:  # never let the watcher die
+            log.exception("rules watcher failed")
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Starlette:
+    settings = settings or (services.settings if services else Settings.from_env())
+    services = services or build_services(settings)
+    graphql = TradecertGraphQL(
+        services,
+        schema=build_schema(settings),
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=False,
+    )
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        checks: dict[str, Any] = {}
+        ok = True
+        try:
+            await asyncio.wait_for(services.db.ping(), timeout=5)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+            ok = False
+        checks["rulesVersion"] = services.rules.current.version if services.rules.current else None
+        ok = ok and checks["rulesVersion"] is not None
+        return JSONResponse({"status": "ready" if ok else "not ready", **checks}, status_code=200 if ok else 503)
+
+    async def metrics(_: Request) -> Response:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        watcher = asyncio.create_task(_watch_rules(services)) if settings.rules_poll_seconds > 0 else None
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(services.rules.reload)))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            if watcher:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await services.db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.add_middleware(CsrfGuard, settings=settings)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory tradecert.app:app_from_env` (multi-worker serve)."""
+    from tradecert.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    return create_app(settings)
+
+
+__all__ = ["create_app", "build_services", "app_from_env"]

@@ -1,0 +1,97 @@
+"""The demo data set of API.md §2, loaded idempotently (`tradecert demo seed`).
+
+Running it again changes nothing: every row is found by its natural key first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from persistence.db import Database
+from persistence.models import Account, Chamber, RegistrationMembership, TradeRegistration
+from tradecert.clock import TOKYO, Clock
+from tradecert.passwords import hash_password
+
+DEMO_PASSWORD = "demo-pass-2701"
+CHAMBER = ("2701", "大阪商工会議所")
+
+# number, kind, membership, name, methods (bank transfer, card), contact e-mail
+REGISTRATIONS = [
+    ("2701000002", "APPLICANT", "MEMBER", "加古川自然食品", (True, True), "kakogawa-admin@kakogawa.example"),
+    ("2701000003", "APPLICANT", "NON_MEMBER", "日商テスト商事", (True, True), "admin@nissho-test.example"),
+    ("2701000004", "AGENT", "MEMBER", "大阪フォワーディング", (False, False), "admin@osaka-fwd.example"),
+]
+
+# username, kind, registration number (None: none), name, e-mail
+ACCOUNTS = [
+    ("admin-2701000002", "ADMIN", "2701000002", "加古川自然食品 管理者", "kakogawa-admin@kakogawa.example"),
+    ("signer-2701000002", "SIGNER", "2701000002", "カール・フリードリヒ・ツァイス", "zeiss@kakogawa.example"),
+    ("signer2-2701000002", "SIGNER", "2701000002", "手塚 治", "tezuka@kakogawa.example"),
+    ("admin-2701000003", "ADMIN", "2701000003", "日商テスト商事 管理者", "admin@nissho-test.example"),
+    ("signer-2701000003", "SIGNER", "2701000003", "日商 一郎", "ichiro@nissho-test.example"),
+    ("admin-2701000004", "ADMIN", "2701000004", "大阪フォワーディング 管理者", "admin@osaka-fwd.example"),
+    ("staff-2701", "CHAMBER_STAFF", None, "会議所 太郎", "staff@osaka.cci.example"),
+    ("naccs-demo", "NACCS_OFFICE", None, "―商事株式会社 ―事業所", "hanako@naccs-demo.example"),
+    ("naccs-center", "NACCS_CENTER", None, "審査 一郎", "review@naccs-center.example"),
+]
+
+# Demo registrations are valid from this date and have been members/non-members since then.
+DEMO_SINCE = dt.date(2022, 4, 1)
+
+
+@dataclass
+class SeedReport:
+    created: int = 0
+    existing: int = 0
+
+
+async def seed_demo(db: Database, clock: Clock) -> SeedReport:
+    report = SeedReport()
+    now = clock.now()
+    password_hash = await hash_password(DEMO_PASSWORD)
+    since = dt.datetime.combine(DEMO_SINCE, dt.time(0, 0), TOKYO)
+    async with db.write() as session:
+        chamber = await session.scalar(select(Chamber).where(Chamber.code == CHAMBER[0]))
+        if chamber is None:
+            chamber = Chamber(code=CHAMBER[0], name=CHAMBER[1])
+            session.add(chamber)
+            await session.flush()
+            report.created += 1
+        else:
+            report.existing += 1
+        registrations: dict[str, TradeRegistration] = {}
+        for number, kind, membership, name, (bank, card), contact in REGISTRATIONS:
+            reg = await session.scalar(select(TradeRegistration).where(TradeRegistration.number == number))
+            if reg is None:
+                reg = TradeRegistration(
+                    number=number, chamber_id=chamber.id, kind=kind, name=name, contact_email=contact,
+                    valid_from=DEMO_SINCE, valid_until=None, allows_bank_transfer=bank, allows_card=card,
+                    created_at=now,
+                )
+                session.add(reg)
+                await session.flush()
+                session.add(RegistrationMembership(registration_id=reg.id, membership=membership, valid_from=since))
+                report.created += 1
+            else:
+                report.existing += 1
+            registrations[number] = reg
+        for username, kind, reg_number, name, email in ACCOUNTS:
+            eco = kind in ("ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF")
+            query = select(Account).where(Account.username == username)
+            query = query.where(Account.chamber_id == chamber.id) if eco else query.where(Account.chamber_id.is_(None))
+            if await session.scalar(query) is not None:
+                report.existing += 1
+                continue
+            session.add(
+                Account(
+                    kind=kind, username=username, chamber_id=chamber.id if eco else None,
+                    registration_id=registrations[reg_number].id if reg_number else None,
+                    name=name, email=email, password_hash=password_hash, status="ACTIVE",
+                    created_at=now, updated_at=now,
+                )
+            )
+            report.created += 1
+    return report

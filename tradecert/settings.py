@@ -1,0 +1,80 @@
+"""Configuration from the environment, read once into one object (API.md §1)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    rules_dir: Path
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_url: str | None = None
+    environment: str = "development"  # "production" turns GraphiQL and introspection off by default
+    graphiql: bool = True
+    introspection: bool = True
+    allowed_origins: tuple[str, ...] = ()
+    max_query_depth: int = 12
+    max_query_tokens: int = 2000
+    max_aliases: int = 30
+    rules_poll_seconds: float = 2.0
+    log_level: str = "INFO"
+    log_json: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        production = env.get("TRADECERT_ENV", "development").lower() == "production"
+        default_db = f"sqlite+aiosqlite:///{PROJECT_DIR / 'var' / 'tradecert.db'}"
+        origins = tuple(o.strip().rstrip("/") for o in env.get("TRADECERT_ALLOWED_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            database_url=env.get("TRADECERT_DATABASE_URL") or default_db,
+            rules_dir=Path(env.get("TRADECERT_RULES_DIR") or PROJECT_DIR / "rules"),
+            public_url=(env.get("TRADECERT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            smtp_url=env.get("TRADECERT_SMTP_URL") or None,
+            environment="production" if production else env.get("TRADECERT_ENV", "development").lower(),
+            graphiql=_bool(env.get("TRADECERT_GRAPHIQL"), not production),
+            introspection=_bool(env.get("TRADECERT_INTROSPECTION"), not production),
+            allowed_origins=origins,
+            max_query_depth=_int(env, "TRADECERT_MAX_QUERY_DEPTH", 12),
+            max_query_tokens=_int(env, "TRADECERT_MAX_QUERY_TOKENS", 2000),
+            max_aliases=_int(env, "TRADECERT_MAX_ALIASES", 30),
+            rules_poll_seconds=float(env.get("TRADECERT_RULES_POLL_SECONDS") or 2.0),
+            log_level=(env.get("TRADECERT_LOG_LEVEL") or "INFO").upper(),
+            log_json=_bool(env.get("TRADECERT_LOG_JSON"), True),
+        )
