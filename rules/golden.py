@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from rules import fees
-from rules.policy import PolicySet
+from rules.policy import PolicySet, read_yaml
 
 
 def _date(value: Any) -> dt.date:
@@ -66,7 +64,7 @@ def run_golden(policy: PolicySet, directory: Path | None = None) -> list[GoldenR
     directory = Path(directory) if directory is not None else policy.directory
     results: list[GoldenResult] = []
     for path in golden_files(directory):
-        cases = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        cases = read_yaml(path.read_text(encoding="utf-8")) or []
         for number, case in enumerate(cases, start=1):
             ask = case.get("ask") if isinstance(case, dict) else None
             question = QUESTIONS.get(ask)

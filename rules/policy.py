@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,14 +126,27 @@ class Table:
     _rows_by_id: dict[str, RowRef] = field(default_factory=dict)
 
 
-class _DateLessLoader(yaml.SafeLoader):
-    """YAML loader that keeps dates as the strings policy staff typed (validated later)."""
+class PolicyYamlLoader(yaml.SafeLoader):
+    """YAML as policy staff mean it: dates stay the strings they typed (validated later),
+    and only true/false are booleans — YAML 1.1 would read `on`, `no`, `yes` as booleans."""
 
 
-_DateLessLoader.yaml_implicit_resolvers = {
-    key: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+PolicyYamlLoader.yaml_implicit_resolvers = {
+    key: [
+        (tag, regex)
+        for tag, regex in resolvers
+        if tag not in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool")
+    ]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+for _first in "tTfF":
+    PolicyYamlLoader.yaml_implicit_resolvers.setdefault(_first, []).append(
+        ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"))
+    )
+
+
+def read_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=PolicyYamlLoader)
 
 
 def policy_files(directory: Path) -> list[Path]:
@@ -197,7 +211,7 @@ def _row_label(row: Any) -> str:
 
 def _read(path: Path, problems: list[Problem]) -> Any:
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_DateLessLoader)
+        return read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -462,6 +476,9 @@ def load_policy(directory: Path | str | None = None, engine: RuleEngine | None =
             if not any(p.file == file for p in problems):
                 problems.append(Problem(file, "", "file is empty"))
             continue
+        if isinstance(doc, dict) and doc.get("table") != name:
+            problems.append(Problem(file, "table", f"says {doc.get('table')!r} but the file name says {name!r}"))
+            continue
         errors = sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path])
         if errors:
             for err in errors:
@@ -469,16 +486,12 @@ def load_policy(directory: Path | str | None = None, engine: RuleEngine | None =
                 shown = f" (value {value!r})" if value is not None or err.validator == "type" else ""
                 problems.append(Problem(file, _describe_path(doc, err.absolute_path), f"{err.message}{shown}"))
             continue
-        if doc["table"] != name:
-            problems.append(Problem(file, "table", f"says {doc['table']!r} but the file name says {name!r}"))
-            continue
         versions = _parse_versions(file, doc, problems)
         if versions is None:
             continue
         _check_table(file, spec, versions, problems)
         tables[name] = Table(spec, file, doc.get("title"), versions)
-    if not problems:
-        _cross_check(tables, problems)
+    _cross_check(tables, problems)  # over the tables that validated on their own
     if problems:
         raise RulesInvalid(problems)
     for table in tables.values():

@@ -40,17 +40,19 @@ def build_schema(settings=None) -> strawberry.Schema:
     depth = getattr(settings, "max_query_depth", 12)
     tokens = getattr(settings, "max_query_tokens", 2000)
     aliases = getattr(settings, "max_aliases", 30)
+    # Factories: strawberry builds fresh extension instances per request; the parser and
+    # validation caches live at module level, so they are shared across requests.
     extensions = [
-        OperationMetrics(),
-        ParserCache(maxsize=1024),
-        ValidationCache(maxsize=1024),
-        QueryDepthLimiter(max_depth=depth),
-        MaxTokensLimiter(max_token_count=tokens),
-        MaxAliasesLimiter(max_alias_count=aliases),
-        MaskUnexpectedErrors(),
+        OperationMetrics,
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+        lambda: QueryDepthLimiter(max_depth=depth),
+        lambda: MaxTokensLimiter(max_token_count=tokens),
+        lambda: MaxAliasesLimiter(max_alias_count=aliases),
+        MaskUnexpectedErrors,
     ]
     if settings is not None and not settings.introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return TradecertSchema(query=Query, extensions=extensions)
 
 

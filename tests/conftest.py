@@ -1,0 +1,204 @@
+"""Shared fixtures: real databases (SQLite file, PostgreSQL schema per test), real HTTP
+(uvicorn on loopback), and a clock tests set.
+
+PostgreSQL tests need the server at 127.0.0.1:5432 (trust auth, database `test`). Under
+CI (CI=true) an unreachable server fails the run; elsewhere those tests are skipped with
+that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from persistence import migrate
+from persistence.db import Database
+from resolvers.context import Services
+from rules.runtime import RulesRuntime
+from tradecert.app import create_app
+from tradecert.clock import TOKYO, FixedClock
+from tradecert.demo import seed_demo
+from tradecert.settings import PROJECT_DIR, Settings
+
+PG_BASE = os.environ.get("TRADECERT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_DSN = PG_BASE.replace("postgresql+asyncpg://", "postgresql://")
+RULES_DIR = PROJECT_DIR / "rules"
+
+
+def tokyo(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=TOKYO)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+_pg_state: dict[str, Any] = {}
+
+
+def _pg_reachable() -> str | None:
+    if "error" not in _pg_state:
+        try:
+            with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+                _pg_state["error"] = None
+        except OSError as exc:
+            _pg_state["error"] = f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}"
+    return _pg_state["error"]
+
+
+def require_postgres() -> None:
+    error = _pg_reachable()
+    if error:
+        if os.environ.get("CI"):
+            pytest.fail(error + " (CI must run the PostgreSQL tests)")
+        pytest.skip(error)
+
+
+async def create_pg_schema() -> str:
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_pg_schema(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class DbTarget:
+    kind: str  # "sqlite" | "postgresql"
+    url: str
+    schema: str | None
+
+    def database(self) -> Database:
+        return Database(self.url, schema=self.schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_target(request, tmp_path):
+    """An empty database of each kind; PostgreSQL gets its own schema so runs never collide."""
+    if request.param == "sqlite":
+        yield DbTarget("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'tradecert.db'}", None)
+        return
+    require_postgres()
+    schema = await create_pg_schema()
+    try:
+        yield DbTarget("postgresql", PG_BASE, schema)
+    finally:
+        await drop_pg_schema(schema)
+
+
+@pytest.fixture
+async def migrated(db_target):
+    """A migrated database with the demo data, of each kind."""
+    db = db_target.database()
+    await migrate.upgrade(db.engine)
+    await seed_demo(db, FixedClock(tokyo(2026, 3, 1, 9, 0)))
+    try:
+        yield db_target, db
+    finally:
+        await db.dispose()
+
+
+# --------------------------------------------------------------------------- HTTP server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    clock: FixedClock
+    services: Services
+    rules_dir: Path
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def graphql(self, query: str, variables: dict | None = None, headers: dict | None = None) -> httpx.Response:
+        with self.client() as client:
+            return client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {})
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def start_server(settings: Settings, clock: FixedClock, schema: str | None = None) -> LiveServer:
+    """uvicorn on a free loopback port in a thread; the app builds its own engine there."""
+    port = _free_port()
+    settings = settings.with_(public_url=f"http://127.0.0.1:{port}")
+    services = Services(
+        settings=settings,
+        db=Database(settings.database_url, schema=schema),
+        rules=RulesRuntime(settings.rules_dir),
+        clock=clock,
+    )
+    app = create_app(settings, services=services)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    return LiveServer(f"http://127.0.0.1:{port}", clock, services, settings.rules_dir, server, thread)
+
+
+@pytest.fixture
+def rules_copy(tmp_path) -> Path:
+    """A private copy of the rule files a test may edit (TRADECERT_RULES_DIR)."""
+    target = tmp_path / "rules"
+    target.mkdir()
+    for path in RULES_DIR.glob("*.yaml"):
+        shutil.copy(path, target / path.name)
+    shutil.copytree(RULES_DIR / "tests", target / "tests")
+    return target
+
+
+def test_settings(url: str, rules_dir: Path, **changes) -> Settings:
+    base = Settings.from_env({"TRADECERT_DATABASE_URL": url, "TRADECERT_RULES_DIR": str(rules_dir)})
+    return base.with_(rules_poll_seconds=0, **changes)
+
+
+@pytest.fixture
+async def live(migrated, rules_copy):
+    """A running server on each database kind, with the demo data and a fixed clock."""
+    target, _db = migrated
+    clock = FixedClock(tokyo(2026, 4, 1, 10, 0))
+    server = await asyncio.to_thread(start_server, test_settings(target.url, rules_copy), clock, target.schema)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -1,0 +1,265 @@
+"""`tradecert`: serve, db, demo, rules, jobs, schema."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tradecert.settings import Settings
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+@click.group()
+def main() -> None:
+    """tradecert — trade certificates for chambers of commerce, over GraphQL."""
+
+
+# --------------------------------------------------------------------------- db
+
+
+async def _upgrade(settings: Settings, only_if_empty: bool = False) -> str:
+    from persistence import migrate
+    from persistence.db import Database
+
+    db = Database(settings.database_url, schema=settings.extra.get("database_schema"))
+    try:
+        if only_if_empty and await migrate.has_tables(db.engine):
+            current = await migrate.current_revision(db.engine)
+            if current != migrate.head_revision():
+                errors.print(f"[yellow]database at revision {current}; run `tradecert db upgrade`[/]")
+            return current or ""
+        await migrate.upgrade(db.engine)
+        return await migrate.current_revision(db.engine) or ""
+    finally:
+        await db.dispose()
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest revision."""
+    settings = _settings()
+    revision = asyncio.run(_upgrade(settings))
+    console.print(f"database at revision {revision}")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+async def _seed(settings: Settings):
+    from persistence.db import Database
+    from tradecert.clock import Clock
+    from tradecert.demo import seed_demo
+
+    database = Database(settings.database_url, schema=settings.extra.get("database_schema"))
+    try:
+        return await seed_demo(database, Clock())
+    finally:
+        await database.dispose()
+
+
+@main.group()
+def demo() -> None:
+    """Demo data (API.md §2)."""
+
+
+@demo.command("seed")
+def demo_seed() -> None:
+    """Load the demo data set; running it again changes nothing."""
+    settings = _settings()
+    asyncio.run(_upgrade(settings))
+    report = asyncio.run(_seed(settings))
+    console.print(f"demo data: {report.created} created, {report.existing} already there")
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command()
+@click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="8000")
+@click.option("--workers", default=1, type=int, show_default=True, help="Worker processes (use PostgreSQL for more than 1).")
+@click.option("--demo", "with_demo", is_flag=True, help="Upgrade the database and load the demo data first.")
+def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
+    """Serve GraphQL (+ GraphiQL), /healthz, /readyz, /metrics."""
+    import uvicorn
+
+    from tradecert.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    if with_demo:
+        asyncio.run(_upgrade(settings))
+        report = asyncio.run(_seed(settings))
+        console.print(f"demo data: {report.created} created, {report.existing} already there")
+    elif settings.is_sqlite:
+        asyncio.run(_upgrade(settings, only_if_empty=True))  # an empty embedded database upgrades itself
+    if workers > 1 and settings.is_sqlite:
+        errors.print("[yellow]several workers on SQLite serialise their writes; use PostgreSQL in production[/]")
+    console.print(f"GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
+    if workers > 1:
+        uvicorn.run("tradecert.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_config=None, proxy_headers=True)
+    else:
+        from tradecert.app import create_app
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _load_rules(settings: Settings):
+    from rules.policy import RulesInvalid, load_policy
+
+    try:
+        return load_policy(settings.rules_dir)
+    except RulesInvalid as exc:
+        errors.print(f"[red]rules in {settings.rules_dir} do not validate ({len(exc.problems)} problem(s)):[/]")
+        for problem in exc.problems:
+            errors.print(f"  {problem}", markup=False, highlight=False)
+        raise SystemExit(1)
+
+
+@main.group()
+def rules() -> None:
+    """Policy rule files: check, test against golden tables, show."""
+
+
+@rules.command("check")
+def rules_check() -> None:
+    """Validate every rule file; exit 1 naming file, version, row and value of each problem."""
+    settings = _settings()
+    policy = _load_rules(settings)
+    console.print(f"rules OK: {len(policy.tables)} tables in {settings.rules_dir}, version {policy.version}")
+
+
+@rules.command("test")
+def rules_test() -> None:
+    """Run the golden tables (rules/tests/*.yaml); exit 1 on any disagreement."""
+    from rules.golden import run_golden
+
+    settings = _settings()
+    policy = _load_rules(settings)
+    results = run_golden(policy, settings.rules_dir)
+    failed = [r for r in results if not r.passed]
+    for result in failed:
+        errors.print(f"FAIL {result.describe()}", markup=False, highlight=False)
+    console.print(f"golden rows: {len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed or not results:
+        raise SystemExit(1)
+
+
+@rules.command("show")
+@click.argument("what", required=False, default="fees", type=click.Choice(["fees"]))
+@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="Date (Asia/Tokyo); default today.")
+def rules_show(what: str, on: dt.datetime | None) -> None:
+    """Print the fee schedule in force on a date, with the rule row behind each amount."""
+    from rules import fees
+    from tradecert.clock import Clock
+
+    settings = _settings()
+    policy = _load_rules(settings)
+    day = on.date() if on else Clock().today()
+    table = Table(title=f"Fee schedule on {day} (rules {policy.version}; yen, tax included)")
+    for column in ("item", "MEMBER", "NON_MEMBER", "rule"):
+        table.add_column(column)
+
+    def ref(amount) -> str:
+        r = amount.rule
+        return f"{r.file} v{r.version} row {r.row} (from {r.effective_from})"
+
+    member, non = fees.application_fee(policy, day, "MEMBER"), fees.application_fee(policy, day, "NON_MEMBER")
+    table.add_row("application fee / 発給申請", f"{member.value:,}", f"{non.value:,}", ref(member))
+    for kind in ("APPLICANT", "AGENT"):
+        m, n = fees.registration_fee(policy, day, kind, "MEMBER"), fees.registration_fee(policy, day, kind, "NON_MEMBER")
+        show = lambda a: "—" if a.value is None else f"{a.value:,}"  # noqa: E731
+        table.add_row(f"registration / 貿易登録 {kind}", show(m), show(n), ref(m))
+    by_code: dict[str, dict[str, fees.CouponProduct]] = {}
+    for membership in ("MEMBER", "NON_MEMBER"):
+        for product in fees.coupon_products(policy, day, membership):
+            by_code.setdefault(product.code, {})[membership] = product
+    for code, offers in by_code.items():
+        def cell(p):
+            return "not sold" if p is None else f"{p.price:,} (face {p.face_value:,}, tax {p.tax:,})"
+        any_offer = next(iter(offers.values()))
+        table.add_row(f"coupon {code} ({any_offer.coupons})", cell(offers.get("MEMBER")), cell(offers.get("NON_MEMBER")),
+                      f"{any_offer.rule.file} v{any_offer.rule.version}")
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@main.group()
+def jobs() -> None:
+    """Background jobs."""
+
+
+@jobs.command("run")
+@click.argument("names", nargs=-1)
+def jobs_run(names: tuple[str, ...]) -> None:
+    """Run the named jobs (default: all) once, now."""
+    from tradecert.app import build_services
+    from tradecert.jobs import JOBS, run_jobs
+
+    settings = _settings()
+    if not JOBS and not names:
+        console.print("no jobs registered yet")
+        return
+
+    async def go():
+        services = build_services(settings)
+        try:
+            return await run_jobs(services, list(names) or None)
+        finally:
+            await services.db.dispose()
+
+    try:
+        outcomes = asyncio.run(go())
+    except KeyError as exc:
+        raise click.UsageError(str(exc.args[0])) from None
+    for outcome in outcomes:
+        console.print(f"{outcome.name}: {outcome.status} — {outcome.message}", markup=False)
+    if any(o.status == "failed" for o in outcomes):
+        raise SystemExit(1)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@main.group("schema")
+def schema_group() -> None:
+    """The GraphQL schema."""
+
+
+@schema_group.command("export")
+def schema_export() -> None:
+    """Print the schema in SDL (what schema/schema.graphql holds)."""
+    from schema import sdl
+
+    sys.stdout.write(sdl())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,99 @@
+"""The job runner: named jobs, run once now (`tradecert jobs run`) or on a schedule by `serve`.
+
+A job runs only while its host holds the job's lease — taken by a conditional
+``UPDATE … WHERE leased_until IS NULL OR leased_until < now RETURNING`` — so several
+hosts may run the same schedule without running a job twice at once. Real jobs arrive
+with later issues (bank reconciliation, expiries, mail delivery, NACCS reissues).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from sqlalchemy import or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from persistence.models import JobLease
+from resolvers.context import Services
+
+log = logging.getLogger("tradecert.jobs")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    description: str
+    run: Callable[[Services], Awaitable[str]]  # returns a one-line summary
+    every: dt.timedelta  # how often `serve` runs it
+    lease: dt.timedelta = dt.timedelta(minutes=10)
+
+
+JOBS: dict[str, Job] = {}
+
+
+def register(job: Job) -> Job:
+    if job.name in JOBS:
+        raise ValueError(f"job {job.name} already registered")
+    JOBS[job.name] = job
+    return job
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    name: str
+    status: str  # "ok", "failed", "skipped" (another host holds the lease)
+    message: str
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def _acquire(services: Services, job: Job, holder: str) -> bool:
+    now = services.clock.now()
+    async with services.db.write() as session:
+        dialect_insert = sqlite.insert if services.db.is_sqlite else postgresql.insert
+        await session.execute(dialect_insert(JobLease).values(name=job.name).on_conflict_do_nothing())
+        taken = await session.execute(
+            update(JobLease)
+            .where(JobLease.name == job.name, or_(JobLease.leased_until.is_(None), JobLease.leased_until < now))
+            .values(holder=holder, leased_until=now + job.lease, last_started_at=now)
+            .returning(JobLease.name)
+        )
+        return taken.first() is not None
+
+
+async def _release(services: Services, job: Job, holder: str, status: str, message: str) -> None:
+    async with services.db.write() as session:
+        await session.execute(
+            update(JobLease)
+            .where(JobLease.name == job.name, JobLease.holder == holder)
+            .values(leased_until=None, last_finished_at=services.clock.now(), last_status=status, last_message=message[:2000])
+        )
+
+
+async def run_job(services: Services, job: Job) -> JobOutcome:
+    holder = holder_id()
+    if not await _acquire(services, job, holder):
+        return JobOutcome(job.name, "skipped", "another host is running it")
+    try:
+        message = await job.run(services)
+        status = "ok"
+    except Exception as exc:
+        log.exception("job %s failed", job.name)
+        message, status = f"{type(exc).__name__}: {exc}", "failed"
+    await _release(services, job, holder, status, message)
+    return JobOutcome(job.name, status, message)
+
+
+async def run_jobs(services: Services, names: list[str] | None = None) -> list[JobOutcome]:
+    unknown = [n for n in names or [] if n not in JOBS]
+    if unknown:
+        raise KeyError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(JOBS) or 'none yet'}")
+    return [await run_job(services, JOBS[n]) for n in (names or list(JOBS))]
