@@ -68,12 +68,13 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only unit of work (a consistent snapshot; rolled back at the end)."""
+        """A read-only unit of work: one transaction (a consistent snapshot), never committed.
+
+        The first statement begins it (BEGIN is explicit); closing the session ends it with
+        a rollback while keeping loaded objects readable (a rollback() would expire them).
+        """
         async with self._reader() as session:
-            try:
-                yield session  # the first statement begins the transaction (BEGIN is explicit)
-            finally:
-                await session.rollback()
+            yield session
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

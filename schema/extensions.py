@@ -1,4 +1,4 @@
-"""Schema-wide behaviour: error masking with logging, and Prometheus metrics per operation."""
+"""Schema-wide behaviour: limits, error masking with logging, Prometheus metrics per operation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Iterator
 
 from graphql import GraphQLError
 from prometheus_client import Counter, Histogram
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import MaskErrors
 
 from tradecert.logs import request_id_var
 
@@ -31,11 +31,33 @@ def is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-class MaskUnexpectedErrors(MaskErrors):
-    """Clients see a generic message and the request id; the exception is logged (Schema.process_errors)."""
+class OperationPolicy(MaskErrors):
+    """Per-operation policy in one extension (each extension costs every request):
 
-    def __init__(self) -> None:
+    * adds the depth and alias limiters' validation rules — built once per schema, so
+      ValidationCache keys stay stable (see schema.build_schema);
+    * times and counts the operation for Prometheus, by operation name;
+    * masks unexpected errors: clients see a generic message and the request id; the
+      exception itself was logged by ``TradecertSchema.process_errors``.
+    """
+
+    def __init__(self, validation_rules: tuple = ()) -> None:
         super().__init__(should_mask_error=is_unexpected)
+        self.validation_rules = validation_rules
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        if self.validation_rules:
+            context.validation_rules = context.validation_rules + self.validation_rules
+        started = time.perf_counter()
+        yield from super().on_operation()  # masking happens after the operation
+        name = context.operation_name or "anonymous"
+        if not _NAME.match(name):
+            name = "other"
+        result = context.result
+        outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
+        GRAPHQL_REQUESTS.labels(name, outcome).inc()
+        GRAPHQL_LATENCY.labels(name).observe(time.perf_counter() - started)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = request_id_var.get()
@@ -56,19 +78,7 @@ def log_errors(errors: list[GraphQLError]) -> None:
             log.error(
                 "unexpected error in %s: %s", ".".join(str(p) for p in error.path or []) or "operation", original,
                 exc_info=(type(original), original, original.__traceback__),
+                extra={"request_id": request_id_var.get()},
             )
         else:
             log.info("graphql error: %s", error.message)
-
-
-class OperationMetrics(SchemaExtension):
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        name = self.execution_context.operation_name or "anonymous"
-        if not _NAME.match(name):
-            name = "other"
-        result = self.execution_context.result
-        outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
-        GRAPHQL_REQUESTS.labels(name, outcome).inc()
-        GRAPHQL_LATENCY.labels(name).observe(time.perf_counter() - started)

@@ -187,7 +187,7 @@ def rules_copy(tmp_path) -> Path:
     return target
 
 
-def test_settings(url: str, rules_dir: Path, **changes) -> Settings:
+def settings_for(url: str, rules_dir: Path, **changes) -> Settings:
     base = Settings.from_env({"TRADECERT_DATABASE_URL": url, "TRADECERT_RULES_DIR": str(rules_dir)})
     return base.with_(rules_poll_seconds=0, **changes)
 
@@ -197,7 +197,7 @@ async def live(migrated, rules_copy):
     """A running server on each database kind, with the demo data and a fixed clock."""
     target, _db = migrated
     clock = FixedClock(tokyo(2026, 4, 1, 10, 0))
-    server = await asyncio.to_thread(start_server, test_settings(target.url, rules_copy), clock, target.schema)
+    server = await asyncio.to_thread(start_server, settings_for(target.url, rules_copy), clock, target.schema)
     try:
         yield server
     finally:

@@ -108,6 +108,7 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
+    _load_rules(settings)  # refuse to start on rules that do not validate, naming each problem
     if with_demo:
         asyncio.run(_upgrade(settings))
         report = asyncio.run(_seed(settings))
