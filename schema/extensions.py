@@ -23,6 +23,19 @@ GRAPHQL_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_children: dict[str, tuple] = {}  # operation name → (ok counter, error counter, latency histogram)
+MAX_OPERATION_NAMES = 500  # names are client-chosen: bound the label cardinality
+
+
+def _metrics_for(name: str) -> tuple:
+    """Label children, looked up once per operation name (labels() takes a lock each call)."""
+    children = _children.get(name)
+    if children is None:
+        if name != "other" and (not _NAME.match(name) or len(_children) >= MAX_OPERATION_NAMES):
+            return _metrics_for("other")
+        children = (GRAPHQL_REQUESTS.labels(name, "ok"), GRAPHQL_REQUESTS.labels(name, "error"), GRAPHQL_LATENCY.labels(name))
+        _children[name] = children
+    return children
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -51,13 +64,10 @@ class OperationPolicy(MaskErrors):
             context.validation_rules = context.validation_rules + self.validation_rules
         started = time.perf_counter()
         yield from super().on_operation()  # masking happens after the operation
-        name = context.operation_name or "anonymous"
-        if not _NAME.match(name):
-            name = "other"
+        ok, failed, latency = _metrics_for(context.operation_name or "anonymous")
         result = context.result
-        outcome = "error" if result is not None and getattr(result, "errors", None) else "ok"
-        GRAPHQL_REQUESTS.labels(name, outcome).inc()
-        GRAPHQL_LATENCY.labels(name).observe(time.perf_counter() - started)
+        (failed if result is not None and getattr(result, "errors", None) else ok).inc()
+        latency.observe(time.perf_counter() - started)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         request_id = request_id_var.get()

@@ -43,3 +43,4 @@ def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
     handler._tradecert = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))  # migration chatter

@@ -1,0 +1,118 @@
+"""The real `tradecert serve --demo` process — what `make serve` runs — and the same
+process under libfaketime, as the acceptance tests outside this repo run it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import _free_port
+
+TRADECERT = str(Path(sys.executable).parent / "tradecert")
+QUERY = "{ feeSchedule { on applicationFee(membership: MEMBER) couponProducts(membership: MEMBER) { code price } } }"
+
+
+def serve(tmp_path: Path, prefix: list[str] | None = None, env: dict | None = None):
+    port = _free_port()
+    full_env = {**os.environ, "TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}", **(env or {})}
+    log = open(tmp_path / f"serve-{port}.log", "w+", encoding="utf-8")  # a pipe nobody reads would fill and block the server
+    process = subprocess.Popen(
+        [*(prefix or []), TRADECERT, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
+        env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True,
+    )
+    process.log = log  # type: ignore[attr-defined]
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited {process.returncode}: {_output(process)}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"serve did not become ready: {_output(process)}")
+        time.sleep(0.2)
+
+
+def _output(process: subprocess.Popen) -> str:
+    process.log.flush()  # type: ignore[attr-defined]
+    process.log.seek(0)  # type: ignore[attr-defined]
+    return process.log.read()  # type: ignore[attr-defined]
+
+
+def stop(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    output = _output(process)
+    process.log.close()  # type: ignore[attr-defined]
+    return output
+
+
+def test_serve_demo_migrates_seeds_and_serves(tmp_path):
+    process, base = serve(tmp_path)
+    try:
+        ready = httpx.get(f"{base}/readyz").json()
+        ide = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
+        answer = httpx.post(f"{base}/graphql", json={"query": '{ feeSchedule(on: "2026-04-01") { applicationFee(membership: NON_MEMBER) } }'})
+    finally:
+        output = stop(process)
+    assert ready["status"] == "ready"
+    assert ide.status_code == 200 and "graphiql" in ide.text.lower()
+    assert answer.json() == {"data": {"feeSchedule": {"applicationFee": 3630}}}
+    assert "demo data: 13 created" in output
+    assert '"request_id"' in output  # JSON logs carry the request id
+
+
+def test_serve_refuses_to_start_on_invalid_rules(tmp_path, rules_copy):
+    path = rules_copy / "tax.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("rate_percent: 10", "rate_percent: ten"), encoding="utf-8")
+    result = subprocess.run(
+        [TRADECERT, "serve", "--port", str(_free_port())],
+        env={**os.environ, "TRADECERT_RULES_DIR": str(rules_copy), "TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "tax.yaml: version 1 (effective_from 2019-10-01), row 1, rate_percent" in result.stderr
+
+
+def _require_faketime() -> str:
+    found = shutil.which("faketime")
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("faketime (libfaketime) is not installed; .ci/run installs it")
+        pytest.skip("faketime (libfaketime) is not installed: apt-get install faketime")
+    return found
+
+
+@pytest.mark.parametrize(
+    "utc, expected_on, expected_fee",
+    [
+        ("2026-03-31 15:30:00", "2026-04-01", 1210),  # 00:30 on 2026-04-01 in Tokyo
+        ("2026-03-31 14:59:00", "2026-03-31", 1100),  # 23:59 on 2026-03-31 in Tokyo
+    ],
+)
+def test_today_follows_the_system_clock_under_libfaketime(tmp_path, utc, expected_on, expected_fee):
+    faketime = _require_faketime()
+    # -f: the clock keeps running from the faked start, as in the acceptance tests.
+    process, base = serve(tmp_path, prefix=[faketime, "-f", f"@{utc}"], env={"TZ": "UTC"})
+    try:
+        data = httpx.post(f"{base}/graphql", json={"query": QUERY}, timeout=10).json()["data"]["feeSchedule"]
+    finally:
+        stop(process)
+    assert data["on"] == expected_on
+    assert data["applicationFee"] == expected_fee
