@@ -4,6 +4,8 @@ inputs) against the real ASGI app; no response may be a server error."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -13,11 +15,8 @@ from persistence import migrate
 from persistence.db import Database
 from tests.conftest import RULES_DIR, settings_for
 from tradecert.app import create_app
-from tradecert.settings import PROJECT_DIR
 
-_DB = PROJECT_DIR / "var" / "schemathesis-test.db"
-_DB.parent.mkdir(parents=True, exist_ok=True)
-_DB.unlink(missing_ok=True)
+_DB = Path(tempfile.mkdtemp(prefix="tradecert-schemathesis-")) / "tradecert.db"
 _URL = f"sqlite+aiosqlite:///{_DB}"
 
 

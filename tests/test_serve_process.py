@@ -116,3 +116,63 @@ def test_today_follows_the_system_clock_under_libfaketime(tmp_path, utc, expecte
         stop(process)
     assert data["on"] == expected_on
     assert data["applicationFee"] == expected_fee
+
+
+def test_sighup_reloads_edited_rules_and_keeps_them_when_broken(tmp_path, rules_copy):
+    env = {"TRADECERT_RULES_DIR": str(rules_copy), "TRADECERT_RULES_POLL_SECONDS": "0"}  # SIGHUP only
+    process, base = serve(tmp_path, env=env)
+    query = {"query": '{ feeSchedule(on: "2026-04-01") { applicationFee(membership: MEMBER) } }'}
+
+    def fee() -> int:
+        return httpx.post(f"{base}/graphql", json=query).json()["data"]["feeSchedule"]["applicationFee"]
+
+    def fee_after_hup(expected: int) -> int:
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while (current := fee()) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return current
+
+    path = rules_copy / "application_fees.yaml"
+    original = path.read_text(encoding="utf-8")
+    try:
+        assert fee() == 1210
+        path.write_text(original.replace("amount: 1210", "amount: 1265"), encoding="utf-8")
+        time.sleep(0.5)
+        assert fee() == 1210  # no polling: nothing changes until the signal
+        assert fee_after_hup(1265) == 1265
+        path.write_text(original.replace("amount: 1210", "amount: 1,265"), encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert fee() == 1265  # broken files: the old rules stay
+    finally:
+        output = stop(process)
+    assert "rules not reloaded" in output and "application_fees.yaml" in output
+
+
+def test_serve_with_two_workers(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"}
+    log = open(tmp_path / "workers.log", "w+", encoding="utf-8")
+    process = subprocess.Popen([TRADECERT, "serve", "--demo", "--workers", "2", "--port", str(port)],
+                               env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    process.log = log  # type: ignore[attr-defined]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, _output(process)
+            time.sleep(0.2)
+        answers = {
+            httpx.post(f"{base}/graphql", json={"query": '{ feeSchedule(on: "2026-03-31") { applicationFee(membership: MEMBER) } }'}).json()["data"]["feeSchedule"]["applicationFee"]
+            for _ in range(20)
+        }
+    finally:
+        output = stop(process)
+    assert answers == {1100}
+    assert "several workers on SQLite" in output
