@@ -165,7 +165,7 @@ def build_services(settings: Settings, clock: Clock | None = None, db: Database 
                    rules: RulesRuntime | None = None) -> Services:
     return Services(
         settings=settings,
-        db=db or Database(settings.database_url, schema=settings.extra.get("database_schema")),
+        db=db or Database(settings.database_url, schema=settings.database_schema),
         rules=rules or RulesRuntime(settings.rules_dir),
         clock=clock or Clock(),
     )

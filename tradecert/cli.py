@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -33,12 +34,21 @@ def main() -> None:
 # --------------------------------------------------------------------------- db
 
 
-async def _upgrade(settings: Settings, only_if_empty: bool = False) -> str:
-    from persistence import migrate
+@contextlib.asynccontextmanager
+async def _database(settings: Settings):
     from persistence.db import Database
 
-    db = Database(settings.database_url, schema=settings.extra.get("database_schema"))
+    database = Database(settings.database_url, schema=settings.database_schema)
     try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def _upgrade(settings: Settings, only_if_empty: bool = False) -> str:
+    from persistence import migrate
+
+    async with _database(settings) as db:
         if only_if_empty and await migrate.has_tables(db.engine):
             current = await migrate.current_revision(db.engine)
             if current != migrate.head_revision():
@@ -46,8 +56,6 @@ async def _upgrade(settings: Settings, only_if_empty: bool = False) -> str:
             return current or ""
         await migrate.upgrade(db.engine)
         return await migrate.current_revision(db.engine) or ""
-    finally:
-        await db.dispose()
 
 
 @main.group()
@@ -67,15 +75,11 @@ def db_upgrade() -> None:
 
 
 async def _seed(settings: Settings):
-    from persistence.db import Database
     from tradecert.clock import Clock
     from tradecert.demo import seed_demo
 
-    database = Database(settings.database_url, schema=settings.extra.get("database_schema"))
-    try:
-        return await seed_demo(database, Clock())
-    finally:
-        await database.dispose()
+    async with _database(settings) as db:
+        return await seed_demo(db, Clock())
 
 
 @main.group()

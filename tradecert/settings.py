@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -35,6 +35,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 class Settings:
     database_url: str
     rules_dir: Path
+    database_schema: str | None = None  # PostgreSQL search_path (one schema per tenant or test run)
     public_url: str = "http://127.0.0.1:8000"
     smtp_url: str | None = None
     environment: str = "development"  # "production" turns GraphiQL and introspection off by default
@@ -47,7 +48,6 @@ class Settings:
     rules_poll_seconds: float = 2.0
     log_level: str = "INFO"
     log_json: bool = True
-    extra: dict = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
@@ -64,6 +64,7 @@ class Settings:
         origins = tuple(o.strip().rstrip("/") for o in env.get("TRADECERT_ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
             database_url=env.get("TRADECERT_DATABASE_URL") or default_db,
+            database_schema=env.get("TRADECERT_DATABASE_SCHEMA") or None,
             rules_dir=Path(env.get("TRADECERT_RULES_DIR") or PROJECT_DIR / "rules"),
             public_url=(env.get("TRADECERT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             smtp_url=env.get("TRADECERT_SMTP_URL") or None,
