@@ -184,3 +184,50 @@ class JobLease(Base):
     last_finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_status: Mapped[str | None] = mapped_column(String(16))
     last_message: Mapped[str | None] = mapped_column(String(2000))
+
+
+class Session(Base):
+    """A login session. Only the SHA-256 of the token is stored; the token itself is
+    shown to the client once, at login."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (CheckConstraint("absolute_expires_at >= created_at", name="expiry"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    absolute_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class LoginThrottle(Base):
+    """Failed logins per login name (chamber code + ID), whether or not the ID exists,
+    so throttling tells nothing about which IDs exist."""
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures"),)
+
+    login_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """Who did what: the acting ID and the responsible signer (for a sub-ID, the signer
+    that generated it), the action, its target, when, and the request id."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    responsible_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    chamber_id: Mapped[int | None] = mapped_column(ForeignKey("chambers.id"), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(2000))

@@ -43,6 +43,7 @@ class TableSpec:
     many: bool = False
     identity: tuple[str, ...] = ()
     complete: tuple[tuple[str, tuple[str, ...]], ...] = ()  # every version has a row for each combination
+    wildcard: str | None = None  # a match field holding this value matches every question
 
 
 MEMBERSHIPS = ("MEMBER", "NON_MEMBER")
@@ -61,6 +62,13 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("tax"),
         TableSpec("pack_refund_deductions", match=("product",)),
         TableSpec("refund_transfer_costs", ranges=(("refund", "refund_from", "refund_to"),)),
+        TableSpec(
+            "permissions",
+            match=("action", "kind", "registration", "relation"),
+            many=True,
+            identity=("action", "kind", "registration", "relation"),
+            wildcard="any",
+        ),
     )
 }
 
@@ -310,7 +318,7 @@ def _check_tiers(name: str, versions: list[Version], problems: list[Problem]) ->
             problems.append(Problem(name, label, f"no row covers refunds from {expected} yen upwards (leave refund_to out on the last row)"))
 
 
-def _in_force(versions: list[Version], on: dt.date) -> Version:
+def in_force(versions: list[Version], on: dt.date) -> Version:
     chosen = versions[0]
     for v in versions:
         if v.effective_from <= on:
@@ -349,7 +357,7 @@ def _cross_check(tables: dict[str, Table], problems: list[Problem]) -> None:
             for j, row in enumerate(v.rows):
                 if row["coupons"] == 1:
                     continue
-                dv = _in_force(deductions.versions, v.effective_from)
+                dv = in_force(deductions.versions, v.effective_from)
                 match = [r for r in dv.rows if r["product"] == row["code"]]
                 where = f"version {v.number} (effective_from {v.effective_from}), row {j + 1}{_row_label(row)}"
                 if not match:
@@ -369,6 +377,20 @@ def _cross_check(tables: dict[str, Table], problems: list[Problem]) -> None:
     costs = tables.get("refund_transfer_costs")
     if costs:
         _check_tiers(costs.file, costs.versions, problems)
+    permissions = tables.get("permissions")
+    if permissions:
+        from rules.permissions import ACTIONS  # the actions the code asks about
+
+        for v in permissions.versions:
+            for j, row in enumerate(v.rows):
+                if row["action"] not in ACTIONS:
+                    problems.append(
+                        Problem(
+                            permissions.file,
+                            f"version {v.number} (effective_from {v.effective_from}), row {j + 1}",
+                            f"unknown action {row['action']!r}; known: {', '.join(sorted(ACTIONS))}",
+                        )
+                    )
 
 
 # --------------------------------------------------------------------------- compile
@@ -385,7 +407,8 @@ def _compile(table: Table, version_hash: str, engine: RuleEngine) -> None:
             if i + 1 < len(table.versions):
                 terms.append({"$lt": {"on": table.versions[i + 1].effective_from.isoformat()}})
             for m in spec.match:
-                terms.append({m: row[m]})
+                if spec.wildcard is None or row[m] != spec.wildcard:
+                    terms.append({m: row[m]})
             for q, lo, hi in spec.ranges:
                 terms.append({"$gte": {q: row[lo]}})
                 if row.get(hi) is not None:

@@ -22,12 +22,18 @@ from strawberry.types import ExecutionContext
 
 from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
+from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
 
 @strawberry.type
-class Query(FeesQuery):
+class Query(IdentityQuery, FeesQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(IdentityMutation):
     pass
 
 
@@ -58,8 +64,8 @@ def build_schema(settings=None) -> strawberry.Schema:
     ]
     if settings is not None and not settings.introspection:
         extensions.append(DisableIntrospection)
-    return TradecertSchema(query=Query, extensions=extensions)
+    return TradecertSchema(query=Query, mutation=Mutation, types=IDENTITY_TYPES, extensions=extensions)
 
 
 def sdl() -> str:
-    return strawberry.Schema(query=Query).as_str() + "\n"
+    return strawberry.Schema(query=Query, mutation=Mutation, types=IDENTITY_TYPES).as_str() + "\n"

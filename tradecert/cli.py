@@ -176,16 +176,19 @@ def rules_test() -> None:
 
 
 @rules.command("show")
-@click.argument("what", required=False, default="fees", type=click.Choice(["fees"]))
+@click.argument("what", required=False, default="fees", type=click.Choice(["fees", "permissions"]))
 @click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="Date (Asia/Tokyo); default today.")
 def rules_show(what: str, on: dt.datetime | None) -> None:
-    """Print the fee schedule in force on a date, with the rule row behind each amount."""
+    """Print the fee schedule (or the permission matrix) in force on a date."""
     from rules import fees
     from tradecert.clock import Clock
 
     settings = _settings()
     policy = _load_rules(settings)
     day = on.date() if on else Clock().today()
+    if what == "permissions":
+        _show_permissions(policy, day)
+        return
     table = Table(title=f"Fee schedule on {day} (rules {policy.version}; yen, tax included)")
     for column in ("item", "MEMBER", "NON_MEMBER", "rule"):
         table.add_column(column)
@@ -210,6 +213,28 @@ def rules_show(what: str, on: dt.datetime | None) -> None:
         any_offer = next(iter(offers.values()))
         table.add_row(f"coupon {code} ({any_offer.coupons})", cell(offers.get("MEMBER")), cell(offers.get("NON_MEMBER")),
                       f"{any_offer.rule.file} v{any_offer.rule.version}")
+    console.print(table)
+
+
+def _show_permissions(policy, day: dt.date) -> None:
+    """The permission matrix: one line per action, one column per account kind."""
+    from rules.policy import in_force
+
+    table_rules = policy.tables["permissions"]
+    version = in_force(table_rules.versions, day)
+    kinds = ["ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF", "NACCS_OFFICE", "NACCS_CENTER"]
+    cells: dict[str, dict[str, list[str]]] = {}
+    for row in version.rows:
+        targets = kinds if row["kind"] == "any" else [row["kind"]]
+        for kind in targets:
+            reg = "" if row["registration"] == "any" else f"{row['registration'].lower()}: "
+            cells.setdefault(row["action"], {}).setdefault(kind, []).append(reg + row["relation"])
+    table = Table(title=f"Permissions on {day} (permissions.yaml version {version.number}, rules {policy.version})")
+    table.add_column("action")
+    for kind in kinds:
+        table.add_column(kind)
+    for action in sorted(cells):
+        table.add_row(action, *("\n".join(cells[action].get(kind, ["—"])) for kind in kinds))
     console.print(table)
 
 

@@ -26,3 +26,30 @@ async def verify_password(password_hash: str, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
+
+
+# Verified against when the ID does not exist, so a login costs the same either way.
+_DUMMY_HASH = _hasher.hash("tradecert-timing-equaliser")
+
+
+async def verify_or_spend(password_hash: str | None, password: str) -> bool:
+    if password_hash is None:
+        await verify_password(_DUMMY_HASH, password)
+        return False
+    return await verify_password(password_hash, password)
+
+
+PASSWORD_MIN, PASSWORD_MAX = 10, 128
+
+
+def password_is_acceptable(password: str, username: str | None) -> bool:
+    """Half-width printable ASCII, 10–128 characters, letters and digits, not the ID."""
+    if not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX):
+        return False
+    if not all(" " < ch <= "~" for ch in password):  # full-width or control characters
+        return False
+    if not any(ch.isalpha() for ch in password) or not any(ch.isdigit() for ch in password):
+        return False
+    if username and username.lower() in password.lower():
+        return False
+    return len(set(password)) > 3

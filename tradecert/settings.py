@@ -48,6 +48,11 @@ class Settings:
     rules_poll_seconds: float = 2.0
     log_level: str = "INFO"
     log_json: bool = True
+    session_idle_minutes: int = 30  # a session unused this long ends
+    session_absolute_hours: int = 12  # a session ends this long after login, used or not
+    login_lock_after: int = 5  # failed logins in a row before the ID is refused for a while
+    login_lock_seconds: int = 60  # first refusal period; doubles with each further failure
+    login_lock_max_seconds: int = 3600
 
     @property
     def is_sqlite(self) -> bool:
@@ -78,4 +83,9 @@ class Settings:
             rules_poll_seconds=float(env.get("TRADECERT_RULES_POLL_SECONDS") or 2.0),
             log_level=(env.get("TRADECERT_LOG_LEVEL") or "INFO").upper(),
             log_json=_bool(env.get("TRADECERT_LOG_JSON"), True),
+            session_idle_minutes=_int(env, "TRADECERT_SESSION_IDLE_MINUTES", 30),
+            session_absolute_hours=_int(env, "TRADECERT_SESSION_ABSOLUTE_HOURS", 12),
+            login_lock_after=_int(env, "TRADECERT_LOGIN_LOCK_AFTER", 5),
+            login_lock_seconds=_int(env, "TRADECERT_LOGIN_LOCK_SECONDS", 60),
+            login_lock_max_seconds=_int(env, "TRADECERT_LOGIN_LOCK_MAX_SECONDS", 3600),
         )

@@ -1,0 +1,65 @@
+"""Domain failures, raised by use cases and mapped to GraphQL once, at the edge.
+
+* ``UserFailure`` — bad input or a business rule: becomes a ``UserError`` in the payload
+  (HTTP 200, nothing written).
+* ``Unauthenticated`` / ``Forbidden`` — top-level GraphQL errors with
+  ``extensions.code`` UNAUTHENTICATED / FORBIDDEN.
+"""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+
+# code → (Japanese, English); {placeholders} are filled from UserFailure.params.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "INVALID": ("{label}の形式が正しくありません。", "{label} is not valid."),
+    "REQUIRED": ("{label}を入力してください。", "{label} is required."),
+    "NOT_FOUND": ("対象が見つかりません。", "Not found."),
+    "INVALID_STATE": ("現在の状態ではこの操作はできません。", "This cannot be done in the current state."),
+    "INVALID_CREDENTIALS": (
+        "商工会議所コード、IDまたはパスワードが正しくありません。",
+        "The chamber code, ID or password is not correct.",
+    ),
+    "TOO_MANY_ATTEMPTS": (
+        "ログインの失敗が続いたため、しばらくログインできません。{minutes}分後に再度お試しください。",
+        "Too many failed logins. Try again in {minutes} minutes.",
+    ),
+    "PASSWORD_TOO_WEAK": (
+        "パスワードは半角英数記号{min}〜{max}文字で、英字と数字を含み、IDを含まないものにしてください。",
+        "Passwords must be {min}–{max} half-width characters with letters and digits, and must not contain the ID.",
+    ),
+}
+
+
+class UserFailure(Exception):
+    def __init__(self, code: str, field: list[str] | None = None, **params):
+        self.code = code
+        self.field = field
+        self.params = params
+        super().__init__(f"{code} at {'.'.join(field or [])}")
+
+    def message(self, language: str) -> str:
+        ja, en = MESSAGES.get(self.code, ("入力内容を確認してください。", "Please check the input."))
+        template = en if language == "en" else ja
+        try:
+            return template.format(**self.params)
+        except (KeyError, IndexError):
+            return template
+
+
+class UserFailures(Exception):
+    """Several field failures at once (one UserError per bad field)."""
+
+    def __init__(self, failures: list[UserFailure]):
+        self.failures = failures
+        super().__init__("; ".join(str(f) for f in failures))
+
+
+class Unauthenticated(GraphQLError):
+    def __init__(self) -> None:
+        super().__init__("ログインしてください。/ Not logged in.", extensions={"code": "UNAUTHENTICATED"})
+
+
+class Forbidden(GraphQLError):
+    def __init__(self) -> None:
+        super().__init__("この操作の権限がありません。/ Not allowed.", extensions={"code": "FORBIDDEN"})

@@ -1,0 +1,47 @@
+"""UserError and the error codes of API.md §5, defined once."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Optional
+
+import strawberry
+
+from resolvers.errors import UserFailure, UserFailures
+
+
+@strawberry.enum(description="Why a mutation did nothing (API.md §5).")
+class ErrorCode(Enum):
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_STATE = "INVALID_STATE"
+    INSUFFICIENT_COUPONS = "INSUFFICIENT_COUPONS"
+    PURCHASE_IN_PROGRESS = "PURCHASE_IN_PROGRESS"
+    PRODUCT_NOT_OFFERED = "PRODUCT_NOT_OFFERED"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    EMAIL_DOMAIN_MISMATCH = "EMAIL_DOMAIN_MISMATCH"
+    EMAIL_LOCKED = "EMAIL_LOCKED"
+    TARGET_NOT_ELIGIBLE = "TARGET_NOT_ELIGIBLE"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    TOKEN_INVALID = "TOKEN_INVALID"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    SIGNER_LIMIT = "SIGNER_LIMIT"
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    NOT_BUSINESS_DAY = "NOT_BUSINESS_DAY"
+    DATE_TOO_EARLY = "DATE_TOO_EARLY"
+    PASSWORD_TOO_WEAK = "PASSWORD_TOO_WEAK"
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+
+
+@strawberry.type(description="A business-rule violation or bad input; `field` is the input path.")
+class UserError:
+    code: ErrorCode
+    field: Optional[list[str]]
+    message: str = strawberry.field(description="Japanese; English when Accept-Language prefers en.")
+
+
+def user_errors(failure: UserFailure | UserFailures, language: str) -> list[UserError]:
+    failures = failure.failures if isinstance(failure, UserFailures) else [failure]
+    return [UserError(code=ErrorCode(f.code), field=f.field, message=f.message(language)) for f in failures]
