@@ -169,6 +169,13 @@ class Account(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # sub-IDs: notification (通知) and activation; the e-mail is locked once notified
+    notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    activation_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    activated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    target_registration_id: Mapped[int | None] = mapped_column(ForeignKey("trade_registrations.id"))
+    # signers beyond the limit: the chamber's reason
+    limit_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class JobLease(Base):
@@ -231,3 +238,43 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(128))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(2000))
+
+
+class ActivationToken(Base):
+    """A sub-ID activation link: only the SHA-256 of the token is stored; single use,
+    consumed by a conditional UPDATE … WHERE used_at IS NULL."""
+
+    __tablename__ = "activation_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxMail(Base):
+    """Every mail, written in the transaction of the change that causes it, then
+    delivered over SMTP by the mail-delivery job (with retries and backoff)."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING', 'SENT', 'FAILED')", name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index("ix_mail_outbox_pending", "next_attempt_at", sqlite_where=text("status = 'PENDING'"),
+              postgresql_where=text("status = 'PENDING'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(64))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(400))
+    body: Mapped[str] = mapped_column(String(20000))
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(2000))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))

@@ -24,6 +24,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "ログインの失敗が続いたため、しばらくログインできません。{minutes}分後に再度お試しください。",
         "Too many failed logins. Try again in {minutes} minutes.",
     ),
+    "TARGET_NOT_ELIGIBLE": (
+        "通知先は自社、または同じ商工会議所に登録された代行業者の貿易登録番号にしてください。",
+        "The target must be your own registration or an agent registered with the same chamber.",
+    ),
+    "EMAIL_DOMAIN_MISMATCH": (
+        "送信先メールアドレスは、署名者または通知先の連絡担当者のメールアドレスと同じドメインにしてください。",
+        "The address must be in the domain of the signer's or the target's contact person's e-mail.",
+    ),
+    "EMAIL_LOCKED": ("通知後はメールアドレスを変更できません。", "The e-mail address cannot be changed after notification."),
+    "TOKEN_EXPIRED": (
+        "有効化URLの有効期限(72時間)が切れています。署名者に再通知を依頼してください。",
+        "This activation link has expired (72 hours). Ask the signer to notify you again.",
+    ),
+    "TOKEN_INVALID": ("有効化URLが正しくないか、既に使用されています。", "This activation link is not valid or was already used."),
+    "SIGNER_LIMIT": (
+        "署名者は1つの貿易登録につき{limit}名までです。超える場合は理由を入力してください。",
+        "A registration has at most {limit} signers; give a reason to register more.",
+    ),
     "PASSWORD_TOO_WEAK": (
         "パスワードは半角英数記号{min}〜{max}文字で、英字と数字を含み、IDを含まないものにしてください。",
         "Passwords must be {min}–{max} half-width characters with letters and digits, and must not contain the ID.",

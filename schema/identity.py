@@ -11,7 +11,7 @@ from typing import Annotated, Optional, Union
 import strawberry
 
 from persistence import models
-from resolvers import identity
+from resolvers import identity, subaccounts
 from resolvers.context import Context
 from resolvers.errors import UserFailure, UserFailures
 from schema.errors import UserError, user_errors
@@ -112,6 +112,7 @@ class Account(Node):
         return cls(
             id=to_global_id("Account", row.id), kind=AccountKind(row.kind), username=row.username, name=row.name,
             email=row.email, phone=row.phone, status=AccountStatus(row.status),
+            notified_at=row.notified_at, activation_expires_at=row.activation_expires_at,
             _registration_id=row.registration_id, _generated_by_id=row.generated_by_id,
         )
 
@@ -178,12 +179,115 @@ async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Optional[N
     if decoded is None or who is None:
         return None
     type_name, pk = decoded
-    if type_name == "Account" and pk == who.account.id:  # more visibility arrives with sub-IDs
-        return Account.of(who.account)
+    if type_name == "Account":
+        if pk == who.account.id:
+            return Account.of(who.account)
+        row = await identity.account_by_id(info.context, pk)
+        return Account.of(row) if row is not None and subaccounts.may_view(info.context, who, row) else None
     if type_name == "TradeRegistration" and pk == who.account.registration_id:
         row = await identity.registration_of(info.context, pk)
         return TradeRegistration.of(row) if row else None
     return None
+
+
+@strawberry.input
+class CreateSubAccountInput:
+    name: str = strawberry.field(description="Family and given name separated by one space.")
+    password: str
+    email: str
+    phone: Optional[str] = None
+
+
+@strawberry.type
+class CreateSubAccountPayload:
+    account: Optional[Account]
+    errors: list[UserError]
+
+
+@strawberry.input
+class UpdateSubAccountInput:
+    account_id: strawberry.ID
+    name: Optional[str] = None
+    password: Optional[str] = None
+    email: Optional[str] = None
+    phone: Optional[str] = None
+
+
+@strawberry.type
+class UpdateSubAccountPayload:
+    account: Optional[Account]
+    errors: list[UserError]
+
+
+@strawberry.input
+class NotifySubAccountInput:
+    account_id: strawberry.ID
+    target_registration_number: str = strawberry.field(description="Own registration, or an agent registered with the same chamber.")
+    phone: str
+    email: str = strawberry.field(description="Same domain as the signer's or the target contact person's e-mail; locked once notified.")
+    subject: Optional[str] = None
+    body: Optional[str] = strawberry.field(
+        default=None,
+        description="Placeholders: {company} {name} {activation_url} {chamber_code} {sub_id} {expires_at} {signer_name}.",
+    )
+
+
+@strawberry.type
+class NotifySubAccountPayload:
+    account: Optional[Account]
+    errors: list[UserError]
+
+
+@strawberry.input
+class DeleteSubAccountInput:
+    account_id: strawberry.ID
+
+
+@strawberry.type
+class DeleteSubAccountPayload:
+    account: Optional[Account]
+    errors: list[UserError]
+
+
+@strawberry.input
+class ActivateSubAccountInput:
+    token: str
+    username: str
+    password: str
+
+
+@strawberry.type
+class ActivateSubAccountPayload:
+    account: Optional[Account]
+    errors: list[UserError]
+
+
+@strawberry.input
+class ResetAccountPasswordInput:
+    account_id: strawberry.ID
+    new_password: str
+
+
+@strawberry.type
+class ResetAccountPasswordPayload:
+    account: Optional[Account]
+    errors: list[UserError]
+
+
+def _account_pk(value: str) -> int:
+    decoded = from_global_id(value)
+    if decoded is None or decoded[0] != "Account":
+        raise UserFailure("NOT_FOUND", ["input", "accountId"])
+    return decoded[1]
+
+
+async def _account_mutation(info, payload_cls, call):
+    """Run a use case returning an account; map domain failures to the payload."""
+    try:
+        row = await call()
+    except (UserFailure, UserFailures) as failure:
+        return payload_cls(account=None, errors=user_errors(failure, info.context.language))
+    return payload_cls(account=Account.of(row), errors=[])
 
 
 @strawberry.type
@@ -192,6 +296,10 @@ class IdentityQuery:
     async def me(self, info: strawberry.Info[Context]) -> Optional[Account]:
         who = await identity.viewer(info.context)
         return Account.of(who.account) if who else None
+
+    @strawberry.field(description="Signer: the sub-IDs it generated. Applicant admin: all activated sub-IDs of its registration.")
+    async def sub_accounts(self, info: strawberry.Info[Context]) -> list[Account]:
+        return [Account.of(row) for row in await subaccounts.list_sub_accounts(info.context)]
 
     @strawberry.field(description="Relay: any object by its global id, when the viewer may see it.")
     async def node(self, info: strawberry.Info[Context], id: strawberry.ID) -> Optional[Node]:
@@ -220,6 +328,43 @@ class IdentityMutation:
         except (UserFailure, UserFailures) as failure:
             return ChangePasswordPayload(errors=user_errors(failure, info.context.language))
         return ChangePasswordPayload(errors=[], token=token)
+
+    @strawberry.mutation(description="Signer: generate a sub-ID (12 random characters).")
+    async def create_sub_account(self, info: strawberry.Info[Context], input: CreateSubAccountInput) -> CreateSubAccountPayload:
+        return await _account_mutation(info, CreateSubAccountPayload, lambda: subaccounts.create_sub_account(
+            info.context, input.name, input.password, input.email, input.phone))
+
+    @strawberry.mutation(description="Generating signer: change name, password, e-mail (until notified) or phone.")
+    async def update_sub_account(self, info: strawberry.Info[Context], input: UpdateSubAccountInput) -> UpdateSubAccountPayload:
+        async def call():
+            return await subaccounts.update_sub_account(
+                info.context, _account_pk(input.account_id), input.name, input.password, input.email, input.phone)
+        return await _account_mutation(info, UpdateSubAccountPayload, call)
+
+    @strawberry.mutation(description="Generating signer: mail the activation link (72 hours) — never the password. Again to re-notify.")
+    async def notify_sub_account(self, info: strawberry.Info[Context], input: NotifySubAccountInput) -> NotifySubAccountPayload:
+        async def call():
+            return await subaccounts.notify_sub_account(info.context, subaccounts.NotifyInput(
+                _account_pk(input.account_id), input.target_registration_number, input.phone, input.email,
+                input.subject, input.body))
+        return await _account_mutation(info, NotifySubAccountPayload, call)
+
+    @strawberry.mutation(description="Generating signer: delete a sub-ID (its history stays attributable).")
+    async def delete_sub_account(self, info: strawberry.Info[Context], input: DeleteSubAccountInput) -> DeleteSubAccountPayload:
+        async def call():
+            return await subaccounts.delete_sub_account(info.context, _account_pk(input.account_id))
+        return await _account_mutation(info, DeleteSubAccountPayload, call)
+
+    @strawberry.mutation(description="Public: activate a sub-ID with the mailed link's token, the sub-ID and its password.")
+    async def activate_sub_account(self, info: strawberry.Info[Context], input: ActivateSubAccountInput) -> ActivateSubAccountPayload:
+        return await _account_mutation(info, ActivateSubAccountPayload, lambda: subaccounts.activate_sub_account(
+            info.context, input.token, input.username, input.password))
+
+    @strawberry.mutation(description="Applicant admin (signers, activated sub-IDs) or generating signer (its sub-IDs).")
+    async def reset_account_password(self, info: strawberry.Info[Context], input: ResetAccountPasswordInput) -> ResetAccountPasswordPayload:
+        async def call():
+            return await subaccounts.reset_account_password(info.context, _account_pk(input.account_id), input.new_password)
+        return await _account_mutation(info, ResetAccountPasswordPayload, call)
 
 
 IDENTITY_TYPES = [Account, TradeRegistration]

@@ -189,15 +189,56 @@ def rules_copy(tmp_path) -> Path:
 
 def settings_for(url: str, rules_dir: Path, **changes) -> Settings:
     base = Settings.from_env({"TRADECERT_DATABASE_URL": url, "TRADECERT_RULES_DIR": str(rules_dir)})
-    return base.with_(rules_poll_seconds=0, **changes)
+    return base.with_(rules_poll_seconds=0, run_jobs=False, **changes)
+
+
+class MailCatcher:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        import email
+        import email.policy
+
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
 
 
 @pytest.fixture
-async def live(migrated, rules_copy):
-    """A running server on each database kind, with the demo data and a fixed clock."""
-    target, _db = migrated
+def smtp():
+    from aiosmtpd.controller import Controller
+
+    catcher = MailCatcher()
+    controller = Controller(catcher, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    catcher.url = f"smtp://127.0.0.1:{controller.port}"
+    catcher.controller = controller
+    try:
+        yield catcher
+    finally:
+        catcher.controller.stop()  # a test may have replaced it
+
+
+@pytest.fixture
+async def live(migrated, rules_copy, smtp):
+    """A running server on each database kind, with the demo data, a fixed clock and
+    real SMTP (``live.smtp``); ``await live.run_job(name)`` runs a job now."""
+    target, db = migrated
     clock = FixedClock(tokyo(2026, 4, 1, 10, 0))
-    server = await asyncio.to_thread(start_server, settings_for(target.url, rules_copy), clock, target.schema)
+    settings = settings_for(target.url, rules_copy, smtp_url=smtp.url)
+    server = await asyncio.to_thread(start_server, settings, clock, target.schema)
+    server.smtp = smtp
+
+    async def run_job(name: str):
+        from tradecert import jobs
+
+        services = Services(settings=server.services.settings, db=db, rules=server.services.rules, clock=clock)
+        [outcome] = await jobs.run_jobs(services, [name])
+        return outcome
+
+    server.run_job = run_job
     try:
         yield server
     finally:

@@ -29,13 +29,14 @@ from rules.runtime import RulesRuntime
 from schema import build_schema
 from tradecert.clock import Clock
 from tradecert.logs import new_request_id, request_id_var
+from tradecert.pages import activate_page
 from tradecert.settings import Settings
 
 log = logging.getLogger("tradecert.http")
 
 HTTP_REQUESTS = Counter("tradecert_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("tradecert_http_request_seconds", "HTTP request latency", ["route"])
-KNOWN_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics")
+KNOWN_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/activate")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -213,6 +214,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         watcher = asyncio.create_task(_watch_rules(services)) if settings.rules_poll_seconds > 0 else None
+        scheduler = None
+        if settings.run_jobs:
+            from tradecert.jobs import run_schedule
+
+            scheduler = asyncio.create_task(run_schedule(services))
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(services.rules.reload)))
@@ -221,10 +227,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
-            if watcher:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            for task in (watcher, scheduler):
+                if task:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await services.db.dispose()
 
     app = Starlette(
@@ -232,6 +239,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/activate", activate_page, methods=["GET"]),
             Route("/graphql", graphql),
         ],
         lifespan=lifespan,

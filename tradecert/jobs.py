@@ -97,3 +97,29 @@ async def run_jobs(services: Services, names: list[str] | None = None) -> list[J
     if unknown:
         raise KeyError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(JOBS) or 'none yet'}")
     return [await run_job(services, JOBS[n]) for n in (names or list(JOBS))]
+
+
+# --------------------------------------------------------------------------- the jobs
+
+from resolvers.mail import deliver_pending  # noqa: E402
+
+register(Job("mail-delivery", "send queued mails over SMTP, retrying with backoff", deliver_pending,
+             every=dt.timedelta(seconds=15), lease=dt.timedelta(minutes=5)))
+
+
+async def run_schedule(services: Services, tick: float = 5.0) -> None:
+    """`serve`'s scheduler: run each job when its interval has passed (leases keep
+    several hosts from running one job at once)."""
+    import asyncio
+
+    last: dict[str, dt.datetime] = {}
+    while True:
+        now = services.clock.now()
+        for job in list(JOBS.values()):
+            if job.name not in last or now - last[job.name] >= job.every:
+                last[job.name] = now
+                try:
+                    await run_job(services, job)
+                except Exception:  # a broken job must not stop the others
+                    log.exception("scheduled job %s failed", job.name)
+        await asyncio.sleep(tick)

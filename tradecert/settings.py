@@ -38,6 +38,8 @@ class Settings:
     database_schema: str | None = None  # PostgreSQL search_path (one schema per tenant or test run)
     public_url: str = "http://127.0.0.1:8000"
     smtp_url: str | None = None
+    mail_from: str = "noreply@tradecert.example"
+    run_jobs: bool = True  # `serve` runs the jobs on their schedule
     environment: str = "development"  # "production" turns GraphiQL and introspection off by default
     graphiql: bool = True
     introspection: bool = True
@@ -73,6 +75,8 @@ class Settings:
             rules_dir=Path(env.get("TRADECERT_RULES_DIR") or PROJECT_DIR / "rules"),
             public_url=(env.get("TRADECERT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             smtp_url=env.get("TRADECERT_SMTP_URL") or None,
+            mail_from=env.get("TRADECERT_MAIL_FROM") or "noreply@tradecert.example",
+            run_jobs=_bool(env.get("TRADECERT_RUN_JOBS"), True),
             environment="production" if production else env.get("TRADECERT_ENV", "development").lower(),
             graphiql=_bool(env.get("TRADECERT_GRAPHIQL"), not production),
             introspection=_bool(env.get("TRADECERT_INTROSPECTION"), not production),

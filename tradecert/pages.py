@@ -1,0 +1,71 @@
+"""Small HTML pages for people following links: /activate (the sub-ID activation link)."""
+
+from __future__ import annotations
+
+import html
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+ACTIVATE_PAGE = """<!doctype html>
+<html lang="ja">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>サブIDの有効化 — 貿易関係証明発給システム</title>
+<style>
+ body {{ font-family: system-ui, "Hiragino Sans", "Noto Sans JP", sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem; }}
+ label {{ display: block; margin-top: 1rem; }} input {{ width: 100%; padding: .5rem; font-size: 1rem; }}
+ button {{ margin-top: 1.5rem; padding: .6rem 1.4rem; font-size: 1rem; }}
+ #result {{ margin-top: 1.5rem; font-weight: bold; }} .ok {{ color: #0a6; }} .error {{ color: #c00; }}
+</style>
+</head>
+<body>
+<h1>サブIDの有効化</h1>
+<p>通知メールに記載のサブIDと、署名者から伝えられたパスワードを入力してください。有効化後、ログインできます。</p>
+<form id="activate">
+ <input type="hidden" name="token" value="{token}">
+ <label>サブID <input name="username" autocomplete="username" required maxlength="64"></label>
+ <label>パスワード <input name="password" type="password" autocomplete="current-password" required maxlength="128"></label>
+ <button type="submit">有効化する</button>
+</form>
+<p id="result" role="status"></p>
+<script>
+document.getElementById("activate").addEventListener("submit", async (event) => {{
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const result = document.getElementById("result");
+  const response = await fetch("/graphql", {{
+    method: "POST",
+    headers: {{"Content-Type": "application/json"}},
+    body: JSON.stringify({{
+      query: "mutation($t: String!, $u: String!, $p: String!) {{ activateSubAccount(input: {{token: $t, username: $u, password: $p}}) {{ account {{ username status }} errors {{ code message }} }} }}",
+      variables: {{t: form.get("token"), u: form.get("username"), p: form.get("password")}}
+    }})
+  }});
+  const body = await response.json();
+  const payload = body.data && body.data.activateSubAccount;
+  if (payload && payload.errors.length === 0) {{
+    result.className = "ok"; result.textContent = "有効化しました。ログインできます。";
+    event.target.remove();
+  }} else {{
+    result.className = "error";
+    result.textContent = payload ? payload.errors.map(e => e.message).join(" ") : "エラーが発生しました。";
+  }}
+}});
+</script>
+</body>
+</html>
+"""
+
+
+async def activate_page(request: Request) -> HTMLResponse:
+    token = request.query_params.get("token", "")[:128]
+    return HTMLResponse(
+        ACTIVATE_PAGE.format(token=html.escape(token, quote=True)),
+        headers={
+            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'",
+            "Referrer-Policy": "no-referrer",  # the token must not leak to other sites
+            "Cache-Control": "no-store",
+        },
+    )
