@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rules import fees
+from rules.limits import limit
 from rules.permissions import Actor, is_allowed
 from rules.policy import PolicySet, read_yaml
 
@@ -34,6 +35,7 @@ QUESTIONS: dict[str, Callable[[PolicySet, dict], Any]] = {
     "tax_part": lambda p, c: fees.tax_part(p, _date(c["on"]), c["price"]),
     "lot_refund": lambda p, c: fees.lot_refund(p, _date(c["bought_on"]), c["membership"], c["product"], c["unused"]),
     "refund_after_costs": lambda p, c: fees.refund_after_costs(p, _date(c["on"]), c["refund"]),
+    "limit": lambda p, c: limit(p, _date(c["on"]), c["limit"]),
     "allowed": lambda p, c: is_allowed(
         p, _date(c["on"]), Actor(0, c["kind"], None if c["registration"] == "none" else c["registration"]),
         c["action"], set(c["relations"]),

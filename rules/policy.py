@@ -63,6 +63,11 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("pack_refund_deductions", match=("product",)),
         TableSpec("refund_transfer_costs", ranges=(("refund", "refund_from", "refund_to"),)),
         TableSpec(
+            "limits",
+            match=("limit",),
+            complete=(("limit", ("signers_per_registration", "registration_term_months")),),
+        ),
+        TableSpec(
             "permissions",
             match=("action", "kind", "registration", "relation"),
             many=True,

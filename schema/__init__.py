@@ -23,17 +23,18 @@ from strawberry.types import ExecutionContext
 from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
 from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
+from schema.registrations import RegistrationsMutation, RegistrationsQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
 
 @strawberry.type
-class Query(IdentityQuery, FeesQuery):
+class Query(IdentityQuery, RegistrationsQuery, FeesQuery):
     pass
 
 
 @strawberry.type
-class Mutation(IdentityMutation):
+class Mutation(IdentityMutation, RegistrationsMutation):
     pass
 
 

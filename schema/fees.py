@@ -24,6 +24,12 @@ class RegistrationKind(Enum):
     AGENT = "AGENT"  # 代行業者
 
 
+@strawberry.enum(description="銀行振込 BANK_TRANSFER / クレジットカード CARD.")
+class PurchaseMethod(Enum):
+    BANK_TRANSFER = "BANK_TRANSFER"  # 銀行振込
+    CARD = "CARD"  # クレジットカード
+
+
 @strawberry.type(description="The rule row that produced an amount: which file, version and row, and why.")
 class RuleReference:
     file: str = strawberry.field(description="Rule file under the rules directory, e.g. application_fees.yaml.")

@@ -15,7 +15,7 @@ from resolvers import identity, subaccounts
 from resolvers.context import Context
 from resolvers.errors import UserFailure, UserFailures
 from schema.errors import UserError, user_errors
-from schema.fees import Membership, RegistrationKind
+from schema.fees import Membership, PurchaseMethod, RegistrationKind
 
 
 @strawberry.enum(description="管理者ID ADMIN · ユーザーID(署名者) SIGNER · サブID SUB · 商工会議所 CHAMBER_STAFF · NACCS 事業所/センター.")
@@ -75,14 +75,19 @@ class TradeRegistration(Node):
     number: str
     kind: RegistrationKind
     name: str
+    valid_from: dt.date
+    valid_until: Optional[dt.date] = strawberry.field(description="Last day of validity; renewed by the admin.")
+    purchase_methods: list[PurchaseMethod] = strawberry.field(description="Coupon purchase methods the chamber allows (商工会議所管理項目).")
     _pk: strawberry.Private[int]
     _chamber_id: strawberry.Private[int]
 
     @classmethod
     def of(cls, row: models.TradeRegistration) -> "TradeRegistration":
+        methods = [m for m, on in ((PurchaseMethod.BANK_TRANSFER, row.allows_bank_transfer), (PurchaseMethod.CARD, row.allows_card)) if on]
         return cls(
             id=to_global_id("TradeRegistration", row.id), number=row.number, kind=RegistrationKind(row.kind),
-            name=row.name, _pk=row.id, _chamber_id=row.chamber_id,
+            name=row.name, valid_from=row.valid_from, valid_until=row.valid_until, purchase_methods=methods,
+            _pk=row.id, _chamber_id=row.chamber_id,
         )
 
     @strawberry.field(description="The membership in force now (its history decides prices).")

@@ -1,0 +1,166 @@
+"""Trade registrations managed by chamber staff, renewal by the admin, the audit log."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Optional
+
+import strawberry
+
+from persistence import models
+from resolvers import identity, registrations
+from resolvers.context import Context
+from resolvers.errors import UserFailure, UserFailures
+from schema.errors import UserError, user_errors
+from schema.fees import Membership, PurchaseMethod, RegistrationKind
+from schema.identity import Account, TradeRegistration
+
+
+@strawberry.input
+class CreateTradeRegistrationInput:
+    kind: RegistrationKind
+    name: str
+    membership: Membership
+    contact_email: str = strawberry.field(description="The contact person's e-mail (its domain may receive sub-ID notices).")
+    purchase_methods: list[PurchaseMethod] = strawberry.field(default_factory=list)
+    admin_name: str
+    admin_email: str
+    admin_password: str
+
+
+@strawberry.type
+class CreateTradeRegistrationPayload:
+    registration: Optional[TradeRegistration]
+    admin: Optional[Account] = strawberry.field(description="The admin ID created with the registration (admin-<number>).")
+    errors: list[UserError]
+
+
+@strawberry.input
+class AddSignerInput:
+    registration_number: str
+    name: str
+    email: str
+    password: str
+    username: Optional[str] = strawberry.field(default=None, description="Default signer<N>-<registration number>.")
+    reason: Optional[str] = strawberry.field(default=None, description="Required beyond the signer limit (SIGNER_LIMIT).")
+
+
+@strawberry.type
+class AddSignerPayload:
+    account: Optional[Account]
+    errors: list[UserError]
+
+
+@strawberry.input
+class RenewTradeRegistrationInput:
+    confirm: bool = strawberry.field(default=True, description="Renew the viewer's registration for one more term.")
+
+
+@strawberry.type
+class RenewTradeRegistrationPayload:
+    registration: Optional[TradeRegistration]
+    errors: list[UserError]
+
+
+@strawberry.type(description="Who did what: the acting ID, the responsible signer (for a sub-ID, its generating signer).")
+class AuditEntry:
+    at: dt.datetime
+    action: str
+    target: Optional[str]
+    request_id: Optional[str]
+    detail: Optional[str]
+    _actor_id: strawberry.Private[Optional[int]]
+    _responsible_id: strawberry.Private[Optional[int]]
+
+    @strawberry.field
+    async def actor(self, info: strawberry.Info[Context]) -> Optional[Account]:
+        row = await identity.account_by_id(info.context, self._actor_id) if self._actor_id else None
+        return Account.of(row) if row else None
+
+    @strawberry.field
+    async def responsible(self, info: strawberry.Info[Context]) -> Optional[Account]:
+        row = await identity.account_by_id(info.context, self._responsible_id) if self._responsible_id else None
+        return Account.of(row) if row else None
+
+
+@strawberry.type
+class AuditEntryEdge:
+    cursor: str
+    node: AuditEntry
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: Optional[str]
+
+
+@strawberry.type
+class AuditEntryConnection:
+    edges: list[AuditEntryEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+def _cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"AuditEntry:{pk}".encode()).decode()
+
+
+def _from_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        kind, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        return int(pk) if kind == "AuditEntry" else None
+    except Exception:
+        return None
+
+
+@strawberry.type
+class RegistrationsQuery:
+    @strawberry.field(description="Chamber staff: the chamber's audit trail, newest first.")
+    async def audit_log(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> AuditEntryConnection:
+        rows, total, more = await registrations.audit_log(info.context, first, _from_cursor(after))
+        edges = [
+            AuditEntryEdge(cursor=_cursor(r.id), node=AuditEntry(
+                at=r.at, action=r.action, target=r.target, request_id=r.request_id, detail=r.detail,
+                _actor_id=r.actor_id, _responsible_id=r.responsible_id))
+            for r in rows
+        ]
+        return AuditEntryConnection(
+            edges=edges, total_count=total,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+
+@strawberry.type
+class RegistrationsMutation:
+    @strawberry.mutation(description="Chamber staff: register an applicant or agent; its admin ID is created with it.")
+    async def create_trade_registration(self, info: strawberry.Info[Context], input: CreateTradeRegistrationInput) -> CreateTradeRegistrationPayload:
+        try:
+            registration, admin = await registrations.create_trade_registration(info.context, registrations.NewRegistration(
+                kind=input.kind.value, name=input.name, membership=input.membership.value, contact_email=input.contact_email,
+                bank_transfer=PurchaseMethod.BANK_TRANSFER in input.purchase_methods, card=PurchaseMethod.CARD in input.purchase_methods,
+                admin_name=input.admin_name, admin_email=input.admin_email, admin_password=input.admin_password,
+            ))
+        except (UserFailure, UserFailures) as failure:
+            return CreateTradeRegistrationPayload(registration=None, admin=None, errors=user_errors(failure, info.context.language))
+        return CreateTradeRegistrationPayload(registration=TradeRegistration.of(registration), admin=Account.of(admin), errors=[])
+
+    @strawberry.mutation(description="Chamber staff: register a signer (user ID); beyond the limit only with a reason.")
+    async def add_signer(self, info: strawberry.Info[Context], input: AddSignerInput) -> AddSignerPayload:
+        try:
+            account = await registrations.add_signer(info.context, input.registration_number, input.name, input.email,
+                                                     input.password, input.username, input.reason)
+        except (UserFailure, UserFailures) as failure:
+            return AddSignerPayload(account=None, errors=user_errors(failure, info.context.language))
+        return AddSignerPayload(account=Account.of(account), errors=[])
+
+    @strawberry.mutation(description="Admin: renew the registration for one more term (limits.yaml).")
+    async def renew_trade_registration(self, info: strawberry.Info[Context], input: RenewTradeRegistrationInput) -> RenewTradeRegistrationPayload:
+        try:
+            registration = await registrations.renew_trade_registration(info.context)
+        except (UserFailure, UserFailures) as failure:
+            return RenewTradeRegistrationPayload(registration=None, errors=user_errors(failure, info.context.language))
+        return RenewTradeRegistrationPayload(registration=TradeRegistration.of(registration), errors=[])
