@@ -20,7 +20,9 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def test_rules_check_passes_on_the_shipped_rules():
     result = run("rules", "check", env={"TRADECERT_RULES_DIR": str(RULES_DIR)})
     assert result.returncode == 0, result.stderr
-    assert "rules OK: 7 tables" in result.stdout
+    from rules.policy import TABLES
+
+    assert f"rules OK: {len(TABLES)} tables" in result.stdout
 
 
 def test_rules_check_fails_naming_the_file_of_a_broken_price(rules_copy):
