@@ -22,6 +22,7 @@ from resolvers.context import Context
 from resolvers.errors import Forbidden, UserFailure, UserFailures
 from resolvers.identity import Viewer, audit, authorize, hash_token, require_viewer
 from resolvers.mail import queue_mail
+from rules.permissions import is_allowed
 from tradecert.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable, verify_password
 
 ACTIVATION_VALID = dt.timedelta(hours=72)  # eco-sub-id: URLの有効期限はメール送信後3日(72時間)
@@ -330,8 +331,6 @@ async def list_sub_accounts(ctx: Context) -> list[Account]:
 
 def may_view(ctx: Context, who: Viewer, target: Account) -> bool:
     """Query.node on a sub-ID: the same rule as subAccounts (an admin sees activated ones only)."""
-    from rules.permissions import is_allowed
-
     if target.kind != "SUB" or target.deleted_at is not None:
         return False
     if who.account.kind == "ADMIN" and target.status != "ACTIVE":

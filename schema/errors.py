@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Optional
+from typing import Awaitable, Callable, Optional, TypeVar
 
 import strawberry
 
 from resolvers.errors import UserFailure, UserFailures
+
+T = TypeVar("T")
+P = TypeVar("P")
 
 
 @strawberry.enum(description="Why a mutation did nothing (API.md §5).")
@@ -45,3 +48,13 @@ class UserError:
 def user_errors(failure: UserFailure | UserFailures, language: str) -> list[UserError]:
     failures = failure.failures if isinstance(failure, UserFailures) else [failure]
     return [UserError(code=ErrorCode(f.code), field=f.field, message=f.message(language)) for f in failures]
+
+
+async def run_mutation(info, call: Callable[[], Awaitable[T]], ok: Callable[[T], P], failed: Callable[[list[UserError]], P]) -> P:
+    """Run a use case; its domain failures become the payload's `errors` (nothing was
+    written: use cases fail before or inside their one transaction)."""
+    try:
+        result = await call()
+    except (UserFailure, UserFailures) as failure:
+        return failed(user_errors(failure, info.context.language))
+    return ok(result)

@@ -13,8 +13,8 @@ import strawberry
 from persistence import models
 from resolvers import identity, subaccounts
 from resolvers.context import Context
-from resolvers.errors import UserFailure, UserFailures
-from schema.errors import UserError, user_errors
+from resolvers.errors import UserFailure
+from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
 
 
@@ -287,12 +287,12 @@ def _account_pk(value: str) -> int:
 
 
 async def _account_mutation(info, payload_cls, call):
-    """Run a use case returning an account; map domain failures to the payload."""
-    try:
-        row = await call()
-    except (UserFailure, UserFailures) as failure:
-        return payload_cls(account=None, errors=user_errors(failure, info.context.language))
-    return payload_cls(account=Account.of(row), errors=[])
+    """Run a use case returning an account row."""
+    return await run_mutation(
+        info, call,
+        ok=lambda row: payload_cls(account=Account.of(row), errors=[]),
+        failed=lambda errors: payload_cls(account=None, errors=errors),
+    )
 
 
 @strawberry.type
@@ -315,11 +315,11 @@ class IdentityQuery:
 class IdentityMutation:
     @strawberry.mutation(description="Chamber code + ID + password → a session token.")
     async def login(self, info: strawberry.Info[Context], input: LoginInput) -> LoginPayload:
-        try:
-            result = await identity.login(info.context, input.chamber_code, input.username, input.password)
-        except (UserFailure, UserFailures) as failure:
-            return LoginPayload(token=None, account=None, errors=user_errors(failure, info.context.language))
-        return LoginPayload(token=result.token, account=Account.of(result.account), errors=[])
+        return await run_mutation(
+            info, lambda: identity.login(info.context, input.chamber_code, input.username, input.password),
+            ok=lambda result: LoginPayload(token=result.token, account=Account.of(result.account), errors=[]),
+            failed=lambda errors: LoginPayload(token=None, account=None, errors=errors),
+        )
 
     @strawberry.mutation(description="End this session (or every session of the account).")
     async def logout(self, info: strawberry.Info[Context], input: LogoutInput) -> LogoutPayload:
@@ -328,11 +328,11 @@ class IdentityMutation:
 
     @strawberry.mutation(description="Change the viewer's own password; all sessions end, a new one begins.")
     async def change_password(self, info: strawberry.Info[Context], input: ChangePasswordInput) -> ChangePasswordPayload:
-        try:
-            token = await identity.change_password(info.context, input.current_password, input.new_password)
-        except (UserFailure, UserFailures) as failure:
-            return ChangePasswordPayload(errors=user_errors(failure, info.context.language))
-        return ChangePasswordPayload(errors=[], token=token)
+        return await run_mutation(
+            info, lambda: identity.change_password(info.context, input.current_password, input.new_password),
+            ok=lambda token: ChangePasswordPayload(errors=[], token=token),
+            failed=lambda errors: ChangePasswordPayload(errors=errors),
+        )
 
     @strawberry.mutation(description="Signer: generate a sub-ID (12 random characters).")
     async def create_sub_account(self, info: strawberry.Info[Context], input: CreateSubAccountInput) -> CreateSubAccountPayload:

@@ -11,8 +11,7 @@ import strawberry
 from persistence import models
 from resolvers import identity, registrations
 from resolvers.context import Context
-from resolvers.errors import UserFailure, UserFailures
-from schema.errors import UserError, user_errors
+from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
 from schema.identity import Account, TradeRegistration
 
@@ -138,29 +137,31 @@ class RegistrationsQuery:
 class RegistrationsMutation:
     @strawberry.mutation(description="Chamber staff: register an applicant or agent; its admin ID is created with it.")
     async def create_trade_registration(self, info: strawberry.Info[Context], input: CreateTradeRegistrationInput) -> CreateTradeRegistrationPayload:
-        try:
-            registration, admin = await registrations.create_trade_registration(info.context, registrations.NewRegistration(
-                kind=input.kind.value, name=input.name, membership=input.membership.value, contact_email=input.contact_email,
-                bank_transfer=PurchaseMethod.BANK_TRANSFER in input.purchase_methods, card=PurchaseMethod.CARD in input.purchase_methods,
-                admin_name=input.admin_name, admin_email=input.admin_email, admin_password=input.admin_password,
-            ))
-        except (UserFailure, UserFailures) as failure:
-            return CreateTradeRegistrationPayload(registration=None, admin=None, errors=user_errors(failure, info.context.language))
-        return CreateTradeRegistrationPayload(registration=TradeRegistration.of(registration), admin=Account.of(admin), errors=[])
+        data = registrations.NewRegistration(
+            kind=input.kind.value, name=input.name, membership=input.membership.value, contact_email=input.contact_email,
+            bank_transfer=PurchaseMethod.BANK_TRANSFER in input.purchase_methods, card=PurchaseMethod.CARD in input.purchase_methods,
+            admin_name=input.admin_name, admin_email=input.admin_email, admin_password=input.admin_password,
+        )
+        return await run_mutation(
+            info, lambda: registrations.create_trade_registration(info.context, data),
+            ok=lambda created: CreateTradeRegistrationPayload(
+                registration=TradeRegistration.of(created[0]), admin=Account.of(created[1]), errors=[]),
+            failed=lambda errors: CreateTradeRegistrationPayload(registration=None, admin=None, errors=errors),
+        )
 
     @strawberry.mutation(description="Chamber staff: register a signer (user ID); beyond the limit only with a reason.")
     async def add_signer(self, info: strawberry.Info[Context], input: AddSignerInput) -> AddSignerPayload:
-        try:
-            account = await registrations.add_signer(info.context, input.registration_number, input.name, input.email,
-                                                     input.password, input.username, input.reason)
-        except (UserFailure, UserFailures) as failure:
-            return AddSignerPayload(account=None, errors=user_errors(failure, info.context.language))
-        return AddSignerPayload(account=Account.of(account), errors=[])
+        return await run_mutation(
+            info, lambda: registrations.add_signer(info.context, input.registration_number, input.name, input.email,
+                                                   input.password, input.username, input.reason),
+            ok=lambda account: AddSignerPayload(account=Account.of(account), errors=[]),
+            failed=lambda errors: AddSignerPayload(account=None, errors=errors),
+        )
 
     @strawberry.mutation(description="Admin: renew the registration for one more term (limits.yaml).")
     async def renew_trade_registration(self, info: strawberry.Info[Context], input: RenewTradeRegistrationInput) -> RenewTradeRegistrationPayload:
-        try:
-            registration = await registrations.renew_trade_registration(info.context)
-        except (UserFailure, UserFailures) as failure:
-            return RenewTradeRegistrationPayload(registration=None, errors=user_errors(failure, info.context.language))
-        return RenewTradeRegistrationPayload(registration=TradeRegistration.of(registration), errors=[])
+        return await run_mutation(
+            info, lambda: registrations.renew_trade_registration(info.context),
+            ok=lambda registration: RenewTradeRegistrationPayload(registration=TradeRegistration.of(registration), errors=[]),
+            failed=lambda errors: RenewTradeRegistrationPayload(registration=None, errors=errors),
+        )

@@ -161,3 +161,18 @@ def test_node_returns_what_the_viewer_may_see(live):
     assert live.graphql(query, {"id": ids["registration"]["id"]}, headers=bearer(token)).json()["data"]["node"]["number"] == "2701000002"
     assert live.graphql(query, {"id": ids["id"]}).json()["data"]["node"] is None  # not logged in
     assert live.graphql(query, {"id": "not-an-id"}, headers=bearer(token)).json()["data"]["node"] is None
+
+
+async def test_a_hash_with_old_parameters_is_upgraded_at_the_next_login(live, migrated):
+    from argon2 import PasswordHasher
+    from sqlalchemy import update
+
+    _target, db = migrated
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    async with db.write() as session:
+        await session.execute(update(Account).where(Account.username == "signer-2701000003").values(password_hash=weak))
+    assert login(live, "signer-2701000003")["errors"] == []
+    async with db.read() as session:
+        upgraded = await session.scalar(select(Account.password_hash).where(Account.username == "signer-2701000003"))
+    assert upgraded != weak and upgraded.startswith("$argon2id$") and "m=8192" not in upgraded
+    assert login(live, "signer-2701000003")["errors"] == []
