@@ -176,3 +176,25 @@ def test_serve_with_two_workers(tmp_path):
         output = stop(process)
     assert answers == {1100}
     assert "several workers on SQLite" in output
+
+
+def test_mailed_links_point_at_the_port_serve_listens_on(tmp_path):
+    import sqlite3
+
+    env = {"TRADECERT_PUBLIC_URL": "", "TRADECERT_RUN_JOBS": "0"}
+    process, base = serve(tmp_path, env=env)
+    try:
+        def gql(query, variables=None, headers=None):
+            return httpx.post(f"{base}/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}).json()
+
+        token = gql('mutation { login(input: {chamberCode: "2701", username: "signer-2701000002", password: "demo-pass-2701"}) { token } }')["data"]["login"]["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        sub = gql('mutation { createSubAccount(input: {name: "山田 花子", password: "hanako-pass-2026", email: "h@kakogawa.example"}) { account { id } } }',
+                  headers=auth)["data"]["createSubAccount"]["account"]
+        notified = gql('mutation($id: ID!) { notifySubAccount(input: {accountId: $id, targetRegistrationNumber: "2701000002", phone: "0612345678", email: "h@kakogawa.example"}) { errors { code } } }',
+                       {"id": sub["id"]}, auth)
+        assert notified["data"]["notifySubAccount"]["errors"] == []
+    finally:
+        stop(process)
+    body = sqlite3.connect(tmp_path / "serve.db").execute("SELECT body FROM mail_outbox").fetchone()[0]
+    assert f"{base}/activate?token=" in body

@@ -111,6 +111,11 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     from tradecert.logs import configure_logging
 
     settings = _settings()
+    if not os.environ.get("TRADECERT_PUBLIC_URL"):
+        # links in mails must reach this server: default to where it listens
+        public_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        os.environ["TRADECERT_PUBLIC_URL"] = f"http://{public_host}:{port}"  # also for --workers processes
+        settings = settings.with_(public_url=os.environ["TRADECERT_PUBLIC_URL"])
     configure_logging(settings.log_level, settings.log_json)
     _load_rules(settings)  # refuse to start on rules that do not validate, naming each problem
     if with_demo:
