@@ -47,7 +47,7 @@ def tax_rule(policy: PolicySet, on: dt.date) -> RowRef:
 
 
 def tax_part(policy: PolicySet, on: dt.date, price: int) -> int:
-    """The consumption tax contained in a tax-included ``price`` (3,300 → 300)."""
+    """The consumption tax contained in a tax-included ``price`` (rate and rounding from tax.yaml)."""
     rule = tax_rule(policy, on).values
     rate = rule["rate_percent"]
     numerator, denominator = price * rate, 100 + rate
