@@ -278,3 +278,91 @@ class OutboxMail(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(2000))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+
+
+class CouponAccount(Base):
+    """The coupon balance of an applicant registration, changed only together with a
+    ledger entry; the database refuses a negative balance."""
+
+    __tablename__ = "coupon_accounts"
+    __table_args__ = (
+        CheckConstraint("balance >= 0", name="balance"),
+        CheckConstraint("pending >= 0", name="pending"),
+    )
+
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), primary_key=True)
+    balance: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class CouponLot(Base):
+    """Coupons that came in together (a purchase line, a chamber addition), with the
+    product, membership, price, Tokyo date and rules version they came under — so a
+    refund is computed per lot, under the lot's own rules. Consumed oldest first."""
+
+    __tablename__ = "coupon_lots"
+    __table_args__ = (
+        CheckConstraint("coupons_left >= 0 AND coupons_left <= coupons", name="left"),
+        CheckConstraint("coupons > 0", name="coupons"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    product_code: Mapped[str | None] = mapped_column(String(32))  # None: a chamber addition (no price)
+    membership: Mapped[str | None] = mapped_column(String(16))
+    unit_price: Mapped[int | None] = mapped_column(Integer)
+    coupons: Mapped[int] = mapped_column(Integer)
+    coupons_left: Mapped[int] = mapped_column(Integer)
+    acquired_on: Mapped[dt.date] = mapped_column(Date)
+    rules_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class CouponEntry(Base):
+    """Append-only ledger. ``coupons`` is the signed change; ``external_key`` makes every
+    external event (deposit, card charge, application submission …) apply once."""
+
+    __tablename__ = "coupon_entries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('PURCHASE', 'USE', 'RETURN', 'CHAMBER_OPERATION', 'REFUND')", name="kind"),
+        CheckConstraint("balance_after IS NULL OR balance_after >= 0", name="balance_after"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    coupons: Mapped[int] = mapped_column(Integer)
+    balance_after: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    note: Mapped[str | None] = mapped_column(String(500))
+    receipt_number: Mapped[str | None] = mapped_column(String(16))
+    external_key: Mapped[str] = mapped_column(String(128), unique=True)
+
+
+class CouponEntryLot(Base):
+    """Which lots an entry took coupons from (or gave them back to)."""
+
+    __tablename__ = "coupon_entry_lots"
+    __table_args__ = (CheckConstraint("coupons <> 0", name="coupons"),)
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("coupon_entries.id"), primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("coupon_lots.id"), primary_key=True)
+    coupons: Mapped[int] = mapped_column(Integer)
+
+
+class Refund(Base):
+    """Money the chamber owes back (membership change, withdrawal, over/under payment)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (CheckConstraint("amount >= 0", name="amount"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    external_key: Mapped[str] = mapped_column(String(128), unique=True)

@@ -16,6 +16,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "REQUIRED": ("{label}を入力してください。", "{label} is required."),
     "NOT_FOUND": ("対象が見つかりません。", "Not found."),
     "INVALID_STATE": ("現在の状態ではこの操作はできません。", "This cannot be done in the current state."),
+    "INSUFFICIENT_COUPONS": ("クーポン残数が不足しています。", "Not enough coupons."),
     "INVALID_CREDENTIALS": (
         "商工会議所コード、IDまたはパスワードが正しくありません。",
         "The chamber code, ID or password is not correct.",

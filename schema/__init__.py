@@ -24,17 +24,18 @@ from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
 from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
 from schema.registrations import RegistrationsMutation, RegistrationsQuery
+from schema.coupons import CouponsMutation, CouponsQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
 
 @strawberry.type
-class Query(IdentityQuery, RegistrationsQuery, FeesQuery):
+class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, FeesQuery):
     pass
 
 
 @strawberry.type
-class Mutation(IdentityMutation, RegistrationsMutation):
+class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation):
     pass
 
 

@@ -76,6 +76,14 @@ async def test_the_api_answers_exactly_what_permissions_yaml_says(live):
         "audit.view": (lambda u: {"same_chamber"} if actors[u][0] == "2701" else {"none"},
                        lambda h: live.graphql("{ auditLog(first: 1) { totalCount } }", headers=h)),
         "account.view_self": (lambda u: {"self"}, lambda h: live.graphql("{ me { username } }", headers=h)),
+        "coupon.view": (
+            lambda u: ({"own_registration", "same_chamber"} if u.endswith("2701000002") or u == sub["username"]
+                       else {"same_chamber"} if actors[u][0] == "2701" else {"none"}),
+            lambda h: live.graphql('{ couponAccount(registrationNumber: "2701000002") { balance } }', headers=h)),
+        "coupon.adjust": (
+            lambda u: ({"own_registration", "same_chamber"} if u.endswith("2701000002") or u == sub["username"]
+                       else {"same_chamber"} if actors[u][0] == "2701" else {"none"}),
+            lambda h: live.graphql('mutation { adjustCoupons(input: {registrationNumber: "2701000002", coupons: 1, reason: "probe"}) { errors { code } } }', headers=h)),
     }
     checked = 0
     disagreements = []

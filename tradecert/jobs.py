@@ -103,8 +103,21 @@ async def run_jobs(services: Services, names: list[str] | None = None) -> list[J
 
 from resolvers.mail import deliver_pending  # noqa: E402
 
+
+async def ledger_audit(services: Services) -> str:
+    """Entries sum to every balance and lots hold it; a disagreement fails the job."""
+    from resolvers.ledger import audit_ledger
+
+    async with services.db.read() as session:
+        problems = await audit_ledger(session)
+    if problems:
+        raise RuntimeError("; ".join(problems[:20]))
+    return "every balance agrees with its entries and lots"
+
 register(Job("mail-delivery", "send queued mails over SMTP, retrying with backoff", deliver_pending,
              every=dt.timedelta(seconds=15), lease=dt.timedelta(minutes=5)))
+register(Job("ledger-audit", "check that coupon entries and lots sum to every balance", ledger_audit,
+             every=dt.timedelta(hours=1)))
 
 
 async def run_schedule(services: Services, tick: float = 5.0) -> None:

@@ -1,0 +1,160 @@
+"""Coupon accounts as users see them, and the chamber's operations on them (SPEC A5–A6).
+Purchases by bank transfer and card build on these and arrive separately."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from persistence.models import CouponAccount, CouponEntry, RegistrationMembership, Refund, TradeRegistration
+from resolvers import ledger, validation
+from resolvers.context import Context
+from resolvers.errors import UserFailure, UserFailures
+from resolvers.identity import Viewer, audit, authorize, membership_now, require_viewer
+
+MAX_ADJUSTMENT = 10_000  # a typo guard, not policy: no real adjustment comes near it
+
+
+@dataclass(frozen=True)
+class AccountView:
+    registration: TradeRegistration
+    balance: int
+    pending: int
+
+
+async def _registration(ctx: Context, number: str, field: list[str]) -> TradeRegistration:
+    async with ctx.services.db.read() as session:
+        registration = await session.scalar(select(TradeRegistration).where(TradeRegistration.number == number.strip()))
+    if registration is None:
+        raise UserFailure("NOT_FOUND", field)
+    return registration
+
+
+def _relation(who: Viewer, registration: TradeRegistration) -> set[str]:
+    found = set()
+    if who.account.registration_id == registration.id:
+        found.add("own_registration")
+    if who.account.chamber_id == registration.chamber_id:
+        found.add("same_chamber")
+    return found or {"none"}
+
+
+async def coupon_account(ctx: Context, registration_number: str | None) -> AccountView:
+    """The viewer's applicant registration (signers and sub-IDs share its balance), or —
+    for chamber staff — the registration they name."""
+    who = await require_viewer(ctx)
+    if registration_number:
+        registration = await _registration(ctx, registration_number, ["registrationNumber"])
+    else:
+        if who.account.registration_id is None:
+            raise UserFailure("REQUIRED", ["registrationNumber"], label="貿易登録番号")
+        async with ctx.services.db.read() as session:
+            registration = await session.get(TradeRegistration, who.account.registration_id)
+    await authorize(ctx, who, "coupon.view", _relation(who, registration))
+    async with ctx.services.db.read() as session:
+        account = await session.get(CouponAccount, registration.id)
+    return AccountView(registration, account.balance if account else 0, account.pending if account else 0)
+
+
+async def history(ctx: Context, registration_id: int, first: int, before_id: int | None) -> tuple[list[CouponEntry], int, bool]:
+    first = max(1, min(first, 100))
+    scope = CouponEntry.registration_id == registration_id
+    async with ctx.services.db.read() as session:
+        total = await session.scalar(select(func.count()).select_from(CouponEntry).where(scope))
+        query = select(CouponEntry).where(scope)
+        if before_id is not None:
+            query = query.where(CouponEntry.id < before_id)
+        rows = (await session.scalars(query.order_by(CouponEntry.id.desc()).limit(first + 1))).all()
+    return list(rows[:first]), total, len(rows) > first
+
+
+async def adjust_coupons(ctx: Context, registration_number: str, coupons: int, reason: str) -> AccountView:
+    """Chamber staff add or remove coupons by hand (CHAMBER_OPERATION), with a reason."""
+    who = await require_viewer(ctx)
+    registration = await _registration(ctx, registration_number, ["input", "registrationNumber"])
+    await authorize(ctx, who, "coupon.adjust", _relation(who, registration))
+    checked_reason = validation.text(reason, ["input", "reason"], 500, "理由")
+    problems = [checked_reason] if isinstance(checked_reason, UserFailure) else []
+    if coupons == 0 or abs(coupons) > MAX_ADJUSTMENT:
+        problems.append(UserFailure("INVALID", ["input", "coupons"], label="枚数"))
+    if registration.kind != "APPLICANT":
+        problems.append(UserFailure("INVALID", ["input", "registrationNumber"], label="貿易登録番号(申請者)"))
+    if problems:
+        raise UserFailures(problems)
+    now = ctx.clock.now()
+    key = f"adjust:{uuid.uuid4().hex}"
+    async with ctx.services.db.write() as session:
+        if coupons > 0:
+            await ledger.credit(session, registration_id=registration.id, coupons=coupons, kind="CHAMBER_OPERATION",
+                                key=key, now=now, acquired_on=ctx.clock.today(),
+                                rules_version=ctx.services.rules.current.version, actor_id=who.account.id, note=checked_reason)
+        else:
+            await ledger.debit(session, registration_id=registration.id, coupons=-coupons, kind="CHAMBER_OPERATION",
+                               key=key, now=now, actor_id=who.account.id, note=checked_reason, field=["input", "coupons"])
+        audit(session, ctx, who.account, "coupon.adjust", target=f"TradeRegistration:{registration.id}",
+              detail=f"{coupons:+d}: {checked_reason}")
+    return await coupon_account(ctx, registration.number)
+
+
+async def set_membership(ctx: Context, registration_number: str, membership: str) -> tuple[TradeRegistration, list[Refund]]:
+    """Chamber staff change member ⇄ non-member: the history gets a new period, and the
+    unused coupons are erased and refunded per lot (SPEC A5). The same status again
+    changes nothing."""
+    who = await require_viewer(ctx)
+    registration = await _registration(ctx, registration_number, ["input", "registrationNumber"])
+    await authorize(ctx, who, "coupon.adjust", _relation(who, registration))
+    if await membership_now(ctx, registration.id) == membership:
+        return registration, []
+    now = ctx.clock.now()
+    refunds: list[Refund] = []
+    async with ctx.services.db.write() as session:
+        closed = await session.scalar(
+            update(RegistrationMembership)
+            .where(RegistrationMembership.registration_id == registration.id, RegistrationMembership.valid_until.is_(None),
+                   RegistrationMembership.membership != membership)
+            .values(valid_until=now).returning(RegistrationMembership.id)
+        )
+        if closed is None:  # another request changed it first
+            raise UserFailure("INVALID_STATE", ["input", "membership"])
+        session.add(RegistrationMembership(registration_id=registration.id, membership=membership, valid_from=now))
+        refund, _ = await ledger.erase_and_refund(
+            session, ctx.services.rules.current, registration_id=registration.id, key=f"membership:{closed}",
+            now=now, reason=f"会員区分の変更に伴う未使用クーポンの返金 ({membership})", actor_id=who.account.id,
+        )
+        if refund is not None:
+            refunds.append(refund)
+        audit(session, ctx, who.account, "registration.set_membership", target=f"TradeRegistration:{registration.id}",
+              detail=f"{membership}; refund {refund.amount if refund else 0}")
+    return registration, refunds
+
+
+async def list_refunds(ctx: Context, paid: bool | None) -> list[Refund]:
+    who = await require_viewer(ctx)
+    await authorize(ctx, who, "coupon.adjust", {"same_chamber"})
+    query = (select(Refund).join(TradeRegistration, TradeRegistration.id == Refund.registration_id)
+             .where(TradeRegistration.chamber_id == who.account.chamber_id))
+    if paid is not None:
+        query = query.where(Refund.paid_at.is_not(None) if paid else Refund.paid_at.is_(None))
+    async with ctx.services.db.read() as session:
+        return list((await session.scalars(query.order_by(Refund.id.desc()).limit(500))).all())
+
+
+async def mark_refund_paid(ctx: Context, refund_id: int) -> Refund:
+    who = await require_viewer(ctx)
+    await authorize(ctx, who, "coupon.adjust", {"same_chamber"})
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as session:
+        refund = await session.get(Refund, refund_id)
+        registration = await session.get(TradeRegistration, refund.registration_id) if refund else None
+        if refund is None or registration.chamber_id != who.account.chamber_id:
+            raise UserFailure("NOT_FOUND", ["input", "refundId"])
+        marked = await session.scalar(
+            update(Refund).where(Refund.id == refund_id, Refund.paid_at.is_(None)).values(paid_at=now).returning(Refund.id)
+        )
+        if marked is None:
+            raise UserFailure("INVALID_STATE", ["input", "refundId"])
+        audit(session, ctx, who.account, "refund.paid", target=f"Refund:{refund_id}")
+    async with ctx.services.db.read() as session:
+        return await session.get(Refund, refund_id)
