@@ -366,3 +366,86 @@ class Refund(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     external_key: Mapped[str] = mapped_column(String(128), unique=True)
+
+
+class CouponPurchase(Base):
+    """An order of coupons. At most one AWAITING_PAYMENT per registration (partial unique
+    index): a second concurrent order fails in the database, not in a race."""
+
+    __tablename__ = "coupon_purchases"
+    __table_args__ = (
+        CheckConstraint("status IN ('AWAITING_PAYMENT', 'ISSUED', 'CANCELLED')", name="status"),
+        CheckConstraint("method IN ('BANK_TRANSFER', 'CARD')", name="method"),
+        CheckConstraint("coupons > 0 AND amount > 0", name="positive"),
+        Index("uq_coupon_purchases_in_progress", "registration_id", unique=True,
+              sqlite_where=text("status = 'AWAITING_PAYMENT'"), postgresql_where=text("status = 'AWAITING_PAYMENT'")),
+        Index("uq_coupon_purchases_idempotency", "buyer_id", "idempotency_key", unique=True,
+              sqlite_where=text("idempotency_key IS NOT NULL"), postgresql_where=text("idempotency_key IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_number: Mapped[str] = mapped_column(String(32), unique=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    membership: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(20))
+    coupons: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Integer)
+    ordered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ordered_on: Mapped[dt.date] = mapped_column(Date)
+    rules_version: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    deposited_amount: Mapped[int | None] = mapped_column(Integer)
+    refund_due: Mapped[int | None] = mapped_column(Integer)
+    notify_email: Mapped[str | None] = mapped_column(String(254))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+
+
+class CouponPurchaseLine(Base):
+    __tablename__ = "coupon_purchase_lines"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("coupon_purchases.id"), index=True)
+    product_code: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(Integer)
+    coupons: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Integer)
+
+
+class VirtualAccount(Base):
+    """A one-time bank account for one bank-transfer order (never reused)."""
+
+    __tablename__ = "virtual_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("coupon_purchases.id"), unique=True)
+    bank_code: Mapped[str] = mapped_column(String(4))
+    bank_name: Mapped[str] = mapped_column(String(60))
+    branch_code: Mapped[str] = mapped_column(String(3))
+    branch_name: Mapped[str] = mapped_column(String(60))
+    account_number: Mapped[str] = mapped_column(String(7), unique=True)
+    holder: Mapped[str] = mapped_column(String(60))
+    valid_until: Mapped[dt.date] = mapped_column(Date)
+
+
+class BankDeposit(Base):
+    """A deposit reported by the bank, applied at most once (unique deposit key)."""
+
+    __tablename__ = "bank_deposits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deposit_key: Mapped[str] = mapped_column(String(128), unique=True)
+    account_number: Mapped[str] = mapped_column(String(7), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    deposited_on: Mapped[dt.date] = mapped_column(Date)
+    payer_name: Mapped[str | None] = mapped_column(String(120))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("coupon_purchases.id"))

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
-from persistence.models import CouponAccount, CouponEntry, RegistrationMembership, Refund, TradeRegistration
+from persistence.models import (
+    CouponAccount, CouponEntry, CouponPurchase, CouponPurchaseLine, RegistrationMembership, Refund, TradeRegistration, VirtualAccount,
+)
 from resolvers import ledger, validation
 from resolvers.context import Context
 from resolvers.errors import UserFailure, UserFailures
@@ -158,3 +160,27 @@ async def mark_refund_paid(ctx: Context, refund_id: int) -> Refund:
         audit(session, ctx, who.account, "refund.paid", target=f"Refund:{refund_id}")
     async with ctx.services.db.read() as session:
         return await session.get(Refund, refund_id)
+
+
+async def purchases_of(ctx: Context, registration_id: int, first: int, before_id: int | None) -> tuple[list[CouponPurchase], int, bool]:
+    """Orders of the registration whose account the viewer was allowed to open, newest first."""
+    first = max(1, min(first, 100))
+    scope = CouponPurchase.registration_id == registration_id
+    async with ctx.services.db.read() as session:
+        total = await session.scalar(select(func.count()).select_from(CouponPurchase).where(scope))
+        query = select(CouponPurchase).where(scope)
+        if before_id is not None:
+            query = query.where(CouponPurchase.id < before_id)
+        rows = (await session.scalars(query.order_by(CouponPurchase.id.desc()).limit(first + 1))).all()
+    return list(rows[:first]), total, len(rows) > first
+
+
+async def purchase_lines(ctx: Context, purchase_id: int) -> list[CouponPurchaseLine]:
+    async with ctx.services.db.read() as session:
+        return list((await session.scalars(select(CouponPurchaseLine).where(CouponPurchaseLine.purchase_id == purchase_id)
+                                           .order_by(CouponPurchaseLine.id))).all())
+
+
+async def virtual_account(ctx: Context, purchase_id: int) -> VirtualAccount | None:
+    async with ctx.services.db.read() as session:
+        return await session.scalar(select(VirtualAccount).where(VirtualAccount.purchase_id == purchase_id))

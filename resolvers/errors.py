@@ -17,6 +17,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "NOT_FOUND": ("対象が見つかりません。", "Not found."),
     "INVALID_STATE": ("現在の状態ではこの操作はできません。", "This cannot be done in the current state."),
     "INSUFFICIENT_COUPONS": ("クーポン残数が不足しています。", "Not enough coupons."),
+    "PURCHASE_IN_PROGRESS": (
+        "手続中のクーポン購入があります。入金確認または取消の後に購入してください。",
+        "Another coupon purchase of this registration is in progress; wait for it to be paid or cancel it.",
+    ),
+    "PRODUCT_NOT_OFFERED": ("この商品は現在の会員区分では購入できません。", "This product is not offered for the registration's membership."),
+    "METHOD_NOT_ALLOWED": ("この決済方法は利用できません。", "This payment method is not available for the registration."),
     "INVALID_CREDENTIALS": (
         "商工会議所コード、IDまたはパスワードが正しくありません。",
         "The chamber code, ID or password is not correct.",

@@ -27,6 +27,7 @@ ACTIONS = frozenset(
         "coupon.purchase",
         "coupon.view",
         "coupon.adjust",
+        "payment.check",             # record bank deposits, check an order's payment by hand
         "application.create",
         "application.view",
         "application.edit",

@@ -65,7 +65,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "limits",
             match=("limit",),
-            complete=(("limit", ("signers_per_registration", "registration_term_months")),),
+            complete=(("limit", ("signers_per_registration", "registration_term_months", "bank_transfer_valid_days")),),
         ),
         TableSpec(
             "permissions",

@@ -24,7 +24,7 @@ from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
 from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
 from schema.registrations import RegistrationsMutation, RegistrationsQuery
-from schema.coupons import CouponsMutation, CouponsQuery
+from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
@@ -35,7 +35,7 @@ class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, FeesQuery):
 
 
 @strawberry.type
-class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation):
+class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation, PurchasesMutation):
     pass
 
 

@@ -62,6 +62,20 @@ def _cursor(pk: int) -> str:
     return base64.urlsafe_b64encode(f"CouponEntry:{pk}".encode()).decode()
 
 
+def _purchase_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"CouponPurchase:{pk}".encode()).decode()
+
+
+def _after_purchase(cursor: Optional[str]) -> Optional[int]:
+    if not cursor:
+        return None
+    try:
+        kind, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        return int(pk) if kind == "CouponPurchase" else None
+    except Exception:
+        return None
+
+
 def _after(cursor: Optional[str]) -> Optional[int]:
     if not cursor:
         return None
@@ -83,6 +97,13 @@ class CouponAccount:
     def of(cls, view: coupons.AccountView) -> "CouponAccount":
         return cls(registration=TradeRegistration.of(view.registration), balance=view.balance, pending=view.pending,
                    _registration_id=view.registration.id)
+
+    @strawberry.field(description="Newest first.")
+    async def purchases(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> "CouponPurchaseConnection":
+        rows, total, more = await coupons.purchases_of(info.context, self._registration_id, first, _after_purchase(after))
+        edges = [CouponPurchaseEdge(cursor=_purchase_cursor(r.id), node=CouponPurchase.of(r)) for r in rows]
+        return CouponPurchaseConnection(edges=edges, total_count=total,
+                                        page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
 
     @strawberry.field(description="Newest first.")
     async def history(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> CouponEntryConnection:
@@ -186,4 +207,205 @@ class CouponsMutation:
             info, lambda: coupons.mark_refund_paid(info.context, refund_pk),
             ok=lambda refund: MarkRefundPaidPayload(refund=Refund.of(refund), errors=[]),
             failed=lambda errors: MarkRefundPaidPayload(refund=None, errors=errors),
+        )
+
+
+# --------------------------------------------------------------------------- purchases
+
+from resolvers import purchases  # noqa: E402
+from schema.fees import PurchaseMethod  # noqa: E402
+
+
+@strawberry.enum(description="AWAITING_PAYMENT 購入手続中 · ISSUED 発行済 · CANCELLED 取消.")
+class PurchaseStatus(Enum):
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
+    ISSUED = "ISSUED"
+    CANCELLED = "CANCELLED"
+
+
+@strawberry.type
+class CouponPurchaseLine:
+    product_code: str
+    quantity: int
+    unit_price: int
+    coupons: int
+    amount: int
+
+
+@strawberry.type(description="The one-time account of a bank-transfer order (never reused).")
+class VirtualAccount:
+    bank_code: str
+    bank_name: str
+    branch_code: str
+    branch_name: str
+    account_number: str
+    holder: str
+    valid_until: dt.date
+
+
+@strawberry.type(description="A coupon order.")
+class CouponPurchase(Node):
+    order_number: str
+    status: PurchaseStatus
+    method: PurchaseMethod
+    membership: Membership
+    coupons: int
+    amount: int
+    ordered_at: dt.datetime
+    expires_at: Optional[dt.datetime]
+    paid_at: Optional[dt.datetime]
+    deposited_amount: Optional[int]
+    refund_due: Optional[int]
+    cancel_reason: Optional[str]
+    payment_url: Optional[str] = None
+    transfer_request_pdf_url: Optional[str] = None
+    card_statement_pdf_url: Optional[str] = None
+    _pk: strawberry.Private[int]
+    _buyer_id: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, row: models.CouponPurchase) -> "CouponPurchase":
+        return cls(
+            id=to_global_id("CouponPurchase", row.id), order_number=row.order_number, status=PurchaseStatus(row.status),
+            method=PurchaseMethod(row.method), membership=Membership(row.membership), coupons=row.coupons,
+            amount=row.amount, ordered_at=row.ordered_at, expires_at=row.expires_at, paid_at=row.paid_at,
+            deposited_amount=row.deposited_amount, refund_due=row.refund_due, cancel_reason=row.cancel_reason,
+            _pk=row.id, _buyer_id=row.buyer_id,
+        )
+
+    @strawberry.field
+    async def lines(self, info: strawberry.Info[Context]) -> list[CouponPurchaseLine]:
+        rows = await coupons.purchase_lines(info.context, self._pk)
+        return [CouponPurchaseLine(product_code=r.product_code, quantity=r.quantity, unit_price=r.unit_price,
+                                   coupons=r.coupons, amount=r.amount) for r in rows]
+
+    @strawberry.field
+    async def virtual_account(self, info: strawberry.Info[Context]) -> Optional[VirtualAccount]:
+        row = await coupons.virtual_account(info.context, self._pk)
+        if row is None:
+            return None
+        return VirtualAccount(bank_code=row.bank_code, bank_name=row.bank_name, branch_code=row.branch_code,
+                              branch_name=row.branch_name, account_number=row.account_number, holder=row.holder,
+                              valid_until=row.valid_until)
+
+    @strawberry.field
+    async def buyer(self, info: strawberry.Info[Context]) -> Account:
+        return Account.of(await identity.account_by_id(info.context, self._buyer_id))
+
+
+@strawberry.type
+class CouponPurchaseEdge:
+    cursor: str
+    node: CouponPurchase
+
+
+@strawberry.type
+class CouponPurchaseConnection:
+    edges: list[CouponPurchaseEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.input
+class CouponPurchaseLineInput:
+    product_code: str
+    quantity: int
+
+
+@strawberry.input
+class StartCouponPurchaseInput:
+    lines: list[CouponPurchaseLineInput]
+    method: PurchaseMethod
+    notify_email: Optional[str] = None
+    idempotency_key: Optional[str] = strawberry.field(default=None, description="A repeat with the same key returns the first result.")
+
+
+@strawberry.type
+class StartCouponPurchasePayload:
+    purchase: Optional[CouponPurchase]
+    errors: list[UserError]
+
+
+@strawberry.input
+class CancelCouponPurchaseInput:
+    purchase_id: strawberry.ID
+
+
+@strawberry.type
+class CancelCouponPurchasePayload:
+    purchase: Optional[CouponPurchase]
+    errors: list[UserError]
+
+
+@strawberry.input
+class BankDepositInput:
+    account_number: str
+    amount: int
+    deposited_on: dt.date
+    payer_name: Optional[str] = None
+    deposit_id: Optional[str] = strawberry.field(default=None, description="The bank's inquiry number (照会番号); a replay with it changes nothing.")
+
+
+@strawberry.input
+class RecordBankDepositsInput:
+    deposits: list[BankDepositInput]
+
+
+@strawberry.type
+class RecordBankDepositsPayload:
+    matched: list[CouponPurchase] = strawberry.field(description="The orders the deposits belong to (applied by the reconciliation job or checkPurchasePayment).")
+    errors: list[UserError]
+
+
+@strawberry.input
+class CheckPurchasePaymentInput:
+    purchase_id: strawberry.ID
+
+
+@strawberry.type
+class CheckPurchasePaymentPayload:
+    purchase: Optional[CouponPurchase]
+    errors: list[UserError]
+
+
+def _purchase_pk(value: str) -> int:
+    decoded = from_global_id(value)
+    return decoded[1] if decoded and decoded[0] == "CouponPurchase" else -1
+
+
+@strawberry.type
+class PurchasesMutation:
+    @strawberry.mutation(description="Signer or sub-ID: order coupons (one order in progress per registration).")
+    async def start_coupon_purchase(self, info: strawberry.Info[Context], input: StartCouponPurchaseInput) -> StartCouponPurchasePayload:
+        lines = [purchases.LineInput(line.product_code, line.quantity) for line in input.lines]
+        return await run_mutation(
+            info, lambda: purchases.start_coupon_purchase(info.context, lines, input.method.value, input.notify_email, input.idempotency_key),
+            ok=lambda row: StartCouponPurchasePayload(purchase=CouponPurchase.of(row), errors=[]),
+            failed=lambda errors: StartCouponPurchasePayload(purchase=None, errors=errors),
+        )
+
+    @strawberry.mutation(description="The buyer cancels its pending order.")
+    async def cancel_coupon_purchase(self, info: strawberry.Info[Context], input: CancelCouponPurchaseInput) -> CancelCouponPurchasePayload:
+        return await run_mutation(
+            info, lambda: purchases.cancel_coupon_purchase(info.context, _purchase_pk(input.purchase_id)),
+            ok=lambda row: CancelCouponPurchasePayload(purchase=CouponPurchase.of(row), errors=[]),
+            failed=lambda errors: CancelCouponPurchasePayload(purchase=None, errors=errors),
+        )
+
+    @strawberry.mutation(description="Chamber staff: record deposits (all or none); matching happens in reconciliation.")
+    async def record_bank_deposits(self, info: strawberry.Info[Context], input: RecordBankDepositsInput) -> RecordBankDepositsPayload:
+        deposits = [purchases.DepositInput(d.account_number.strip(), d.amount, d.deposited_on, d.payer_name, d.deposit_id)
+                    for d in input.deposits]
+        return await run_mutation(
+            info, lambda: purchases.record_bank_deposits(info.context, deposits),
+            ok=lambda rows: RecordBankDepositsPayload(matched=[CouponPurchase.of(r) for r in rows], errors=[]),
+            failed=lambda errors: RecordBankDepositsPayload(matched=[], errors=errors),
+        )
+
+    @strawberry.mutation(description="Chamber staff: match this order's deposits now (same-day issue).")
+    async def check_purchase_payment(self, info: strawberry.Info[Context], input: CheckPurchasePaymentInput) -> CheckPurchasePaymentPayload:
+        return await run_mutation(
+            info, lambda: purchases.check_purchase_payment(info.context, _purchase_pk(input.purchase_id)),
+            ok=lambda row: CheckPurchasePaymentPayload(purchase=CouponPurchase.of(row), errors=[]),
+            failed=lambda errors: CheckPurchasePaymentPayload(purchase=None, errors=errors),
         )

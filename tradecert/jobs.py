@@ -116,6 +116,12 @@ async def ledger_audit(services: Services) -> str:
 
 register(Job("mail-delivery", "send queued mails over SMTP, retrying with backoff", deliver_pending,
              every=dt.timedelta(seconds=15), lease=dt.timedelta(minutes=5)))
+from resolvers.purchases import expire_unpaid, reconcile_job  # noqa: E402
+
+register(Job("bank-reconciliation", "match recorded bank deposits to coupon orders", reconcile_job,
+             every=dt.timedelta(hours=24)))
+register(Job("purchase-expiry", "cancel coupon orders unpaid past their validity", expire_unpaid,
+             every=dt.timedelta(hours=1)))
 register(Job("ledger-audit", "check that coupon entries and lots sum to every balance", ledger_audit,
              every=dt.timedelta(hours=1)))
 
