@@ -247,18 +247,21 @@ async def record_bank_deposits(ctx: Context, deposits: list[DepositInput]) -> li
 # --------------------------------------------------------------------------- reconciliation
 
 
-async def reconcile(services: Services, account_number: str | None = None) -> dict[str, int]:
-    """Apply every unprocessed deposit (or those of one account) once; returns counts by outcome."""
+async def reconcile(services: Services, account_number: str | None = None, progress=None) -> dict[str, int]:
+    """Apply every unprocessed deposit (or those of one account) once; returns counts by
+    outcome. ``progress(done, total)`` is called as deposits are applied."""
     query = select(BankDeposit.id).where(BankDeposit.processed_at.is_(None)).order_by(BankDeposit.id)
     if account_number is not None:
         query = query.where(BankDeposit.account_number == account_number)
     async with services.db.read() as session:
         ids = (await session.scalars(query)).all()
     counts: dict[str, int] = {}
-    for deposit_id in ids:
+    for done, deposit_id in enumerate(ids, start=1):
         outcome = await _apply_deposit(services, deposit_id)
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1
+        if progress is not None:
+            progress(done, len(ids))
     return counts
 
 

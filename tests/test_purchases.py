@@ -176,3 +176,41 @@ async def test_unpaid_orders_are_cancelled_after_thirty_days_and_buyers_may_canc
     assert done == {"purchase": {"status": "CANCELLED", "cancelReason": "購入者による取消"}, "errors": []}
     assert live.graphql(cancel, {"id": second["id"]}, headers=signer).json()["data"]["cancelCouponPurchase"]["errors"] == [{"code": "INVALID_STATE"}]
     assert first["orderNumber"].endswith("00001") and second["orderNumber"].endswith("00002")
+
+
+async def test_tradecert_bank_import_records_and_reconciles_a_zengin_file_once(live, migrated, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from resolvers.bank_files import write_zengin
+
+    target, _db = migrated
+    signer = as_user(live, "signer-2701000002")
+    purchase = start(live, signer)["purchase"]
+    account = purchase["virtualAccount"]["accountNumber"]
+    statement = tmp_path / "nyukin.dat"
+    statement.write_bytes(write_zengin({account: [(1, 71390, dt.date(2026, 4, 2), "ｶｺｶﾞﾜｼｾﾞﾝｼﾖｸﾋﾝ")]}, dt.date(2026, 4, 2)))
+    env = {**os.environ, "TRADECERT_DATABASE_URL": target.url, "TRADECERT_DATABASE_SCHEMA": target.schema or "",
+           "TRADECERT_RULES_DIR": str(live.rules_dir), "COLUMNS": "200"}
+    tradecert = str(Path(sys.executable).parent / "tradecert")
+
+    def run(path):
+        return subprocess.run([tradecert, "bank", "import", str(path)], env=env, capture_output=True, text=True, timeout=120)
+
+    first = run(statement)
+    assert first.returncode == 0, first.stderr
+    assert "zengin-01, 1 deposit(s), 71,390 yen" in first.stdout and "reconciled: issued 1" in first.stdout
+    assert run(statement).stdout.strip().endswith("reconciled: nothing new")  # the same file again
+    seen = live.graphql(ACCOUNT, headers=signer).json()["data"]["couponAccount"]
+    assert (seen["balance"], seen["pending"]) == (61, 0)
+
+    unknown = tmp_path / "unknown.dat"
+    unknown.write_bytes(write_zengin({"0000001": [(7, 1000, dt.date(2026, 4, 2), "ﾀﾞﾚ")]}, dt.date(2026, 4, 2)))
+    refused = run(unknown)
+    assert refused.returncode == 1 and "deposit 1 (account 0000001, 1000 yen): NOT_FOUND accountNumber" in refused.stderr
+    broken = tmp_path / "broken.dat"
+    broken.write_bytes(statement.read_bytes().replace(b"0000071390", b"00000713X0"))
+    failed = run(broken)
+    assert failed.returncode == 1 and "broken.dat: line 2: 金額 '00000713X0' is not a number" in failed.stderr

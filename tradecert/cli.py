@@ -280,6 +280,67 @@ def jobs_run(names: tuple[str, ...]) -> None:
         raise SystemExit(1)
 
 
+# --------------------------------------------------------------------------- bank
+
+
+@main.group()
+def bank() -> None:
+    """Bank statements (the sandbox bank's, or a real bank's files)."""
+
+
+@bank.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-reconcile", is_flag=True, help="Only record the deposits; the nightly job matches them.")
+def bank_import(path: Path, no_reconcile: bool) -> None:
+    """Record the deposits of a Zengin 振込入金通知 (01) or CSV statement, then match them to orders."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from resolvers.bank_files import StatementError, parse_statement
+    from resolvers.purchases import reconcile, store_deposits
+    from tradecert.app import build_services
+    from tradecert.clock import Clock
+
+    settings = _settings()
+    try:
+        statement = parse_statement(path.read_bytes(), Clock().today())
+    except StatementError as exc:
+        errors.print(f"[red]{path.name} was not imported ({len(exc.problems)} problem(s)); nothing was recorded:[/]")
+        for problem in exc.problems[:50]:
+            errors.print(f"  {path.name}: {problem}", markup=False, highlight=False)
+        raise SystemExit(1)
+
+    async def go():
+        services = build_services(settings)
+        try:
+            problems, _ = await store_deposits(services, statement.deposits)
+            if problems:
+                return problems, {}
+            if no_reconcile:
+                return [], {}
+            with Progress(TextColumn("reconciling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True) as bar:
+                task = bar.add_task("reconcile", total=None)
+                counts = await reconcile(services, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            return [], counts
+        finally:
+            await services.db.dispose()
+
+    problems, counts = asyncio.run(go())
+    if problems:
+        errors.print(f"[red]{path.name} was not imported; nothing was recorded:[/]")
+        for problem in problems[:50]:
+            index = int(problem.field[2])
+            deposit = statement.deposits[index]
+            errors.print(f"  deposit {index + 1} (account {deposit.account_number}, {deposit.amount} yen): "
+                         f"{problem.code} {problem.field[-1]}", markup=False, highlight=False)
+        raise SystemExit(1)
+    total = sum(d.amount for d in statement.deposits)
+    console.print(f"{path.name}: {statement.format}, {len(statement.deposits)} deposit(s), {total:,} yen"
+                  + (f", {statement.cancelled} cancelled notice(s) skipped" if statement.cancelled else ""))
+    if not no_reconcile:
+        console.print("reconciled: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing new"))
+
+
 # --------------------------------------------------------------------------- schema
 
 

@@ -1,0 +1,84 @@
+"""Zengin 振込入金通知 and CSV statements: parsed exactly, refused with line numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from resolvers.bank_files import StatementError, parse_statement, write_zengin
+
+TODAY = dt.date(2026, 4, 3)
+
+
+def sample(crlf=True) -> bytes:
+    return write_zengin({
+        "1234567": [(1, 71390, dt.date(2026, 4, 2), "ｶｺｶﾞﾜｼｾﾞﾝｼﾖｸﾋﾝ"), (2, 5000, dt.date(2026, 4, 3), "ﾃｽﾄ")],
+        "7654321": [(1, 3630, dt.date(2026, 4, 2), "ﾆﾂｼﾖｳ")],
+    }, TODAY, crlf=crlf)
+
+
+@pytest.mark.parametrize("crlf", [True, False])
+def test_a_zengin_file_with_two_accounts_is_read_exactly(crlf):
+    statement = parse_statement(sample(crlf), TODAY)
+    assert statement.format == "zengin-01"
+    assert [(d.account_number, d.amount, d.deposited_on, d.payer_name) for d in statement.deposits] == [
+        ("1234567", 71390, dt.date(2026, 4, 2), "ｶｺｶﾞﾜｼｾﾞﾝｼﾖｸﾋﾝ"),
+        ("1234567", 5000, dt.date(2026, 4, 3), "ﾃｽﾄ"),
+        ("7654321", 3630, dt.date(2026, 4, 2), "ﾆﾂｼﾖｳ"),
+    ]
+    assert statement.deposits[0].deposit_id == "0310-502-1234567-20260402-000001"
+
+
+def records(data: bytes) -> list[bytearray]:
+    return [bytearray(r) for r in data.split(b"\r\n") if r]
+
+
+def join(recs) -> bytes:
+    return b"\r\n".join(bytes(r) for r in recs) + b"\r\n"
+
+
+def problems(data: bytes) -> list[str]:
+    with pytest.raises(StatementError) as caught:
+        parse_statement(data, TODAY)
+    return caught.value.problems
+
+
+def test_a_bad_amount_is_refused_with_its_line():
+    recs = records(sample())
+    recs[1][19:29] = b"00000ABC00"
+    assert problems(join(recs)) == ["line 2: 金額 '00000ABC00' is not a number",
+                                    "line 4: trailer says 2 deposits, the group holds 1",
+                                    "line 4: trailer says 76390 yen, the group's deposits sum to 5000"]
+
+
+def test_a_trailer_that_does_not_add_up_is_refused():
+    recs = records(sample())
+    recs[3][7:19] = b"000000076391"
+    assert problems(join(recs)) == ["line 4: trailer says 76391 yen, the group's deposits sum to 76390"]
+
+
+def test_truncated_files_and_unknown_record_kinds_are_refused():
+    assert problems(sample()[:-50])[0].startswith("file: ")
+    recs = records(sample())
+    recs[2][0:1] = b"7"
+    assert "line 3: データ区分 b'7' is not 1, 2, 8 or 9" in problems(join(recs))
+    assert problems(join(records(sample())[:-1]))[-1] == "line 7: the file has no end record (9)"
+
+
+def test_type_03_is_refused_clearly_rather_than_misread():
+    recs = records(sample())
+    recs[0][1:3] = b"03"
+    assert problems(join(recs)) == ["line 1: 種別コード 03 (入出金取引明細) is not supported yet; ask the bank for 01 (振込入金通知) or CSV"]
+
+
+def test_csv_statements_and_their_errors():
+    ok = parse_statement("account_number,amount,deposited_on,payer_name,deposit_id\n1234567,\"71,390\",2026-04-02,ｶｺｶﾞﾜ,A1\n".encode(), TODAY)
+    assert [(d.account_number, d.amount, d.deposit_id) for d in ok.deposits] == [("1234567", 71390, "A1")]
+    bad = "account_number,amount,deposited_on,payer_name,deposit_id\n1234567,12x,2026-04-02,,\n12,5,2026-04-02,,\n1234567,5,02/04/2026,,\n"
+    assert problems(bad.encode()) == [
+        "line 2: amount '12x' is not a whole number of yen",
+        "line 3: account_number '12' is not 7 digits",
+        "line 4: deposited_on '02/04/2026' is not YYYY-MM-DD",
+    ]
+    assert problems(b"foo,bar\n1,2\n")[0].startswith("line 1: header must be")
