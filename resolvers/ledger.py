@@ -41,6 +41,20 @@ def _insert(session):
     return sqlite.insert if session.bind.dialect.name == "sqlite" else postgresql.insert
 
 
+async def allocate_ids(session, table, n: int) -> list[int]:
+    """``n`` fresh primary keys for a bulk insert without RETURNING (which SQLite runs a
+    row at a time). PostgreSQL: the table's sequence. SQLite: after max(id) — safe because
+    a write unit holds the database's write lock (BEGIN IMMEDIATE) until it commits."""
+    if n == 0:
+        return []
+    if session.bind.dialect.name == "sqlite":
+        start = (await session.scalar(select(func.coalesce(func.max(table.id), 0)))) + 1
+        return list(range(start, start + n))
+    sequence = f"{table.__tablename__}_id_seq"
+    return list((await session.scalars(
+        select(func.nextval(sequence)).select_from(func.generate_series(1, n)))).all())
+
+
 async def ensure_account(session, registration_id: int, now: dt.datetime) -> None:
     await session.execute(
         _insert(session)(CouponAccount).values(registration_id=registration_id, balance=0, pending=0, updated_at=now)

@@ -16,12 +16,13 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from persistence.models import (
-    Account, BankDeposit, CouponAccount, CouponPurchase, CouponPurchaseLine, Refund, TradeRegistration, VirtualAccount,
+    Account, BankDeposit, CouponAccount, CouponEntry, CouponEntryLot, CouponLot, CouponPurchase, CouponPurchaseLine,
+    OutboxMail, Refund, TradeRegistration, VirtualAccount,
 )
 from resolvers import ledger, validation
 from resolvers.bank import Bank, SandboxBank
@@ -221,12 +222,11 @@ async def store_deposits(services: Services, deposits: list[DepositInput]) -> tu
     if problems:
         return problems, []
     now = services.clock.now()
-    async with services.db.write() as session:
-        insert = sqlite.insert if services.db.is_sqlite else postgresql.insert
-        for d in deposits:
-            await session.execute(insert(BankDeposit).values(
-                deposit_key=deposit_key(d), account_number=d.account_number, amount=d.amount, deposited_on=d.deposited_on,
-                payer_name=d.payer_name, recorded_at=now).on_conflict_do_nothing(index_elements=["deposit_key"]))
+    rows = [{"deposit_key": deposit_key(d), "account_number": d.account_number, "amount": d.amount,
+             "deposited_on": d.deposited_on, "payer_name": d.payer_name, "recorded_at": now} for d in deposits]
+    dialect_insert = sqlite.insert if services.db.is_sqlite else postgresql.insert
+    async with services.db.write() as session:  # one executemany; a deposit seen before is skipped
+        await session.execute(dialect_insert(BankDeposit).on_conflict_do_nothing(index_elements=["deposit_key"]), rows)
     return [], sorted({known[d.account_number] for d in deposits})
 
 
@@ -247,88 +247,124 @@ async def record_bank_deposits(ctx: Context, deposits: list[DepositInput]) -> li
 # --------------------------------------------------------------------------- reconciliation
 
 
+CHUNK = 1000  # deposits per reconciliation transaction
+
+
 async def reconcile(services: Services, account_number: str | None = None, progress=None) -> dict[str, int]:
-    """Apply every unprocessed deposit (or those of one account) once; returns counts by
-    outcome. ``progress(done, total)`` is called as deposits are applied."""
+    """Apply every unprocessed deposit (or those of one account) once, in chunks; returns
+    counts by outcome. ``progress(done, total)`` is called after each chunk."""
     query = select(BankDeposit.id).where(BankDeposit.processed_at.is_(None)).order_by(BankDeposit.id)
     if account_number is not None:
         query = query.where(BankDeposit.account_number == account_number)
     async with services.db.read() as session:
         ids = (await session.scalars(query)).all()
     counts: dict[str, int] = {}
-    for done, deposit_id in enumerate(ids, start=1):
-        outcome = await _apply_deposit(services, deposit_id)
-        if outcome:
-            counts[outcome] = counts.get(outcome, 0) + 1
+    for start in range(0, len(ids), CHUNK):
+        for outcome, n in (await _reconcile_chunk(services, ids[start:start + CHUNK])).items():
+            counts[outcome] = counts.get(outcome, 0) + n
         if progress is not None:
-            progress(done, len(ids))
+            progress(min(start + CHUNK, len(ids)), len(ids))
     return counts
 
 
-async def _apply_deposit(services: Services, deposit_id: int) -> str | None:
+async def _reconcile_chunk(services: Services, deposit_ids: list[int]) -> dict[str, int]:
+    """One transaction for a chunk of deposits, with a fixed number of statements:
+
+    claim the deposits (a conditional UPDATE: a deposit another reconciler claimed is
+    skipped), lock and load their accounts, orders, lines and coupon balances, decide
+    each deposit in order (exact → issue; more → issue and owe back the excess less
+    costs; less → cancel and owe back the deposit less costs; used or expired account →
+    owe back), then write with bulk statements. Ledger keys stay per order line, so a
+    replay can never issue twice. ``with_for_update`` locks rows on PostgreSQL; on SQLite
+    SQLAlchemy drops it, and the write unit's BEGIN IMMEDIATE holds the database lock.
+    """
     policy = services.rules.current
     now, today = services.clock.now(), services.clock.today()
+    counts: dict[str, int] = {}
     async with services.db.write() as session:
-        claimed = await session.scalar(
-            update(BankDeposit).where(BankDeposit.id == deposit_id, BankDeposit.processed_at.is_(None))
-            .values(processed_at=now).returning(BankDeposit.id)
-        )
-        if claimed is None:
-            return None  # another reconciler took it
-        deposit = await session.get(BankDeposit, deposit_id)
-        account = await session.scalar(select(VirtualAccount).where(VirtualAccount.account_number == deposit.account_number))
-        purchase = await session.get(CouponPurchase, account.purchase_id)
-        usable = purchase.status == "AWAITING_PAYMENT" and deposit.deposited_on <= account.valid_until
-        if not usable:  # a used or expired account: owed back, never applied
-            outcome = "refunded"
-            await _refund(session, policy, today, purchase, deposit, deposit.amount, "使用済み・期限切れ口座への入金の返金", now)
-        elif deposit.amount < purchase.amount:
-            outcome = "short"
-            await _cancel(session, purchase, now, "入金額不足")
-            await session.execute(update(CouponPurchase).where(CouponPurchase.id == purchase.id)
-                                  .values(deposited_amount=deposit.amount))
-            await _refund(session, policy, today, purchase, deposit, deposit.amount, "入金額不足のため取消・返金", now)
-        else:
-            outcome = "issued" if deposit.amount == purchase.amount else "issued_over"
-            await _issue(session, purchase, deposit, now, today)
-            if deposit.amount > purchase.amount:
-                await _refund(session, policy, today, purchase, deposit, deposit.amount - purchase.amount, "入金額超過分の返金", now)
-        await session.execute(update(BankDeposit).where(BankDeposit.id == deposit.id)
-                              .values(outcome=outcome, purchase_id=purchase.id))
-    return outcome
+        claimed = (await session.execute(
+            update(BankDeposit).where(BankDeposit.id.in_(deposit_ids), BankDeposit.processed_at.is_(None))
+            .values(processed_at=now)
+            .returning(BankDeposit.id, BankDeposit.account_number, BankDeposit.amount, BankDeposit.deposited_on)
+        )).all()
+        if not claimed:
+            return counts
+        claimed.sort(key=lambda d: d.id)
+        accounts = {a.account_number: a for a in (await session.scalars(
+            select(VirtualAccount).where(VirtualAccount.account_number.in_({d.account_number for d in claimed}))))}
+        orders = {p.id: p for p in (await session.scalars(
+            select(CouponPurchase).where(CouponPurchase.id.in_({a.purchase_id for a in accounts.values()}))
+            .order_by(CouponPurchase.id).with_for_update()))}
+        lines: dict[int, list[CouponPurchaseLine]] = {}
+        for line in await session.scalars(
+                select(CouponPurchaseLine).where(CouponPurchaseLine.purchase_id.in_(orders)).order_by(CouponPurchaseLine.id)):
+            lines.setdefault(line.purchase_id, []).append(line)
+        balances = {a.registration_id: {"registration_id": a.registration_id, "balance": a.balance, "pending": a.pending}
+                    for a in await session.scalars(
+                        select(CouponAccount).where(CouponAccount.registration_id.in_({p.registration_id for p in orders.values()}))
+                        .order_by(CouponAccount.registration_id).with_for_update())}
+        buyers = dict((await session.execute(select(Account.id, Account.email).where(
+            Account.id.in_({p.buyer_id for p in orders.values()})))).all())
 
+        order_changes: dict[int, dict] = {}
+        entries, lots, refunds, mails, outcomes = [], [], [], [], []
+        for deposit in claimed:
+            account = accounts[deposit.account_number]
+            order = orders[account.purchase_id]
+            change = order_changes.setdefault(order.id, {"id": order.id})
+            status = change.get("status", order.status)
+            balance = balances[order.registration_id]
+            if status != "AWAITING_PAYMENT" or deposit.deposited_on > account.valid_until:
+                outcome, owed, reason = "refunded", deposit.amount, "使用済み・期限切れ口座への入金の返金"
+            elif deposit.amount < order.amount:
+                outcome, owed, reason = "short", deposit.amount, "入金額不足のため取消・返金"
+                change.update(status="CANCELLED", cancelled_at=now, cancel_reason="入金額不足", deposited_amount=deposit.amount)
+                balance["pending"] -= order.coupons
+            else:
+                outcome = "issued" if deposit.amount == order.amount else "issued_over"
+                owed, reason = deposit.amount - order.amount, "入金額超過分の返金"
+                change.update(status="ISSUED", paid_at=now, deposited_amount=deposit.amount)
+                balance["pending"] -= order.coupons
+                for line in lines[order.id]:
+                    balance["balance"] += line.coupons
+                    entries.append({"registration_id": order.registration_id, "kind": "PURCHASE", "coupons": line.coupons,
+                                    "balance_after": balance["balance"], "at": now, "confirmed": True,
+                                    "actor_id": order.buyer_id, "note": f"注文番号 {order.order_number}",
+                                    "external_key": f"purchase:{order.id}:line:{line.id}"})
+                    lots.append({"registration_id": order.registration_id, "product_code": line.product_code,
+                                 "membership": order.membership, "unit_price": line.unit_price, "coupons": line.coupons,
+                                 "coupons_left": line.coupons, "acquired_on": order.ordered_on,
+                                 "rules_version": order.rules_version, "created_at": now})
+                mails.append({"created_at": now, "kind": "coupon.issued",
+                              "to_address": order.notify_email or buyers.get(order.buyer_id) or "",
+                              "subject": "【貿易関係証明発給システム】クーポン発行のお知らせ",
+                              "body": f"注文番号 {order.order_number} のご入金を確認し、クーポン {order.coupons} 枚を発行しました。\n",
+                              "status": "PENDING", "attempts": 0, "next_attempt_at": now, "account_id": order.buyer_id})
+            if owed > 0:
+                due = fees.refund_after_costs(policy, today, owed)
+                refunds.append({"registration_id": order.registration_id, "amount": due, "created_at": now,
+                                "reason": f"{reason} (注文番号 {order.order_number})", "external_key": f"deposit:{deposit.id}"})
+                change["refund_due"] = (change.get("refund_due", order.refund_due) or 0) + due
+            outcomes.append({"id": deposit.id, "outcome": outcome, "purchase_id": order.id})
+            counts[outcome] = counts.get(outcome, 0) + 1
 
-async def _issue(session, purchase: CouponPurchase, deposit: BankDeposit, now: dt.datetime, today: dt.date) -> None:
-    issued = await session.scalar(
-        update(CouponPurchase).where(CouponPurchase.id == purchase.id, CouponPurchase.status == "AWAITING_PAYMENT")
-        .values(status="ISSUED", paid_at=now, deposited_amount=deposit.amount).returning(CouponPurchase.id)
-    )
-    if issued is None:  # pragma: no cover - the deposit claim serialises this
-        return
-    lines = (await session.scalars(select(CouponPurchaseLine).where(CouponPurchaseLine.purchase_id == purchase.id))).all()
-    for line in lines:
-        await ledger.credit(
-            session, registration_id=purchase.registration_id, coupons=line.coupons, kind="PURCHASE",
-            key=f"purchase:{purchase.id}:line:{line.id}", now=now, acquired_on=purchase.ordered_on,
-            rules_version=purchase.rules_version, product_code=line.product_code, membership=purchase.membership,
-            unit_price=line.unit_price, actor_id=purchase.buyer_id, note=f"注文番号 {purchase.order_number}",
-        )
-    await session.execute(update(CouponAccount).where(CouponAccount.registration_id == purchase.registration_id)
-                          .values(pending=CouponAccount.pending - purchase.coupons, updated_at=now))
-    buyer = await session.get(Account, purchase.buyer_id)
-    queue_mail(session, now, "coupon.issued", purchase.notify_email or buyer.email or "",
-               "【貿易関係証明発給システム】クーポン発行のお知らせ",
-               f"注文番号 {purchase.order_number} のご入金を確認し、クーポン {purchase.coupons} 枚を発行しました。\n",
-               account_id=purchase.buyer_id)
-
-
-async def _refund(session, policy, today: dt.date, purchase: CouponPurchase, deposit: BankDeposit, gross: int,
-                  reason: str, now: dt.datetime) -> None:
-    due = fees.refund_after_costs(policy, today, gross)
-    session.add(Refund(registration_id=purchase.registration_id, amount=due, reason=f"{reason} (注文番号 {purchase.order_number})",
-                       created_at=now, external_key=f"deposit:{deposit.id}"))
-    await session.execute(update(CouponPurchase).where(CouponPurchase.id == purchase.id)
-                          .values(refund_due=func.coalesce(CouponPurchase.refund_due, 0) + due))
+        if entries:
+            entry_ids = await ledger.allocate_ids(session, CouponEntry, len(entries))
+            lot_ids = await ledger.allocate_ids(session, CouponLot, len(lots))
+            await session.execute(insert(CouponEntry), [{**row, "id": i} for row, i in zip(entries, entry_ids)])
+            await session.execute(insert(CouponLot), [{**row, "id": i} for row, i in zip(lots, lot_ids)])
+            await session.execute(insert(CouponEntryLot), [
+                {"entry_id": e, "lot_id": lot, "coupons": row["coupons"]} for e, lot, row in zip(entry_ids, lot_ids, entries)])
+        await session.execute(update(CouponAccount), [{**b, "updated_at": now} for b in balances.values()])
+        changed = [c for c in order_changes.values() if len(c) > 1]
+        for columns in {tuple(sorted(c)) for c in changed}:  # one bulk UPDATE per set of changed columns
+            await session.execute(update(CouponPurchase), [c for c in changed if tuple(sorted(c)) == columns])
+        if refunds:
+            await session.execute(insert(Refund), refunds)
+        if mails:
+            await session.execute(insert(OutboxMail), mails)
+        await session.execute(update(BankDeposit), outcomes)
+    return counts
 
 
 async def check_purchase_payment(ctx: Context, purchase_id: int) -> CouponPurchase:

@@ -9,7 +9,7 @@ import threading
 
 from sqlalchemy import func, select
 
-from persistence.models import BankDeposit, CouponPurchase, OutboxMail
+from persistence.models import BankDeposit, CouponPurchase, OutboxMail, Refund
 from tests.test_subaccounts import as_user
 
 START = """mutation($lines: [CouponPurchaseLineInput!]!, $method: PurchaseMethod!, $key: String) {
@@ -214,3 +214,59 @@ async def test_tradecert_bank_import_records_and_reconciles_a_zengin_file_once(l
     broken.write_bytes(statement.read_bytes().replace(b"0000071390", b"00000713X0"))
     failed = run(broken)
     assert failed.returncode == 1 and "broken.dat: line 2: 金額 '00000713X0' is not a number" in failed.stderr
+
+
+async def _orders(live, staff, n):
+    """n orders of n new registrations (one order in progress per registration)."""
+    accounts = []
+    for i in range(n):
+        created = live.graphql("""mutation($name: String!) { createTradeRegistration(input: {kind: APPLICANT, name: $name,
+            membership: MEMBER, contactEmail: "c@reg.example", purchaseMethods: [BANK_TRANSFER], adminName: "管理 者",
+            adminEmail: "a@reg.example", adminPassword: "admin-pass-123"}) { registration { number } errors { code } } }""",
+            {"name": f"商事 {i}"}, headers=staff).json()["data"]["createTradeRegistration"]
+        number = created["registration"]["number"]
+        live.graphql("""mutation($n: String!) { addSigner(input: {registrationNumber: $n, name: "署名 者", email: "s@reg.example",
+            password: "signer-pass-77", username: "buyer"}) { errors { code } } }""".replace('"buyer"', f'"buyer-{number}"'),
+            {"n": number}, headers=staff)
+        from tests.test_identity_sessions import bearer, login
+
+        buyer = bearer(login(live, f"buyer-{number}", "signer-pass-77")["token"])
+        accounts.append(start(live, buyer, lines=[{"productCode": "SINGLE", "quantity": 2}])["purchase"]["virtualAccount"]["accountNumber"])
+    return accounts
+
+
+async def test_one_chunk_with_every_outcome_keeps_the_ledger_exact(live, migrated):
+    from resolvers.ledger import audit_ledger
+
+    _target, db = migrated
+    staff = as_user(live, "staff-2701")
+    a, b, c = await _orders(live, staff, 3)
+    deposits = [
+        {"accountNumber": a, "amount": 2420, "depositedOn": "2026-04-02", "depositId": "1"},   # exact
+        {"accountNumber": a, "amount": 2420, "depositedOn": "2026-04-02", "depositId": "2"},   # the same again: owed back
+        {"accountNumber": b, "amount": 3000, "depositedOn": "2026-04-02", "depositId": "3"},   # more
+        {"accountNumber": c, "amount": 1000, "depositedOn": "2026-04-02", "depositId": "4"},   # less
+    ]
+    assert live.graphql(DEPOSIT, {"deposits": deposits}, headers=staff).json()["data"]["recordBankDeposits"]["errors"] == []
+    outcome = await live.run_job("bank-reconciliation")
+    assert outcome.message == "issued: 1, issued_over: 1, refunded: 1, short: 1"
+    async with db.read() as session:
+        assert await audit_ledger(session) == []
+        refunds = sorted((await session.scalars(select(Refund.amount))).all())
+    assert refunds == sorted([2420 - 550, 3000 - 2420 - 550 if 3000 - 2420 > 550 else 0, 1000 - 550])
+
+
+async def test_two_reconcilers_at_once_apply_each_deposit_once(live, migrated):
+    from resolvers.context import Services
+    from resolvers.purchases import reconcile
+
+    _target, db = migrated
+    staff = as_user(live, "staff-2701")
+    accounts = await _orders(live, staff, 4)
+    live.graphql(DEPOSIT, {"deposits": [{"accountNumber": n, "amount": 2420, "depositedOn": "2026-04-02", "depositId": n}
+                                        for n in accounts]}, headers=staff)
+    services = Services(settings=live.services.settings, db=db, rules=live.services.rules, clock=live.clock)
+    first, second = await asyncio.gather(reconcile(services), reconcile(services))
+    assert first.get("issued", 0) + second.get("issued", 0) == 4
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(BankDeposit).where(BankDeposit.outcome == "issued")) == 4
