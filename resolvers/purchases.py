@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -290,19 +290,28 @@ async def _reconcile_chunk(services: Services, deposit_ids: list[int]) -> dict[s
         if not claimed:
             return counts
         claimed.sort(key=lambda d: d.id)
-        accounts = {a.account_number: a for a in (await session.scalars(
-            select(VirtualAccount).where(VirtualAccount.account_number.in_({d.account_number for d in claimed}))))}
-        orders = {p.id: p for p in (await session.scalars(
-            select(CouponPurchase).where(CouponPurchase.id.in_({a.purchase_id for a in accounts.values()}))
-            .order_by(CouponPurchase.id).with_for_update()))}
-        lines: dict[int, list[CouponPurchaseLine]] = {}
-        for line in await session.scalars(
-                select(CouponPurchaseLine).where(CouponPurchaseLine.purchase_id.in_(orders)).order_by(CouponPurchaseLine.id)):
+        # plain rows, not ORM objects: a chunk loads thousands of them
+        accounts = {a.account_number: a for a in (await session.execute(
+            select(VirtualAccount.account_number, VirtualAccount.purchase_id, VirtualAccount.valid_until)
+            .where(VirtualAccount.account_number.in_({d.account_number for d in claimed})))).all()}
+        orders = {p.id: p for p in (await session.execute(
+            select(CouponPurchase.id, CouponPurchase.registration_id, CouponPurchase.buyer_id, CouponPurchase.status,
+                   CouponPurchase.amount, CouponPurchase.coupons, CouponPurchase.order_number, CouponPurchase.membership,
+                   CouponPurchase.ordered_on, CouponPurchase.rules_version, CouponPurchase.refund_due,
+                   CouponPurchase.notify_email)
+            .where(CouponPurchase.id.in_({a.purchase_id for a in accounts.values()}))
+            .order_by(CouponPurchase.id).with_for_update())).all()}
+        lines: dict[int, list] = {}
+        for line in (await session.execute(
+                select(CouponPurchaseLine.id, CouponPurchaseLine.purchase_id, CouponPurchaseLine.product_code,
+                       CouponPurchaseLine.unit_price, CouponPurchaseLine.coupons)
+                .where(CouponPurchaseLine.purchase_id.in_(orders)).order_by(CouponPurchaseLine.id))).all():
             lines.setdefault(line.purchase_id, []).append(line)
-        balances = {a.registration_id: {"registration_id": a.registration_id, "balance": a.balance, "pending": a.pending}
-                    for a in await session.scalars(
-                        select(CouponAccount).where(CouponAccount.registration_id.in_({p.registration_id for p in orders.values()}))
-                        .order_by(CouponAccount.registration_id).with_for_update())}
+        balances = {a.registration_id: {"rid": a.registration_id, "balance": a.balance, "pending": a.pending}
+                    for a in (await session.execute(
+                        select(CouponAccount.registration_id, CouponAccount.balance, CouponAccount.pending)
+                        .where(CouponAccount.registration_id.in_({p.registration_id for p in orders.values()}))
+                        .order_by(CouponAccount.registration_id).with_for_update())).all()}
         buyers = dict((await session.execute(select(Account.id, Account.email).where(
             Account.id.in_({p.buyer_id for p in orders.values()})))).all())
 
@@ -355,15 +364,26 @@ async def _reconcile_chunk(services: Services, deposit_ids: list[int]) -> dict[s
             await session.execute(insert(CouponLot), [{**row, "id": i} for row, i in zip(lots, lot_ids)])
             await session.execute(insert(CouponEntryLot), [
                 {"entry_id": e, "lot_id": lot, "coupons": row["coupons"]} for e, lot, row in zip(entry_ids, lot_ids, entries)])
-        await session.execute(update(CouponAccount), [{**b, "updated_at": now} for b in balances.values()])
+        # Core executemany updates (one statement each, many parameter sets)
+        accounts_table, purchases_table, deposits_table = CouponAccount.__table__, CouponPurchase.__table__, BankDeposit.__table__
+        await session.execute(
+            accounts_table.update().where(accounts_table.c.registration_id == bindparam("rid"))
+            .values(balance=bindparam("balance"), pending=bindparam("pending"), updated_at=now),
+            list(balances.values()))
         changed = [c for c in order_changes.values() if len(c) > 1]
-        for columns in {tuple(sorted(c)) for c in changed}:  # one bulk UPDATE per set of changed columns
-            await session.execute(update(CouponPurchase), [c for c in changed if tuple(sorted(c)) == columns])
+        for columns in {tuple(sorted(c)) for c in changed}:  # one UPDATE per set of changed columns
+            rows = [{("pid" if k == "id" else k): v for k, v in c.items()} for c in changed if tuple(sorted(c)) == columns]
+            await session.execute(
+                purchases_table.update().where(purchases_table.c.id == bindparam("pid"))
+                .values({k: bindparam(k) for k in columns if k != "id"}), rows)
         if refunds:
             await session.execute(insert(Refund), refunds)
         if mails:
             await session.execute(insert(OutboxMail), mails)
-        await session.execute(update(BankDeposit), outcomes)
+        await session.execute(
+            deposits_table.update().where(deposits_table.c.id == bindparam("did"))
+            .values(outcome=bindparam("outcome"), purchase_id=bindparam("order")),
+            [{"did": o["id"], "outcome": o["outcome"], "order": o["purchase_id"]} for o in outcomes])
     return counts
 
 
