@@ -258,7 +258,6 @@ class CouponPurchase(Node):
     refund_due: Optional[int]
     cancel_reason: Optional[str]
     payment_url: Optional[str] = None
-    transfer_request_pdf_url: Optional[str] = None
     card_statement_pdf_url: Optional[str] = None
     _pk: strawberry.Private[int]
     _buyer_id: strawberry.Private[int]
@@ -272,6 +271,12 @@ class CouponPurchase(Node):
             deposited_amount=row.deposited_amount, refund_due=row.refund_due, cancel_reason=row.cancel_reason,
             _pk=row.id, _buyer_id=row.buyer_id,
         )
+
+    @strawberry.field(description="振込依頼書 (PDF), for bank-transfer orders; same session and permissions as the order.")
+    def transfer_request_pdf_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+        if self.method != PurchaseMethod.BANK_TRANSFER:
+            return None
+        return f"{info.context.services.settings.public_url}/documents/purchases/{self.id}/transfer-request.pdf"
 
     @strawberry.field
     async def lines(self, info: strawberry.Info[Context]) -> list[CouponPurchaseLine]:

@@ -270,3 +270,36 @@ async def test_two_reconcilers_at_once_apply_each_deposit_once(live, migrated):
     assert first.get("issued", 0) + second.get("issued", 0) == 4
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(BankDeposit).where(BankDeposit.outcome == "issued")) == 4
+
+
+async def test_the_transfer_request_pdf_is_real_japanese_text_for_those_who_may_see_the_order(live, tmp_path):
+    import shutil
+    import subprocess
+
+    import httpx
+
+    signer = as_user(live, "signer-2701000002")
+    purchase = live.graphql(START.replace("orderNumber status", "orderNumber status transferRequestPdfUrl"),
+                            {"lines": ORDER, "method": "BANK_TRANSFER"}, headers=signer).json()["data"]["startCouponPurchase"]["purchase"]
+    url = purchase["transferRequestPdfUrl"]
+    assert url.startswith(live.url) and url.endswith("/transfer-request.pdf")
+    response = httpx.get(url, headers=signer)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers=as_user(live, "signer-2701000003")).status_code == 403
+    assert httpx.get(url, headers=as_user(live, "staff-2701")).status_code == 200
+    if not shutil.which("pdftotext"):
+        import os
+
+        import pytest
+
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext (poppler-utils) is not installed; .ci/run installs it")
+        pytest.skip("pdftotext (poppler-utils) is not installed: apt-get install poppler-utils")
+    path = tmp_path / "request.pdf"
+    path.write_bytes(response.content)
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+    for expected in ("振込依頼書", "日本商工会議所", "T5010005003975", purchase["orderNumber"], "71,390",
+                     "内消費税額(10%): 6,490円", purchase["virtualAccount"]["accountNumber"]):
+        assert expected in text, expected

@@ -39,6 +39,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     smtp_url: str | None = None
     mail_from: str = "noreply@tradecert.example"
+    invoice_issuer: str = "日本商工会議所"  # SPEC A1: statements are issued in its name
+    invoice_registration_number: str = "T5010005003975"  # its qualified-invoice registration number
     run_jobs: bool = True  # `serve` runs the jobs on their schedule
     environment: str = "development"  # "production" turns GraphiQL and introspection off by default
     graphiql: bool = True
@@ -76,6 +78,8 @@ class Settings:
             public_url=(env.get("TRADECERT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             smtp_url=env.get("TRADECERT_SMTP_URL") or None,
             mail_from=env.get("TRADECERT_MAIL_FROM") or "noreply@tradecert.example",
+            invoice_issuer=env.get("TRADECERT_INVOICE_ISSUER") or "日本商工会議所",
+            invoice_registration_number=env.get("TRADECERT_INVOICE_REGISTRATION_NUMBER") or "T5010005003975",
             run_jobs=_bool(env.get("TRADECERT_RUN_JOBS"), True),
             environment="production" if production else env.get("TRADECERT_ENV", "development").lower(),
             graphiql=_bool(env.get("TRADECERT_GRAPHIQL"), not production),

@@ -1,0 +1,119 @@
+"""PDF documents (real text, Japanese included) drawn with ReportLab's Japanese CID font,
+served with the same session and permissions as the object they belong to."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen import canvas
+from sqlalchemy import select
+
+from persistence.models import CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount
+from resolvers.context import Context
+from resolvers.errors import Forbidden
+from resolvers.identity import authorize, require_viewer
+from rules import fees
+
+FONT = "HeiseiKakuGo-W5"  # Adobe-Japan1 CID font: text stays text, viewers supply the glyphs
+_registered = False
+
+
+def _font() -> str:
+    global _registered
+    if not _registered:
+        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+        _registered = True
+    return FONT
+
+
+def _table(pdf: canvas.Canvas, x: float, y: float, rows: list[tuple[str, str]], width: float = 170 * mm) -> float:
+    for label, value in rows:
+        pdf.rect(x, y - 8 * mm, 45 * mm, 8 * mm)
+        pdf.rect(x + 45 * mm, y - 8 * mm, width - 45 * mm, 8 * mm)
+        pdf.drawString(x + 2 * mm, y - 5.5 * mm, label)
+        pdf.drawString(x + 47 * mm, y - 5.5 * mm, value)
+        y -= 8 * mm
+    return y
+
+
+def transfer_request_pdf(*, issuer: str, registration_number_t: str, printed_on: dt.date, purchase: CouponPurchase,
+                         registration: TradeRegistration, lines: list[tuple[str, int, int]], account: VirtualAccount,
+                         tax: int) -> bytes:
+    """振込依頼書 as in eco-payment-2026: order, amount with its tax part, and where to pay."""
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf.setTitle(f"振込依頼書 {purchase.order_number}")
+    pdf.setAuthor(issuer)
+    font = _font()
+    width, height = A4
+    pdf.setFont(font, 20)
+    pdf.drawCentredString(width / 2, height - 30 * mm, "振込依頼書")
+    pdf.setFont(font, 10)
+    pdf.drawRightString(width - 20 * mm, height - 42 * mm, issuer)
+    pdf.drawRightString(width - 20 * mm, height - 48 * mm, f"登録番号: {registration_number_t}")
+    pdf.drawRightString(width - 20 * mm, height - 54 * mm, f"印刷日: {printed_on:%Y/%m/%d}")
+    pdf.drawString(20 * mm, height - 66 * mm, "以下の金額につきまして指定口座への御振込みをお願い致します。")
+    pdf.setFont(font, 12)
+    pdf.drawString(20 * mm, height - 78 * mm, "【ご購入内容】")
+    pdf.setFont(font, 10)
+    content = " / ".join(f"{name} {price:,}円 × {quantity}" for name, price, quantity in lines)
+    y = _table(pdf, 20 * mm, height - 82 * mm, [
+        ("注文番号", purchase.order_number),
+        ("貿易登録番号", registration.number),
+        ("企業名", registration.name),
+        ("購入申込日", f"{purchase.ordered_on:%Y年%m月%d日}"),
+        ("購入内容", content),
+        ("決済種別", "銀行振込"),
+    ])
+    pdf.setFont(font, 14)
+    pdf.drawString(20 * mm, y - 12 * mm, f"支払金額: {purchase.amount:,} 円")
+    pdf.setFont(font, 10)
+    pdf.drawString(20 * mm, y - 19 * mm, f"(内課税対象額: {purchase.amount - tax:,}円、内消費税額(10%): {tax:,}円)")
+    pdf.setFont(font, 12)
+    pdf.drawString(20 * mm, y - 32 * mm, "【振込先情報】")
+    pdf.setFont(font, 10)
+    y = _table(pdf, 20 * mm, y - 36 * mm, [
+        ("振込先銀行名", f"{account.bank_name} ({account.bank_code})"),
+        ("振込先支店名", f"{account.branch_name} ({account.branch_code})"),
+        ("振込先口座種別", "普通"),
+        ("振込先口座番号", account.account_number),
+        ("振込先名義人名", account.holder),
+        ("振込口座有効期限", f"{account.valid_until:%Y年%m月%d日}"),
+    ])
+    pdf.setFont(font, 8)
+    pdf.drawString(20 * mm, y - 10 * mm, "※振込手数料はご購入者の負担となります。請求書は発行しません。本書をご利用ください。")
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+async def purchase_transfer_request(ctx: Context, purchase_id: int) -> bytes:
+    who = await require_viewer(ctx)
+    async with ctx.services.db.read() as session:
+        purchase = await session.get(CouponPurchase, purchase_id)
+        if purchase is None or purchase.method != "BANK_TRANSFER":
+            raise Forbidden()
+        registration = await session.get(TradeRegistration, purchase.registration_id)
+        account = await session.scalar(select(VirtualAccount).where(VirtualAccount.purchase_id == purchase.id))
+        rows = (await session.scalars(select(CouponPurchaseLine).where(CouponPurchaseLine.purchase_id == purchase.id)
+                                      .order_by(CouponPurchaseLine.id))).all()
+    relations = set()
+    if who.account.registration_id == registration.id:
+        relations.add("own_registration")
+    if who.account.chamber_id == registration.chamber_id:
+        relations.add("same_chamber")
+    await authorize(ctx, who, "coupon.view", relations or {"none"})
+    policy = ctx.services.rules.current
+    names = {p.code: p.name for p in fees.coupon_products(policy, purchase.ordered_on, purchase.membership)}
+    settings = ctx.services.settings
+    return transfer_request_pdf(
+        issuer=settings.invoice_issuer, registration_number_t=settings.invoice_registration_number,
+        printed_on=ctx.clock.today(), purchase=purchase, registration=registration,
+        lines=[(names.get(r.product_code, r.product_code), r.unit_price, r.quantity) for r in rows], account=account,
+        tax=fees.tax_part(policy, purchase.ordered_on, purchase.amount),
+    )
