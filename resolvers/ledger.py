@@ -116,7 +116,7 @@ async def debit(session, *, registration_id: int, coupons: int, kind: str, key: 
     (the caller's transaction rolls back the entry this inserted)."""
     if coupons <= 0:
         raise ValueError("debit takes a positive number of coupons")
-    await ensure_account(session, registration_id, now)
+    # no ensure_account: without an account row the guarded balance update finds nothing
     entry_id = await _entry(session, registration_id, kind, -coupons, key, now, actor_id, note, receipt_number)
     if entry_id is None:
         return LedgerResult(False)
