@@ -14,6 +14,7 @@ from persistence.models import (
 from resolvers import ledger, validation
 from resolvers.context import Context
 from resolvers.errors import UserFailure, UserFailures
+from resolvers.paging import newest_first
 from resolvers.identity import Viewer, audit, authorize, membership_now, require_viewer
 
 MAX_ADJUSTMENT = 10_000  # a typo guard, not policy: no real adjustment comes near it
@@ -61,15 +62,7 @@ async def coupon_account(ctx: Context, registration_number: str | None) -> Accou
 
 
 async def history(ctx: Context, registration_id: int, first: int, before_id: int | None) -> tuple[list[CouponEntry], int, bool]:
-    first = max(1, min(first, 100))
-    scope = CouponEntry.registration_id == registration_id
-    async with ctx.services.db.read() as session:
-        total = await session.scalar(select(func.count()).select_from(CouponEntry).where(scope))
-        query = select(CouponEntry).where(scope)
-        if before_id is not None:
-            query = query.where(CouponEntry.id < before_id)
-        rows = (await session.scalars(query.order_by(CouponEntry.id.desc()).limit(first + 1))).all()
-    return list(rows[:first]), total, len(rows) > first
+    return await newest_first(ctx, CouponEntry, CouponEntry.registration_id == registration_id, first, before_id)
 
 
 async def adjust_coupons(ctx: Context, registration_number: str, coupons: int, reason: str) -> AccountView:
@@ -164,15 +157,7 @@ async def mark_refund_paid(ctx: Context, refund_id: int) -> Refund:
 
 async def purchases_of(ctx: Context, registration_id: int, first: int, before_id: int | None) -> tuple[list[CouponPurchase], int, bool]:
     """Orders of the registration whose account the viewer was allowed to open, newest first."""
-    first = max(1, min(first, 100))
-    scope = CouponPurchase.registration_id == registration_id
-    async with ctx.services.db.read() as session:
-        total = await session.scalar(select(func.count()).select_from(CouponPurchase).where(scope))
-        query = select(CouponPurchase).where(scope)
-        if before_id is not None:
-            query = query.where(CouponPurchase.id < before_id)
-        rows = (await session.scalars(query.order_by(CouponPurchase.id.desc()).limit(first + 1))).all()
-    return list(rows[:first]), total, len(rows) > first
+    return await newest_first(ctx, CouponPurchase, CouponPurchase.registration_id == registration_id, first, before_id)
 
 
 async def purchase_lines(ctx: Context, purchase_id: int) -> list[CouponPurchaseLine]:

@@ -15,6 +15,7 @@ from resolvers import validation
 from resolvers.context import Context
 from resolvers.errors import UserFailure, UserFailures
 from resolvers.identity import audit, authorize, require_viewer
+from resolvers.paging import newest_first
 from rules.limits import limit
 from tradecert.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable
 
@@ -157,12 +158,4 @@ async def audit_log(ctx: Context, first: int, before_id: int | None) -> tuple[li
     """The chamber's audit trail, newest first: (entries, total, more)."""
     who = await require_viewer(ctx)
     await authorize(ctx, who, "audit.view", {"same_chamber"})
-    first = max(1, min(first, 100))
-    scope = AuditEntry.chamber_id == who.account.chamber_id
-    async with ctx.services.db.read() as session:
-        total = await session.scalar(select(func.count()).select_from(AuditEntry).where(scope))
-        query = select(AuditEntry).where(scope)
-        if before_id is not None:
-            query = query.where(AuditEntry.id < before_id)
-        rows = (await session.scalars(query.order_by(AuditEntry.id.desc()).limit(first + 1))).all()
-    return list(rows[:first]), total, len(rows) > first
+    return await newest_first(ctx, AuditEntry, AuditEntry.chamber_id == who.account.chamber_id, first, before_id)

@@ -3,7 +3,6 @@ Purchases (startCouponPurchase …) arrive with the bank-transfer and card work.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from enum import Enum
 from typing import Optional
@@ -16,7 +15,7 @@ from resolvers.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership
 from schema.identity import Account, Node, TradeRegistration, from_global_id, to_global_id
-from schema.registrations import PageInfo
+from schema.paging import PageInfo, decode_cursor, encode_cursor, page_info
 
 
 @strawberry.enum(description="PURCHASE 購入 · USE 使用 · RETURN 返却(保留) · CHAMBER_OPERATION 商工会議所操作 · REFUND 返金.")
@@ -58,34 +57,6 @@ class CouponEntryConnection:
     total_count: int
 
 
-def _cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"CouponEntry:{pk}".encode()).decode()
-
-
-def _purchase_cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"CouponPurchase:{pk}".encode()).decode()
-
-
-def _after_purchase(cursor: Optional[str]) -> Optional[int]:
-    if not cursor:
-        return None
-    try:
-        kind, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        return int(pk) if kind == "CouponPurchase" else None
-    except Exception:
-        return None
-
-
-def _after(cursor: Optional[str]) -> Optional[int]:
-    if not cursor:
-        return None
-    try:
-        kind, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        return int(pk) if kind == "CouponEntry" else None
-    except Exception:
-        return None
-
-
 @strawberry.type(description="The coupons of an applicant registration, shared by its signers and sub-IDs.")
 class CouponAccount:
     registration: TradeRegistration
@@ -100,19 +71,17 @@ class CouponAccount:
 
     @strawberry.field(description="Newest first.")
     async def purchases(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> "CouponPurchaseConnection":
-        rows, total, more = await coupons.purchases_of(info.context, self._registration_id, first, _after_purchase(after))
-        edges = [CouponPurchaseEdge(cursor=_purchase_cursor(r.id), node=CouponPurchase.of(r)) for r in rows]
-        return CouponPurchaseConnection(edges=edges, total_count=total,
-                                        page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
+        rows, total, more = await coupons.purchases_of(info.context, self._registration_id, first, decode_cursor("CouponPurchase", after))
+        edges = [CouponPurchaseEdge(cursor=encode_cursor("CouponPurchase", r.id), node=CouponPurchase.of(r)) for r in rows]
+        return CouponPurchaseConnection(edges=edges, total_count=total, page_info=page_info(edges, more))
 
     @strawberry.field(description="Newest first.")
     async def history(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> CouponEntryConnection:
-        rows, total, more = await coupons.history(info.context, self._registration_id, first, _after(after))
-        edges = [CouponEntryEdge(cursor=_cursor(r.id), node=CouponEntry(
+        rows, total, more = await coupons.history(info.context, self._registration_id, first, decode_cursor("CouponEntry", after))
+        edges = [CouponEntryEdge(cursor=encode_cursor("CouponEntry", r.id), node=CouponEntry(
             kind=CouponEntryKind(r.kind), at=r.at, confirmed=r.confirmed, coupons=r.coupons, balance_after=r.balance_after,
             note=r.note, receipt_number=r.receipt_number, _actor_id=r.actor_id)) for r in rows]
-        return CouponEntryConnection(edges=edges, total_count=total,
-                                     page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None))
+        return CouponEntryConnection(edges=edges, total_count=total, page_info=page_info(edges, more))
 
 
 @strawberry.type(description="Money the chamber owes back (membership change, withdrawal, over/under payment).")

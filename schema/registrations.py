@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import Optional
 
@@ -14,6 +13,7 @@ from resolvers.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
 from schema.identity import Account, TradeRegistration
+from schema.paging import PageInfo, decode_cursor, encode_cursor, page_info
 
 
 @strawberry.input
@@ -90,47 +90,24 @@ class AuditEntryEdge:
 
 
 @strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: Optional[str]
-
-
-@strawberry.type
 class AuditEntryConnection:
     edges: list[AuditEntryEdge]
     page_info: PageInfo
     total_count: int
 
 
-def _cursor(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"AuditEntry:{pk}".encode()).decode()
-
-
-def _from_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        kind, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        return int(pk) if kind == "AuditEntry" else None
-    except Exception:
-        return None
-
-
 @strawberry.type
 class RegistrationsQuery:
     @strawberry.field(description="Chamber staff: the chamber's audit trail, newest first.")
     async def audit_log(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> AuditEntryConnection:
-        rows, total, more = await registrations.audit_log(info.context, first, _from_cursor(after))
+        rows, total, more = await registrations.audit_log(info.context, first, decode_cursor("AuditEntry", after))
         edges = [
-            AuditEntryEdge(cursor=_cursor(r.id), node=AuditEntry(
+            AuditEntryEdge(cursor=encode_cursor("AuditEntry", r.id), node=AuditEntry(
                 at=r.at, action=r.action, target=r.target, request_id=r.request_id, detail=r.detail,
                 _actor_id=r.actor_id, _responsible_id=r.responsible_id))
             for r in rows
         ]
-        return AuditEntryConnection(
-            edges=edges, total_count=total,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
-        )
+        return AuditEntryConnection(edges=edges, total_count=total, page_info=page_info(edges, more))
 
 
 @strawberry.type
