@@ -95,6 +95,7 @@ class TradeRegistration(Base):
     allows_bank_transfer: Mapped[bool] = mapped_column(Boolean, default=False)
     allows_card: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # 退会: its IDs can no longer log in
 
 
 class RegistrationMembership(Base):

@@ -169,3 +169,46 @@ async def purchase_lines(ctx: Context, purchase_id: int) -> list[CouponPurchaseL
 async def virtual_account(ctx: Context, purchase_id: int) -> VirtualAccount | None:
     async with ctx.services.db.read() as session:
         return await session.scalar(select(VirtualAccount).where(VirtualAccount.purchase_id == purchase_id))
+
+
+async def withdraw_registration(ctx: Context, registration_number: str, reason: str | None) -> tuple[TradeRegistration, list[Refund]]:
+    """退会: unused coupons are erased and refunded per lot (as on a membership change), an
+    order awaiting payment is cancelled, the validity ends today, and every session of
+    the registration's IDs ends; its IDs can no longer log in. History stays."""
+    from persistence.models import Account, Session
+
+    who = await require_viewer(ctx)
+    registration = await _registration(ctx, registration_number, ["input", "registrationNumber"])
+    await authorize(ctx, who, "registration.withdraw", _relation(who, registration))
+    checked_reason = validation.text(reason, ["input", "reason"], 500, "理由", required=False)
+    if isinstance(checked_reason, UserFailure):
+        raise checked_reason
+    now, today = ctx.clock.now(), ctx.clock.today()
+    refunds: list[Refund] = []
+    async with ctx.services.db.write() as session:
+        withdrawn = await session.scalar(
+            update(TradeRegistration).where(TradeRegistration.id == registration.id, TradeRegistration.withdrawn_at.is_(None))
+            .values(withdrawn_at=now, valid_until=today).returning(TradeRegistration.id)
+        )
+        if withdrawn is None:
+            raise UserFailure("INVALID_STATE", ["input", "registrationNumber"])
+        pending = await session.scalar(select(CouponPurchase).where(
+            CouponPurchase.registration_id == registration.id, CouponPurchase.status == "AWAITING_PAYMENT"))
+        if pending is not None:
+            from resolvers.purchases import _cancel
+
+            await _cancel(session, pending, now, "退会による取消")
+        refund, _ = await ledger.erase_and_refund(
+            session, ctx.services.rules.current, registration_id=registration.id, key=f"withdrawal:{registration.id}",
+            now=now, reason="退会に伴う未使用クーポンの返金" + (f" ({checked_reason})" if checked_reason else ""),
+            actor_id=who.account.id,
+        )
+        if refund is not None:
+            refunds.append(refund)
+        members = select(Account.id).where(Account.registration_id == registration.id)
+        await session.execute(update(Session).where(Session.account_id.in_(members), Session.ended_at.is_(None))
+                              .values(ended_at=now, end_reason="withdrawn"))
+        audit(session, ctx, who.account, "registration.withdraw", target=f"TradeRegistration:{registration.id}",
+              detail=f"refund {refund.amount if refund else 0}" + (f"; {checked_reason}" if checked_reason else ""))
+    async with ctx.services.db.read() as session:
+        return await session.get(TradeRegistration, registration.id), refunds

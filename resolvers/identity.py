@@ -80,17 +80,17 @@ async def viewer(ctx: Context) -> Viewer | None:
         async with ctx.services.db.read() as session:
             row = (
                 await session.execute(
-                    select(Session, Account, TradeRegistration.kind)
+                    select(Session, Account, TradeRegistration.kind, TradeRegistration.withdrawn_at)
                     .join(Account, Account.id == Session.account_id)
                     .outerjoin(TradeRegistration, TradeRegistration.id == Account.registration_id)
                     .where(Session.token_hash == hash_token(token))
                 )
             ).first()
         if row is not None:
-            sess, account, registration_kind = row
+            sess, account, registration_kind, withdrawn_at = row
             idle_limit = sess.last_seen_at + dt.timedelta(minutes=settings.session_idle_minutes)
             alive = sess.ended_at is None and now < sess.absolute_expires_at and now < idle_limit
-            if alive and account.status == "ACTIVE" and account.deleted_at is None:
+            if alive and account.status == "ACTIVE" and account.deleted_at is None and withdrawn_at is None:
                 found = Viewer(account, sess.id, registration_kind)
                 if now - sess.last_seen_at >= TOUCH_EVERY:
                     async with ctx.services.db.write() as session:
@@ -178,11 +178,14 @@ async def login(ctx: Context, chamber_code: str | None, username: str, password:
         if chamber_code:
             query = query.join(Chamber, Chamber.id == Account.chamber_id).where(Chamber.code == chamber_code.strip())
         account = await session.scalar(query)
+        withdrawn = account is not None and account.registration_id is not None and (
+            await session.scalar(select(TradeRegistration.withdrawn_at).where(TradeRegistration.id == account.registration_id))
+        ) is not None
     if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
         minutes = max(1, -(-int((throttle.locked_until - now).total_seconds()) // 60))
         raise UserFailure("TOO_MANY_ATTEMPTS", ["input", "username"], minutes=minutes)
 
-    usable = account is not None and account.status == "ACTIVE" and account.deleted_at is None
+    usable = account is not None and account.status == "ACTIVE" and account.deleted_at is None and not withdrawn
     ok = await verify_or_spend(account.password_hash if usable else None, password)
     if not ok:
         await _count_failure(ctx, key, now)

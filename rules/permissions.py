@@ -22,6 +22,7 @@ ACTIONS = frozenset(
         "subaccount.manage",            # update / notify / delete a sub-ID
         "registration.create",          # chamber staff
         "registration.renew",
+        "registration.withdraw",       # 退会 (chamber staff)
         "signer.add",
         "audit.view",
         "coupon.purchase",

@@ -139,6 +139,19 @@ class MarkRefundPaidPayload:
     errors: list[UserError]
 
 
+@strawberry.input
+class WithdrawTradeRegistrationInput:
+    registration_number: str
+    reason: Optional[str] = None
+
+
+@strawberry.type
+class WithdrawTradeRegistrationPayload:
+    registration: Optional[TradeRegistration]
+    refunds: list[Refund]
+    errors: list[UserError]
+
+
 @strawberry.type
 class CouponsQuery:
     @strawberry.field(description="The viewer's applicant registration; chamber staff name one.")
@@ -166,6 +179,14 @@ class CouponsMutation:
             info, lambda: coupons.set_membership(info.context, input.registration_number, input.membership.value),
             ok=lambda done: SetMembershipPayload(registration=TradeRegistration.of(done[0]), refunds=[Refund.of(r) for r in done[1]], errors=[]),
             failed=lambda errors: SetMembershipPayload(registration=None, refunds=[], errors=errors),
+        )
+
+    @strawberry.mutation(description="Chamber staff: 退会 — unused coupons refunded per lot, validity ends, IDs can no longer log in.")
+    async def withdraw_trade_registration(self, info: strawberry.Info[Context], input: WithdrawTradeRegistrationInput) -> WithdrawTradeRegistrationPayload:
+        return await run_mutation(
+            info, lambda: coupons.withdraw_registration(info.context, input.registration_number, input.reason),
+            ok=lambda done: WithdrawTradeRegistrationPayload(registration=TradeRegistration.of(done[0]), refunds=[Refund.of(r) for r in done[1]], errors=[]),
+            failed=lambda errors: WithdrawTradeRegistrationPayload(registration=None, refunds=[], errors=errors),
         )
 
     @strawberry.mutation(description="Chamber staff: record that a refund was paid out.")

@@ -90,3 +90,30 @@ async def test_a_membership_change_refunds_unused_coupons_per_lot_and_staff_mark
     assert live.graphql("{ refunds(paid: false) { id } }", headers=staff).json()["data"]["refunds"] == []
     outcome = await live.run_job("ledger-audit")
     assert outcome.status == "ok", outcome
+
+
+async def test_withdrawal_refunds_unused_coupons_and_ends_the_registrations_logins(live, migrated):
+    from tests.test_identity_sessions import login
+    from tests.test_purchases import start
+
+    _target, db = migrated
+    reg = await registration_id(db)
+    await buy(db, reg, "new-pack", "PACK30", 30, dt.date(2026, 4, 1), 35090)
+    signer = as_user(live, "signer-2701000002")
+    order = start(live, signer, lines=[{"productCode": "SINGLE", "quantity": 1}])["purchase"]
+    staff = as_user(live, "staff-2701")
+    withdraw = """mutation($n: String!) { withdrawTradeRegistration(input: {registrationNumber: $n, reason: "廃業"}) {
+      registration { number validUntil } refunds { amount reason } errors { code field } } }"""
+    done = live.graphql(withdraw, {"n": "2701000002"}, headers=staff).json()["data"]["withdrawTradeRegistration"]
+    assert done["errors"] == [] and done["registration"] == {"number": "2701000002", "validUntil": "2026-04-01"}
+    assert [r["amount"] for r in done["refunds"]] == [30 * 1210 - 1210] and "退会" in done["refunds"][0]["reason"]
+    assert live.graphql("{ me { username } }", headers=signer).json()["data"]["me"] is None  # sessions ended
+    assert login(live, "signer-2701000002")["errors"][0]["code"] == "INVALID_CREDENTIALS"  # and no new ones
+    again = live.graphql(withdraw, {"n": "2701000002"}, headers=staff).json()["data"]["withdrawTradeRegistration"]
+    assert again["errors"] == [{"code": "INVALID_STATE", "field": ["input", "registrationNumber"]}]
+    seen = live.graphql('{ couponAccount(registrationNumber: "2701000002") { balance pending purchases { edges { node { orderNumber status cancelReason } } } } }',
+                        headers=staff).json()["data"]["couponAccount"]
+    assert (seen["balance"], seen["pending"]) == (0, 0)
+    assert seen["purchases"]["edges"][0]["node"] == {"orderNumber": order["orderNumber"], "status": "CANCELLED", "cancelReason": "退会による取消"}
+    assert live.graphql(withdraw, {"n": "2701000003"}, headers=as_user(live, "signer-2701000003")).json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await live.run_job("ledger-audit")).status == "ok"
