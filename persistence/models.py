@@ -341,6 +341,7 @@ class CouponEntry(Base):
     note: Mapped[str | None] = mapped_column(String(500))
     receipt_number: Mapped[str | None] = mapped_column(String(16))
     external_key: Mapped[str] = mapped_column(String(128), unique=True)
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("coupon_purchases.id"))
 
 
 class CouponEntryLot(Base):

@@ -212,3 +212,8 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
               detail=f"refund {refund.amount if refund else 0}" + (f"; {checked_reason}" if checked_reason else ""))
     async with ctx.services.db.read() as session:
         return await session.get(TradeRegistration, registration.id), refunds
+
+
+async def purchase_by_id(ctx: Context, purchase_id: int) -> CouponPurchase | None:
+    async with ctx.services.db.read() as session:
+        return await session.get(CouponPurchase, purchase_id)

@@ -339,7 +339,7 @@ async def _reconcile_chunk(services: Services, deposit_ids: list[int]) -> dict[s
                     entries.append({"registration_id": order.registration_id, "kind": "PURCHASE", "coupons": line.coupons,
                                     "balance_after": balance["balance"], "at": now, "confirmed": True,
                                     "actor_id": order.buyer_id, "note": f"注文番号 {order.order_number}",
-                                    "external_key": f"purchase:{order.id}:line:{line.id}"})
+                                    "external_key": f"purchase:{order.id}:line:{line.id}", "purchase_id": order.id})
                     lots.append({"registration_id": order.registration_id, "product_code": line.product_code,
                                  "membership": order.membership, "unit_price": line.unit_price, "coupons": line.coupons,
                                  "coupons_left": line.coupons, "acquired_on": order.ordered_on,

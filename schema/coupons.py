@@ -37,11 +37,17 @@ class CouponEntry:
     note: Optional[str]
     receipt_number: Optional[str]
     _actor_id: strawberry.Private[Optional[int]]
+    _purchase_id: strawberry.Private[Optional[int]] = None
 
     @strawberry.field
     async def actor(self, info: strawberry.Info[Context]) -> Optional[Account]:
         row = await identity.account_by_id(info.context, self._actor_id) if self._actor_id else None
         return Account.of(row) if row else None
+
+    @strawberry.field(description="The order a PURCHASE entry came from.")
+    async def purchase(self, info: strawberry.Info[Context]) -> Optional["CouponPurchase"]:
+        row = await coupons.purchase_by_id(info.context, self._purchase_id) if self._purchase_id else None
+        return CouponPurchase.of(row) if row else None
 
 
 @strawberry.type
@@ -70,17 +76,17 @@ class CouponAccount:
                    _registration_id=view.registration.id)
 
     @strawberry.field(description="Newest first.")
-    async def purchases(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> "CouponPurchaseConnection":
+    async def purchases(self, info: strawberry.Info[Context], first: Optional[int] = 20, after: Optional[str] = None) -> "CouponPurchaseConnection":
         rows, total, more = await coupons.purchases_of(info.context, self._registration_id, first, decode_cursor("CouponPurchase", after))
         edges = [CouponPurchaseEdge(cursor=encode_cursor("CouponPurchase", r.id), node=CouponPurchase.of(r)) for r in rows]
         return CouponPurchaseConnection(edges=edges, total_count=total, page_info=page_info(edges, more))
 
     @strawberry.field(description="Newest first.")
-    async def history(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> CouponEntryConnection:
+    async def history(self, info: strawberry.Info[Context], first: Optional[int] = 20, after: Optional[str] = None) -> CouponEntryConnection:
         rows, total, more = await coupons.history(info.context, self._registration_id, first, decode_cursor("CouponEntry", after))
         edges = [CouponEntryEdge(cursor=encode_cursor("CouponEntry", r.id), node=CouponEntry(
             kind=CouponEntryKind(r.kind), at=r.at, confirmed=r.confirmed, coupons=r.coupons, balance_after=r.balance_after,
-            note=r.note, receipt_number=r.receipt_number, _actor_id=r.actor_id)) for r in rows]
+            note=r.note, receipt_number=r.receipt_number, _actor_id=r.actor_id, _purchase_id=r.purchase_id)) for r in rows]
         return CouponEntryConnection(edges=edges, total_count=total, page_info=page_info(edges, more))
 
 

@@ -112,6 +112,10 @@ async def test_an_exact_deposit_issues_the_coupons_once(live, migrated):
     assert checked["status"] == "ISSUED" and checked["depositedAmount"] == 71390 and checked["refundDue"] is None
     seen = live.graphql(ACCOUNT, headers=signer).json()["data"]["couponAccount"]
     assert (seen["balance"], seen["pending"]) == (61, 0)
+    history = live.graphql("{ couponAccount { history(first: null) { edges { node { kind coupons purchase { orderNumber } } } } } }",
+                           headers=signer).json()["data"]["couponAccount"]["history"]["edges"]
+    assert [(e["node"]["kind"], e["node"]["coupons"], e["node"]["purchase"]["orderNumber"]) for e in history] == [
+        ("PURCHASE", 60, purchase["orderNumber"]), ("PURCHASE", 1, purchase["orderNumber"])]
     # the same statement again, and the nightly job: nothing more
     assert deposit(live, staff, account, 71390, "INQ-0001")["errors"] == []
     assert (await live.run_job("bank-reconciliation")).message == "no new deposits"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -28,13 +29,16 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
-# Verified against when the ID does not exist, so a login costs the same either way.
-_DUMMY_HASH = _hasher.hash("tradecert-timing-equaliser")
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the ID does not exist, so a login costs the same either way
+    (made on first use, not at import)."""
+    return _hasher.hash("tradecert-timing-equaliser")
 
 
 async def verify_or_spend(password_hash: str | None, password: str) -> bool:
     if password_hash is None:
-        await verify_password(_DUMMY_HASH, password)
+        await verify_password(await asyncio.to_thread(_dummy_hash), password)
         return False
     return await verify_password(password_hash, password)
 
