@@ -451,3 +451,74 @@ class BankDeposit(Base):
     processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(32))
     purchase_id: Mapped[int | None] = mapped_column(ForeignKey("coupon_purchases.id"))
+
+
+class CardPayment(Base):
+    """Our record of one card payment session at the gateway (a coupon order now; a cart of
+    approved applications later). It is settled once: the conditional ``UPDATE … WHERE
+    status = 'OPEN'`` that marks it paid is the only way in, and the charge id is unique."""
+
+    __tablename__ = "card_payments"
+    __table_args__ = (
+        CheckConstraint("status IN ('OPEN', 'PAID', 'DECLINED', 'EXPIRED', 'CANCELLED')", name="status"),
+        CheckConstraint("amount > 0", name="amount"),
+        Index("uq_card_payments_idempotency", "payer_id", "idempotency_key", unique=True,
+              sqlite_where=text("idempotency_key IS NOT NULL"), postgresql_where=text("idempotency_key IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(48), unique=True)  # ours, sent to the gateway
+    payment_number: Mapped[str] = mapped_column(String(40), unique=True)  # クレジットカード決済番号
+    purpose: Mapped[str] = mapped_column(String(24))
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("coupon_purchases.id"), unique=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    payer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    gateway_session: Mapped[str] = mapped_column(String(64), unique=True)
+    payment_url: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    charge_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    brand: Mapped[str | None] = mapped_column(String(24))
+    last4: Mapped[str | None] = mapped_column(String(4))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+
+
+class CardNotification(Base):
+    """Every signed gateway notification we accepted, once (unique event id): replays are
+    answered from here and change nothing."""
+
+    __tablename__ = "card_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    reference: Mapped[str] = mapped_column(String(48), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SandboxGatewaySession(Base):
+    """The sandbox gateway's own state (what a real provider keeps on its side)."""
+
+    __tablename__ = "sandbox_gateway_sessions"
+    __table_args__ = (CheckConstraint("status IN ('OPEN', 'PAID', 'DECLINED', 'EXPIRED')", name="status"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_reference: Mapped[str] = mapped_column(String(48), unique=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    charge_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    brand: Mapped[str | None] = mapped_column(String(24))
+    last4: Mapped[str | None] = mapped_column(String(4))
+    holder: Mapped[str | None] = mapped_column(String(60))
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    notification: Mapped[str | None] = mapped_column(String(2000))  # the body of the event sent to the merchant
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # acknowledged by the merchant
+

@@ -13,7 +13,7 @@ from persistence.models import (
 )
 from resolvers import ledger, validation
 from resolvers.context import Context
-from resolvers.errors import UserFailure, UserFailures
+from resolvers.errors import Forbidden, UserFailure, UserFailures
 from resolvers.paging import newest_first
 from resolvers.identity import Viewer, audit, authorize, membership_now, require_viewer
 
@@ -195,9 +195,9 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
         pending = await session.scalar(select(CouponPurchase).where(
             CouponPurchase.registration_id == registration.id, CouponPurchase.status == "AWAITING_PAYMENT"))
         if pending is not None:
-            from resolvers.purchases import _cancel
+            from resolvers.purchases import cancel_in_session
 
-            await _cancel(session, pending, now, "退会による取消")
+            await cancel_in_session(session, pending, now, "退会による取消")
         refund, _ = await ledger.erase_and_refund(
             session, ctx.services.rules.current, registration_id=registration.id, key=f"withdrawal:{registration.id}",
             now=now, reason="退会に伴う未使用クーポンの返金" + (f" ({checked_reason})" if checked_reason else ""),
@@ -212,6 +212,21 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
               detail=f"refund {refund.amount if refund else 0}" + (f"; {checked_reason}" if checked_reason else ""))
     async with ctx.services.db.read() as session:
         return await session.get(TradeRegistration, registration.id), refunds
+
+
+async def visible_purchase(ctx: Context, purchase_id: int) -> CouponPurchase | None:
+    """An order, when the viewer may see its registration's coupons (else None, as if absent)."""
+    who = await require_viewer(ctx)
+    async with ctx.services.db.read() as session:
+        purchase = await session.get(CouponPurchase, purchase_id)
+        registration = await session.get(TradeRegistration, purchase.registration_id) if purchase else None
+    if purchase is None:
+        return None
+    try:
+        await authorize(ctx, who, "coupon.view", _relation(who, registration))
+    except Forbidden:
+        return None
+    return purchase
 
 
 async def purchase_by_id(ctx: Context, purchase_id: int) -> CouponPurchase | None:

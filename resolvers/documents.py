@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from dataclasses import dataclass
 
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -13,11 +14,12 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
-from persistence.models import CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount
+from persistence.models import CardPayment, Chamber, CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount
 from resolvers.context import Context
 from resolvers.errors import Forbidden
 from resolvers.identity import authorize, require_viewer
 from rules import fees
+from tradecert.clock import tokyo_date
 
 FONT = "HeiseiKakuGo-W5"  # Adobe-Japan1 CID font: text stays text, viewers supply the glyphs
 _registered = False
@@ -117,3 +119,80 @@ async def purchase_transfer_request(ctx: Context, purchase_id: int) -> bytes:
         lines=[(names.get(r.product_code, r.product_code), r.unit_price, r.quantity) for r in rows], account=account,
         tax=fees.tax_part(policy, purchase.ordered_on, purchase.amount),
     )
+
+
+@dataclass(frozen=True)
+class CardStatementData:
+    """One クレジットカード決済 利用明細 (eco-payment-2026 §5): one per paid item."""
+
+    statement_number: str
+    registration_number: str
+    company: str
+    chamber: str
+    content: str
+    details: list[tuple[str, str]]  # e.g. 証明書番号, インボイス番号 — or 注文番号 for coupons
+    paid_on: dt.date
+    amount: int
+    tax: int
+    payment_number: str
+    card: str  # brand and last four digits
+
+
+def card_statement_pdf(*, issuer: str, registration_number_t: str, printed_on: dt.date, data: CardStatementData) -> bytes:
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf.setTitle(f"クレジットカード決済 利用明細 {data.statement_number}")
+    pdf.setAuthor(issuer)
+    font = _font()
+    width, height = A4
+    pdf.setFont(font, 18)
+    pdf.drawCentredString(width / 2, height - 30 * mm, "クレジットカード決済 利用明細(控)")
+    pdf.setFont(font, 10)
+    pdf.drawRightString(width - 20 * mm, height - 42 * mm, issuer)
+    pdf.drawRightString(width - 20 * mm, height - 48 * mm, f"登録番号: {registration_number_t}")
+    pdf.drawRightString(width - 20 * mm, height - 54 * mm, f"発行日: {printed_on:%Y/%m/%d}")
+    pdf.drawRightString(width - 20 * mm, height - 60 * mm, f"発行番号: {data.statement_number}")
+    y = _table(pdf, 20 * mm, height - 70 * mm, [
+        ("貿易登録番号", data.registration_number),
+        ("企業名", data.company),
+        ("証明書発給商工会議所", data.chamber),
+    ])
+    y = _table(pdf, 20 * mm, y - 8 * mm, [
+        ("内容", data.content),
+        *data.details,
+        ("決済日", f"{data.paid_on:%Y年%m月%d日}"),
+        ("決済金額", f"{data.amount:,}円 (内課税対象額 {data.amount - data.tax:,}円)"),
+        ("内 消費税額(10%)", f"{data.tax:,}円"),
+        ("支払区分", "一括"),
+        ("クレジットカード決済番号", data.payment_number),
+        ("カード", data.card),
+    ])
+    pdf.setFont(font, 8)
+    pdf.drawString(20 * mm, y - 10 * mm, "※本明細は決済を行ったIDでのみ閲覧・印刷できます。")
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+async def purchase_card_statement(ctx: Context, purchase_id: int) -> bytes:
+    """The 利用明細 of a card coupon order: only the account that paid may see it."""
+    who = await require_viewer(ctx)
+    async with ctx.services.db.read() as session:
+        payment = await session.scalar(select(CardPayment).where(CardPayment.purchase_id == purchase_id,
+                                                                 CardPayment.status == "PAID"))
+        if payment is None or payment.payer_id != who.account.id:
+            raise Forbidden()
+        purchase = await session.get(CouponPurchase, purchase_id)
+        registration = await session.get(TradeRegistration, purchase.registration_id)
+        chamber = await session.get(Chamber, registration.chamber_id)
+    policy = ctx.services.rules.current
+    paid_on = tokyo_date(purchase.paid_at)
+    settings = ctx.services.settings
+    return card_statement_pdf(
+        issuer=settings.invoice_issuer, registration_number_t=settings.invoice_registration_number,
+        printed_on=ctx.clock.today(), data=CardStatementData(
+            statement_number=f"{paid_on:%Y%m%d}{registration.number}{payment.id:05d}",
+            registration_number=registration.number, company=registration.name, chamber=chamber.name,
+            content=f"クーポン購入 ({purchase.coupons}枚)", details=[("注文番号", purchase.order_number)],
+            paid_on=paid_on, amount=payment.amount, tax=fees.tax_part(policy, purchase.ordered_on, payment.amount),
+            payment_number=payment.payment_number, card=f"{payment.brand or ''} ****{payment.last4 or ''}"))

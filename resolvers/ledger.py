@@ -63,11 +63,12 @@ async def ensure_account(session, registration_id: int, now: dt.datetime) -> Non
 
 
 async def _entry(session, registration_id: int, kind: str, coupons: int, key: str, now: dt.datetime,
-                 actor_id: int | None, note: str | None, receipt_number: str | None) -> int | None:
+                 actor_id: int | None, note: str | None, receipt_number: str | None,
+                 purchase_id: int | None = None) -> int | None:
     return await session.scalar(
         _insert(session)(CouponEntry)
         .values(registration_id=registration_id, kind=kind, coupons=coupons, at=now, confirmed=True,
-                actor_id=actor_id, note=note, receipt_number=receipt_number, external_key=key)
+                actor_id=actor_id, note=note, receipt_number=receipt_number, external_key=key, purchase_id=purchase_id)
         .on_conflict_do_nothing(index_elements=["external_key"])
         .returning(CouponEntry.id)
     )
@@ -91,12 +92,12 @@ async def _finish(session, entry_id: int, balance: int) -> LedgerResult:
 async def credit(session, *, registration_id: int, coupons: int, kind: str, key: str, now: dt.datetime,
                  acquired_on: dt.date, rules_version: str, product_code: str | None = None,
                  membership: str | None = None, unit_price: int | None = None, actor_id: int | None = None,
-                 note: str | None = None) -> LedgerResult:
+                 note: str | None = None, purchase_id: int | None = None) -> LedgerResult:
     """Coupons come in as a new lot (a purchase line, a chamber addition)."""
     if coupons <= 0:
         raise ValueError("credit takes a positive number of coupons")
     await ensure_account(session, registration_id, now)
-    entry_id = await _entry(session, registration_id, kind, coupons, key, now, actor_id, note, None)
+    entry_id = await _entry(session, registration_id, kind, coupons, key, now, actor_id, note, None, purchase_id)
     if entry_id is None:
         return LedgerResult(False)
     lot = CouponLot(registration_id=registration_id, product_code=product_code, membership=membership,

@@ -1,4 +1,5 @@
-"""Coupon purchases by bank transfer (SPEC A6; eco-coupon-purchase-2022).
+"""Coupon purchases by bank transfer (SPEC A6; eco-coupon-purchase-2022) and by card
+(the hosted page and its notifications: resolvers/payments.py).
 
 start → a one-time virtual account and a mail with its details → the buyer transfers →
 deposits arrive (bank statement import or by hand) → reconciliation: exact → coupons;
@@ -21,10 +22,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from persistence.models import (
-    Account, BankDeposit, CouponAccount, CouponEntry, CouponEntryLot, CouponLot, CouponPurchase, CouponPurchaseLine,
+    Account, BankDeposit, CardPayment, CouponAccount, CouponEntry, CouponEntryLot, CouponLot, CouponPurchase, CouponPurchaseLine,
     OutboxMail, Refund, TradeRegistration, VirtualAccount,
 )
-from resolvers import ledger, validation
+from resolvers import ledger, payments, validation
 from resolvers.bank import Bank, SandboxBank
 from resolvers.context import Context, Services
 from resolvers.errors import Forbidden, UserFailure, UserFailures
@@ -86,9 +87,7 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: st
         seen.add(line.product_code)
         if product is not None:
             priced.append((line, product))
-    if method == "CARD":
-        problems.append(UserFailure("METHOD_NOT_ALLOWED", ["input", "method"]))  # card purchases: not built yet
-    elif method == "BANK_TRANSFER" and not registration.allows_bank_transfer:
+    if not (registration.allows_card if method == "CARD" else registration.allows_bank_transfer):
         problems.append(UserFailure("METHOD_NOT_ALLOWED", ["input", "method"]))
     email = validation.email(notify_email, ["input", "notifyEmail"]) if notify_email else who.account.email
     if isinstance(email, UserFailure):
@@ -99,6 +98,14 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: st
     coupons = sum(line.quantity * product.coupons for line, product in priced)
     amount = sum(line.quantity * product.price for line, product in priced)
     valid_days = limit(policy, today, "bank_transfer_valid_days")
+    expires_at = now + dt.timedelta(days=valid_days)
+    card = cancel_card = None
+    if method == "CARD":  # the hosted page first (a provider is a network call), then our rows in one transaction
+        await payments.expire_payments(ctx.services, registration.id)
+        expires_at = now + dt.timedelta(minutes=payments.session_minutes(ctx.services))
+        card, cancel_card = await payments.open_payment(
+            ctx.services, purpose="COUPON_PURCHASE", registration_id=registration.id, payer_id=who.account.id,
+            amount=amount, description=f"貿易関係証明発給システム クーポン購入 ({coupons}枚)", expires_at=expires_at)
     try:
         async with ctx.services.db.write() as session:
             in_progress = await session.scalar(select(CouponPurchase.id).where(
@@ -111,7 +118,7 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: st
                 order_number=f"{today:%Y%m%d}{registration.number}{serial:05d}", registration_id=registration.id,
                 buyer_id=who.account.id, method=method, membership=membership, status="AWAITING_PAYMENT",
                 coupons=coupons, amount=amount, ordered_at=now, ordered_on=today, rules_version=policy.version,
-                expires_at=now + dt.timedelta(days=valid_days), notify_email=email, idempotency_key=idempotency_key,
+                expires_at=expires_at, notify_email=email, idempotency_key=idempotency_key,
             )
             session.add(purchase)
             await session.flush()
@@ -122,12 +129,21 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: st
             await ledger.ensure_account(session, registration.id, now)
             await session.execute(update(CouponAccount).where(CouponAccount.registration_id == registration.id)
                                   .values(pending=CouponAccount.pending + coupons, updated_at=now))
-            account = await bank_of(ctx.services).open_virtual_account(session, purchase.id, today + dt.timedelta(days=valid_days))
-            queue_mail(session, now, "coupon.order", email, "【貿易関係証明発給システム】クーポン購入のお知らせ（お振込のご案内）",
-                       _order_mail(purchase, registration, account, priced), account_id=who.account.id)
+            if card is not None:
+                card.purchase_id = purchase.id
+                await payments.number_payment(session, card, today, registration.number)
+                session.add(card)
+            else:
+                account = await bank_of(ctx.services).open_virtual_account(session, purchase.id, today + dt.timedelta(days=valid_days))
+                queue_mail(session, now, "coupon.order", email, "【貿易関係証明発給システム】クーポン購入のお知らせ（お振込のご案内）",
+                           _order_mail(purchase, registration, account, priced), account_id=who.account.id)
             audit(session, ctx, who.account, "coupon.purchase", target=f"CouponPurchase:{purchase.id}",
                   detail=f"{purchase.order_number} {coupons} coupons {amount} yen")
-    except IntegrityError:
+    except BaseException as exc:
+        if cancel_card is not None:
+            await cancel_card()
+        if not isinstance(exc, IntegrityError):
+            raise
         # a concurrent order won the partial unique index (or the same idempotency key)
         if idempotency_key:
             async with ctx.services.db.read() as session:
@@ -160,13 +176,20 @@ async def cancel_coupon_purchase(ctx: Context, purchase_id: int) -> CouponPurcha
         purchase = await session.get(CouponPurchase, purchase_id)
         if purchase is None or purchase.buyer_id != who.account.id:
             raise UserFailure("NOT_FOUND", ["input", "purchaseId"])
-        if not await _cancel(session, purchase, now, "購入者による取消"):
+        if not await cancel_in_session(session, purchase, now, "購入者による取消"):
             raise UserFailure("INVALID_STATE", ["input", "purchaseId"])
+        card = await session.scalar(select(CardPayment).where(CardPayment.purchase_id == purchase.id,
+                                                              CardPayment.status == "OPEN"))
+        if card is not None:  # the order is already cancelled: only the payment row closes here
+            await session.execute(update(CardPayment).where(CardPayment.id == card.id, CardPayment.status == "OPEN")
+                                  .values(status="CANCELLED", closed_at=now))
         audit(session, ctx, who.account, "coupon.purchase.cancel", target=f"CouponPurchase:{purchase.id}")
+    if card is not None:
+        await payments.gateway_of(ctx.services).cancel_session(ctx.services, card.gateway_session)
     return await get_purchase(ctx, purchase_id)
 
 
-async def _cancel(session, purchase: CouponPurchase, now: dt.datetime, reason: str) -> bool:
+async def cancel_in_session(session, purchase: CouponPurchase, now: dt.datetime, reason: str) -> bool:
     cancelled = await session.scalar(
         update(CouponPurchase).where(CouponPurchase.id == purchase.id, CouponPurchase.status == "AWAITING_PAYMENT")
         .values(status="CANCELLED", cancelled_at=now, cancel_reason=reason).returning(CouponPurchase.id)
@@ -408,12 +431,13 @@ async def expire_unpaid(services: Services) -> str:
     """Cancel orders whose payment window has passed (job `purchase-expiry`)."""
     now = services.clock.now()
     async with services.db.read() as session:
-        due = (await session.scalars(select(CouponPurchase).where(
-            CouponPurchase.status == "AWAITING_PAYMENT", CouponPurchase.expires_at < now))).all()
+        due = (await session.scalars(select(CouponPurchase).where(  # card orders expire with their card session
+            CouponPurchase.status == "AWAITING_PAYMENT", CouponPurchase.method == "BANK_TRANSFER",
+            CouponPurchase.expires_at < now))).all()
     cancelled = 0
     for purchase in due:
         async with services.db.write() as session:
-            cancelled += await _cancel(session, purchase, now, "入金期限切れ")
+            cancelled += await cancel_in_session(session, purchase, now, "入金期限切れ")
     return f"{cancelled} unpaid order(s) cancelled"
 
 

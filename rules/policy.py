@@ -65,7 +65,8 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "limits",
             match=("limit",),
-            complete=(("limit", ("signers_per_registration", "registration_term_months", "bank_transfer_valid_days")),),
+            complete=(("limit", ("signers_per_registration", "registration_term_months", "bank_transfer_valid_days",
+                                        "card_session_minutes")),),
         ),
         TableSpec(
             "permissions",

@@ -10,11 +10,11 @@ from typing import Optional
 import strawberry
 
 from persistence import models
-from resolvers import coupons, identity
+from resolvers import coupons, identity, payments
 from resolvers.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership
-from schema.identity import Account, Node, TradeRegistration, from_global_id, to_global_id
+from schema.identity import NODE_TYPES, Account, Node, TradeRegistration, from_global_id, to_global_id
 from schema.paging import PageInfo, decode_cursor, encode_cursor, page_info
 
 
@@ -253,8 +253,6 @@ class CouponPurchase(Node):
     deposited_amount: Optional[int]
     refund_due: Optional[int]
     cancel_reason: Optional[str]
-    payment_url: Optional[str] = None
-    card_statement_pdf_url: Optional[str] = None
     _pk: strawberry.Private[int]
     _buyer_id: strawberry.Private[int]
 
@@ -274,6 +272,24 @@ class CouponPurchase(Node):
             return None
         return f"{info.context.services.settings.public_url}/documents/purchases/{self.id}/transfer-request.pdf"
 
+    @strawberry.field(description="Card orders: the payment gateway's hosted page while its session is open (5 minutes).")
+    async def payment_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+        if self.method != PurchaseMethod.CARD or self.status != PurchaseStatus.AWAITING_PAYMENT:
+            return None
+        payment = await payments.payment_of_purchase(info.context.services, self._pk)
+        open_ = payment is not None and payment.status == "OPEN" and info.context.clock.now() <= payment.expires_at
+        return payment.payment_url if open_ else None
+
+    @strawberry.field(description="Card orders once paid: 利用明細 (PDF) — only for the account that paid.")
+    async def card_statement_pdf_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+        if self.method != PurchaseMethod.CARD or self.status != PurchaseStatus.ISSUED:
+            return None
+        payment = await payments.payment_of_purchase(info.context.services, self._pk)
+        viewer = await identity.viewer(info.context)
+        if payment is None or viewer is None or payment.payer_id != viewer.account.id:
+            return None
+        return f"{info.context.services.settings.public_url}/documents/purchases/{self.id}/card-statement.pdf"
+
     @strawberry.field
     async def lines(self, info: strawberry.Info[Context]) -> list[CouponPurchaseLine]:
         rows = await coupons.purchase_lines(info.context, self._pk)
@@ -292,6 +308,14 @@ class CouponPurchase(Node):
     @strawberry.field
     async def buyer(self, info: strawberry.Info[Context]) -> Account:
         return Account.of(await identity.account_by_id(info.context, self._buyer_id))
+
+
+async def _purchase_node(info: strawberry.Info[Context], pk: int) -> Optional[CouponPurchase]:
+    row = await coupons.visible_purchase(info.context, pk)
+    return CouponPurchase.of(row) if row else None
+
+
+NODE_TYPES["CouponPurchase"] = _purchase_node
 
 
 @strawberry.type

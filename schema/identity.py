@@ -178,6 +178,9 @@ class ChangePasswordPayload:
 # --------------------------------------------------------------------------- root fields
 
 
+NODE_TYPES: dict = {}  # type name → async (info, pk) → the object when the viewer may see it (other modules add theirs)
+
+
 async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Optional[Node]:
     decoded = from_global_id(id)
     who = await identity.viewer(info.context)
@@ -192,6 +195,8 @@ async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Optional[N
     if type_name == "TradeRegistration" and pk == who.account.registration_id:
         row = await identity.registration_of(info.context, pk)
         return TradeRegistration.of(row) if row else None
+    if type_name in NODE_TYPES:
+        return await NODE_TYPES[type_name](info, pk)
     return None
 
 

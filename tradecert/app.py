@@ -28,6 +28,7 @@ from resolvers.context import Context, Services
 from rules.runtime import RulesRuntime
 from schema import build_schema
 from tradecert.clock import Clock
+from tradecert.gateway_pages import routes as gateway_routes
 from tradecert.logs import new_request_id, request_id_var
 from tradecert.pages import activate_page
 from tradecert.settings import Settings
@@ -208,24 +209,28 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         ok = ok and checks["rulesVersion"] is not None
         return JSONResponse({"status": "ready" if ok else "not ready", **checks}, status_code=200 if ok else 503)
 
-    async def transfer_request(request: Request) -> Response:
-        """振込依頼書 of a bank-transfer order: the buyer's registration or its chamber's staff."""
-        from graphql import GraphQLError
+    def document(loader_name: str, filename: str):
+        """A PDF of a coupon order (振込依頼書, 利用明細) with the order's session and permissions."""
 
-        from resolvers.documents import purchase_transfer_request
-        from schema.identity import from_global_id
+        async def endpoint(request: Request) -> Response:
+            from graphql import GraphQLError
 
-        decoded = from_global_id(request.path_params["purchase_id"])
-        if decoded is None or decoded[0] != "CouponPurchase":
-            return JSONResponse({"error": "not found"}, status_code=404)
-        context = Context(services=services, request=request, request_id=request_id_var.get())
-        try:
-            pdf = await purchase_transfer_request(context, decoded[1])
-        except GraphQLError as exc:
-            code = (exc.extensions or {}).get("code")
-            return JSONResponse({"error": code}, status_code=401 if code == "UNAUTHENTICATED" else 403)
-        return Response(pdf, media_type="application/pdf", headers={
-            "Content-Disposition": f'inline; filename="transfer-request-{decoded[1]}.pdf"', "Cache-Control": "no-store"})
+            from resolvers import documents
+            from schema.identity import from_global_id
+
+            decoded = from_global_id(request.path_params["purchase_id"])
+            if decoded is None or decoded[0] != "CouponPurchase":
+                return JSONResponse({"error": "not found"}, status_code=404)
+            context = Context(services=services, request=request, request_id=request_id_var.get())
+            try:
+                pdf = await getattr(documents, loader_name)(context, decoded[1])
+            except GraphQLError as exc:
+                code = (exc.extensions or {}).get("code")
+                return JSONResponse({"error": code}, status_code=401 if code == "UNAUTHENTICATED" else 403)
+            return Response(pdf, media_type="application/pdf", headers={
+                "Content-Disposition": f'inline; filename="{filename}-{decoded[1]}.pdf"', "Cache-Control": "no-store"})
+
+        return endpoint
 
     async def metrics(_: Request) -> Response:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -259,7 +264,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/activate", activate_page, methods=["GET"]),
-            Route("/documents/purchases/{purchase_id}/transfer-request.pdf", transfer_request, methods=["GET"]),
+            Route("/documents/purchases/{purchase_id}/transfer-request.pdf",
+                  document("purchase_transfer_request", "transfer-request"), methods=["GET"]),
+            Route("/documents/purchases/{purchase_id}/card-statement.pdf",
+                  document("purchase_card_statement", "card-statement"), methods=["GET"]),
+            *gateway_routes(services),
             Route("/graphql", graphql),
         ],
         lifespan=lifespan,

@@ -122,6 +122,12 @@ register(Job("bank-reconciliation", "match recorded bank deposits to coupon orde
              every=dt.timedelta(hours=24)))
 register(Job("purchase-expiry", "cancel coupon orders unpaid past their validity", expire_unpaid,
              every=dt.timedelta(hours=1)))
+from resolvers.payments import expiry_job, redelivery_job  # noqa: E402
+
+register(Job("card-session-expiry", "close card payment sessions past their time and cancel their orders", expiry_job,
+             every=dt.timedelta(seconds=30), lease=dt.timedelta(minutes=2)))
+register(Job("card-notification-redelivery", "sandbox gateway: send unacknowledged payment events again",
+             redelivery_job, every=dt.timedelta(minutes=1), lease=dt.timedelta(minutes=2)))
 register(Job("ledger-audit", "check that coupon entries and lots sum to every balance", ledger_audit,
              every=dt.timedelta(hours=1)))
 

@@ -31,6 +31,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _secret(env: Mapping[str, str], production: bool) -> str:
+    secret = env.get("TRADECERT_PAYMENT_SECRET") or ""
+    if production and len(secret) < 32:
+        raise ValueError("TRADECERT_PAYMENT_SECRET must be set (32 characters or more) in production")
+    return secret or "sandbox-notification-secret"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -57,6 +64,8 @@ class Settings:
     login_lock_after: int = 5  # failed logins in a row before the ID is refused for a while
     login_lock_seconds: int = 60  # first refusal period; doubles with each further failure
     login_lock_max_seconds: int = 3600
+    payment_gateway: str = "sandbox"  # the only gateway in this repository (docs/payments.md)
+    payment_secret: str = "sandbox-notification-secret"  # signs gateway notifications (HMAC-SHA256)
 
     @property
     def is_sqlite(self) -> bool:
@@ -96,4 +105,6 @@ class Settings:
             login_lock_after=_int(env, "TRADECERT_LOGIN_LOCK_AFTER", 5),
             login_lock_seconds=_int(env, "TRADECERT_LOGIN_LOCK_SECONDS", 60),
             login_lock_max_seconds=_int(env, "TRADECERT_LOGIN_LOCK_MAX_SECONDS", 3600),
+            payment_gateway=env.get("TRADECERT_PAYMENT_GATEWAY") or "sandbox",
+            payment_secret=_secret(env, production),
         )

@@ -1,0 +1,229 @@
+"""Card payments on our side (SPEC A6–A7; eco-payment-2026): open a hosted session at the
+gateway, take its signed notifications, settle once, expire after the limit in the rules.
+
+* A payment is settled by one conditional ``UPDATE card_payments … WHERE status = 'OPEN'
+  RETURNING``; a notification is recorded under its unique event id first, so a replay
+  (the provider retries, a test posts it twice) changes nothing.
+* A charge that arrives for a payment that is no longer open (expired, cancelled, paid
+  by another charge) is never applied: it becomes a refund due, so no money is lost.
+* What a paid payment does depends on its purpose: coupons are issued at once here;
+  the applications issue registers its own purpose (a paid cart issues applications).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from persistence.models import CardNotification, CardPayment, CouponAccount, CouponPurchase, CouponPurchaseLine, Refund
+from resolvers import ledger
+from resolvers.context import Services
+from resolvers.gateway import gateway_of, verify  # noqa: F401 (gateway_of: used by purchases)
+from resolvers.mail import queue_mail
+from rules.limits import limit
+
+log = logging.getLogger("tradecert.payments")
+
+
+class InvalidNotification(Exception):
+    """Not signed by the gateway (or too old): refused, nothing recorded."""
+
+
+@dataclass(frozen=True)
+class Purpose:
+    paid: Callable[..., Awaitable[bool]]  # (session, services, payment, now) → False: cannot apply, refund
+    failed: Callable[..., Awaitable[None]]  # (session, services, payment, now, reason)
+
+
+PURPOSES: dict[str, Purpose] = {}
+
+
+def session_minutes(services: Services) -> int:
+    return limit(services.rules.current, services.clock.today(), "card_session_minutes")
+
+
+async def open_payment(services: Services, *, purpose: str, registration_id: int,
+                       payer_id: int, amount: int, description: str, expires_at: dt.datetime,
+                       idempotency_key: str | None = None):
+    """Open the hosted session first (outside our transaction: a real provider is a network
+    call) and return ``(row, cancel)``: the caller adds the row in its own transaction, and
+    calls ``cancel()`` if that transaction fails."""
+    gateway = gateway_of(services)
+    reference = "pay_" + secrets.token_urlsafe(18)
+    hosted = await gateway.open_session(services, reference=reference, amount=amount, description=description,
+                                        expires_at=expires_at)
+    now = services.clock.now()
+    row = CardPayment(  # payment_number: set by number_payment() inside the caller's transaction
+        reference=reference, purpose=purpose, registration_id=registration_id, payer_id=payer_id, amount=amount,
+        description=description, status="OPEN", gateway_session=hosted.session_id, payment_url=hosted.payment_url,
+        created_at=now, expires_at=expires_at, idempotency_key=idempotency_key,
+    )
+
+    async def cancel() -> None:
+        await gateway.cancel_session(services, hosted.session_id)
+
+    return row, cancel
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def _insert(services: Services):
+    return sqlite.insert if services.db.is_sqlite else postgresql.insert
+
+
+async def receive_notification(services: Services, body: bytes, signature: str | None) -> str:
+    """The merchant's side of ``POST /payments/notify``: verify, record once, settle once.
+    Returns the outcome (``paid``, ``declined``, ``refund_due``, ``duplicate`` …)."""
+    now = services.clock.now()
+    if not verify(services.settings.payment_secret, body, signature, now):
+        raise InvalidNotification("bad or stale signature")
+    try:
+        event = json.loads(body)
+        event_id, kind, reference = str(event["id"]), str(event["type"]), str(event["reference"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidNotification("not a gateway event") from None
+    async with services.db.write() as session:
+        recorded = await session.scalar(
+            _insert(services)(CardNotification)
+            .values(event_id=event_id, reference=reference, kind=kind, outcome="received", received_at=now)
+            .on_conflict_do_nothing(index_elements=["event_id"]).returning(CardNotification.id))
+        if recorded is None:
+            return "duplicate"
+        payment = await session.scalar(select(CardPayment).where(CardPayment.reference == reference))
+        if payment is None:
+            outcome = "unknown_reference"
+            log.error("card notification %s for unknown reference %s", event_id, reference)
+        elif kind == "charge.succeeded":
+            outcome = await _succeeded(session, services, payment, event, now)
+        elif kind == "charge.declined":
+            outcome = await _close(session, services, payment, now, "DECLINED", "カード決済が承認されませんでした")
+        else:
+            outcome = "ignored"
+        await session.execute(update(CardNotification).where(CardNotification.id == recorded).values(outcome=outcome))
+    return outcome
+
+
+async def _succeeded(session, services: Services, payment: CardPayment, event: dict, now: dt.datetime) -> str:
+    charge_id, amount = str(event.get("chargeId") or ""), event.get("amount")
+    settled = None
+    if charge_id and amount == payment.amount:
+        settled = await session.scalar(
+            update(CardPayment).where(CardPayment.id == payment.id, CardPayment.status == "OPEN")
+            .values(status="PAID", closed_at=now, charge_id=charge_id, brand=event.get("brand"), last4=event.get("last4"))
+            .returning(CardPayment.id))
+    if settled is not None and await PURPOSES[payment.purpose].paid(session, services, payment, now):
+        return "paid"
+    if settled is None and charge_id and charge_id == await session.scalar(
+            select(CardPayment.charge_id).where(CardPayment.id == payment.id)):
+        return "duplicate"  # the same charge told again under another event id
+    # money taken for something we can no longer deliver: owe it back, never apply it
+    if settled is not None:
+        await session.execute(update(CardPayment).where(CardPayment.id == payment.id).values(status="CANCELLED"))
+    await session.execute(_insert(services)(Refund).values(
+        registration_id=payment.registration_id, amount=int(amount or 0), created_at=now,
+        reason=f"カード決済の取消・返金 (決済番号 {payment.payment_number}, charge {charge_id})",
+        external_key=f"charge:{charge_id or event.get('id')}").on_conflict_do_nothing(index_elements=["external_key"]))
+    log.warning("card charge %s for %s not applied (payment %s): refund due", charge_id, payment.reference, payment.status)
+    return "refund_due"
+
+
+async def _close(session, services: Services, payment: CardPayment, now: dt.datetime, status: str, reason: str) -> str:
+    closed = await session.scalar(
+        update(CardPayment).where(CardPayment.id == payment.id, CardPayment.status == "OPEN")
+        .values(status=status, closed_at=now).returning(CardPayment.id))
+    if closed is None:
+        return "not_open"
+    await PURPOSES[payment.purpose].failed(session, services, payment, now, reason)
+    return status.lower()
+
+
+async def close_payment(session, services: Services, payment: CardPayment, status: str, reason: str) -> bool:
+    """Close an open payment (the order was cancelled); the caller cancels the hosted session after commit."""
+    return await _close(session, services, payment, services.clock.now(), status, reason) != "not_open"
+
+
+async def expire_payments(services: Services, registration_id: int | None = None) -> int:
+    """Close open payments past their time (job `card-session-expiry`, and before a new
+    card order of the same registration)."""
+    now = services.clock.now()
+    query = select(CardPayment).where(CardPayment.status == "OPEN", CardPayment.expires_at < now)
+    if registration_id is not None:
+        query = query.where(CardPayment.registration_id == registration_id)
+    async with services.db.read() as session:
+        due = (await session.scalars(query)).all()
+    expired = 0
+    for payment in due:
+        async with services.db.write() as session:
+            expired += await _close(session, services, payment, now, "EXPIRED", "カード決済の有効期限切れ") == "expired"
+        await gateway_of(services).cancel_session(services, payment.gateway_session)
+    return expired
+
+
+async def expiry_job(services: Services) -> str:
+    return f"{await expire_payments(services)} card session(s) expired"
+
+
+async def redelivery_job(services: Services) -> str:
+    gateway = gateway_of(services)
+    return await gateway.redeliver(services) if hasattr(gateway, "redeliver") else "nothing to redeliver"
+
+
+# --------------------------------------------------------------------------- coupons by card
+
+
+async def _coupons_paid(session, services: Services, payment: CardPayment, now: dt.datetime) -> bool:
+    """Issue the order's coupons at once (ledger keys per line, as for bank transfers)."""
+    issued = await session.scalar(
+        update(CouponPurchase).where(CouponPurchase.id == payment.purchase_id, CouponPurchase.status == "AWAITING_PAYMENT")
+        .values(status="ISSUED", paid_at=now, deposited_amount=payment.amount).returning(CouponPurchase.id))
+    if issued is None:
+        return False
+    purchase = await session.get(CouponPurchase, payment.purchase_id)
+    lines = (await session.scalars(select(CouponPurchaseLine).where(CouponPurchaseLine.purchase_id == purchase.id)
+                                   .order_by(CouponPurchaseLine.id))).all()
+    for line in lines:
+        await ledger.credit(
+            session, registration_id=purchase.registration_id, coupons=line.coupons, kind="PURCHASE",
+            key=f"purchase:{purchase.id}:line:{line.id}", now=now, acquired_on=purchase.ordered_on,
+            rules_version=purchase.rules_version, product_code=line.product_code, membership=purchase.membership,
+            unit_price=line.unit_price, actor_id=purchase.buyer_id, note=f"注文番号 {purchase.order_number}",
+            purchase_id=purchase.id)
+    await session.execute(update(CouponAccount).where(CouponAccount.registration_id == purchase.registration_id)
+                          .values(pending=CouponAccount.pending - purchase.coupons, updated_at=now))
+    if purchase.notify_email:
+        queue_mail(session, now, "coupon.issued", purchase.notify_email,
+                   "【貿易関係証明発給システム】クーポン発行のお知らせ",
+                   f"注文番号 {purchase.order_number} のクレジットカード決済 ({payment.amount:,}円, 決済番号 "
+                   f"{payment.payment_number}) を確認し、クーポン {purchase.coupons} 枚を発行しました。\n",
+                   account_id=purchase.buyer_id)
+    return True
+
+
+async def _coupons_failed(session, services: Services, payment: CardPayment, now: dt.datetime, reason: str) -> None:
+    from resolvers.purchases import cancel_in_session
+
+    purchase = await session.get(CouponPurchase, payment.purchase_id)
+    await cancel_in_session(session, purchase, now, reason)
+
+
+PURPOSES["COUPON_PURCHASE"] = Purpose(_coupons_paid, _coupons_failed)
+
+
+async def payment_of_purchase(services: Services, purchase_id: int) -> CardPayment | None:
+    async with services.db.read() as session:
+        return await session.scalar(select(CardPayment).where(CardPayment.purchase_id == purchase_id))
+
+
+async def number_payment(session, row: CardPayment, today: dt.date, registration_number: str) -> None:
+    """クレジットカード決済番号 as the seed shows it: date-registration-serial (unique in the database)."""
+    serial = await session.scalar(select(func.count()).select_from(CardPayment)
+                                  .where(CardPayment.registration_id == row.registration_id)) + 1
+    row.payment_number = f"{today:%Y%m%d}-{registration_number}-{serial:05d}"

@@ -1,0 +1,140 @@
+"""HTTP side of card payments.
+
+* ``/sandbox-gateway/pay/{session}`` — the **sandbox** provider's hosted card page (GET the
+  form, POST ``card_number``, ``expiry_month``, ``expiry_year``, ``holder``), laid out like
+  the seed's Epsilon page. A real provider hosts this page itself; production does not
+  mount it (TRADECERT_PAYMENT_GATEWAY other than ``sandbox``).
+* ``/payments/notify`` — where a provider posts signed events (ours: resolvers/payments.py).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from resolvers.context import Services
+from resolvers.gateway import SIGNATURE_HEADER, SandboxGateway, check_card
+from resolvers.payments import InvalidNotification, receive_notification
+from tradecert.clock import TOKYO
+
+log = logging.getLogger("tradecert.payments")
+
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+PAGE = """<!doctype html>
+<html lang="ja">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>クレジットカード決済 (サンドボックス)</title>
+<style>
+ body {{ font-family: system-ui, "Hiragino Sans", "Noto Sans JP", sans-serif; max-width: 34rem; margin: 2rem auto; padding: 0 1rem; }}
+ .sandbox {{ background: #fff3cd; padding: .4rem .8rem; border: 1px solid #e0c060; }}
+ table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }} td, th {{ border: 1px solid #ccc; padding: .4rem; text-align: left; }}
+ label {{ display: block; margin-top: 1rem; }} input, select {{ padding: .4rem; font-size: 1rem; }}
+ .wide {{ width: 100%; }} .error {{ color: #c00; }} .ok {{ color: #0a6; }} button {{ margin-top: 1.5rem; padding: .6rem 1.4rem; font-size: 1rem; }}
+</style>
+</head>
+<body>
+<p class="sandbox">サンドボックス決済 — 実際の請求は行われません (sandbox gateway: no real charge)</p>
+<h1>貿易関係証明発給システム</h1>
+<table><tr><th>商品名</th><th>合計金額</th></tr><tr><td>{description}</td><td>{amount:,}円</td></tr></table>
+{body}
+</body>
+</html>
+"""
+
+FORM = """<h2>クレジットカード情報の入力</h2>
+<p>VISA / Mastercard / JCB / American Express / Diners Club</p>
+{problems}
+<form method="post">
+ <label>クレジットカード番号 <small>半角数字14〜16桁、ハイフンなし</small>
+  <input class="wide" name="card_number" inputmode="numeric" autocomplete="cc-number" maxlength="19" value="{card_number}" required></label>{e_card_number}
+ <label>有効期限
+  <input name="expiry_month" inputmode="numeric" maxlength="2" size="3" value="{expiry_month}" required> 月 /
+  <input name="expiry_year" inputmode="numeric" maxlength="4" size="5" value="{expiry_year}" required> 年</label>{e_expiry_month}{e_expiry_year}
+ <label>クレジットカード名義人
+  <input class="wide" name="holder" autocomplete="cc-name" maxlength="45" value="{holder}" required></label>{e_holder}
+ <p>以上の内容でよろしければ「決定」ボタンをクリックしてください。お支払い手続きが完了いたします。</p>
+ <p>決済の有効期限: {expires}</p>
+ <button type="submit">決定</button>
+</form>"""
+
+
+def _page(row, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(PAGE.format(description=html.escape(row.description), amount=row.amount, body=body),
+                        status_code=status, headers=HEADERS)
+
+
+def _message(code: str, text: str, css: str = "error") -> str:
+    return f'<p class="{css}" data-code="{code}" role="status">{html.escape(text)} ({code})</p>'
+
+
+def routes(services: Services) -> list[Route]:
+    sandbox = SandboxGateway()
+
+    def form(row, values: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
+        values, errors = values or {}, errors or {}
+        fields = {k: html.escape(values.get(k, ""), quote=True) for k in ("expiry_month", "expiry_year", "holder")}
+        fields["card_number"] = ""  # a card number is never echoed back
+        for key in ("card_number", "expiry_month", "expiry_year", "holder"):
+            fields[f"e_{key}"] = f'<p class="error" data-field="{key}">{html.escape(errors[key])}</p>' if key in errors else ""
+        problems = _message("INVALID", "入力内容に誤りがあります。") if errors else ""
+        return FORM.format(problems=problems, expires=f"{row.expires_at.astimezone(TOKYO):%Y-%m-%d %H:%M:%S} (日本時間)",
+                           **fields)
+
+    async def pay(request: Request) -> Response:
+        session_id = request.path_params["session"]
+        row = await sandbox.get(services, session_id)
+        if row is None:
+            return HTMLResponse("<p>決済が見つかりません。</p>", status_code=404, headers=HEADERS)
+        if row.status == "PAID":
+            return _page(row, _message("PAID", "この決済は完了しています。", "ok"))
+        if row.status != "OPEN":
+            return _page(row, _message("SESSION_CLOSED", "この決済は終了しています。最初からやり直してください。"), 410)
+        if services.clock.now() > row.expires_at:
+            return _page(row, _message("SESSION_EXPIRED", "エラーが発生しました。決済の有効期限 (5分) を過ぎました。"
+                                       "再度、決済する内容を選択してください。"), 410)
+        if request.method == "GET":
+            return _page(row, form(row))
+        raw = (await request.body()).decode("utf-8", "replace")[:4096]
+        submitted = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+        values, errors = check_card(submitted, services.clock.today())
+        if errors:
+            return _page(row, form(row, values, errors), 422)
+        status, body = await sandbox.pay(services, session_id, values)
+        if status == "EXPIRED":
+            return _page(row, _message("SESSION_EXPIRED", "エラーが発生しました。決済の有効期限 (5分) を過ぎました。"
+                                       "再度、決済する内容を選択してください。"), 410)
+        if status == "CLOSED":
+            return _page(row, _message("SESSION_CLOSED", "この決済は終了しています。"), 409)
+        try:
+            await sandbox.deliver(services, session_id, body)
+        except Exception:  # the merchant did not acknowledge: the redelivery job sends it again
+            log.exception("sandbox gateway: notification for %s not delivered", session_id)
+        if status == "DECLINED":
+            return _page(row, _message("PAYMENT_DECLINED", "カードが承認されませんでした。別のカードで、最初からやり直してください。"), 402)
+        return _page(row, _message("PAID", "お支払いが完了しました。システムの画面に戻ってください。", "ok"))
+
+    async def notify(request: Request) -> Response:
+        body = await request.body()
+        try:
+            outcome = await receive_notification(services, body, request.headers.get(SIGNATURE_HEADER))
+        except InvalidNotification as exc:
+            log.warning("payment notification refused: %s", exc)
+            return JSONResponse({"error": "INVALID_SIGNATURE"}, status_code=400)
+        return JSONResponse({"received": True, "outcome": outcome})
+
+    mounted = [Route("/payments/notify", notify, methods=["POST"])]
+    if services.settings.payment_gateway == "sandbox":
+        mounted.append(Route("/sandbox-gateway/pay/{session}", pay, methods=["GET", "POST"]))
+    return mounted
