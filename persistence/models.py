@@ -522,3 +522,77 @@ class SandboxGatewaySession(Base):
     notification: Mapped[str | None] = mapped_column(String(2000))  # the body of the event sent to the merchant
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # acknowledged by the merchant
 
+
+APPLICATION_STATES = ("DRAFT", "SUBMITTED", "ON_HOLD", "APPROVED", "ISSUED", "WITHDRAWN")
+
+
+class Application(Base):
+    """発給申請. Every state change is one conditional ``UPDATE … WHERE state = … RETURNING``;
+    the fee, its rules version and the membership are fixed at the first submission."""
+
+    __tablename__ = "applications"
+    __table_args__ = (
+        CheckConstraint("state IN ('DRAFT', 'SUBMITTED', 'ON_HOLD', 'APPROVED', 'ISSUED', 'WITHDRAWN')", name="state"),
+        CheckConstraint("type IN ('ORIGIN_JAPANESE', 'ORIGIN_FOREIGN', 'INVOICE', 'SIGNATURE')", name="type"),
+        CheckConstraint("fee_payment IN ('CARD', 'COUPON')", name="fee_payment"),
+        CheckConstraint("state = 'DRAFT' OR receipt_number IS NOT NULL OR state = 'WITHDRAWN'", name="receipt"),
+        CheckConstraint("receipt_number IS NULL OR fee IS NOT NULL", name="fee_fixed"),
+        CheckConstraint("state <> 'ISSUED' OR certificate_number IS NOT NULL", name="issued_has_number"),
+        CheckConstraint("coupon_uses >= 0", name="coupon_uses"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    agent_registration_id: Mapped[int | None] = mapped_column(ForeignKey("trade_registrations.id"))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    signer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    type: Mapped[str] = mapped_column(String(20))
+    signature_kind: Mapped[str | None] = mapped_column(String(40))
+    destination_country: Mapped[str] = mapped_column(String(2))
+    goods_category: Mapped[str] = mapped_column(String(100))
+    invoice_number: Mapped[str] = mapped_column(String(50), index=True)
+    exporter_name: Mapped[str] = mapped_column(String(200))
+    consignee: Mapped[str | None] = mapped_column(String(300))
+    transport: Mapped[str | None] = mapped_column(String(300))
+    person_in_charge: Mapped[str | None] = mapped_column(String(100))
+    fee_payment: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    receipt_number: Mapped[str | None] = mapped_column(String(9), unique=True)
+    fee: Mapped[int | None] = mapped_column(Integer)
+    fee_rules_version: Mapped[str | None] = mapped_column(String(32))
+    fee_membership: Mapped[str | None] = mapped_column(String(16))
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    submitted_on: Mapped[dt.date | None] = mapped_column(Date)
+    coupon_uses: Mapped[int] = mapped_column(Integer, default=0)
+    hold_reason: Mapped[str | None] = mapped_column(String(1000))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    issued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    certificate_number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    access_code: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ApplicationGoods(Base):
+    """A goods line of a certificate of origin: description, quantity, HS code, origin."""
+
+    __tablename__ = "application_goods"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[str] = mapped_column(String(60))
+    hs_code: Mapped[str] = mapped_column(String(12))
+    origin_country: Mapped[str] = mapped_column(String(2))
+
+
+class Counter(Base):
+    """Named sequences shared by every database kind (receipt and certificate numbers):
+    ``UPDATE counters SET value = value + 1 WHERE name = … RETURNING value``."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)

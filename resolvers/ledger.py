@@ -37,7 +37,7 @@ class LedgerResult:
     balance: int | None = None
 
 
-def _insert(session):
+def dialect_insert(session):
     return sqlite.insert if session.bind.dialect.name == "sqlite" else postgresql.insert
 
 
@@ -57,7 +57,7 @@ async def allocate_ids(session, table, n: int) -> list[int]:
 
 async def ensure_account(session, registration_id: int, now: dt.datetime) -> None:
     await session.execute(
-        _insert(session)(CouponAccount).values(registration_id=registration_id, balance=0, pending=0, updated_at=now)
+        dialect_insert(session)(CouponAccount).values(registration_id=registration_id, balance=0, pending=0, updated_at=now)
         .on_conflict_do_nothing()
     )
 
@@ -66,7 +66,7 @@ async def _entry(session, registration_id: int, kind: str, coupons: int, key: st
                  actor_id: int | None, note: str | None, receipt_number: str | None,
                  purchase_id: int | None = None) -> int | None:
     return await session.scalar(
-        _insert(session)(CouponEntry)
+        dialect_insert(session)(CouponEntry)
         .values(registration_id=registration_id, kind=kind, coupons=coupons, at=now, confirmed=True,
                 actor_id=actor_id, note=note, receipt_number=receipt_number, external_key=key, purchase_id=purchase_id)
         .on_conflict_do_nothing(index_elements=["external_key"])

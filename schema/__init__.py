@@ -25,17 +25,18 @@ from schema.fees import FeesQuery
 from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
 from schema.registrations import RegistrationsMutation, RegistrationsQuery
 from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
+from schema.applications import ApplicationsMutation, ApplicationsQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
 
 @strawberry.type
-class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, FeesQuery):
+class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, ApplicationsQuery, FeesQuery):
     pass
 
 
 @strawberry.type
-class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation, PurchasesMutation):
+class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation, PurchasesMutation, ApplicationsMutation):
     pass
 
 

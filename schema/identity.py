@@ -11,7 +11,7 @@ from typing import Annotated, Optional, Union
 import strawberry
 
 from persistence import models
-from resolvers import identity, subaccounts
+from resolvers import identity, loaders, subaccounts
 from resolvers.context import Context
 from resolvers.errors import UserFailure
 from schema.errors import UserError, run_mutation
@@ -92,11 +92,11 @@ class TradeRegistration(Node):
 
     @strawberry.field(description="The membership in force now (its history decides prices).")
     async def membership(self, info: strawberry.Info[Context]) -> Membership:
-        return Membership(await identity.membership_now(info.context, self._pk))
+        return Membership(await loaders.membership(info.context, self._pk))
 
     @strawberry.field
     async def chamber(self, info: strawberry.Info[Context]) -> Chamber:
-        return Chamber.of(await identity.chamber_of(info.context, self._chamber_id))
+        return Chamber.of(await loaders.chamber(info.context, self._chamber_id))
 
 
 @strawberry.type(description="A login: admin, signer or sub-ID of a registration, chamber staff, or a NACCS account.")
@@ -125,14 +125,14 @@ class Account(Node):
     async def registration(self, info: strawberry.Info[Context]) -> Optional[TradeRegistration]:
         if self._registration_id is None:
             return None
-        row = await identity.registration_of(info.context, self._registration_id)
+        row = await loaders.registration(info.context, self._registration_id)
         return TradeRegistration.of(row) if row else None
 
     @strawberry.field(description="For a sub-ID: the signer that generated it (and is responsible for it).")
     async def generated_by(self, info: strawberry.Info[Context]) -> Optional["Account"]:
         if self._generated_by_id is None:
             return None
-        row = await identity.account_by_id(info.context, self._generated_by_id)
+        row = await loaders.account(info.context, self._generated_by_id)
         return Account.of(row) if row else None
 
 

@@ -1,0 +1,463 @@
+"""Applications (発給申請; SPEC A4): create, update, copy, submit, withdraw; chamber staff
+hold and approve; coupons consumed and returned in the same transaction as the state
+change; issue with a certificate number and an access code.
+
+Every transition is one conditional ``UPDATE applications … WHERE id = … AND state IN (…)
+RETURNING`` inside the transaction that also moves the coupons, so a double click or two
+racing reviewers cannot consume, return or issue twice: the loser gets no row back and
+its transaction (with any ledger entry it wrote) rolls back. Ledger keys name the
+application and the submission count (``use:app:<id>:<n>`` / ``return:app:<id>:<n>``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass, field, fields
+
+import pycountry
+from sqlalchemy import and_, or_, select, update
+
+from persistence.models import Account, Application, ApplicationGoods, Chamber, Counter, TradeRegistration
+from resolvers import ledger, validation
+from resolvers.context import Context
+from resolvers.errors import Forbidden, UserFailure, UserFailures
+from resolvers.identity import Viewer, audit, authorize, membership_now, require_viewer
+from resolvers.mail import queue_mail
+from rules import fees
+from tradecert.clock import tokyo_date
+
+TYPES = ("ORIGIN_JAPANESE", "ORIGIN_FOREIGN", "INVOICE", "SIGNATURE")
+TYPE_NAMES = {"ORIGIN_JAPANESE": "原産地証明書(日本産)", "ORIGIN_FOREIGN": "原産地証明書(外国産)",
+              "INVOICE": "インボイス証明", "SIGNATURE": "サイン証明"}
+EDITABLE = ("DRAFT", "ON_HOLD")
+MAX_GOODS = 50
+HS_CODE = re.compile(r"^\d{4}(\.?\d{2}){1,3}$")  # 4-digit heading, then 6 (HS), 8 or 10 digits (national)
+
+
+@dataclass
+class GoodsInput:
+    description: str
+    quantity: str
+    hs_code: str
+    origin_country: str
+
+
+@dataclass
+class ApplicationData:
+    """The editable content; None on update means "unchanged"."""
+
+    type: str | None = None
+    destination_country: str | None = None
+    goods_category: str | None = None
+    invoice_number: str | None = None
+    exporter_name: str | None = None
+    fee_payment: str | None = None
+    signature_kind: str | None = None
+    consignee: str | None = None
+    transport: str | None = None
+    person_in_charge: str | None = None
+    goods: list[GoodsInput] | None = field(default=None)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def country(value: str | None, path: list[str], label: str) -> UserFailure | str:
+    """An ISO 3166-1 alpha-2 code (upper-cased)."""
+    if value is None or not value.strip():
+        return UserFailure("REQUIRED", path, label=label)
+    code = value.strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        return UserFailure("INVALID", path, label=f"{label}(ISO 3166 国コード 2文字)")
+    return code
+
+
+def _check(data: ApplicationData, creating: bool) -> tuple[dict, list[GoodsInput] | None, list[UserFailure]]:
+    """Clean values and every problem at once (each with its input path)."""
+    values: dict = {}
+    problems: list[UserFailure] = []
+
+    def keep(name: str, result):
+        if isinstance(result, UserFailure):
+            problems.append(result)
+        else:
+            values[name] = result
+
+    if data.type is not None:
+        keep("type", data.type if data.type in TYPES else UserFailure("INVALID", ["input", "type"], label="証明書種別"))
+    if data.destination_country is not None or creating:
+        keep("destination_country", country(data.destination_country, ["input", "destinationCountry"], "仕向地"))
+    if data.goods_category is not None or creating:
+        keep("goods_category", validation.text(data.goods_category, ["input", "goodsCategory"], 100, "主要品目"))
+    if data.invoice_number is not None or creating:
+        keep("invoice_number", validation.text(data.invoice_number, ["input", "invoiceNumber"], 50, "インボイス番号"))
+    if data.exporter_name is not None or creating:
+        keep("exporter_name", validation.text(data.exporter_name, ["input", "exporterName"], 200, "輸出者名"))
+    if data.fee_payment is not None:
+        keep("fee_payment", data.fee_payment if data.fee_payment in ("CARD", "COUPON")
+             else UserFailure("INVALID", ["input", "feePayment"], label="支払方法"))
+    for name, path, limit_, label in (("signature_kind", "signatureKind", 40, "サイン証明の種類"),
+                                       ("consignee", "consignee", 300, "荷受人"), ("transport", "transport", 300, "輸送手段"),
+                                       ("person_in_charge", "personInCharge", 100, "担当者")):
+        raw = getattr(data, name)
+        if raw is not None:
+            keep(name, validation.text(raw, ["input", path], limit_, label, required=False))
+    goods = None
+    if data.goods is not None:
+        goods = []
+        if len(data.goods) > MAX_GOODS:
+            problems.append(UserFailure("INVALID", ["input", "goods"], label=f"品目({MAX_GOODS}行まで)"))
+        for i, line in enumerate(data.goods[:MAX_GOODS]):
+            base = ["input", "goods", str(i)]
+            desc = validation.text(line.description, [*base, "description"], 500, "品名")
+            qty = validation.text(line.quantity, [*base, "quantity"], 60, "数量")
+            hs = (line.hs_code or "").strip()
+            if not HS_CODE.match(hs):
+                problems.append(UserFailure("INVALID", [*base, "hsCode"], label="HSコード(6〜10桁)"))
+            origin = country(line.origin_country, [*base, "originCountry"], "原産国")
+            for result in (desc, qty, origin):
+                if isinstance(result, UserFailure):
+                    problems.append(result)
+            goods.append(GoodsInput(desc, qty, hs.replace(".", ""), origin))
+    return values, goods, problems
+
+
+def _complete(app: Application, goods: list[ApplicationGoods]) -> list[UserFailure]:
+    """What a submission needs beyond well-formed fields."""
+    problems = []
+    if app.type == "SIGNATURE" and not app.signature_kind:
+        problems.append(UserFailure("REQUIRED", ["input", "signatureKind"], label="サイン証明の種類"))
+    if app.type in ("ORIGIN_JAPANESE", "ORIGIN_FOREIGN"):
+        if not goods:
+            problems.append(UserFailure("REQUIRED", ["input", "goods"], label="品目"))
+        if not app.consignee:
+            problems.append(UserFailure("REQUIRED", ["input", "consignee"], label="荷受人"))
+        if not app.transport:
+            problems.append(UserFailure("REQUIRED", ["input", "transport"], label="輸送手段"))
+    if app.type == "ORIGIN_JAPANESE" and any(g.origin_country != "JP" for g in goods):
+        problems.append(UserFailure("INVALID", ["input", "goods"], label="原産国(日本産はJP)"))
+    return problems
+
+
+# --------------------------------------------------------------------------- who may see what
+
+
+def relations(who: Viewer, app: Application, chamber_id: int | None) -> set[str]:
+    found = set()
+    if who.account.registration_id == app.registration_id:
+        found.add("own_registration")
+    if app.created_by_id == who.account.id:
+        found.add("created_by_me")
+    if who.account.kind == "CHAMBER_STAFF" and chamber_id == who.account.chamber_id:
+        found.add("same_chamber")
+    return found or {"none"}
+
+
+async def _load(ctx: Context, who: Viewer, app_id: int, action: str) -> Application:
+    async with ctx.services.db.read() as session:
+        row = (await session.execute(
+            select(Application, TradeRegistration.chamber_id)
+            .join(TradeRegistration, TradeRegistration.id == Application.registration_id)
+            .where(Application.id == app_id))).first()
+    if row is None:
+        raise UserFailure("NOT_FOUND", ["input", "applicationId"])
+    app, chamber_id = row
+    try:
+        await authorize(ctx, who, "application.view", relations(who, app, chamber_id))
+    except Forbidden:
+        raise UserFailure("NOT_FOUND", ["input", "applicationId"]) from None  # not even its existence
+    await authorize(ctx, who, action, relations(who, app, chamber_id))
+    return app
+
+
+def visibility_scope(who: Viewer, policy_allows) -> object:
+    """The SQL condition for the applications ``who`` may see (the same relations as above)."""
+    conditions = []
+    if policy_allows({"own_registration"}) and who.account.registration_id is not None:
+        conditions.append(Application.registration_id == who.account.registration_id)
+    if policy_allows({"created_by_me"}):
+        conditions.append(Application.created_by_id == who.account.id)
+    if policy_allows({"same_chamber"}) and who.account.kind == "CHAMBER_STAFF":
+        conditions.append(Application.registration_id.in_(
+            select(TradeRegistration.id).where(TradeRegistration.chamber_id == who.account.chamber_id)))
+    return or_(*conditions) if conditions else and_(False)
+
+
+# --------------------------------------------------------------------------- use cases
+
+
+async def next_number(session, name: str) -> int:
+    """The next value of a named counter, race-free on both databases: one upsert
+    (``INSERT … ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value``)
+    whose row lock holds until the caller's transaction ends, so a rolled-back
+    submission gives its number back."""
+    insert = ledger.dialect_insert(session)
+    statement = insert(Counter).values(name=name, value=1)
+    statement = statement.on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
+    return await session.scalar(statement.returning(Counter.value))
+
+
+async def create_application(ctx: Context, data: ApplicationData) -> Application:
+    who = await require_viewer(ctx)
+    if who.account.registration_id is None:
+        raise Forbidden()
+    await authorize(ctx, who, "application.create", {"own_registration"})
+    if data.type is None:
+        raise UserFailure("REQUIRED", ["input", "type"], label="証明書種別")
+    if data.fee_payment is None:
+        raise UserFailure("REQUIRED", ["input", "feePayment"], label="支払方法")
+    values, goods, problems = _check(data, creating=True)
+    if problems:
+        raise UserFailures(problems)
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as session:
+        agent_id = None
+        if who.account.kind == "SUB" and who.account.target_registration_id:
+            target = await session.get(TradeRegistration, who.account.target_registration_id)
+            agent_id = target.id if target is not None and target.kind == "AGENT" else None
+        app = Application(
+            registration_id=who.account.registration_id, agent_registration_id=agent_id, created_by_id=who.account.id,
+            signer_id=who.account.generated_by_id if who.account.kind == "SUB" else who.account.id,
+            state="DRAFT", coupon_uses=0, created_at=now, updated_at=now, **values)
+        session.add(app)
+        await session.flush()
+        _add_goods(session, app.id, goods or [])
+        audit(session, ctx, who.account, "application.create", target=f"Application:{app.id}")
+    return await get(ctx, app.id)
+
+
+def _add_goods(session, app_id: int, goods: list[GoodsInput]) -> None:
+    for i, line in enumerate(goods, start=1):
+        session.add(ApplicationGoods(application_id=app_id, position=i, description=line.description,
+                                     quantity=line.quantity, hs_code=line.hs_code, origin_country=line.origin_country))
+
+
+async def update_application(ctx: Context, app_id: int, data: ApplicationData) -> Application:
+    """DRAFT or ON_HOLD only. The payment method is fixed once submitted."""
+    who = await require_viewer(ctx)
+    app = await _load(ctx, who, app_id, "application.edit")
+    values, goods, problems = _check(data, creating=False)
+    if app.receipt_number is not None and "fee_payment" in values and values["fee_payment"] != app.fee_payment:
+        problems.append(UserFailure("INVALID_STATE", ["input", "feePayment"], label="支払方法(申請後は変更不可)"))
+    if app.receipt_number is not None and "type" in values and values["type"] != app.type:
+        problems.append(UserFailure("INVALID_STATE", ["input", "type"], label="証明書種別(申請後は変更不可)"))
+    if problems:
+        raise UserFailures(problems)
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as session:
+        changed = await session.scalar(
+            update(Application).where(Application.id == app_id, Application.state.in_(EDITABLE))
+            .values(updated_at=now, **values).returning(Application.id))
+        if changed is None:
+            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        if goods is not None:
+            await session.execute(ApplicationGoods.__table__.delete().where(ApplicationGoods.application_id == app_id))
+            _add_goods(session, app_id, goods)
+        audit(session, ctx, who.account, "application.update", target=f"Application:{app_id}")
+    return await get(ctx, app_id)
+
+
+async def copy_application(ctx: Context, app_id: int) -> Application:
+    """複写: a new draft with the content (not the state, numbers or fee) of one the viewer may see."""
+    who = await require_viewer(ctx)
+    source = await _load(ctx, who, app_id, "application.create")
+    async with ctx.services.db.read() as session:
+        lines = (await session.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id == app_id)
+                                       .order_by(ApplicationGoods.position))).all()
+    content = ApplicationData(**{f.name: getattr(source, f.name) for f in fields(ApplicationData) if f.name != "goods"},
+                              goods=[GoodsInput(g.description, g.quantity, g.hs_code, g.origin_country) for g in lines])
+    return await create_application(ctx, content)
+
+
+async def submit_application(ctx: Context, app_id: int) -> Application:
+    """発給申請. First submission: receipt number, fee fixed by the rules of this Tokyo date
+    for the registration's membership now. Coupon applications consume one coupon in the
+    same transaction (INSUFFICIENT_COUPONS leaves everything as it was)."""
+    who = await require_viewer(ctx)
+    app = await _load(ctx, who, app_id, "application.edit")
+    if app.state not in EDITABLE:
+        raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+    async with ctx.services.db.read() as session:
+        goods = (await session.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id == app_id))).all()
+    problems = _complete(app, list(goods))
+    if problems:
+        raise UserFailures(problems)
+    policy, now, today = ctx.services.rules.current, ctx.clock.now(), ctx.clock.today()
+    values: dict = {"state": "SUBMITTED", "submitted_at": now, "updated_at": now, "hold_reason": None}
+    async with ctx.services.db.write() as session:
+        if app.receipt_number is None:
+            membership = await membership_now(ctx, app.registration_id)
+            fee = fees.application_fee(policy, today, membership)
+            values.update(receipt_number=f"{await next_number(session, 'receipt'):09d}", fee=fee.value,
+                          fee_rules_version=f"{fee.rule.table}@{fee.rule.effective_from}", fee_membership=membership,
+                          submitted_on=today)
+        if app.fee_payment == "COUPON":
+            values["coupon_uses"] = Application.coupon_uses + 1
+        row = (await session.execute(
+            update(Application).where(Application.id == app_id, Application.state.in_(EDITABLE))
+            .values(**values).returning(Application.coupon_uses, Application.receipt_number))).first()
+        if row is None:  # another click or reviewer changed it first
+            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        if app.fee_payment == "COUPON":
+            await ledger.debit(session, registration_id=app.registration_id, coupons=1, kind="USE",
+                               key=f"use:app:{app_id}:{row.coupon_uses}", now=now, actor_id=who.account.id,
+                               note="発給申請", receipt_number=row.receipt_number, field=["input", "applicationId"])
+        audit(session, ctx, who.account, "application.submit", target=f"Application:{app_id}", detail=row.receipt_number)
+    return await get(ctx, app_id)
+
+
+async def _give_back_coupon(session, app: Application, uses: int, now: dt.datetime, actor_id: int, note: str) -> None:
+    if app.fee_payment == "COUPON" and uses > 0:
+        await ledger.give_back(session, registration_id=app.registration_id, of_key=f"use:app:{app.id}:{uses}",
+                               key=f"return:app:{app.id}:{uses}", now=now, actor_id=actor_id, note=note)
+
+
+async def withdraw_application(ctx: Context, app_id: int) -> Application:
+    """取下げ by the applicant: a submitted or held application's coupon comes back."""
+    who = await require_viewer(ctx)
+    app = await _load(ctx, who, app_id, "application.edit")
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as session:
+        row = (await session.execute(
+            update(Application).where(Application.id == app_id, Application.state.in_(("DRAFT", "SUBMITTED", "ON_HOLD")))
+            .values(state="WITHDRAWN", updated_at=now).returning(Application.coupon_uses))).first()
+        if row is None:
+            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        if app.state == "SUBMITTED":  # a held one gave its coupon back when it was held
+            await _give_back_coupon(session, app, row.coupon_uses, now, who.account.id, "申請取下げ")
+        audit(session, ctx, who.account, "application.withdraw", target=f"Application:{app_id}")
+    return await get(ctx, app_id)
+
+
+async def hold_application(ctx: Context, app_id: int, reason: str) -> Application:
+    """保留 by chamber staff, with a reason: the coupon comes back until resubmission."""
+    who = await require_viewer(ctx)
+    app = await _load(ctx, who, app_id, "application.review")
+    checked = validation.text(reason, ["input", "reason"], 1000, "保留理由")
+    if isinstance(checked, UserFailure):
+        raise checked
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as session:
+        row = (await session.execute(
+            update(Application).where(Application.id == app_id, Application.state == "SUBMITTED")
+            .values(state="ON_HOLD", hold_reason=checked, updated_at=now).returning(Application.coupon_uses))).first()
+        if row is None:
+            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        await _give_back_coupon(session, app, row.coupon_uses, now, who.account.id, "保留")
+        await _mail(session, app, now, "application.hold", "【貿易関係証明発給システム】申請保留のお知らせ",
+                    f"受付番号 {app.receipt_number} の申請は保留になりました。\n理由: {checked}\n内容を修正して再申請してください。\n")
+        audit(session, ctx, who.account, "application.hold", target=f"Application:{app_id}", detail=checked)
+    return await get(ctx, app_id)
+
+
+async def approve_application(ctx: Context, app_id: int) -> Application:
+    """承認 by chamber staff. Coupon applications are paid, so approval issues them; card
+    applications wait for payment (cardCart)."""
+    who = await require_viewer(ctx)
+    app = await _load(ctx, who, app_id, "application.review")
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as session:
+        approved = await session.scalar(
+            update(Application).where(Application.id == app_id, Application.state == "SUBMITTED")
+            .values(state="APPROVED", approved_at=now, updated_at=now).returning(Application.id))
+        if approved is None:
+            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        if app.fee_payment == "COUPON":
+            await issue(session, ctx.services, app_id, now)
+        else:
+            await _mail(session, app, now, "application.approved", "【貿易関係証明発給システム】申請承認のお知らせ",
+                        f"受付番号 {app.receipt_number} の申請が承認されました。クレジットカード決済後に交付されます。\n")
+        audit(session, ctx, who.account, "application.approve", target=f"Application:{app_id}")
+    return await get(ctx, app_id)
+
+
+async def issue(session, services, app_id: int, now: dt.datetime, paid_by_id: int | None = None) -> bool:
+    """APPROVED → ISSUED with a unique certificate number and an access code (in the caller's transaction)."""
+    chamber_code = await session.scalar(
+        select(Chamber.code).join(TradeRegistration, TradeRegistration.chamber_id == Chamber.id)
+        .join(Application, Application.registration_id == TradeRegistration.id).where(Application.id == app_id))
+    today = tokyo_date(now)
+    serial = await next_number(session, f"certificate:{chamber_code}:{today.year}")
+    number = f"{chamber_code}{today:%y}{serial:09d}"  # chamber, year, serial: unique by construction
+    issued = await session.scalar(
+        update(Application).where(Application.id == app_id, Application.state == "APPROVED")
+        .values(state="ISSUED", issued_at=now, updated_at=now, certificate_number=number,
+                access_code=secrets.token_hex(4).upper(), paid_by_id=paid_by_id).returning(Application.id))
+    if issued is None:
+        return False
+    app = await session.get(Application, app_id)
+    await _mail(session, app, now, "application.issued", "【貿易関係証明発給システム】証明書交付のお知らせ",
+                f"受付番号 {app.receipt_number} の証明書を交付しました。証明書番号 {number}\n"
+                "システムから証明書(PDF)を印刷してください。\n")
+    return True
+
+
+async def _mail(session, app: Application, now: dt.datetime, kind: str, subject: str, body: str) -> None:
+    """To the person in charge: the account that created the application."""
+    creator = await session.get(Account, app.created_by_id)
+    if creator is not None and creator.email:
+        queue_mail(session, now, kind, creator.email, subject, body, account_id=creator.id)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+async def get(ctx: Context, app_id: int) -> Application:
+    async with ctx.services.db.read() as session:
+        return await session.get(Application, app_id)
+
+
+async def visible(ctx: Context, app_id: int) -> Application | None:
+    who = await require_viewer(ctx)
+    try:
+        return await _load(ctx, who, app_id, "application.view")
+    except (UserFailure, Forbidden):
+        return None
+
+
+@dataclass
+class Filter:
+    type: str | None = None
+    state: str | None = None
+    submitted_from: dt.date | None = None
+    submitted_to: dt.date | None = None
+    receipt_number: str | None = None
+    invoice_number: str | None = None
+    person_in_charge: str | None = None
+
+
+async def list_applications(ctx: Context, flt: Filter, first: int | None, before_id: int | None):
+    from resolvers.paging import newest_first
+    from rules.permissions import is_allowed
+
+    who = await require_viewer(ctx)
+    policy, today = ctx.services.rules.current, ctx.clock.today()
+    scope = visibility_scope(who, lambda rel: is_allowed(policy, today, who.actor, "application.view", rel))
+    conditions = [scope]
+    if flt.type:
+        conditions.append(Application.type == flt.type)
+    if flt.state:
+        conditions.append(Application.state == flt.state)
+    if flt.submitted_from:
+        conditions.append(Application.submitted_on >= flt.submitted_from)
+    if flt.submitted_to:
+        conditions.append(Application.submitted_on <= flt.submitted_to)
+    if flt.receipt_number:
+        conditions.append(Application.receipt_number == flt.receipt_number.strip())
+    if flt.invoice_number:
+        conditions.append(Application.invoice_number == flt.invoice_number.strip())
+    if flt.person_in_charge:
+        conditions.append(Application.person_in_charge.contains(flt.person_in_charge.strip(), autoescape=True))
+    return await newest_first(ctx, Application, and_(*conditions), first, before_id)
+
+
+async def goods_of(ctx: Context, app_ids: list[int]) -> dict[int, list[ApplicationGoods]]:
+    async with ctx.services.db.read() as session:
+        rows = (await session.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id.in_(app_ids))
+                                      .order_by(ApplicationGoods.application_id, ApplicationGoods.position))).all()
+    found: dict[int, list[ApplicationGoods]] = {i: [] for i in app_ids}
+    for row in rows:
+        found[row.application_id].append(row)
+    return found

@@ -1,0 +1,321 @@
+"""Applications (API.md "Applications"): types, the filtered connection, the lifecycle mutations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Optional
+
+import strawberry
+
+from persistence import models
+from resolvers import applications, loaders
+from resolvers.context import Context
+from schema.errors import UserError, run_mutation
+from schema.identity import NODE_TYPES, Account, Node, TradeRegistration, from_global_id, to_global_id
+from schema.paging import PageInfo, decode_cursor, encode_cursor, page_info
+
+
+@strawberry.enum(description="原産地証明書(日本産/外国産), インボイス証明, サイン証明.")
+class CertificateType(Enum):
+    ORIGIN_JAPANESE = "ORIGIN_JAPANESE"
+    ORIGIN_FOREIGN = "ORIGIN_FOREIGN"
+    INVOICE = "INVOICE"
+    SIGNATURE = "SIGNATURE"
+
+
+@strawberry.enum
+class ApplicationState(Enum):
+    DRAFT = "DRAFT"
+    SUBMITTED = "SUBMITTED"
+    ON_HOLD = "ON_HOLD"
+    APPROVED = "APPROVED"
+    ISSUED = "ISSUED"
+    WITHDRAWN = "WITHDRAWN"
+
+
+@strawberry.enum(description="How the fee is paid; fixed at submission.")
+class FeePayment(Enum):
+    CARD = "CARD"
+    COUPON = "COUPON"
+
+
+@strawberry.type(description="A goods line of a certificate of origin.")
+class GoodsLine:
+    description: str
+    quantity: str
+    hs_code: str
+    origin_country: str = strawberry.field(description="ISO 3166-1 alpha-2.")
+
+
+@strawberry.type(description="発給申請.")
+class Application(Node):
+    receipt_number: Optional[str] = strawberry.field(description="9-digit 発給受付番号, from the first submission.")
+    state: ApplicationState
+    type: CertificateType
+    signature_kind: Optional[str] = strawberry.field(description="サイン証明の種類 (e.g. 自販, 衛生).")
+    destination_country: str = strawberry.field(description="ISO 3166-1 alpha-2.")
+    goods_category: str
+    invoice_number: str
+    exporter_name: str
+    consignee: Optional[str]
+    transport: Optional[str]
+    person_in_charge: Optional[str]
+    fee_payment: FeePayment
+    fee: Optional[int] = strawberry.field(description="Fixed at the first submission by the rules in force that Tokyo date.")
+    fee_rule: Optional[str] = strawberry.field(description="The rule table and version that fixed the fee.")
+    submitted_at: Optional[dt.datetime]
+    approved_at: Optional[dt.datetime]
+    issued_at: Optional[dt.datetime]
+    hold_reason: Optional[str]
+    certificate_number: Optional[str]
+    access_code: Optional[str] = strawberry.field(description="With the certificate number, lets anyone verify the certificate.")
+    _pk: strawberry.Private[int]
+    _registration_id: strawberry.Private[int]
+    _agent_id: strawberry.Private[Optional[int]]
+    _created_by_id: strawberry.Private[int]
+    _signer_id: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, row: models.Application) -> "Application":
+        return cls(
+            id=to_global_id("Application", row.id), receipt_number=row.receipt_number, state=ApplicationState(row.state),
+            type=CertificateType(row.type), signature_kind=row.signature_kind, destination_country=row.destination_country,
+            goods_category=row.goods_category, invoice_number=row.invoice_number, exporter_name=row.exporter_name,
+            consignee=row.consignee, transport=row.transport, person_in_charge=row.person_in_charge,
+            fee_payment=FeePayment(row.fee_payment), fee=row.fee, fee_rule=row.fee_rules_version,
+            submitted_at=row.submitted_at, approved_at=row.approved_at, issued_at=row.issued_at,
+            hold_reason=row.hold_reason, certificate_number=row.certificate_number,
+            access_code=row.access_code if row.state == "ISSUED" else None,
+            _pk=row.id, _registration_id=row.registration_id, _agent_id=row.agent_registration_id,
+            _created_by_id=row.created_by_id, _signer_id=row.signer_id,
+        )
+
+    @strawberry.field(description="The applicant registration.")
+    async def registration(self, info: strawberry.Info[Context]) -> TradeRegistration:
+        return TradeRegistration.of(await loaders.registration(info.context, self._registration_id))
+
+    @strawberry.field(description="The agent (代行業者) whose sub-ID filed it, if any.")
+    async def agent(self, info: strawberry.Info[Context]) -> Optional[TradeRegistration]:
+        if self._agent_id is None:
+            return None
+        return TradeRegistration.of(await loaders.registration(info.context, self._agent_id))
+
+    @strawberry.field
+    async def created_by(self, info: strawberry.Info[Context]) -> Account:
+        return Account.of(await loaders.account(info.context, self._created_by_id))
+
+    @strawberry.field(description="The responsible signer (the creator, or the signer that generated the sub-ID).")
+    async def signer(self, info: strawberry.Info[Context]) -> Account:
+        return Account.of(await loaders.account(info.context, self._signer_id))
+
+    @strawberry.field
+    async def goods(self, info: strawberry.Info[Context]) -> list[GoodsLine]:
+        found = await applications.goods_of(info.context, [self._pk])
+        return [GoodsLine(description=g.description, quantity=g.quantity, hs_code=g.hs_code, origin_country=g.origin_country)
+                for g in found[self._pk]]
+
+
+async def _application_node(info: strawberry.Info[Context], pk: int) -> Optional[Application]:
+    row = await applications.visible(info.context, pk)
+    return Application.of(row) if row else None
+
+
+NODE_TYPES["Application"] = _application_node
+
+
+@strawberry.type
+class ApplicationEdge:
+    cursor: str
+    node: Application
+
+
+@strawberry.type
+class ApplicationConnection:
+    edges: list[ApplicationEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.input(description="発給申請状況一覧の検索条件. Dates are Tokyo submission dates, inclusive.")
+class ApplicationFilter:
+    type: Optional[CertificateType] = None
+    state: Optional[ApplicationState] = None
+    submitted_from: Optional[dt.date] = None
+    submitted_to: Optional[dt.date] = None
+    receipt_number: Optional[str] = None
+    invoice_number: Optional[str] = None
+    person_in_charge: Optional[str] = None
+
+
+@strawberry.input
+class GoodsLineInput:
+    description: str
+    quantity: str
+    hs_code: str
+    origin_country: str
+
+
+@strawberry.input
+class CreateApplicationInput:
+    type: CertificateType
+    destination_country: str
+    goods_category: str
+    invoice_number: str
+    exporter_name: str
+    fee_payment: FeePayment
+    signature_kind: Optional[str] = None
+    consignee: Optional[str] = None
+    transport: Optional[str] = None
+    person_in_charge: Optional[str] = None
+    goods: Optional[list[GoodsLineInput]] = None
+
+
+@strawberry.input(description="Only the fields given change; DRAFT or ON_HOLD only.")
+class UpdateApplicationInput:
+    application_id: strawberry.ID
+    type: Optional[CertificateType] = None
+    destination_country: Optional[str] = None
+    goods_category: Optional[str] = None
+    invoice_number: Optional[str] = None
+    exporter_name: Optional[str] = None
+    fee_payment: Optional[FeePayment] = None
+    signature_kind: Optional[str] = None
+    consignee: Optional[str] = None
+    transport: Optional[str] = None
+    person_in_charge: Optional[str] = None
+    goods: Optional[list[GoodsLineInput]] = None
+
+
+@strawberry.input
+class CopyApplicationInput:
+    application_id: strawberry.ID
+
+
+@strawberry.input
+class SubmitApplicationInput:
+    application_id: strawberry.ID
+
+
+@strawberry.input
+class WithdrawApplicationInput:
+    application_id: strawberry.ID
+
+
+@strawberry.input
+class HoldApplicationInput:
+    application_id: strawberry.ID
+    reason: str
+
+
+@strawberry.input
+class ApproveApplicationInput:
+    application_id: strawberry.ID
+
+
+@strawberry.type
+class CreateApplicationPayload:
+    application: Optional[Application]
+    errors: list[UserError]
+
+
+@strawberry.type
+class UpdateApplicationPayload:
+    application: Optional[Application]
+    errors: list[UserError]
+
+
+@strawberry.type
+class CopyApplicationPayload:
+    application: Optional[Application]
+    errors: list[UserError]
+
+
+@strawberry.type
+class SubmitApplicationPayload:
+    application: Optional[Application]
+    errors: list[UserError]
+
+
+@strawberry.type
+class WithdrawApplicationPayload:
+    application: Optional[Application]
+    errors: list[UserError]
+
+
+@strawberry.type
+class HoldApplicationPayload:
+    application: Optional[Application]
+    errors: list[UserError]
+
+
+@strawberry.type
+class ApproveApplicationPayload:
+    application: Optional[Application]
+    errors: list[UserError]
+
+
+def _pk(value: str) -> int:
+    decoded = from_global_id(value)
+    return decoded[1] if decoded and decoded[0] == "Application" else -1
+
+
+def _data(input) -> applications.ApplicationData:
+    goods = None if input.goods is None else [
+        applications.GoodsInput(g.description, g.quantity, g.hs_code, g.origin_country) for g in input.goods]
+    return applications.ApplicationData(
+        type=input.type.value if input.type else None, destination_country=input.destination_country,
+        goods_category=input.goods_category, invoice_number=input.invoice_number, exporter_name=input.exporter_name,
+        fee_payment=input.fee_payment.value if input.fee_payment else None, signature_kind=input.signature_kind,
+        consignee=input.consignee, transport=input.transport, person_in_charge=input.person_in_charge, goods=goods)
+
+
+async def _run(info, payload, call):
+    return await run_mutation(info, call, ok=lambda row: payload(application=Application.of(row), errors=[]),
+                              failed=lambda errors: payload(application=None, errors=errors))
+
+
+@strawberry.type
+class ApplicationsQuery:
+    @strawberry.field(description="発給申請状況一覧: what the viewer may see, newest first, 20 per page by default.")
+    async def applications(self, info: strawberry.Info[Context], filter: Optional[ApplicationFilter] = None,
+                           first: Optional[int] = None, after: Optional[str] = None) -> ApplicationConnection:
+        f = filter or ApplicationFilter()
+        flt = applications.Filter(
+            type=f.type.value if f.type else None, state=f.state.value if f.state else None,
+            submitted_from=f.submitted_from, submitted_to=f.submitted_to, receipt_number=f.receipt_number,
+            invoice_number=f.invoice_number, person_in_charge=f.person_in_charge)
+        rows, total, more = await applications.list_applications(info.context, flt, first, decode_cursor("Application", after))
+        edges = [ApplicationEdge(cursor=encode_cursor("Application", r.id), node=Application.of(r)) for r in rows]
+        return ApplicationConnection(edges=edges, page_info=page_info(edges, more), total_count=total)
+
+
+@strawberry.type
+class ApplicationsMutation:
+    @strawberry.mutation(description="Signer or sub-ID: a new draft.")
+    async def create_application(self, info: strawberry.Info[Context], input: CreateApplicationInput) -> CreateApplicationPayload:
+        return await _run(info, CreateApplicationPayload, lambda: applications.create_application(info.context, _data(input)))
+
+    @strawberry.mutation(description="Change a DRAFT or ON_HOLD application (type and payment method are fixed once submitted).")
+    async def update_application(self, info: strawberry.Info[Context], input: UpdateApplicationInput) -> UpdateApplicationPayload:
+        return await _run(info, UpdateApplicationPayload, lambda: applications.update_application(info.context, _pk(input.application_id), _data(input)))
+
+    @strawberry.mutation(description="複写: a new draft with the content of an application the viewer may see.")
+    async def copy_application(self, info: strawberry.Info[Context], input: CopyApplicationInput) -> CopyApplicationPayload:
+        return await _run(info, CopyApplicationPayload, lambda: applications.copy_application(info.context, _pk(input.application_id)))
+
+    @strawberry.mutation(description="発給申請: fixes the fee (first time); a coupon application consumes one coupon.")
+    async def submit_application(self, info: strawberry.Info[Context], input: SubmitApplicationInput) -> SubmitApplicationPayload:
+        return await _run(info, SubmitApplicationPayload, lambda: applications.submit_application(info.context, _pk(input.application_id)))
+
+    @strawberry.mutation(description="取下げ: a submitted application's coupon comes back.")
+    async def withdraw_application(self, info: strawberry.Info[Context], input: WithdrawApplicationInput) -> WithdrawApplicationPayload:
+        return await _run(info, WithdrawApplicationPayload, lambda: applications.withdraw_application(info.context, _pk(input.application_id)))
+
+    @strawberry.mutation(description="Chamber staff: 保留 with a reason (the coupon comes back until resubmission).")
+    async def hold_application(self, info: strawberry.Info[Context], input: HoldApplicationInput) -> HoldApplicationPayload:
+        return await _run(info, HoldApplicationPayload, lambda: applications.hold_application(info.context, _pk(input.application_id), input.reason))
+
+    @strawberry.mutation(description="Chamber staff: 承認 (coupon applications are issued at once).")
+    async def approve_application(self, info: strawberry.Info[Context], input: ApproveApplicationInput) -> ApproveApplicationPayload:
+        return await _run(info, ApproveApplicationPayload, lambda: applications.approve_application(info.context, _pk(input.application_id)))
