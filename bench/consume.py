@@ -1,9 +1,10 @@
 """Benchmark: coupon consumption on PostgreSQL with several concurrent workers, as a
 ratio against pgbench's built-in TPC-B-like transaction on the same server, in the same run.
 
-    .venv/bin/python bench/consume.py [--clients 4] [--seconds 10] [--registrations 8]
+    .venv/bin/python bench/consume.py [--workers 2] [--clients 8] [--seconds 10] [--registrations 8]
 
-Each of our transactions is a real `ledger.debit` (entry with a unique key, guarded
+Several worker processes (as `tradecert serve --workers N` would run), each with asyncio
+clients. Each of our transactions is a real `ledger.debit` (entry with a unique key, guarded
 balance update, lot update, allocation row) in its own unit of work; clients spread over
 several registrations, as applications from many exporters would. pgbench runs
 `-c CLIENTS -j 2 -T SECONDS` in a scratch database it initialises itself.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import datetime as dt
 import re
 import subprocess
@@ -23,12 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from persistence import migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
-from persistence.models import TradeRegistration  # noqa: E402
+from persistence.models import CouponEntry, TradeRegistration  # noqa: E402
 from resolvers import ledger  # noqa: E402
 from resolvers.errors import UserFailure  # noqa: E402
 from tradecert.clock import TOKYO, FixedClock  # noqa: E402
@@ -36,6 +37,7 @@ from tradecert.demo import seed_demo  # noqa: E402
 
 DSN = "postgresql://postgres@127.0.0.1:5432"
 NOW = dt.datetime(2026, 4, 1, 10, tzinfo=TOKYO)
+STOCK = 1_000_000  # coupons per registration before the run
 
 
 def pgbench_tps(clients: int, seconds: int) -> float:
@@ -51,11 +53,8 @@ def pgbench_tps(clients: int, seconds: int) -> float:
         subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
 
 
-async def ours_tps(clients: int, seconds: int, registrations: int) -> float:
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(f"{DSN}/test")
-    await conn.execute(f'CREATE SCHEMA "{schema}"')
-    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:5432/test", schema=schema)
+async def _prepare(schema: str, registrations: int) -> list[int]:
+    db = Database(f"{DSN.replace('postgresql', 'postgresql+asyncpg')}/test", schema=schema)
     try:
         await migrate.upgrade(db.engine)
         await seed_demo(db, FixedClock(NOW))
@@ -66,51 +65,93 @@ async def ours_tps(clients: int, seconds: int, registrations: int) -> float:
                                               name=f"bench {i}", valid_from=NOW.date(), allows_bank_transfer=True,
                                               allows_card=True, created_at=NOW))
         async with db.read() as session:
-            ids = (await session.scalars(select(TradeRegistration.id).where(TradeRegistration.name.like("bench %")))).all()
+            ids = list((await session.scalars(select(TradeRegistration.id).where(TradeRegistration.name.like("bench %")))).all())
         for rid in ids:
             async with db.write() as session:
-                await ledger.credit(session, registration_id=rid, coupons=1_000_000, kind="CHAMBER_OPERATION",
+                await ledger.credit(session, registration_id=rid, coupons=STOCK, kind="CHAMBER_OPERATION",
                                     key=f"bench-credit-{rid}", now=NOW, acquired_on=NOW.date(), rules_version="bench")
-        done = 0
-        deadline = time.perf_counter() + seconds
-
-        async def client(n: int) -> None:
-            nonlocal done
-            i = 0
-            while time.perf_counter() < deadline:
-                rid = ids[(n + i) % len(ids)]
-                try:
-                    async with db.write() as session:
-                        await ledger.debit(session, registration_id=rid, coupons=1, kind="USE",
-                                           key=f"bench-{n}-{i}", now=NOW)
-                    done += 1
-                except UserFailure:
-                    pass
-                i += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client(n) for n in range(clients)))
-        elapsed = time.perf_counter() - started
-        async with db.read() as session:
-            assert await ledger.audit_ledger(session) == []
-        return done / elapsed
+        return ids
     finally:
         await db.dispose()
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
+
+
+async def _worker(schema: str, ids: list[int], worker: int, clients: int, seconds: float) -> tuple[int, int]:
+    """One process: ``clients`` asyncio clients debiting one coupon per transaction; (done, refused)."""
+    db = Database(f"{DSN.replace('postgresql', 'postgresql+asyncpg')}/test", schema=schema)
+    done = refused = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(n: int) -> None:
+        nonlocal done, refused
+        i = 0
+        while time.perf_counter() < deadline:
+            rid = ids[(n + i) % len(ids)]
+            try:
+                async with db.write() as session:
+                    await ledger.debit(session, registration_id=rid, coupons=1, kind="USE",
+                                       key=f"bench-{worker}-{n}-{i}", now=NOW)
+                done += 1
+            except UserFailure:  # INSUFFICIENT_COUPONS: the balance ran out (never oversold)
+                refused += 1
+            i += 1
+
+    try:
+        await asyncio.gather(*(client(n) for n in range(clients)))
+    finally:
+        await db.dispose()
+    return done, refused
+
+
+def _run_worker(args) -> tuple[int, int]:
+    return asyncio.run(_worker(*args))
+
+
+async def _check(schema: str, ids: list[int]) -> tuple[list[str], int]:
+    db = Database(f"{DSN.replace('postgresql', 'postgresql+asyncpg')}/test", schema=schema)
+    try:
+        async with db.read() as session:
+            problems = await ledger.audit_ledger(session)
+            used = await session.scalar(select(func.count()).select_from(CouponEntry).where(CouponEntry.kind == "USE"))
+        return problems, used
+    finally:
+        await db.dispose()
+
+
+def ours_tps(workers: int, clients: int, seconds: int, registrations: int) -> tuple[float, int, int]:
+    """(transactions per second, debits done, oversold coupons) with ``workers`` processes."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-d", "test", "-c", f'CREATE SCHEMA "{schema}"'], check=True)
+    try:
+        ids = asyncio.run(_prepare(schema, registrations))
+        per_worker = max(1, clients // workers)
+        started = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            results = pool.map(_run_worker, [(schema, ids, w, per_worker, seconds) for w in range(workers)])
+        elapsed = time.perf_counter() - started
+        done = sum(r[0] for r in results)
+        problems, used = asyncio.run(_check(schema, ids))
+        if problems:
+            raise SystemExit(f"ledger audit failed: {problems[:5]}")
+        oversold = max(0, used - STOCK * len(ids)) + abs(used - done)
+        return done / elapsed, done, oversold
+    finally:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-q", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c", "SET client_min_messages = warning; " +
+                        f'DROP SCHEMA "{schema}" CASCADE'], check=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="processes (this machine has 2 cores)")
+    parser.add_argument("--clients", type=int, default=8, help="clients in all, spread over the workers")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--registrations", type=int, default=8)
     args = parser.parse_args()
     baseline = pgbench_tps(args.clients, args.seconds)
-    ours = asyncio.run(ours_tps(args.clients, args.seconds, args.registrations))
-    print(f"pgbench TPC-B-like, {args.clients} clients            : {baseline:8.0f} tps  (baseline 1.00)")
-    print(f"ledger.debit (one coupon), {args.clients} clients, {args.registrations} registrations: "
-          f"{ours:8.0f} tps  ({ours / baseline:.2f} of baseline)")
+    ours, done, oversold = ours_tps(args.workers, args.clients, args.seconds, args.registrations)
+    print(f"pgbench TPC-B-like, {args.clients} clients, -j 2: {baseline:8.0f} tps  (baseline 1.00)")
+    print(f"ledger.debit (one coupon), {args.workers} processes x {args.clients // args.workers} clients, "
+          f"{args.registrations} registrations: {ours:8.0f} tps  ({ours / baseline:.2f} of baseline); "
+          f"{done} debits, oversold {oversold}, ledger audit clean")
 
 
 if __name__ == "__main__":
