@@ -572,6 +572,12 @@ class Application(Base):
     access_code: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # in an open card checkout: set by a conditional UPDATE … WHERE checkout_payment_id IS NULL
+    checkout_payment_id: Mapped[int | None] = mapped_column(ForeignKey("card_payments.id"))
+    # the issued certificate's signed content (Ed25519 over the canonical JSON)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(128))
+    key_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class ApplicationGoods(Base):
@@ -596,3 +602,25 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class CardCartItem(Base):
+    """An approved card application in an account's cart (カートに追加)."""
+
+    __tablename__ = "card_cart_items"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), primary_key=True)
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class CardPaymentItem(Base):
+    """What one card payment pays: an application and its fixed fee (one 利用明細 each)."""
+
+    __tablename__ = "card_payment_items"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_payment_id: Mapped[int] = mapped_column(ForeignKey("card_payments.id"), index=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field, fields
 import pycountry
 from sqlalchemy import and_, or_, select, update
 
-from persistence.models import Account, Application, ApplicationGoods, Chamber, Counter, TradeRegistration
-from resolvers import ledger, validation
+from persistence.models import Account, Application, ApplicationGoods, Chamber, TradeRegistration
+from resolvers import certificates, ledger, validation
+from resolvers.counters import next_number
 from resolvers.context import Context
 from resolvers.errors import Forbidden, UserFailure, UserFailures
 from resolvers.identity import Viewer, audit, authorize, membership_now, require_viewer
@@ -186,17 +187,6 @@ def visibility_scope(who: Viewer, policy_allows) -> object:
 
 
 # --------------------------------------------------------------------------- use cases
-
-
-async def next_number(session, name: str) -> int:
-    """The next value of a named counter, race-free on both databases: one upsert
-    (``INSERT … ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value``)
-    whose row lock holds until the caller's transaction ends, so a rolled-back
-    submission gives its number back."""
-    insert = ledger.dialect_insert(session)
-    statement = insert(Counter).values(name=name, value=1)
-    statement = statement.on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
-    return await session.scalar(statement.returning(Counter.value))
 
 
 async def create_application(ctx: Context, data: ApplicationData) -> Application:
@@ -381,13 +371,15 @@ async def issue(session, services, app_id: int, now: dt.datetime, paid_by_id: in
     today = tokyo_date(now)
     serial = await next_number(session, f"certificate:{chamber_code}:{today.year}")
     number = f"{chamber_code}{today:%y}{serial:09d}"  # chamber, year, serial: unique by construction
+    app = await session.get(Application, app_id)
+    content_hash, signature, kid = certificates.sign(services, await certificates.content_of(session, app, number, today))
     issued = await session.scalar(
         update(Application).where(Application.id == app_id, Application.state == "APPROVED")
         .values(state="ISSUED", issued_at=now, updated_at=now, certificate_number=number,
-                access_code=secrets.token_hex(4).upper(), paid_by_id=paid_by_id).returning(Application.id))
+                access_code=secrets.token_hex(4).upper(), paid_by_id=paid_by_id, content_hash=content_hash,
+                signature=signature, key_id=kid).returning(Application.id))
     if issued is None:
         return False
-    app = await session.get(Application, app_id)
     await _mail(session, app, now, "application.issued", "【貿易関係証明発給システム】証明書交付のお知らせ",
                 f"受付番号 {app.receipt_number} の証明書を交付しました。証明書番号 {number}\n"
                 "システムから証明書(PDF)を印刷してください。\n")

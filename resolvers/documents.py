@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from persistence.models import CardPayment, Chamber, CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount
 from resolvers.context import Context
-from resolvers.errors import Forbidden
+from resolvers.errors import Forbidden, UserFailure
 from resolvers.identity import authorize, require_viewer
 from rules import fees
 from tradecert.clock import tokyo_date
@@ -196,3 +196,100 @@ async def purchase_card_statement(ctx: Context, purchase_id: int) -> bytes:
             content=f"クーポン購入 ({purchase.coupons}枚)", details=[("注文番号", purchase.order_number)],
             paid_on=paid_on, amount=payment.amount, tax=fees.tax_part(policy, purchase.ordered_on, payment.amount),
             payment_number=payment.payment_number, card=f"{payment.brand or ''} ****{payment.last4 or ''}"))
+
+
+async def application_card_statement(ctx: Context, app_id: int) -> bytes:
+    """One application's 利用明細 (eco-payment-2026 §5): only the account that paid."""
+    from resolvers.checkout import statement_of
+
+    statement = await statement_of(ctx, app_id)
+    app, registration, payment = statement.application, statement.registration, statement.payment
+    async with ctx.services.db.read() as session:
+        chamber = await session.get(Chamber, registration.chamber_id)
+    settings = ctx.services.settings
+    from resolvers.applications import TYPE_NAMES
+
+    content = TYPE_NAMES[app.type] + (f"({app.signature_kind})" if app.signature_kind else "")
+    return card_statement_pdf(
+        issuer=settings.invoice_issuer, registration_number_t=settings.invoice_registration_number,
+        printed_on=ctx.clock.today(), data=CardStatementData(
+            statement_number=statement.number, registration_number=registration.number, company=registration.name,
+            chamber=chamber.name, content=content,
+            details=[("証明書番号", app.certificate_number or ""), ("インボイス番号", app.invoice_number)],
+            paid_on=tokyo_date(statement.paid_at), amount=statement.amount,
+            tax=fees.tax_part(ctx.services.rules.current, app.submitted_on, statement.amount),
+            payment_number=payment.payment_number, card=f"{payment.brand or ''} ****{payment.last4 or ''}"))
+
+
+async def certificate(ctx: Context, app_id: int) -> bytes:
+    """The certificate PDF: those who may view the application, during the print window."""
+    from resolvers import applications, certificates
+
+    who = await require_viewer(ctx)
+    try:
+        app = await applications._load(ctx, who, app_id, "application.view")
+    except UserFailure:
+        raise Forbidden() from None
+    if app.state != "ISSUED" or not certificates.printable(ctx, app):
+        raise Forbidden()
+    async with ctx.services.db.read() as session:
+        content = await certificates.content_of(session, app, app.certificate_number, tokyo_date(app.issued_at))
+    url = f"{ctx.services.settings.public_url}/verify?number={app.certificate_number}&code={app.access_code}"
+    return certificate_pdf(content, app, url)
+
+
+def certificate_pdf(content: dict, app, verify_url: str) -> bytes:
+    from reportlab.graphics import renderPDF
+    from reportlab.graphics.barcode.qr import QrCodeWidget
+    from reportlab.graphics.shapes import Drawing
+
+    from resolvers.applications import TYPE_NAMES
+    from resolvers.certificates import canonical
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf.setTitle(f"{TYPE_NAMES[app.type]} {app.certificate_number}")
+    pdf.setAuthor(content["chamber"]["name"])
+    pdf.setSubject(f"sha256:{app.content_hash} sig:{app.signature} kid:{app.key_id}")
+    pdf.setKeywords(canonical(content).decode())  # the signed content, for offline verification
+    font = _font()
+    width, height = A4
+    english = "CERTIFICATE OF ORIGIN" if app.type.startswith("ORIGIN") else (
+        "INVOICE CERTIFICATION" if app.type == "INVOICE" else "CERTIFICATION OF SIGNATURE")
+    pdf.setFont(font, 18)
+    pdf.drawCentredString(width / 2, height - 25 * mm, english)
+    pdf.setFont(font, 12)
+    pdf.drawCentredString(width / 2, height - 32 * mm, TYPE_NAMES[app.type])
+    pdf.setFont(font, 9)
+    pdf.drawRightString(width - 20 * mm, height - 40 * mm, f"Certificate No. 証明書番号: {app.certificate_number}")
+    pdf.drawRightString(width - 20 * mm, height - 45 * mm, f"Date of issue 交付日: {content['issuedOn']}")
+    y = _table(pdf, 20 * mm, height - 52 * mm, [
+        ("1. Exporter 輸出者", content["exporter"]),
+        ("2. Consignee 荷受人", content["consignee"] or "-"),
+        ("3. Transport 輸送手段", content["transport"] or "-"),
+        ("4. Destination 仕向地", content["destinationCountry"]),
+        ("5. Invoice No. インボイス番号", content["invoiceNumber"]),
+        ("6. Applicant 申請者", f"{content['applicant']['name']} ({content['applicant']['registrationNumber']})"),
+    ])
+    pdf.drawString(20 * mm, y - 8 * mm, "7. Goods 品目 (description / quantity / HS code / origin)")
+    y -= 10 * mm
+    for line in content["goods"] or [{"description": "-", "quantity": "", "hsCode": "", "originCountry": ""}]:
+        y -= 6 * mm
+        pdf.drawString(22 * mm, y, f"{line['description'][:70]}  /  {line['quantity']}  /  {line['hsCode']}  /  {line['originCountry']}")
+    y -= 14 * mm
+    pdf.drawString(20 * mm, y, "The undersigned hereby certifies, on the basis of the application, the content above.")
+    pdf.drawString(20 * mm, y - 6 * mm, f"{content['chamber']['name']} ({content['chamber']['code']})")
+    qr = QrCodeWidget(verify_url)
+    x0, y0, x1, y1 = qr.getBounds()
+    drawing = Drawing(32 * mm, 32 * mm, transform=[32 * mm / (x1 - x0), 0, 0, 32 * mm / (y1 - y0), 0, 0])
+    drawing.add(qr)
+    renderPDF.draw(drawing, pdf, width - 52 * mm, 22 * mm)
+    pdf.setFont(font, 7)
+    pdf.drawString(20 * mm, 40 * mm, f"Verify 検証: {verify_url}")
+    pdf.drawString(20 * mm, 35 * mm, f"Access code アクセスコード: {app.access_code}")
+    pdf.drawString(20 * mm, 30 * mm, f"Content SHA-256: {app.content_hash}")
+    pdf.drawString(20 * mm, 25 * mm, f"Ed25519 signature ({app.key_id}): {app.signature[:60]}")
+    pdf.drawString(20 * mm, 21 * mm, f"    {app.signature[60:]}")
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()

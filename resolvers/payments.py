@@ -19,11 +19,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from persistence.models import CardNotification, CardPayment, CouponAccount, CouponPurchase, CouponPurchaseLine, Refund
 from resolvers import ledger
+from resolvers.counters import next_number
 from resolvers.context import Services
 from resolvers.gateway import gateway_of, verify  # noqa: F401 (gateway_of: used by purchases)
 from resolvers.mail import queue_mail
@@ -224,6 +225,9 @@ async def payment_of_purchase(services: Services, purchase_id: int) -> CardPayme
 
 async def number_payment(session, row: CardPayment, today: dt.date, registration_number: str) -> None:
     """クレジットカード決済番号 as the seed shows it: date-registration-serial (unique in the database)."""
-    serial = await session.scalar(select(func.count()).select_from(CardPayment)
-                                  .where(CardPayment.registration_id == row.registration_id)) + 1
+    serial = await next_number(session, f"card-payment:{row.registration_id}")
     row.payment_number = f"{today:%Y%m%d}-{registration_number}-{serial:05d}"
+
+
+# the applications' purpose registers itself on import; jobs and the CLI need it too
+import resolvers.checkout  # noqa: E402,F401

@@ -66,7 +66,7 @@ TABLES: dict[str, TableSpec] = {
             "limits",
             match=("limit",),
             complete=(("limit", ("signers_per_registration", "registration_term_months", "bank_transfer_valid_days",
-                                        "card_session_minutes")),),
+                                        "card_session_minutes", "certificate_print_days")),),
         ),
         TableSpec(
             "permissions",

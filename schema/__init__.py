@@ -26,17 +26,19 @@ from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
 from schema.registrations import RegistrationsMutation, RegistrationsQuery
 from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 from schema.applications import ApplicationsMutation, ApplicationsQuery
+from schema.checkout import CheckoutMutation, CheckoutQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
 
 @strawberry.type
-class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, ApplicationsQuery, FeesQuery):
+class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, ApplicationsQuery, CheckoutQuery, FeesQuery):
     pass
 
 
 @strawberry.type
-class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation, PurchasesMutation, ApplicationsMutation):
+class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation, PurchasesMutation, ApplicationsMutation,
+               CheckoutMutation):
     pass
 
 

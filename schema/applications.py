@@ -9,10 +9,11 @@ from typing import Optional
 import strawberry
 
 from persistence import models
-from resolvers import applications, loaders
+from resolvers import applications, certificates, loaders
 from resolvers.context import Context
 from schema.errors import UserError, run_mutation
-from schema.identity import NODE_TYPES, Account, Node, TradeRegistration, from_global_id, to_global_id
+from schema.identity import NODE_TYPES, Account, Chamber, Node, TradeRegistration, from_global_id, to_global_id
+from tradecert.clock import tokyo_date
 from schema.paging import PageInfo, decode_cursor, encode_cursor, page_info
 
 
@@ -75,6 +76,7 @@ class Application(Node):
     _agent_id: strawberry.Private[Optional[int]]
     _created_by_id: strawberry.Private[int]
     _signer_id: strawberry.Private[int]
+    _issued_row: strawberry.Private[Optional[models.Application]] = None
 
     @classmethod
     def of(cls, row: models.Application) -> "Application":
@@ -89,6 +91,7 @@ class Application(Node):
             access_code=row.access_code if row.state == "ISSUED" else None,
             _pk=row.id, _registration_id=row.registration_id, _agent_id=row.agent_registration_id,
             _created_by_id=row.created_by_id, _signer_id=row.signer_id,
+            _issued_row=row if row.state == "ISSUED" else None,
         )
 
     @strawberry.field(description="The applicant registration.")
@@ -108,6 +111,22 @@ class Application(Node):
     @strawberry.field(description="The responsible signer (the creator, or the signer that generated the sub-ID).")
     async def signer(self, info: strawberry.Info[Context]) -> Account:
         return Account.of(await loaders.account(info.context, self._signer_id))
+
+    @strawberry.field(description="Once issued, during the print window (rules), for those who may view it.")
+    async def certificate_pdf_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+        if self.state != ApplicationState.ISSUED or self._issued_row is None:
+            return None
+        if not certificates.printable(info.context, self._issued_row):
+            return None
+        return f"{info.context.services.settings.public_url}/documents/applications/{self.id}/certificate.pdf"
+
+    @strawberry.field(description="Last day the certificate may be printed.")
+    def print_until(self, info: strawberry.Info[Context]) -> Optional[dt.date]:
+        return certificates.print_until(info.context.services, self._issued_row) if self._issued_row else None
+
+    @strawberry.field(description="SHA-256 of the signed certificate content (also on the PDF and the verification page).")
+    def content_hash(self) -> Optional[str]:
+        return self._issued_row.content_hash if self._issued_row else None
 
     @strawberry.field
     async def goods(self, info: strawberry.Info[Context]) -> list[GoodsLine]:
@@ -275,8 +294,30 @@ async def _run(info, payload, call):
                               failed=lambda errors: payload(application=None, errors=errors))
 
 
+@strawberry.type(description="The public answer about a certificate: validity and, when valid, no more than this.")
+class CertificateVerification:
+    valid: bool
+    type: Optional[CertificateType] = None
+    issue_date: Optional[dt.date] = None
+    exporter_name: Optional[str] = None
+    chamber: Optional[Chamber] = None
+    content_hash: Optional[str] = strawberry.field(default=None, description="SHA-256 of the signed content; compare with the PDF.")
+    key_id: Optional[str] = strawberry.field(default=None, description="The key in /.well-known/tradecert-keys.json that signed it.")
+
+
 @strawberry.type
 class ApplicationsQuery:
+    @strawberry.field(description="Public: is this an issued certificate (number + access code)?")
+    async def verify_certificate(self, info: strawberry.Info[Context], number: str, access_code: str) -> CertificateVerification:
+        found = await certificates.verify(info.context.services, number, access_code)
+        if not found.valid:
+            return CertificateVerification(valid=False)
+        app = found.application
+        return CertificateVerification(
+            valid=True, type=CertificateType(app.type), issue_date=tokyo_date(app.issued_at),
+            exporter_name=app.exporter_name, chamber=Chamber.of(found.chamber), content_hash=app.content_hash,
+            key_id=app.key_id)
+
     @strawberry.field(description="発給申請状況一覧: what the viewer may see, newest first, 20 per page by default.")
     async def applications(self, info: strawberry.Info[Context], filter: Optional[ApplicationFilter] = None,
                            first: Optional[int] = None, after: Optional[str] = None) -> ApplicationConnection:

@@ -209,8 +209,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         ok = ok and checks["rulesVersion"] is not None
         return JSONResponse({"status": "ready" if ok else "not ready", **checks}, status_code=200 if ok else 503)
 
-    def document(loader_name: str, filename: str):
-        """A PDF of a coupon order (振込依頼書, 利用明細) with the order's session and permissions."""
+    def document(loader_name: str, filename: str, type_name: str = "CouponPurchase", key: str = "purchase_id"):
+        """A PDF of an order or application with that object's session and permissions."""
 
         async def endpoint(request: Request) -> Response:
             from graphql import GraphQLError
@@ -218,8 +218,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             from resolvers import documents
             from schema.identity import from_global_id
 
-            decoded = from_global_id(request.path_params["purchase_id"])
-            if decoded is None or decoded[0] != "CouponPurchase":
+            decoded = from_global_id(request.path_params[key])
+            if decoded is None or decoded[0] != type_name:
                 return JSONResponse({"error": "not found"}, status_code=404)
             context = Context(services=services, request=request, request_id=request_id_var.get())
             try:
@@ -231,6 +231,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 "Content-Disposition": f'inline; filename="{filename}-{decoded[1]}.pdf"', "Cache-Control": "no-store"})
 
         return endpoint
+
+    async def public_keys(_: Request) -> Response:
+        from resolvers.certificates import published_keys
+
+        return JSONResponse(published_keys(services), headers={"Cache-Control": "public, max-age=300"})
+
+    async def verify_page(request: Request) -> Response:
+        from tradecert.pages import verification_page
+
+        return await verification_page(request, services)
 
     async def metrics(_: Request) -> Response:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -268,6 +278,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                   document("purchase_transfer_request", "transfer-request"), methods=["GET"]),
             Route("/documents/purchases/{purchase_id}/card-statement.pdf",
                   document("purchase_card_statement", "card-statement"), methods=["GET"]),
+            Route("/documents/applications/{application_id}/certificate.pdf",
+                  document("certificate", "certificate", "Application", "application_id"), methods=["GET"]),
+            Route("/documents/applications/{application_id}/card-statement.pdf",
+                  document("application_card_statement", "card-statement", "Application", "application_id"), methods=["GET"]),
+            Route("/.well-known/tradecert-keys.json", public_keys, methods=["GET"]),
+            Route("/verify", verify_page, methods=["GET"]),
             *gateway_routes(services),
             Route("/graphql", graphql),
         ],

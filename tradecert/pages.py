@@ -69,3 +69,59 @@ async def activate_page(request: Request) -> HTMLResponse:
             "Cache-Control": "no-store",
         },
     )
+
+
+VERIFY_PAGE = """<!doctype html>
+<html lang="ja">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>証明書の検証 / Certificate verification</title>
+<style>
+ body {{ font-family: system-ui, "Hiragino Sans", "Noto Sans JP", sans-serif; max-width: 36rem; margin: 3rem auto; padding: 0 1rem; }}
+ label {{ display: block; margin-top: 1rem; }} input {{ width: 100%; padding: .5rem; font-size: 1rem; }}
+ button {{ margin-top: 1.2rem; padding: .6rem 1.4rem; font-size: 1rem; }} .valid {{ color: #0a6; }} .invalid {{ color: #c00; }}
+ table {{ border-collapse: collapse; margin-top: 1rem; }} td, th {{ border: 1px solid #ccc; padding: .4rem; text-align: left; }}
+ code {{ word-break: break-all; font-size: .8rem; }}
+</style>
+</head>
+<body>
+<h1>証明書の検証 <small>Certificate verification</small></h1>
+<form method="get">
+ <label>証明書番号 Certificate number <input name="number" value="{number}" maxlength="20" required></label>
+ <label>アクセスコード Access code <input name="code" value="{code}" maxlength="16" required></label>
+ <button type="submit">検証 / Verify</button>
+</form>
+{result}
+</body>
+</html>
+"""
+
+
+async def verification_page(request: Request, services) -> HTMLResponse:
+    """Public: the same answer as Query.verifyCertificate — validity, type, issue date,
+    exporter and chamber, and the signed content's hash; never more."""
+    from resolvers.applications import TYPE_NAMES
+    from resolvers.certificates import verify
+    from tradecert.clock import tokyo_date
+
+    number = request.query_params.get("number", "")[:20]
+    code = request.query_params.get("code", "")[:16]
+    result = ""
+    if number or code:
+        found = await verify(services, number, code)
+        if found.valid:
+            app, chamber = found.application, found.chamber
+            rows = [("結果 Result", '<strong class="valid" data-valid="true">有効 VALID</strong>'),
+                    ("種別 Type", html.escape(TYPE_NAMES[app.type])),
+                    ("交付日 Issued", f"{tokyo_date(app.issued_at):%Y-%m-%d}"),
+                    ("輸出者 Exporter", html.escape(app.exporter_name)),
+                    ("商工会議所 Chamber", html.escape(f"{chamber.name} ({chamber.code})")),
+                    ("内容のハッシュ Content SHA-256", f"<code>{app.content_hash}</code>")]
+            result = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+        else:
+            result = '<p class="invalid" data-valid="false">該当する有効な証明書はありません。 No valid certificate matches.</p>'
+    return HTMLResponse(
+        VERIFY_PAGE.format(number=html.escape(number, quote=True), code=html.escape(code, quote=True), result=result),
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})

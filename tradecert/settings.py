@@ -66,6 +66,7 @@ class Settings:
     login_lock_max_seconds: int = 3600
     payment_gateway: str = "sandbox"  # the only gateway in this repository (docs/payments.md)
     payment_secret: str = "sandbox-notification-secret"  # signs gateway notifications (HMAC-SHA256)
+    signing_key_file: Path = PROJECT_DIR / "var" / "signing-key.pem"  # Ed25519 key that signs certificates
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,4 +108,5 @@ class Settings:
             login_lock_max_seconds=_int(env, "TRADECERT_LOGIN_LOCK_MAX_SECONDS", 3600),
             payment_gateway=env.get("TRADECERT_PAYMENT_GATEWAY") or "sandbox",
             payment_secret=_secret(env, production),
+            signing_key_file=Path(env.get("TRADECERT_SIGNING_KEY_FILE") or PROJECT_DIR / "var" / "signing-key.pem"),
         )
