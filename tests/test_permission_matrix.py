@@ -85,15 +85,56 @@ async def test_the_api_answers_exactly_what_permissions_yaml_says(live):
                        else {"same_chamber"} if actors[u][0] == "2701" else {"none"}),
             lambda h: live.graphql('mutation { adjustCoupons(input: {registrationNumber: "2701000002", coupons: 1, reason: "probe"}) { errors { code } } }', headers=h)),
     }
+    # applications: a draft and an approved card application of signer-2701000002
+    from tests.test_applications import ORIGIN, act
+
+    draft = live.graphql("""mutation($input: CreateApplicationInput!) { createApplication(input: $input) { application { id } } }""",
+                         {"input": ORIGIN}, headers=signer).json()["data"]["createApplication"]["application"]["id"]
+    card = live.graphql("""mutation($input: CreateApplicationInput!) { createApplication(input: $input) { application { id } } }""",
+                        {"input": {**ORIGIN, "feePayment": "CARD"}}, headers=signer).json()["data"]["createApplication"]["application"]["id"]
+    act(live, signer, "submitApplication", card)
+    act(live, staff, "approveApplication", card)
+
+    def relation_to_application(username: str) -> set[str]:
+        if username == "signer-2701000002":
+            return {"own_registration", "created_by_me"}
+        if username.endswith("2701000002") or username == sub["username"]:
+            return {"own_registration"}
+        return {"same_chamber"} if actors[username][1] == "CHAMBER_STAFF" else {"none"}
+
+    def refused(response) -> bool:  # what a caller may not see is NOT_FOUND, what it may not do FORBIDDEN
+        body = response.json()
+        if forbidden(response):
+            return True
+        payload = next(iter((body.get("data") or {}).values()), None) or {}
+        return any(e["code"] == "NOT_FOUND" for e in payload.get("errors") or [])
+
+    app_probes = {
+        "application.create": (lambda u: {"own_registration"} if actors[u][2] else {"none"}, lambda h: live.graphql(
+            """mutation($input: CreateApplicationInput!) { createApplication(input: $input) { errors { code } } }""", {"input": ORIGIN}, headers=h)),
+        "application.edit": (relation_to_application, lambda h: live.graphql(
+            """mutation($id: ID!) { updateApplication(input: {applicationId: $id, exporterName: "probe"}) { errors { code } } }""", {"id": draft}, headers=h)),
+        "application.review": (relation_to_application, lambda h: live.graphql(
+            """mutation($id: ID!) { approveApplication(input: {applicationId: $id}) { errors { code } } }""", {"id": draft}, headers=h)),
+        "application.pay": (relation_to_application, lambda h: live.graphql(
+            """mutation($id: ID!) { addToCardCart(input: {applicationIds: [$id]}) { errors { code } } }""", {"id": card}, headers=h)),
+    }
     checked = 0
     disagreements = []
-    for action, (relations_of, call) in probes.items():
+    for action, (relations_of, call) in list(probes.items()) + list(app_probes.items()):
         for username, (_chamber, kind, registration_kind) in actors.items():
             relations = relations_of(username)
             expected = is_allowed(policy, today, Actor(0, kind, registration_kind), action, relations)
-            answered = not forbidden(call(bearer(tokens[username])))
+            answered = not refused(call(bearer(tokens[username])))
             checked += 1
             if answered != expected:
                 disagreements.append(f"{action} by {username} ({kind}, {relations}): rules say {expected}, API {answered}")
+    # application.view: the node is there or not
+    for username, (_chamber, kind, registration_kind) in actors.items():
+        expected = is_allowed(policy, today, Actor(0, kind, registration_kind), "application.view", relation_to_application(username))
+        seen = live.graphql("query($id: ID!) { node(id: $id) { id } }", {"id": draft}, headers=bearer(tokens[username])).json()
+        checked += 1
+        if ((seen.get("data") or {}).get("node") is not None) != expected:
+            disagreements.append(f"application.view by {username}: rules say {expected}")
     assert disagreements == []
-    assert checked == len(probes) * len(actors)
+    assert checked == (len(probes) + len(app_probes) + 1) * len(actors)
