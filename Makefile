@@ -39,6 +39,10 @@ schema: install
 
 bench: install
 	$(BIN)/python bench/fees.py
+	$(BIN)/python bench/identity.py
+	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/consume.py
+	$(BIN)/python bench/applications.py
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-*
