@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from rules import fees
+from rules import calendar, fees
 from rules.limits import limit
 from rules.permissions import Actor, is_allowed
 from rules.policy import PolicySet, read_yaml
@@ -36,6 +36,9 @@ QUESTIONS: dict[str, Callable[[PolicySet, dict], Any]] = {
     "lot_refund": lambda p, c: fees.lot_refund(p, _date(c["bought_on"]), c["membership"], c["product"], c["unused"]),
     "refund_after_costs": lambda p, c: fees.refund_after_costs(p, _date(c["on"]), c["refund"]),
     "limit": lambda p, c: limit(p, _date(c["on"]), c["limit"]),
+    "business_day": lambda p, c: calendar.is_business_day(p, _date(c["on"])),
+    "next_business_day": lambda p, c: calendar.next_business_day(p, _date(c["on"])).isoformat(),
+    "add_business_days": lambda p, c: calendar.add_business_days(p, _date(c["on"]), c["days"]).isoformat(),
     "allowed": lambda p, c: is_allowed(
         p, _date(c["on"]), Actor(0, c["kind"], None if c["registration"] == "none" else c["registration"]),
         c["action"], set(c["relations"]),

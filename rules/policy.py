@@ -66,8 +66,12 @@ TABLES: dict[str, TableSpec] = {
             "limits",
             match=("limit",),
             complete=(("limit", ("signers_per_registration", "registration_term_months", "bank_transfer_valid_days",
-                                        "card_session_minutes", "certificate_print_days")),),
+                                        "card_session_minutes", "certificate_print_days",
+                                        "terminal_certificate_valid_months", "terminal_certificate_renewable_days",
+                                        "naccs_password_view_business_days")),),
         ),
+        TableSpec("business_calendar", many=True, identity=("closure",)),
+        TableSpec("naccs_industries", many=True, identity=("industry",)),
         TableSpec(
             "permissions",
             match=("action", "kind", "registration", "relation"),

@@ -27,18 +27,19 @@ from schema.registrations import RegistrationsMutation, RegistrationsQuery
 from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 from schema.applications import ApplicationsMutation, ApplicationsQuery
 from schema.checkout import CheckoutMutation, CheckoutQuery
+from schema.naccs import NaccsMutation, NaccsQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
 
 @strawberry.type
-class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, ApplicationsQuery, CheckoutQuery, FeesQuery):
+class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, ApplicationsQuery, CheckoutQuery, NaccsQuery, FeesQuery):
     pass
 
 
 @strawberry.type
 class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation, PurchasesMutation, ApplicationsMutation,
-               CheckoutMutation):
+               CheckoutMutation, NaccsMutation):
     pass
 
 

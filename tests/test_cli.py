@@ -56,8 +56,8 @@ def test_demo_seed_creates_then_changes_nothing(tmp_path):
     env = {"TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"}
     first = run("demo", "seed", env=env)
     second = run("demo", "seed", env=env)
-    assert first.returncode == 0 and "13 created" in first.stdout, first.stderr
-    assert second.returncode == 0 and "0 created, 13 already there" in second.stdout
+    assert first.returncode == 0 and "14 created" in first.stdout, first.stderr  # + the NACCS office
+    assert second.returncode == 0 and "0 created, 14 already there" in second.stdout
 
 
 def test_db_upgrade_and_jobs_run_report_clearly(tmp_path):

@@ -6,12 +6,15 @@ Running it again changes nothing: every row is found by its natural key first.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from persistence.db import Database
-from persistence.models import Account, Chamber, RegistrationMembership, TradeRegistration
+from persistence.models import (
+    Account, Chamber, NaccsOffice, NaccsTerminal, NaccsUserId, RegistrationMembership, TradeRegistration,
+)
 from tradecert.clock import TOKYO, Clock
 from tradecert.passwords import hash_password
 
@@ -37,6 +40,12 @@ ACCOUNTS = [
     ("naccs-demo", "NACCS_OFFICE", None, "―商事株式会社 ―事業所", "hanako@naccs-demo.example"),
     ("naccs-center", "NACCS_CENTER", None, "審査 一郎", "review@naccs-center.example"),
 ]
+
+# The demo NACCS office (API.md §2): its user ID and logical terminals
+NACCS_OFFICE = ("naccs-demo", "―商事株式会社 ―事業所", "通関 花子", "hanako@naccs-demo.example")
+NACCS_USER_IDS = [("1ANAC", "A0A", ["通関業"])]
+NACCS_TERMINALS = [("11110A", "海上", "netNACCS"), ("11110B", "海上", "netNACCS")]
+NACCS_CERTIFICATES_ISSUED = dt.date(2025, 12, 1)
 
 # Demo registrations are valid from this date and have been members/non-members since then.
 DEMO_SINCE = dt.date(2022, 4, 1)
@@ -94,4 +103,24 @@ async def seed_demo(db: Database, clock: Clock) -> SeedReport:
                 )
             )
             report.created += 1
+        await session.flush()
+        await _seed_naccs(session, now, report)
     return report
+
+
+async def _seed_naccs(session, now: dt.datetime, report: SeedReport) -> None:
+    username, name, contact, email = NACCS_OFFICE
+    account = await session.scalar(select(Account).where(Account.username == username, Account.chamber_id.is_(None)))
+    if await session.scalar(select(NaccsOffice).where(NaccsOffice.account_id == account.id)) is not None:
+        report.existing += 1
+        return
+    office = NaccsOffice(account_id=account.id, name=name, contact_name=contact, contact_email=email, created_at=now)
+    session.add(office)
+    await session.flush()
+    for user_code, identification, industries in NACCS_USER_IDS:
+        session.add(NaccsUserId(office_id=office.id, user_code=user_code, identification_number=identification,
+                                industries=json.dumps(industries, ensure_ascii=False), single_sign_on=False, created_at=now))
+    for terminal, area, equipment in NACCS_TERMINALS:
+        session.add(NaccsTerminal(office_id=office.id, name=terminal, area=area, equipment=equipment,
+                                  issued_on=NACCS_CERTIFICATES_ISSUED))
+    report.created += 1

@@ -128,6 +128,12 @@ register(Job("card-session-expiry", "close card payment sessions past their time
              every=dt.timedelta(seconds=30), lease=dt.timedelta(minutes=2)))
 register(Job("card-notification-redelivery", "sandbox gateway: send unacknowledged payment events again",
              redelivery_job, every=dt.timedelta(minutes=1), lease=dt.timedelta(minutes=2)))
+from resolvers.naccs import process_reissues, purge_passwords  # noqa: E402
+
+register(Job("naccs-reissue", "NACCS: process digital-certificate reissues due today (mornings)", process_reissues,
+             every=dt.timedelta(minutes=30)))
+register(Job("naccs-password-purge", "NACCS: destroy issued passwords whose viewing window has closed", purge_passwords,
+             every=dt.timedelta(hours=1)))
 register(Job("ledger-audit", "check that coupon entries and lots sum to every balance", ledger_audit,
              every=dt.timedelta(hours=1)))
 

@@ -67,6 +67,7 @@ class Settings:
     payment_gateway: str = "sandbox"  # the only gateway in this repository (docs/payments.md)
     payment_secret: str = "sandbox-notification-secret"  # signs gateway notifications (HMAC-SHA256)
     signing_key_file: Path = PROJECT_DIR / "var" / "signing-key.pem"  # Ed25519 key that signs certificates
+    naccs_key_file: Path = PROJECT_DIR / "var" / "naccs-fernet.key"  # Fernet key for NACCS passwords in their window
 
     @property
     def is_sqlite(self) -> bool:
@@ -109,4 +110,5 @@ class Settings:
             payment_gateway=env.get("TRADECERT_PAYMENT_GATEWAY") or "sandbox",
             payment_secret=_secret(env, production),
             signing_key_file=Path(env.get("TRADECERT_SIGNING_KEY_FILE") or PROJECT_DIR / "var" / "signing-key.pem"),
+            naccs_key_file=Path(env.get("TRADECERT_NACCS_KEY_FILE") or PROJECT_DIR / "var" / "naccs-fernet.key"),
         )
