@@ -101,6 +101,17 @@ class NaccsApplication(Node):
                    reason=row.reason, password_viewable_until=row.password_viewable_until,
                    terminal_names=details.get("terminals", []), _row=row)
 
+    @strawberry.field(description="The application form (PDF), any time.")
+    def form_pdf_url(self, info: strawberry.Info[Context]) -> str:
+        return f"{info.context.services.settings.public_url}/documents/naccs/{self.id}/form.pdf"
+
+    @strawberry.field(description="利用申込確認完了のお知らせ (PDF), from the start date on.")
+    def approval_notice_pdf_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+        start = self._row.start_date
+        if self._row.kind != "USER_CODE_ADDITION" or start is None or info.context.clock.today() < start:
+            return None
+        return f"{info.context.services.settings.public_url}/documents/naccs/{self.id}/approval-notice.pdf"
+
     @strawberry.field
     async def id_notice(self, info: strawberry.Info[Context]) -> list[NaccsIdNotice]:
         if self._row.kind != "USER_CODE_ADDITION" or self._row.approved_at is None:

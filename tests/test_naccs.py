@@ -199,3 +199,29 @@ async def test_bad_contact_data_gets_one_error_per_field_and_writes_nothing(live
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(NaccsApplication)) == 0
         assert await session.scalar(select(func.count()).select_from(OutboxMail)) == 0
+
+
+async def test_the_form_any_time_and_the_approval_notice_from_the_start_date(live, tmp_path):
+    import httpx
+
+    from tests.test_card_checkout import pdf_text
+
+    live.clock.set(tokyo(2026, 11, 20, 10, 0))
+    app = submit_codes(live, office(live))["application"]
+    urls = """query($id: ID!) { node(id: $id) { ... on NaccsApplication { formPdfUrl approvalNoticePdfUrl
+      idNotice { userId password } } } }"""
+    node = live.graphql(urls, {"id": app["id"]}, headers=office(live)).json()["data"]["node"]
+    assert node["approvalNoticePdfUrl"] is None
+    form = httpx.get(node["formPdfUrl"], headers=office(live))
+    assert form.status_code == 200 and "1200001A" in pdf_text(tmp_path, form.content, "form.pdf")
+    assert httpx.get(node["formPdfUrl"], headers=bearer(login(live, "signer-2701000002")["token"])).status_code == 403
+    live.graphql(APPROVE, {"id": app["id"], "d": "2026-12-08"}, headers=center(live))
+    notice_url = node["formPdfUrl"].replace("form.pdf", "approval-notice.pdf")
+    assert httpx.get(notice_url, headers=office(live)).status_code == 403  # before the start date
+    live.clock.set(tokyo(2026, 12, 8, 9, 0))
+    node = live.graphql(urls, {"id": app["id"]}, headers=office(live)).json()["data"]["node"]
+    response = httpx.get(node["approvalNoticePdfUrl"], headers=office(live))
+    assert response.status_code == 200
+    text = pdf_text(tmp_path, response.content, "notice.pdf")
+    assert "利用申込確認完了のお知らせ" in text and all(n["userId"] in text for n in node["idNotice"])
+    assert not any(n["password"] in text for n in node["idNotice"])

@@ -74,7 +74,7 @@ def test_serve_demo_migrates_seeds_and_serves(tmp_path):
     assert ready["status"] == "ready"
     assert ide.status_code == 200 and "graphiql" in ide.text.lower()
     assert answer.json() == {"data": {"feeSchedule": {"applicationFee": 3630}}}
-    assert "demo data: 13 created" in output
+    assert "demo data: 14 created" in output
     assert '"request_id"' in output  # JSON logs carry the request id
 
 

@@ -209,14 +209,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         ok = ok and checks["rulesVersion"] is not None
         return JSONResponse({"status": "ready" if ok else "not ready", **checks}, status_code=200 if ok else 503)
 
-    def document(loader_name: str, filename: str, type_name: str = "CouponPurchase", key: str = "purchase_id"):
+    def document(loader_name: str, filename: str, type_name: str = "CouponPurchase", key: str = "purchase_id",
+                 module: str = "documents"):
         """A PDF of an order or application with that object's session and permissions."""
 
         async def endpoint(request: Request) -> Response:
             from graphql import GraphQLError
 
-            from resolvers import documents
+            import importlib
+
             from schema.identity import from_global_id
+
+            documents = importlib.import_module(f"resolvers.{module}")
 
             decoded = from_global_id(request.path_params[key])
             if decoded is None or decoded[0] != type_name:
@@ -282,6 +286,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                   document("certificate", "certificate", "Application", "application_id"), methods=["GET"]),
             Route("/documents/applications/{application_id}/card-statement.pdf",
                   document("application_card_statement", "card-statement", "Application", "application_id"), methods=["GET"]),
+            Route("/documents/naccs/{application_id}/form.pdf",
+                  document("application_form", "naccs-application", "NaccsApplication", "application_id", "naccs_documents"),
+                  methods=["GET"]),
+            Route("/documents/naccs/{application_id}/approval-notice.pdf",
+                  document("approval_notice", "naccs-approval-notice", "NaccsApplication", "application_id", "naccs_documents"),
+                  methods=["GET"]),
             Route("/.well-known/tradecert-keys.json", public_keys, methods=["GET"]),
             Route("/verify", verify_page, methods=["GET"]),
             *gateway_routes(services),
