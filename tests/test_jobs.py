@@ -73,3 +73,21 @@ async def test_an_expired_lease_of_a_crashed_host_is_taken_over(migrated):
     assert (await jobs.run_job(services_for(db, clock), job)).status == "skipped"
     clock.advance(dt.timedelta(minutes=6))
     assert (await jobs.run_job(services_for(db, clock), job)).status == "ok"
+
+
+async def test_a_daily_job_runs_once_a_day_from_its_tokyo_time(migrated):
+    _target, db = migrated
+    clock = FixedClock(tokyo(2026, 4, 1, 1, 59))
+    services = services_for(db, clock)
+    job = jobs.JOBS["bank-reconciliation"]
+    assert job.daily_at == dt.time(2, 0)
+    assert not await jobs.daily_due(services, job, clock.now())
+    clock.set(tokyo(2026, 4, 1, 2, 0))
+    assert await jobs.daily_due(services, job, clock.now())
+    assert (await jobs.run_job(services, job)).status == "ok"
+    clock.set(tokyo(2026, 4, 1, 23, 0))
+    assert not await jobs.daily_due(services, job, clock.now())  # done today, whichever host did it
+    clock.set(tokyo(2026, 4, 2, 1, 0))
+    assert not await jobs.daily_due(services, job, clock.now())
+    clock.set(tokyo(2026, 4, 2, 9, 30))  # the server was down at 02:00: it catches up
+    assert await jobs.daily_due(services, job, clock.now())

@@ -32,6 +32,7 @@ class Job:
     run: Callable[[Services], Awaitable[str]]  # returns a one-line summary
     every: dt.timedelta  # how often `serve` runs it
     lease: dt.timedelta = dt.timedelta(minutes=10)
+    daily_at: dt.time | None = None  # instead of `every`: once a day from this Asia/Tokyo time on
 
 
 JOBS: dict[str, Job] = {}
@@ -118,8 +119,8 @@ register(Job("mail-delivery", "send queued mails over SMTP, retrying with backof
              every=dt.timedelta(seconds=15), lease=dt.timedelta(minutes=5)))
 from resolvers.purchases import expire_unpaid, reconcile_job  # noqa: E402
 
-register(Job("bank-reconciliation", "match recorded bank deposits to coupon orders", reconcile_job,
-             every=dt.timedelta(hours=24)))
+register(Job("bank-reconciliation", "match recorded bank deposits to coupon orders (nightly)", reconcile_job,
+             every=dt.timedelta(hours=24), daily_at=dt.time(2, 0)))
 register(Job("purchase-expiry", "cancel coupon orders unpaid past their validity", expire_unpaid,
              every=dt.timedelta(hours=1)))
 from resolvers.payments import expiry_job, redelivery_job  # noqa: E402
@@ -131,26 +132,50 @@ register(Job("card-notification-redelivery", "sandbox gateway: send unacknowledg
 from resolvers.naccs import process_reissues, purge_passwords  # noqa: E402
 
 register(Job("naccs-reissue", "NACCS: process digital-certificate reissues due today (mornings)", process_reissues,
-             every=dt.timedelta(minutes=30)))
+             every=dt.timedelta(hours=24), daily_at=dt.time(6, 0)))
 register(Job("naccs-password-purge", "NACCS: destroy issued passwords whose viewing window has closed", purge_passwords,
              every=dt.timedelta(hours=1)))
 register(Job("ledger-audit", "check that coupon entries and lots sum to every balance", ledger_audit,
              every=dt.timedelta(hours=1)))
 
 
+async def daily_due(services: Services, job: Job, now: dt.datetime) -> bool:
+    """A daily job is due once its Tokyo time has come today and no host started it since
+    (the lease row remembers the last start, so a restart or a second host does not repeat it)."""
+    from sqlalchemy import select
+
+    from tradecert.clock import TOKYO
+
+    local = now.astimezone(TOKYO)
+    today_at = dt.datetime.combine(local.date(), job.daily_at, TOKYO)
+    if local < today_at:
+        return False
+    async with services.db.read() as session:
+        started = await session.scalar(select(JobLease.last_started_at).where(JobLease.name == job.name))
+    return started is None or started < today_at
+
+
+async def _run_scheduled(services: Services, job: Job) -> None:
+    try:
+        await run_job(services, job)
+    except Exception:  # a broken job must not stop the others
+        log.exception("scheduled job %s failed", job.name)
+
+
 async def run_schedule(services: Services, tick: float = 5.0) -> None:
-    """`serve`'s scheduler: run each job when its interval has passed (leases keep
-    several hosts from running one job at once)."""
+    """`serve`'s scheduler: run each job when its interval has passed, or once a day from
+    its Tokyo time (leases keep several hosts from running one job at once)."""
     import asyncio
 
     last: dict[str, dt.datetime] = {}
     while True:
         now = services.clock.now()
         for job in list(JOBS.values()):
+            if job.daily_at is not None:
+                if await daily_due(services, job, now):
+                    await _run_scheduled(services, job)
+                continue
             if job.name not in last or now - last[job.name] >= job.every:
                 last[job.name] = now
-                try:
-                    await run_job(services, job)
-                except Exception:  # a broken job must not stop the others
-                    log.exception("scheduled job %s failed", job.name)
+                await _run_scheduled(services, job)
         await asyncio.sleep(tick)
