@@ -383,9 +383,9 @@ async def _reconcile_chunk(services: Services, deposit_ids: list[int]) -> dict[s
         if entries:
             entry_ids = await ledger.allocate_ids(session, CouponEntry, len(entries))
             lot_ids = await ledger.allocate_ids(session, CouponLot, len(lots))
-            await session.execute(insert(CouponEntry), [{**row, "id": i} for row, i in zip(entries, entry_ids)])
-            await session.execute(insert(CouponLot), [{**row, "id": i} for row, i in zip(lots, lot_ids)])
-            await session.execute(insert(CouponEntryLot), [
+            await session.execute(insert(CouponEntry.__table__), [{**row, "id": i} for row, i in zip(entries, entry_ids)])
+            await session.execute(insert(CouponLot.__table__), [{**row, "id": i} for row, i in zip(lots, lot_ids)])
+            await session.execute(insert(CouponEntryLot.__table__), [
                 {"entry_id": e, "lot_id": lot, "coupons": row["coupons"]} for e, lot, row in zip(entry_ids, lot_ids, entries)])
         # Core executemany updates (one statement each, many parameter sets)
         accounts_table, purchases_table, deposits_table = CouponAccount.__table__, CouponPurchase.__table__, BankDeposit.__table__
@@ -400,9 +400,9 @@ async def _reconcile_chunk(services: Services, deposit_ids: list[int]) -> dict[s
                 purchases_table.update().where(purchases_table.c.id == bindparam("pid"))
                 .values({k: bindparam(k) for k in columns if k != "id"}), rows)
         if refunds:
-            await session.execute(insert(Refund), refunds)
+            await session.execute(insert(Refund.__table__), refunds)
         if mails:
-            await session.execute(insert(OutboxMail), mails)
+            await session.execute(insert(OutboxMail.__table__), mails)
         await session.execute(
             deposits_table.update().where(deposits_table.c.id == bindparam("did"))
             .values(outcome=bindparam("outcome"), purchase_id=bindparam("order")),
