@@ -126,6 +126,13 @@ async def test_an_exact_deposit_issues_the_coupons_once(live, migrated):
     assert refunds[0]["amount"] == 4450 and purchase["orderNumber"] in refunds[0]["reason"]
     assert live.graphql(ACCOUNT, headers=signer).json()["data"]["couponAccount"]["balance"] == 61
     assert (await live.run_job("ledger-audit")).status == "ok"
+    # the mails: the order (with the account details) and the issue, over SMTP
+    assert (await live.run_job("mail-delivery")).status == "ok"
+    by_subject = {m["Subject"]: m for m in live.smtp.messages if m["To"] == "zeiss@kakogawa.example"}
+    order_mail = next(m for s, m in by_subject.items() if "お振込のご案内" in s).get_content()
+    issue_mail = next(m for s, m in by_subject.items() if "クーポン発行" in s).get_content()
+    assert account in order_mail and "71,390円" in order_mail
+    assert purchase["orderNumber"] in issue_mail and "61 枚" in issue_mail
 
 
 async def test_more_issues_and_refunds_the_excess_less_costs_and_less_cancels_and_refunds(live):
