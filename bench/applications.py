@@ -34,6 +34,7 @@ import strawberry  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
 
+from bench.pg import pgbench_tps  # noqa: E402
 from persistence import migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
 from persistence.models import Account, Application, CouponAccount  # noqa: E402
@@ -155,21 +156,6 @@ def psql(sql: str) -> None:
                     "SET client_min_messages = warning; " + sql], check=True)
 
 
-def pgbench_tps(clients: int, seconds: int) -> float:
-    import re
-
-    database = f"bench_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
-    try:
-        subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-i", "-s", "4", "-q", database],
-                       check=True, capture_output=True)
-        out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-N", "-c", str(clients), "-j", "2",
-                              "-T", str(seconds), database], check=True, capture_output=True, text=True).stdout
-        return float(re.search(r"tps = ([0-9.]+)", out).group(1))
-    finally:
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
-
-
 def _services(schema: str) -> Services:
     settings = Settings.from_env({"TRADECERT_DATABASE_URL": DSN, "TRADECERT_DATABASE_SCHEMA": schema,
                                   "TRADECERT_RULES_DIR": str(PROJECT_DIR / "rules")})
@@ -264,7 +250,7 @@ def main() -> None:
     ratio, page_rate = asyncio.run(page_ratio(args.seconds))
     print(f"applications(first: 20) nested, from SQLite via DataLoaders: {page_rate:7.0f} pages/s, "
           f"{ratio:.2f} of a cached in-memory strawberry list of 20 (goal >= 0.6)")
-    baseline = pgbench_tps(args.clients, args.seconds)
+    baseline = pgbench_tps(args.clients, args.seconds, "-N")
     coupons = args.drafts * 2 // 3
     ours, done, oversold = submit_tps(args.workers, args.clients, args.seconds, args.drafts, coupons)
     print(f"pgbench -N, {args.clients} clients, -j 2           : {baseline:8.0f} tps (baseline 1.00)")

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import multiprocessing
 import datetime as dt
-import re
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench.pg import pgbench_tps  # noqa: E402
 from persistence import migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
 from persistence.models import CouponEntry, TradeRegistration  # noqa: E402
@@ -38,19 +38,6 @@ from tradecert.demo import seed_demo  # noqa: E402
 DSN = "postgresql://postgres@127.0.0.1:5432"
 NOW = dt.datetime(2026, 4, 1, 10, tzinfo=TOKYO)
 STOCK = 1_000_000  # coupons per registration before the run
-
-
-def pgbench_tps(clients: int, seconds: int) -> float:
-    database = f"bench_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
-    try:
-        subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-i", "-s", "4", "-q", database],
-                       check=True, capture_output=True)
-        out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-c", str(clients), "-j", "2",
-                              "-T", str(seconds), database], check=True, capture_output=True, text=True).stdout
-        return float(re.search(r"tps = ([0-9.]+)", out).group(1))
-    finally:
-        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
 
 
 async def _prepare(schema: str, registrations: int) -> list[int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from persistence.models import (
     CouponAccount, CouponEntry, CouponPurchase, CouponPurchaseLine, RegistrationMembership, Refund, TradeRegistration, VirtualAccount,

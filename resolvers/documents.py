@@ -43,22 +43,29 @@ def _table(pdf: canvas.Canvas, x: float, y: float, rows: list[tuple[str, str]], 
     return y
 
 
+def _issuer_page(title: str, heading: str, size: int, issuer: str, registration_number_t: str,
+                 lines: list[str]) -> tuple[io.BytesIO, canvas.Canvas, float, float]:
+    """A page in the issuer's name: the heading, then issuer, registration number and the given lines on the right."""
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf.setTitle(title)
+    pdf.setAuthor(issuer)
+    width, height = A4
+    pdf.setFont(_font(), size)
+    pdf.drawCentredString(width / 2, height - 30 * mm, heading)
+    pdf.setFont(_font(), 10)
+    for i, line in enumerate([issuer, f"登録番号: {registration_number_t}", *lines]):
+        pdf.drawRightString(width - 20 * mm, height - (42 + 6 * i) * mm, line)
+    return buffer, pdf, width, height
+
+
 def transfer_request_pdf(*, issuer: str, registration_number_t: str, printed_on: dt.date, purchase: CouponPurchase,
                          registration: TradeRegistration, lines: list[tuple[str, int, int]], account: VirtualAccount,
                          tax: int) -> bytes:
     """振込依頼書 as in eco-payment-2026: order, amount with its tax part, and where to pay."""
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
-    pdf.setTitle(f"振込依頼書 {purchase.order_number}")
-    pdf.setAuthor(issuer)
+    buffer, pdf, width, height = _issuer_page(f"振込依頼書 {purchase.order_number}", "振込依頼書", 20, issuer,
+                                              registration_number_t, [f"印刷日: {printed_on:%Y/%m/%d}"])
     font = _font()
-    width, height = A4
-    pdf.setFont(font, 20)
-    pdf.drawCentredString(width / 2, height - 30 * mm, "振込依頼書")
-    pdf.setFont(font, 10)
-    pdf.drawRightString(width - 20 * mm, height - 42 * mm, issuer)
-    pdf.drawRightString(width - 20 * mm, height - 48 * mm, f"登録番号: {registration_number_t}")
-    pdf.drawRightString(width - 20 * mm, height - 54 * mm, f"印刷日: {printed_on:%Y/%m/%d}")
     pdf.drawString(20 * mm, height - 66 * mm, "以下の金額につきまして指定口座への御振込みをお願い致します。")
     pdf.setFont(font, 12)
     pdf.drawString(20 * mm, height - 78 * mm, "【ご購入内容】")
@@ -139,19 +146,10 @@ class CardStatementData:
 
 
 def card_statement_pdf(*, issuer: str, registration_number_t: str, printed_on: dt.date, data: CardStatementData) -> bytes:
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
-    pdf.setTitle(f"クレジットカード決済 利用明細 {data.statement_number}")
-    pdf.setAuthor(issuer)
+    buffer, pdf, width, height = _issuer_page(
+        f"クレジットカード決済 利用明細 {data.statement_number}", "クレジットカード決済 利用明細(控)", 18, issuer,
+        registration_number_t, [f"発行日: {printed_on:%Y/%m/%d}", f"発行番号: {data.statement_number}"])
     font = _font()
-    width, height = A4
-    pdf.setFont(font, 18)
-    pdf.drawCentredString(width / 2, height - 30 * mm, "クレジットカード決済 利用明細(控)")
-    pdf.setFont(font, 10)
-    pdf.drawRightString(width - 20 * mm, height - 42 * mm, issuer)
-    pdf.drawRightString(width - 20 * mm, height - 48 * mm, f"登録番号: {registration_number_t}")
-    pdf.drawRightString(width - 20 * mm, height - 54 * mm, f"発行日: {printed_on:%Y/%m/%d}")
-    pdf.drawRightString(width - 20 * mm, height - 60 * mm, f"発行番号: {data.statement_number}")
     y = _table(pdf, 20 * mm, height - 70 * mm, [
         ("貿易登録番号", data.registration_number),
         ("企業名", data.company),

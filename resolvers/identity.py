@@ -165,7 +165,6 @@ def _login_key(chamber_code: str | None, username: str) -> str:
 
 
 async def login(ctx: Context, chamber_code: str | None, username: str, password: str) -> LoginResult:
-    settings = ctx.services.settings
     db = ctx.services.db
     now = ctx.clock.now()
     key = _login_key(chamber_code, username)

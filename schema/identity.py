@@ -6,7 +6,7 @@ import base64
 import binascii
 import datetime as dt
 from enum import Enum
-from typing import Annotated, Optional, Union
+from typing import Optional
 
 import strawberry
 

@@ -7,7 +7,6 @@ from typing import Optional
 
 import strawberry
 
-from persistence import models
 from resolvers import identity, registrations
 from resolvers.context import Context
 from schema.errors import UserError, run_mutation

@@ -243,3 +243,17 @@ async def live(migrated, rules_copy, smtp):
         yield server
     finally:
         await asyncio.to_thread(server.stop)
+
+
+def pdf_text(tmp_path: Path, content: bytes, name: str) -> str:
+    """The text of a PDF by poppler's pdftotext (CI installs it; a developer without it skips)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("pdftotext"):
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext (poppler-utils) is not installed; .ci/run installs it")
+        pytest.skip("pdftotext (poppler-utils) is not installed: apt-get install poppler-utils")
+    path = tmp_path / name
+    path.write_bytes(content)
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout

@@ -4,7 +4,6 @@ at submission, races, visibility and rights, bad input, the SQL statements of a 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import threading
 
 from sqlalchemy import event, func, select

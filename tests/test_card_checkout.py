@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import shutil
 import subprocess
 import threading
 
 import httpx
-import pytest
 
 from resolvers.certificates import canonical, verify_signature
-from tests.conftest import tokyo
+from tests.conftest import pdf_text, tokyo
 from tests.test_applications import act, create
 from tests.test_card_payments import DECLINED, GOOD, pay
 from tests.test_subaccounts import as_user
@@ -47,18 +45,6 @@ def checkout(live, headers, key=None):
 
 def node(live, headers, app_id):
     return live.graphql(APP, {"id": app_id}, headers=headers).json()["data"]["node"]
-
-
-def pdf_text(tmp_path, content: bytes, name: str) -> str:
-    if not shutil.which("pdftotext"):
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail("pdftotext (poppler-utils) is not installed; .ci/run installs it")
-        pytest.skip("pdftotext (poppler-utils) is not installed: apt-get install poppler-utils")
-    path = tmp_path / name
-    path.write_bytes(content)
-    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
 
 
 async def test_pay_approved_applications_by_card_then_statements_and_a_verifiable_certificate(live, tmp_path):

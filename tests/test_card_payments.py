@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import shutil
-import subprocess
 import threading
 
 import httpx
-import pytest
 from sqlalchemy import func, select, update
 
 from persistence.models import CardPayment, CouponEntry, CouponPurchase, Refund, SandboxGatewaySession, TradeRegistration
 from resolvers.gateway import SIGNATURE_HEADER, brand_of, check_card, luhn_ok, sign
+from tests.conftest import pdf_text
 from tests.test_purchases import ACCOUNT, start
 from tests.test_subaccounts import as_user
 
@@ -82,15 +80,7 @@ async def test_a_card_order_is_paid_on_the_hosted_page_and_issued_at_once(live, 
     assert httpx.get(pdf_url).status_code == 401
     response = httpx.get(pdf_url, headers=signer)
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
-    if not shutil.which("pdftotext"):
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail("pdftotext (poppler-utils) is not installed; .ci/run installs it")
-        pytest.skip("pdftotext (poppler-utils) is not installed: apt-get install poppler-utils")
-    path = tmp_path / "statement.pdf"
-    path.write_bytes(response.content)
-    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
+    text = pdf_text(tmp_path, response.content, "statement.pdf")
     for expected in ("利用明細", "日本商工会議所", "T5010005003975", "一括", "36,300円", "内 消費税額(10%)", "3,300円",
                      "大阪商工会議所", purchase["orderNumber"], "20260401-2701000002-00001", "****1111"):
         assert expected in text, expected

@@ -204,7 +204,7 @@ async def test_bad_contact_data_gets_one_error_per_field_and_writes_nothing(live
 async def test_the_form_any_time_and_the_approval_notice_from_the_start_date(live, tmp_path):
     import httpx
 
-    from tests.test_card_checkout import pdf_text
+    from tests.conftest import pdf_text
 
     live.clock.set(tokyo(2026, 11, 20, 10, 0))
     app = submit_codes(live, office(live))["application"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tests.test_identity_sessions import bearer, login
+from tests.test_identity_sessions import login
 from tests.test_subaccounts import as_user, create_sub
 
 CREATE_REG = """mutation($kind: RegistrationKind!, $membership: Membership!) {

@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from persistence.models import Account, ActivationToken, AuditEntry, OutboxMail
-from tests.test_identity_sessions import PASSWORD, bearer, login
+from tests.test_identity_sessions import bearer, login
 
 SUB_PASSWORD = "hanako-pass-2026"
 CREATE = """mutation($name: String!, $password: String!, $email: String!, $phone: String) {
