@@ -155,11 +155,19 @@ async def last_checkout(ctx: Context) -> CardPayment | None:
 
 
 async def _paid(session, services: Services, payment: CardPayment, now: dt.datetime) -> bool:
-    ids = (await session.scalars(select(CardPaymentItem.application_id)
-                                 .where(CardPaymentItem.card_payment_id == payment.id))).all()
-    for app_id in ids:
+    """Issue every application of the checkout, or none: if one is no longer approved and
+    held by this payment (cannot happen while the checkout holds it), nothing is issued,
+    the others are let go and the caller owes the whole charge back."""
+    ids = set((await session.scalars(select(CardPaymentItem.application_id)
+                                     .where(CardPaymentItem.card_payment_id == payment.id))).all())
+    held = set((await session.scalars(select(Application.id).where(
+        Application.checkout_payment_id == payment.id, Application.state == "APPROVED"))).all())
+    if held != ids:
+        await _failed(session, services, payment, now, "not all applications could be issued")
+        return False
+    for app_id in sorted(ids):
         if not await applications.issue(session, services, app_id, now, paid_by_id=payment.payer_id):
-            return False  # cannot happen while the checkout holds it; the caller owes the money back
+            raise RuntimeError(f"application {app_id} changed under its checkout")  # rolls the whole settlement back
     await session.execute(update(Application).where(Application.checkout_payment_id == payment.id)
                           .values(checkout_payment_id=None))
     return True
