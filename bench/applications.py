@@ -37,7 +37,7 @@ from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
 from bench.pg import pgbench_tps  # noqa: E402
 from persistence import migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
-from persistence.models import Account, Application, CouponAccount  # noqa: E402
+from persistence.models import Account, Application, CouponAccount, RegistrationMembership, TradeRegistration  # noqa: E402
 from resolvers import applications, ledger  # noqa: E402
 from resolvers.context import Context, Services  # noqa: E402
 from resolvers.errors import UserFailure  # noqa: E402
@@ -163,43 +163,60 @@ def _services(schema: str) -> Services:
                     clock=FixedClock(NOW))
 
 
-async def _prepare(schema: str, drafts: int, coupons: int) -> list[int]:
+async def _prepare(schema: str, drafts: int, coupons: int, registrations: int) -> list[tuple[int, int]]:
+    """Drafts spread over ``registrations`` applicants (one signer each), each holding its
+    share of ``coupons``; returns (application id, signer id) pairs."""
     services = _services(schema)
     await migrate.upgrade(services.db.engine)
     await seed_demo(services.db, services.clock)
-    async with services.db.read() as session:
-        signer = await session.scalar(select(Account).where(Account.username == "signer-2701000002"))
-    ctx = Context(services=services)
-    ctx.loaders["viewer"] = Viewer(signer, 0, "APPLICANT")
     async with services.db.write() as session:
-        await ledger.credit(session, registration_id=signer.registration_id, coupons=coupons, kind="CHAMBER_OPERATION",
-                            key="bench-credit", now=NOW, acquired_on=NOW.date(), rules_version="bench")
-    ids = []
-    for _ in range(drafts):
-        ids.append((await applications.create_application(ctx, DRAFT)).id)
-        ctx.loaders = {"viewer": ctx.loaders["viewer"]}
+        demo = await session.scalar(select(Account).where(Account.username == "signer-2701000002"))
+        signers = [demo]
+        for i in range(1, registrations):
+            reg = TradeRegistration(number=f"27018{i:05d}", chamber_id=demo.chamber_id, kind="APPLICANT", name=f"bench {i}",
+                                    valid_from=NOW.date(), allows_bank_transfer=True, allows_card=True, created_at=NOW)
+            session.add(reg)
+            await session.flush()
+            session.add(RegistrationMembership(registration_id=reg.id, membership="MEMBER", valid_from=NOW - dt.timedelta(days=1)))
+            signer = Account(kind="SIGNER", username=f"bench-signer-{i}", chamber_id=demo.chamber_id, registration_id=reg.id,
+                             name="bench signer", status="ACTIVE", created_at=NOW, updated_at=NOW)
+            session.add(signer)
+            await session.flush()
+            signers.append(signer)
+    for n, signer in enumerate(signers):
+        async with services.db.write() as session:
+            await ledger.credit(session, registration_id=signer.registration_id, coupons=coupons // len(signers),
+                                kind="CHAMBER_OPERATION", key=f"bench-credit-{n}", now=NOW, acquired_on=NOW.date(),
+                                rules_version="bench")
+    pairs = []
+    for i in range(drafts):
+        signer = signers[i % len(signers)]
+        ctx = Context(services=services)
+        ctx.loaders["viewer"] = Viewer(signer, 0, "APPLICANT")
+        pairs.append(((await applications.create_application(ctx, DRAFT)).id, signer.id))
     await services.db.dispose()
-    return ids
+    return pairs
 
 
-async def _worker(schema: str, ids: list[int], clients: int, seconds: float) -> tuple[int, int]:
+async def _worker(schema: str, pairs: list[tuple[int, int]], clients: int, seconds: float) -> tuple[int, int]:
     services = _services(schema)
     async with services.db.read() as session:
-        signer = await session.scalar(select(Account).where(Account.username == "signer-2701000002"))
+        signers = {a.id: a for a in (await session.scalars(select(Account).where(
+            Account.id.in_({signer for _app, signer in pairs})))).all()}
     done = refused = 0
     deadline = time.perf_counter() + seconds
-    queue = list(ids)
+    queue = list(pairs)
 
     async def client() -> None:
         nonlocal done, refused
         while queue and time.perf_counter() < deadline:
-            app_id = queue.pop()
+            app_id, signer_id = queue.pop()
             ctx = Context(services=services)
-            ctx.loaders["viewer"] = Viewer(signer, 0, "APPLICANT")
+            ctx.loaders["viewer"] = Viewer(signers[signer_id], 0, "APPLICANT")
             try:
                 await applications.submit_application(ctx, app_id)
                 done += 1
-            except UserFailure:  # INSUFFICIENT_COUPONS once the balance is spent
+            except UserFailure:  # INSUFFICIENT_COUPONS once a balance is spent
                 refused += 1
 
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -215,17 +232,19 @@ async def _outcome(schema: str) -> tuple[int, int, list[str]]:
     services = _services(schema)
     async with services.db.read() as session:
         submitted = await session.scalar(select(func.count()).select_from(Application).where(Application.state == "SUBMITTED"))
-        balance = await session.scalar(select(CouponAccount.balance))
+        balance = await session.scalar(select(func.sum(CouponAccount.balance)))
         problems = await ledger.audit_ledger(session)
     await services.db.dispose()
     return submitted, balance, problems
 
 
-def submit_tps(workers: int, clients: int, seconds: int, drafts: int, coupons: int) -> tuple[float, int, int]:
+def submit_tps(workers: int, clients: int, seconds: int, drafts: int, coupons: int,
+               registrations: int) -> tuple[float, int, int]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     psql(f'CREATE SCHEMA "{schema}"')
     try:
-        ids = asyncio.run(_prepare(schema, drafts, coupons))
+        ids = asyncio.run(_prepare(schema, drafts, coupons, registrations))
+        coupons = coupons // registrations * registrations
         shares = [ids[w::workers] for w in range(workers)]
         started = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -252,11 +271,12 @@ def main() -> None:
           f"{ratio:.2f} of a cached in-memory strawberry list of 20 (goal >= 0.6)")
     baseline = pgbench_tps(args.clients, args.seconds, "-N")
     coupons = args.drafts * 2 // 3
-    ours, done, oversold = submit_tps(args.workers, args.clients, args.seconds, args.drafts, coupons)
     print(f"pgbench -N, {args.clients} clients, -j 2           : {baseline:8.0f} tps (baseline 1.00)")
-    print(f"submitApplication with coupons, {args.workers} processes x {args.clients // args.workers} clients: "
-          f"{ours:8.0f} tps ({ours / baseline:.2f} of baseline); {done} submitted against {coupons} coupons, "
-          f"oversold {oversold}, ledger audit clean")
+    for registrations in (1, 8):
+        ours, done, oversold = submit_tps(args.workers, args.clients, args.seconds, args.drafts, coupons, registrations)
+        print(f"submitApplication with coupons, {args.workers} processes x {args.clients // args.workers} clients, "
+              f"{registrations} registration(s): {ours:8.0f} tps ({ours / baseline:.2f} of baseline); {done} submitted "
+              f"against {coupons // registrations * registrations} coupons, oversold {oversold}, ledger audit clean")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 import pycountry
 from sqlalchemy import and_, or_, select, update
 
-from persistence.models import Account, Application, ApplicationGoods, Chamber, TradeRegistration
+from persistence.models import Account, Application, ApplicationGoods, Chamber, CouponEntry, TradeRegistration
 from resolvers import certificates, ledger, validation
 from resolvers.counters import next_number
 from resolvers.context import Context
@@ -276,24 +276,34 @@ async def submit_application(ctx: Context, app_id: int) -> Application:
         raise UserFailures(problems)
     policy, now, today = ctx.services.rules.current, ctx.clock.now(), ctx.clock.today()
     values: dict = {"state": "SUBMITTED", "submitted_at": now, "updated_at": now, "hold_reason": None}
+    first = app.receipt_number is None
+    if first:
+        membership = await membership_now(ctx, app.registration_id)
+        fee = fees.application_fee(policy, today, membership)
+        values.update(fee=fee.value, fee_rules_version=f"{fee.rule.table}@{fee.rule.effective_from}",
+                      fee_membership=membership, submitted_on=today)
+    coupon = app.fee_payment == "COUPON"
+    uses = app.coupon_uses + (1 if coupon else 0)
     async with ctx.services.db.write() as session:
-        if app.receipt_number is None:
-            membership = await membership_now(ctx, app.registration_id)
-            fee = fees.application_fee(policy, today, membership)
-            values.update(receipt_number=f"{await next_number(session, 'receipt'):09d}", fee=fee.value,
-                          fee_rules_version=f"{fee.rule.table}@{fee.rule.effective_from}", fee_membership=membership,
-                          submitted_on=today)
-        if app.fee_payment == "COUPON":
-            values["coupon_uses"] = Application.coupon_uses + 1
+        entry = None
+        if coupon:  # first the coupon: its ledger key names this submission, so a second click finds it taken
+            taken = await ledger.debit(session, registration_id=app.registration_id, coupons=1, kind="USE",
+                                       key=f"use:app:{app_id}:{uses}", now=now, actor_id=who.account.id,
+                                       note="発給申請", receipt_number=app.receipt_number, field=["input", "applicationId"])
+            if not taken.applied:
+                raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+            entry = taken.entry_id
+        # the receipt counter last: its row lock is held only for the rest of this transaction
+        if first:
+            values["receipt_number"] = f"{await next_number(session, 'receipt'):09d}"
         row = (await session.execute(
-            update(Application).where(Application.id == app_id, Application.state.in_(EDITABLE))
-            .values(**values).returning(Application.coupon_uses, Application.receipt_number))).first()
-        if row is None:  # another click or reviewer changed it first
+            update(Application).where(Application.id == app_id, Application.state.in_(EDITABLE),
+                                      Application.coupon_uses == app.coupon_uses)
+            .values(coupon_uses=uses, **values).returning(Application.receipt_number))).first()
+        if row is None:  # another click or reviewer changed it first: everything above rolls back
             raise UserFailure("INVALID_STATE", ["input", "applicationId"])
-        if app.fee_payment == "COUPON":
-            await ledger.debit(session, registration_id=app.registration_id, coupons=1, kind="USE",
-                               key=f"use:app:{app_id}:{row.coupon_uses}", now=now, actor_id=who.account.id,
-                               note="発給申請", receipt_number=row.receipt_number, field=["input", "applicationId"])
+        if entry is not None and first:
+            await session.execute(update(CouponEntry).where(CouponEntry.id == entry).values(receipt_number=row.receipt_number))
         audit(session, ctx, who.account, "application.submit", target=f"Application:{app_id}", detail=row.receipt_number)
     return await get(ctx, app_id)
 
