@@ -146,11 +146,6 @@ async def _close(session, services: Services, payment: CardPayment, now: dt.date
     return status.lower()
 
 
-async def close_payment(session, services: Services, payment: CardPayment, status: str, reason: str) -> bool:
-    """Close an open payment (the order was cancelled); the caller cancels the hosted session after commit."""
-    return await _close(session, services, payment, services.clock.now(), status, reason) != "not_open"
-
-
 async def expire_payments(services: Services, registration_id: int | None = None) -> int:
     """Close open payments past their time (job `card-session-expiry`, and before a new
     card order of the same registration)."""

@@ -259,3 +259,17 @@ async def test_card_needs_the_registration_to_allow_it(live, migrated):
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(CouponPurchase)) == 0
         assert await session.scalar(select(func.count()).select_from(SandboxGatewaySession)) == 0
+
+
+async def test_an_unacknowledged_event_is_sent_again_and_changes_nothing_twice(live, migrated):
+    _target, db = migrated
+    signer = as_user(live, "signer-2701000002")
+    purchase = card_start(live, signer)
+    assert pay(purchase_node(live, signer, purchase["id"])["paymentUrl"], GOOD).status_code == 200
+    async with db.write() as session:  # as if the merchant had not answered the first delivery
+        await session.execute(update(SandboxGatewaySession).values(delivered_at=None))
+    assert (await live.run_job("card-notification-redelivery")).message == "1 notification(s) redelivered"
+    assert (await live.run_job("card-notification-redelivery")).message == "0 notification(s) redelivered"
+    assert live.graphql(ACCOUNT, headers=signer).json()["data"]["couponAccount"]["balance"] == 2
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(CouponEntry)) == 1
