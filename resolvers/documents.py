@@ -33,12 +33,13 @@ def _font() -> str:
     return FONT
 
 
-def _table(pdf: canvas.Canvas, x: float, y: float, rows: list[tuple[str, str]], width: float = 170 * mm) -> float:
+def _table(pdf: canvas.Canvas, x: float, y: float, rows: list[tuple[str, str]], width: float = 170 * mm,
+           label_width: float = 45 * mm) -> float:
     for label, value in rows:
-        pdf.rect(x, y - 8 * mm, 45 * mm, 8 * mm)
-        pdf.rect(x + 45 * mm, y - 8 * mm, width - 45 * mm, 8 * mm)
+        pdf.rect(x, y - 8 * mm, label_width, 8 * mm)
+        pdf.rect(x + label_width, y - 8 * mm, width - label_width, 8 * mm)
         pdf.drawString(x + 2 * mm, y - 5.5 * mm, label)
-        pdf.drawString(x + 47 * mm, y - 5.5 * mm, value)
+        pdf.drawString(x + label_width + 2 * mm, y - 5.5 * mm, value)
         y -= 8 * mm
     return y
 
@@ -268,7 +269,7 @@ def certificate_pdf(content: dict, app, verify_url: str) -> bytes:
         ("4. Destination 仕向地", content["destinationCountry"]),
         ("5. Invoice No. インボイス番号", content["invoiceNumber"]),
         ("6. Applicant 申請者", f"{content['applicant']['name']} ({content['applicant']['registrationNumber']})"),
-    ])
+    ], label_width=58 * mm)
     pdf.drawString(20 * mm, y - 8 * mm, "7. Goods 品目 (description / quantity / HS code / origin)")
     y -= 10 * mm
     for line in content["goods"] or [{"description": "-", "quantity": "", "hsCode": "", "originCountry": ""}]:
@@ -283,11 +284,11 @@ def certificate_pdf(content: dict, app, verify_url: str) -> bytes:
     drawing.add(qr)
     renderPDF.draw(drawing, pdf, width - 52 * mm, 22 * mm)
     pdf.setFont(font, 7)
-    pdf.drawString(20 * mm, 40 * mm, f"Verify 検証: {verify_url}")
-    pdf.drawString(20 * mm, 35 * mm, f"Access code アクセスコード: {app.access_code}")
-    pdf.drawString(20 * mm, 30 * mm, f"Content SHA-256: {app.content_hash}")
-    pdf.drawString(20 * mm, 25 * mm, f"Ed25519 signature ({app.key_id}): {app.signature[:60]}")
-    pdf.drawString(20 * mm, 21 * mm, f"    {app.signature[60:]}")
+    lines = [f"Verify 検証: {verify_url}", f"Access code アクセスコード: {app.access_code}",
+             f"Content SHA-256: {app.content_hash}", f"Ed25519 signature (key {app.key_id}):",
+             *(f"    {app.signature[i:i + 48]}" for i in range(0, len(app.signature), 48))]
+    for i, line in enumerate(lines):  # left of the QR code
+        pdf.drawString(20 * mm, (46 - 4.5 * i) * mm, line)
     pdf.showPage()
     pdf.save()
     return buffer.getvalue()
