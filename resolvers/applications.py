@@ -22,6 +22,7 @@ from sqlalchemy import and_, or_, select, update
 from persistence.models import Account, Application, ApplicationGoods, Chamber, CouponEntry, TradeRegistration
 from resolvers import certificates, ledger, validation
 from resolvers.counters import next_number
+from resolvers.transitions import transition
 from resolvers.context import Context
 from resolvers.errors import Forbidden, UserFailure, UserFailures
 from resolvers.identity import Viewer, audit, authorize, membership_now, require_viewer
@@ -237,11 +238,7 @@ async def update_application(ctx: Context, app_id: int, data: ApplicationData) -
         raise UserFailures(problems)
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        changed = await session.scalar(
-            update(Application).where(Application.id == app_id, Application.state.in_(EDITABLE))
-            .values(updated_at=now, **values).returning(Application.id))
-        if changed is None:
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        await transition(session, Application, app_id, EDITABLE, {"updated_at": now, **values})
         if goods is not None:
             await session.execute(ApplicationGoods.__table__.delete().where(ApplicationGoods.application_id == app_id))
             _add_goods(session, app_id, goods)
@@ -296,12 +293,9 @@ async def submit_application(ctx: Context, app_id: int) -> Application:
         # the receipt counter last: its row lock is held only for the rest of this transaction
         if first:
             values["receipt_number"] = f"{await next_number(session, 'receipt'):09d}"
-        row = (await session.execute(
-            update(Application).where(Application.id == app_id, Application.state.in_(EDITABLE),
-                                      Application.coupon_uses == app.coupon_uses)
-            .values(coupon_uses=uses, **values).returning(Application.receipt_number))).first()
-        if row is None:  # another click or reviewer changed it first: everything above rolls back
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        row = await transition(session, Application, app_id, EDITABLE, {"coupon_uses": uses, **values},
+                               where=(Application.coupon_uses == app.coupon_uses,),
+                               returning=(Application.receipt_number,))  # a second click: all above rolls back
         if entry is not None and first:
             await session.execute(update(CouponEntry).where(CouponEntry.id == entry).values(receipt_number=row.receipt_number))
         audit(session, ctx, who.account, "application.submit", target=f"Application:{app_id}", detail=row.receipt_number)
@@ -320,11 +314,8 @@ async def withdraw_application(ctx: Context, app_id: int) -> Application:
     app = await _load(ctx, who, app_id, "application.edit")
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        row = (await session.execute(
-            update(Application).where(Application.id == app_id, Application.state.in_(("DRAFT", "SUBMITTED", "ON_HOLD")))
-            .values(state="WITHDRAWN", updated_at=now).returning(Application.coupon_uses))).first()
-        if row is None:
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        row = await transition(session, Application, app_id, ("DRAFT", "SUBMITTED", "ON_HOLD"),
+                               {"state": "WITHDRAWN", "updated_at": now}, returning=(Application.coupon_uses,))
         if app.state == "SUBMITTED":  # a held one gave its coupon back when it was held
             await _give_back_coupon(session, app, row.coupon_uses, now, who.account.id, "申請取下げ")
         audit(session, ctx, who.account, "application.withdraw", target=f"Application:{app_id}")
@@ -340,11 +331,9 @@ async def hold_application(ctx: Context, app_id: int, reason: str) -> Applicatio
         raise checked
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        row = (await session.execute(
-            update(Application).where(Application.id == app_id, Application.state == "SUBMITTED")
-            .values(state="ON_HOLD", hold_reason=checked, updated_at=now).returning(Application.coupon_uses))).first()
-        if row is None:
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        row = await transition(session, Application, app_id, ("SUBMITTED",),
+                               {"state": "ON_HOLD", "hold_reason": checked, "updated_at": now},
+                               returning=(Application.coupon_uses,))
         await _give_back_coupon(session, app, row.coupon_uses, now, who.account.id, "保留")
         await _mail(session, app, now, "application.hold", "【貿易関係証明発給システム】申請保留のお知らせ",
                     f"受付番号 {app.receipt_number} の申請は保留になりました。\n理由: {checked}\n内容を修正して再申請してください。\n")
@@ -359,11 +348,8 @@ async def approve_application(ctx: Context, app_id: int) -> Application:
     app = await _load(ctx, who, app_id, "application.review")
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        approved = await session.scalar(
-            update(Application).where(Application.id == app_id, Application.state == "SUBMITTED")
-            .values(state="APPROVED", approved_at=now, updated_at=now).returning(Application.id))
-        if approved is None:
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        await transition(session, Application, app_id, ("SUBMITTED",),
+                         {"state": "APPROVED", "approved_at": now, "updated_at": now})
         if app.fee_payment == "COUPON":
             await issue(session, ctx.services, app_id, now)
         else:

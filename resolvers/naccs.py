@@ -32,6 +32,7 @@ from resolvers.counters import next_number
 from resolvers.errors import Forbidden, UserFailure, UserFailures
 from resolvers.identity import Viewer, audit, authorize, require_viewer
 from resolvers.mail import queue_mail
+from resolvers.transitions import transition
 from rules import calendar
 from rules.limits import limit
 from tradecert.clock import tokyo_date
@@ -337,11 +338,8 @@ async def update_application(ctx: Context, app_id: int, desired: dt.date | None,
         raise UserFailures(problems)
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        changed = await session.scalar(
-            update(NaccsApplication).where(NaccsApplication.id == app_id, NaccsApplication.state == "CLARIFICATION_REQUESTED")
-            .values(state="SUBMITTED", updated_at=now, **values).returning(NaccsApplication.id))
-        if changed is None:
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        await transition(session, NaccsApplication, app_id, ("CLARIFICATION_REQUESTED",),
+                         {"state": "SUBMITTED", "updated_at": now, **values})
         _notice(session, office.id, now, "利用申込", f"申込内容を修正しました (受付番号 {app.receipt_number})")
         audit(session, ctx, who.account, "naccs.application.update", target=f"NaccsApplication:{app_id}")
     return await get(ctx, app_id)
@@ -351,12 +349,8 @@ async def withdraw(ctx: Context, app_id: int) -> NaccsApplication:
     who, office, app = await _own(ctx, app_id)
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        changed = await session.scalar(
-            update(NaccsApplication).where(NaccsApplication.id == app_id,
-                                           NaccsApplication.state.in_(("SUBMITTED", "CLARIFICATION_REQUESTED")))
-            .values(state="WITHDRAWN", updated_at=now).returning(NaccsApplication.id))
-        if changed is None:
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        await transition(session, NaccsApplication, app_id, ("SUBMITTED", "CLARIFICATION_REQUESTED"),
+                         {"state": "WITHDRAWN", "updated_at": now})
         _notice(session, office.id, now, "利用申込", f"申込を取り下げました (受付番号 {app.receipt_number})")
         audit(session, ctx, who.account, "naccs.application.withdraw", target=f"NaccsApplication:{app_id}")
     return await get(ctx, app_id)
@@ -382,11 +376,8 @@ async def request_clarification(ctx: Context, app_id: int, message: str) -> Nacc
         raise checked
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        changed = await session.scalar(
-            update(NaccsApplication).where(NaccsApplication.id == app_id, NaccsApplication.state == "SUBMITTED")
-            .values(state="CLARIFICATION_REQUESTED", clarification=checked, updated_at=now).returning(NaccsApplication.id))
-        if changed is None:
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        await transition(session, NaccsApplication, app_id, ("SUBMITTED",),
+                         {"state": "CLARIFICATION_REQUESTED", "clarification": checked, "updated_at": now})
         contact = json.loads(app.contact)
         queue_mail(session, now, "naccs.clarification", contact["email"], "【NACCS】申込内容の確認のお願い",
                    f"受付番号 {app.receipt_number} について確認事項があります。\n{checked}\n修正または取下げをお願いします。\n")
@@ -422,12 +413,9 @@ async def approve_user_codes(ctx: Context, app_id: int, start_date: dt.date) -> 
     viewable_until = password_window_end(ctx.services, start_date)
     fernet = _fernet(ctx.services)
     async with ctx.services.db.write() as session:
-        changed = await session.scalar(
-            update(NaccsApplication).where(NaccsApplication.id == app_id, NaccsApplication.state == "SUBMITTED")
-            .values(state="APPROVED", start_date=start_date, approved_at=now, updated_at=now,
-                    password_viewable_until=viewable_until).returning(NaccsApplication.id))
-        if changed is None:
-            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        await transition(session, NaccsApplication, app_id, ("SUBMITTED",),
+                         {"state": "APPROVED", "start_date": start_date, "approved_at": now, "updated_at": now,
+                          "password_viewable_until": viewable_until})
         existing = (await session.execute(select(NaccsUserId.user_code, NaccsUserId.identification_number))).all()
         codes_taken = {c for c, _ in existing}
         for code in json.loads(app.details)["userCodes"]:

@@ -21,14 +21,11 @@ from resolvers.context import Services
 from resolvers.gateway import SIGNATURE_HEADER, SandboxGateway, check_card
 from resolvers.payments import InvalidNotification, receive_notification
 from tradecert.clock import TOKYO
+from tradecert.pages import FORM_PAGE_CSP, page_headers
 
 log = logging.getLogger("tradecert.payments")
 
-HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+HEADERS = page_headers(FORM_PAGE_CSP)
 
 PAGE = """<!doctype html>
 <html lang="ja">

@@ -7,6 +7,12 @@ import html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+def page_headers(csp: str) -> dict[str, str]:
+    """What every small HTML page sends: its Content-Security-Policy, no referrer (links may
+    carry tokens), never cached."""
+    return {"Content-Security-Policy": csp, "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
 ACTIVATE_PAGE = """<!doctype html>
 <html lang="ja">
 <head>
@@ -63,13 +69,12 @@ async def activate_page(request: Request) -> HTMLResponse:
     token = request.query_params.get("token", "")[:128]
     return HTMLResponse(
         ACTIVATE_PAGE.format(token=html.escape(token, quote=True)),
-        headers={
-            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'",
-            "Referrer-Policy": "no-referrer",  # the token must not leak to other sites
-            "Cache-Control": "no-store",
-        },
+        headers=page_headers("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                             "connect-src 'self'; form-action 'none'; frame-ancestors 'none'"),
     )
 
+
+FORM_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
 
 VERIFY_PAGE = """<!doctype html>
 <html lang="ja">
@@ -123,5 +128,4 @@ async def verification_page(request: Request, services) -> HTMLResponse:
             result = '<p class="invalid" data-valid="false">該当する有効な証明書はありません。 No valid certificate matches.</p>'
     return HTMLResponse(
         VERIFY_PAGE.format(number=html.escape(number, quote=True), code=html.escape(code, quote=True), result=result),
-        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-                 "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+        headers=page_headers(FORM_PAGE_CSP))
