@@ -35,7 +35,7 @@ from sqlalchemy import func, select  # noqa: E402
 from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
 
 from bench.pg import pgbench_tps  # noqa: E402
-from persistence import migrate  # noqa: E402
+from persistence import locks, migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
 from persistence.models import Account, Application, CouponAccount, RegistrationMembership, TradeRegistration  # noqa: E402
 from resolvers import applications, ledger  # noqa: E402
@@ -185,6 +185,7 @@ async def _prepare(schema: str, drafts: int, coupons: int, registrations: int) -
             signers.append(signer)
     for n, signer in enumerate(signers):
         async with services.db.write() as session:
+            await locks.registration(session, signer.registration_id)
             await ledger.credit(session, registration_id=signer.registration_id, coupons=coupons // len(signers),
                                 kind="CHAMBER_OPERATION", key=f"bench-credit-{n}", now=NOW, acquired_on=NOW.date(),
                                 rules_version="bench")

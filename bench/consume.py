@@ -30,6 +30,7 @@ from bench.pg import pgbench_tps  # noqa: E402
 from persistence import migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
 from persistence.models import CouponEntry, TradeRegistration  # noqa: E402
+from persistence import locks
 from resolvers import ledger  # noqa: E402
 from resolvers.errors import UserFailure  # noqa: E402
 from tradecert.clock import TOKYO, FixedClock  # noqa: E402
@@ -55,6 +56,7 @@ async def _prepare(schema: str, registrations: int) -> list[int]:
             ids = list((await session.scalars(select(TradeRegistration.id).where(TradeRegistration.name.like("bench %")))).all())
         for rid in ids:
             async with db.write() as session:
+                await locks.registration(session, rid)
                 await ledger.credit(session, registration_id=rid, coupons=STOCK, kind="CHAMBER_OPERATION",
                                     key=f"bench-credit-{rid}", now=NOW, acquired_on=NOW.date(), rules_version="bench")
         return ids
@@ -75,6 +77,7 @@ async def _worker(schema: str, ids: list[int], worker: int, clients: int, second
             rid = ids[(n + i) % len(ids)]
             try:
                 async with db.write() as session:
+                    await locks.registration(session, rid)
                     await ledger.debit(session, registration_id=rid, coupons=1, kind="USE",
                                        key=f"bench-{worker}-{n}-{i}", now=NOW)
                 done += 1

@@ -192,6 +192,7 @@ class JobLease(Base):
     last_finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_status: Mapped[str | None] = mapped_column(String(16))
     last_message: Mapped[str | None] = mapped_column(String(2000))
+    last_succeeded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # a day's run counts only once it finished ok
 
 
 class Session(Base):
@@ -405,6 +406,8 @@ class CouponPurchase(Base):
     refund_due: Mapped[int | None] = mapped_column(Integer)
     notify_email: Mapped[str | None] = mapped_column(String(254))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # SHA-256 of the request that used the key: the same key with another request is refused
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class CouponPurchaseLine(Base):
@@ -437,9 +440,11 @@ class VirtualAccount(Base):
 
 
 class BankDeposit(Base):
-    """A deposit reported by the bank, applied at most once (unique deposit key)."""
+    """A deposit reported by the bank, applied at most once (unique deposit key: the bank's
+    id, or the statement file's SHA-256 and line, or a new key for a hand entry without id)."""
 
     __tablename__ = "bank_deposits"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     deposit_key: Mapped[str] = mapped_column(String(128), unique=True)
@@ -451,6 +456,9 @@ class BankDeposit(Base):
     processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(32))
     purchase_id: Mapped[int | None] = mapped_column(ForeignKey("coupon_purchases.id"))
+    # where it was recorded from: a statement file (name, SHA-256) and its line, or a person's entry
+    source: Mapped[str | None] = mapped_column(String(200))
+    source_line: Mapped[int | None] = mapped_column(Integer)
 
 
 class CardPayment(Base):
@@ -485,6 +493,7 @@ class CardPayment(Base):
     brand: Mapped[str | None] = mapped_column(String(24))
     last4: Mapped[str | None] = mapped_column(String(4))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class CardNotification(Base):
@@ -711,3 +720,16 @@ class NaccsNotice(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     category: Mapped[str] = mapped_column(String(20))
     message: Mapped[str] = mapped_column(String(1000))
+
+
+class RateLimit(Base):
+    """Attempts in the current window per limited subject — a client address or a target
+    such as a certificate number or an activation link (resolvers/ratelimit.py). Keys of
+    targets are hashed; an expired window is reset by the next attempt or pruned."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = (CheckConstraint("attempts >= 0", name="attempts"),)
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    window_ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field, fields
 import pycountry
 from sqlalchemy import and_, or_, select, update
 
+from persistence import locks
 from persistence.models import Account, Application, ApplicationGoods, Chamber, CouponEntry, TradeRegistration
 from resolvers import certificates, ledger, validation
 from resolvers.counters import next_number
 from resolvers.transitions import transition
 from resolvers.context import Context
 from resolvers.errors import Forbidden, UserFailure, UserFailures
-from resolvers.identity import Viewer, audit, authorize, membership_now, require_viewer
+from resolvers.identity import Viewer, audit, authorize, membership_at, require_viewer
 from resolvers.mail import queue_mail
 from rules import fees
 from tradecert.clock import tokyo_date
@@ -158,6 +159,7 @@ def relations(who: Viewer, app: Application, chamber_id: int | None) -> set[str]
 
 
 async def _load(ctx: Context, who: Viewer, app_id: int, action: str) -> Application:
+    """Read-only look-up with the same answers as :func:`_locked` (queries, copy)."""
     async with ctx.services.db.read() as session:
         row = (await session.execute(
             select(Application, TradeRegistration.chamber_id)
@@ -166,12 +168,29 @@ async def _load(ctx: Context, who: Viewer, app_id: int, action: str) -> Applicat
     if row is None:
         raise UserFailure("NOT_FOUND", ["input", "applicationId"])
     app, chamber_id = row
+    await _authorize(ctx, who, app, chamber_id, action)
+    return app
+
+
+async def _authorize(ctx: Context, who: Viewer, app: Application, chamber_id: int, action: str) -> None:
     try:
         await authorize(ctx, who, "application.view", relations(who, app, chamber_id))
     except Forbidden:
         raise UserFailure("NOT_FOUND", ["input", "applicationId"]) from None  # not even its existence
     await authorize(ctx, who, action, relations(who, app, chamber_id))
-    return app
+
+
+async def _locked(tx, ctx: Context, who: Viewer, app_id: int, action: str) -> tuple[Application, TradeRegistration]:
+    """Inside the use case's write unit: lock the application's registration, then the
+    application (the documented lock order), and authorize from the rows now held. The
+    registration id never changes, so reading it first without a lock is safe."""
+    registration_id = await tx.scalar(select(Application.registration_id).where(Application.id == app_id))
+    if registration_id is None:
+        raise UserFailure("NOT_FOUND", ["input", "applicationId"])
+    registration = await locks.registration(tx, registration_id)
+    app = await locks.application(tx, app_id)
+    await _authorize(ctx, who, app, registration.chamber_id, action)
+    return app, registration
 
 
 def visibility_scope(who: Viewer, policy_allows) -> object:
@@ -202,21 +221,26 @@ async def create_application(ctx: Context, data: ApplicationData) -> Application
     values, goods, problems = _check(data, creating=True)
     if problems:
         raise UserFailures(problems)
+    async with ctx.services.db.write() as tx:
+        app_id = await _create(tx, ctx, who, values, goods or [])
+    return await get(ctx, app_id)
+
+
+async def _create(tx, ctx: Context, who: Viewer, values: dict, goods: list[GoodsInput]) -> int:
     now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        agent_id = None
-        if who.account.kind == "SUB" and who.account.target_registration_id:
-            target = await session.get(TradeRegistration, who.account.target_registration_id)
-            agent_id = target.id if target is not None and target.kind == "AGENT" else None
-        app = Application(
-            registration_id=who.account.registration_id, agent_registration_id=agent_id, created_by_id=who.account.id,
-            signer_id=who.account.generated_by_id if who.account.kind == "SUB" else who.account.id,
-            state="DRAFT", coupon_uses=0, created_at=now, updated_at=now, **values)
-        session.add(app)
-        await session.flush()
-        _add_goods(session, app.id, goods or [])
-        audit(session, ctx, who.account, "application.create", target=f"Application:{app.id}")
-    return await get(ctx, app.id)
+    agent_id = None
+    if who.account.kind == "SUB" and who.account.target_registration_id:
+        target = await tx.get(TradeRegistration, who.account.target_registration_id)
+        agent_id = target.id if target is not None and target.kind == "AGENT" else None
+    app = Application(
+        registration_id=who.account.registration_id, agent_registration_id=agent_id, created_by_id=who.account.id,
+        signer_id=who.account.generated_by_id if who.account.kind == "SUB" else who.account.id,
+        state="DRAFT", coupon_uses=0, created_at=now, updated_at=now, **values)
+    tx.add(app)
+    await tx.flush()
+    _add_goods(tx, app.id, goods)
+    audit(tx, ctx, who.account, "application.create", target=f"Application:{app.id}")
+    return app.id
 
 
 def _add_goods(session, app_id: int, goods: list[GoodsInput]) -> None:
@@ -228,116 +252,129 @@ def _add_goods(session, app_id: int, goods: list[GoodsInput]) -> None:
 async def update_application(ctx: Context, app_id: int, data: ApplicationData) -> Application:
     """DRAFT or ON_HOLD only. The payment method is fixed once submitted."""
     who = await require_viewer(ctx)
-    app = await _load(ctx, who, app_id, "application.edit")
     values, goods, problems = _check(data, creating=False)
-    if app.receipt_number is not None and "fee_payment" in values and values["fee_payment"] != app.fee_payment:
-        problems.append(UserFailure("INVALID_STATE", ["input", "feePayment"], label="支払方法(申請後は変更不可)"))
-    if app.receipt_number is not None and "type" in values and values["type"] != app.type:
-        problems.append(UserFailure("INVALID_STATE", ["input", "type"], label="証明書種別(申請後は変更不可)"))
-    if problems:
-        raise UserFailures(problems)
     now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        await transition(session, Application, app_id, EDITABLE, {"updated_at": now, **values})
+    async with ctx.services.db.write() as tx:
+        app, _ = await _locked(tx, ctx, who, app_id, "application.edit")
+        if app.receipt_number is not None and "fee_payment" in values and values["fee_payment"] != app.fee_payment:
+            problems.append(UserFailure("INVALID_STATE", ["input", "feePayment"], label="支払方法(申請後は変更不可)"))
+        if app.receipt_number is not None and "type" in values and values["type"] != app.type:
+            problems.append(UserFailure("INVALID_STATE", ["input", "type"], label="証明書種別(申請後は変更不可)"))
+        if problems:
+            raise UserFailures(problems)
+        await transition(tx, Application, app_id, EDITABLE, {"updated_at": now, **values})
         if goods is not None:
-            await session.execute(ApplicationGoods.__table__.delete().where(ApplicationGoods.application_id == app_id))
-            _add_goods(session, app_id, goods)
-        audit(session, ctx, who.account, "application.update", target=f"Application:{app_id}")
+            await tx.execute(ApplicationGoods.__table__.delete().where(ApplicationGoods.application_id == app_id))
+            _add_goods(tx, app_id, goods)
+        audit(tx, ctx, who.account, "application.update", target=f"Application:{app_id}")
     return await get(ctx, app_id)
 
 
 async def copy_application(ctx: Context, app_id: int) -> Application:
     """複写: a new draft with the content (not the state, numbers or fee) of one the viewer may see."""
     who = await require_viewer(ctx)
-    source = await _load(ctx, who, app_id, "application.create")
-    async with ctx.services.db.read() as session:
-        lines = (await session.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id == app_id)
-                                       .order_by(ApplicationGoods.position))).all()
-    content = ApplicationData(**{f.name: getattr(source, f.name) for f in fields(ApplicationData) if f.name != "goods"},
-                              goods=[GoodsInput(g.description, g.quantity, g.hs_code, g.origin_country) for g in lines])
-    return await create_application(ctx, content)
+    if who.account.registration_id is None:
+        raise Forbidden()
+    async with ctx.services.db.write() as tx:
+        row = (await tx.execute(
+            select(Application, TradeRegistration.chamber_id)
+            .join(TradeRegistration, TradeRegistration.id == Application.registration_id)
+            .where(Application.id == app_id))).first()
+        if row is None:
+            raise UserFailure("NOT_FOUND", ["input", "applicationId"])
+        source, chamber_id = row
+        await _authorize(ctx, who, source, chamber_id, "application.create")
+        await authorize(ctx, who, "application.create", {"own_registration"})
+        lines = (await tx.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id == app_id)
+                                  .order_by(ApplicationGoods.position))).all()
+        content = {f.name: getattr(source, f.name) for f in fields(ApplicationData) if f.name != "goods"}
+        new_id = await _create(tx, ctx, who, content,
+                               [GoodsInput(g.description, g.quantity, g.hs_code, g.origin_country) for g in lines])
+    return await get(ctx, new_id)
 
 
 async def submit_application(ctx: Context, app_id: int) -> Application:
     """発給申請. First submission: receipt number, fee fixed by the rules of this Tokyo date
     for the registration's membership now. Coupon applications consume one coupon in the
-    same transaction (INSUFFICIENT_COUPONS leaves everything as it was)."""
+    same transaction (INSUFFICIENT_COUPONS leaves everything as it was).
+
+    One unit of work: registration lock → application lock → completeness, membership and
+    fee from the rows held → coupon → receipt number (counter, last) → state."""
     who = await require_viewer(ctx)
-    app = await _load(ctx, who, app_id, "application.edit")
-    if app.state not in EDITABLE:
-        raise UserFailure("INVALID_STATE", ["input", "applicationId"])
-    async with ctx.services.db.read() as session:
-        goods = (await session.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id == app_id))).all()
-    problems = _complete(app, list(goods))
-    if problems:
-        raise UserFailures(problems)
     policy, now, today = ctx.services.rules.current, ctx.clock.now(), ctx.clock.today()
-    values: dict = {"state": "SUBMITTED", "submitted_at": now, "updated_at": now, "hold_reason": None}
-    first = app.receipt_number is None
-    if first:
-        membership = await membership_now(ctx, app.registration_id)
-        fee = fees.application_fee(policy, today, membership)
-        values.update(fee=fee.value, fee_rules_version=f"{fee.rule.table}@{fee.rule.effective_from}",
-                      fee_membership=membership, submitted_on=today)
-    coupon = app.fee_payment == "COUPON"
-    uses = app.coupon_uses + (1 if coupon else 0)
-    async with ctx.services.db.write() as session:
+    async with ctx.services.db.write() as tx:
+        app, registration = await _locked(tx, ctx, who, app_id, "application.edit")
+        if app.state not in EDITABLE or registration.withdrawn_at is not None:
+            raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        goods = (await tx.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id == app_id))).all()
+        problems = _complete(app, list(goods))
+        if problems:
+            raise UserFailures(problems)
+        values: dict = {"state": "SUBMITTED", "submitted_at": now, "updated_at": now, "hold_reason": None}
+        first = app.receipt_number is None
+        if first:
+            membership = await membership_at(tx, app.registration_id, now)
+            fee = fees.application_fee(policy, today, membership)
+            values.update(fee=fee.value, fee_rules_version=f"{fee.rule.table}@{fee.rule.effective_from}",
+                          fee_membership=membership, submitted_on=today)
+        coupon = app.fee_payment == "COUPON"
+        uses = app.coupon_uses + (1 if coupon else 0)
         entry = None
-        if coupon:  # first the coupon: its ledger key names this submission, so a second click finds it taken
-            taken = await ledger.debit(session, registration_id=app.registration_id, coupons=1, kind="USE",
+        if coupon:  # its ledger key names this submission, so a replay finds it taken
+            taken = await ledger.debit(tx, registration_id=app.registration_id, coupons=1, kind="USE",
                                        key=f"use:app:{app_id}:{uses}", now=now, actor_id=who.account.id,
                                        note="発給申請", receipt_number=app.receipt_number, field=["input", "applicationId"])
             if not taken.applied:
                 raise UserFailure("INVALID_STATE", ["input", "applicationId"])
             entry = taken.entry_id
-        # the receipt counter last: its row lock is held only for the rest of this transaction
-        if first:
-            values["receipt_number"] = f"{await next_number(session, 'receipt'):09d}"
-        row = await transition(session, Application, app_id, EDITABLE, {"coupon_uses": uses, **values},
-                               where=(Application.coupon_uses == app.coupon_uses,),
-                               returning=(Application.receipt_number,))  # a second click: all above rolls back
+        if first:  # the counter last: its row lock is held only for the rest of this transaction
+            values["receipt_number"] = f"{await next_number(tx, 'receipt'):09d}"
+        row = await transition(tx, Application, app_id, EDITABLE, {"coupon_uses": uses, **values},
+                               returning=(Application.receipt_number,))
         if entry is not None and first:
-            await session.execute(update(CouponEntry).where(CouponEntry.id == entry).values(receipt_number=row.receipt_number))
-        audit(session, ctx, who.account, "application.submit", target=f"Application:{app_id}", detail=row.receipt_number)
+            await tx.execute(update(CouponEntry).where(CouponEntry.id == entry).values(receipt_number=row.receipt_number))
+        audit(tx, ctx, who.account, "application.submit", target=f"Application:{app_id}", detail=row.receipt_number)
     return await get(ctx, app_id)
 
 
-async def _give_back_coupon(session, app: Application, uses: int, now: dt.datetime, actor_id: int, note: str) -> None:
-    if app.fee_payment == "COUPON" and uses > 0:
+async def _give_back_coupon(session, app: Application, now: dt.datetime, actor_id: int, note: str) -> None:
+    """The coupon of the current submission comes back (``app`` is the locked row)."""
+    if app.fee_payment == "COUPON" and app.coupon_uses > 0:
+        uses = app.coupon_uses
         await ledger.give_back(session, registration_id=app.registration_id, of_key=f"use:app:{app.id}:{uses}",
                                key=f"return:app:{app.id}:{uses}", now=now, actor_id=actor_id, note=note)
 
 
 async def withdraw_application(ctx: Context, app_id: int) -> Application:
-    """取下げ by the applicant: a submitted or held application's coupon comes back."""
+    """取下げ by the applicant: a submitted application's coupon comes back (a held one
+    gave it back when it was held) — decided from the state held under the lock."""
     who = await require_viewer(ctx)
-    app = await _load(ctx, who, app_id, "application.edit")
     now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        row = await transition(session, Application, app_id, ("DRAFT", "SUBMITTED", "ON_HOLD"),
-                               {"state": "WITHDRAWN", "updated_at": now}, returning=(Application.coupon_uses,))
-        if app.state == "SUBMITTED":  # a held one gave its coupon back when it was held
-            await _give_back_coupon(session, app, row.coupon_uses, now, who.account.id, "申請取下げ")
-        audit(session, ctx, who.account, "application.withdraw", target=f"Application:{app_id}")
+    async with ctx.services.db.write() as tx:
+        app, _ = await _locked(tx, ctx, who, app_id, "application.edit")
+        was = app.state
+        await transition(tx, Application, app_id, ("DRAFT", "SUBMITTED", "ON_HOLD"), {"state": "WITHDRAWN", "updated_at": now})
+        if was == "SUBMITTED":
+            await _give_back_coupon(tx, app, now, who.account.id, "申請取下げ")
+        audit(tx, ctx, who.account, "application.withdraw", target=f"Application:{app_id}")
     return await get(ctx, app_id)
 
 
 async def hold_application(ctx: Context, app_id: int, reason: str) -> Application:
     """保留 by chamber staff, with a reason: the coupon comes back until resubmission."""
     who = await require_viewer(ctx)
-    app = await _load(ctx, who, app_id, "application.review")
     checked = validation.text(reason, ["input", "reason"], 1000, "保留理由")
-    if isinstance(checked, UserFailure):
-        raise checked
     now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        row = await transition(session, Application, app_id, ("SUBMITTED",),
-                               {"state": "ON_HOLD", "hold_reason": checked, "updated_at": now},
-                               returning=(Application.coupon_uses,))
-        await _give_back_coupon(session, app, row.coupon_uses, now, who.account.id, "保留")
-        await _mail(session, app, now, "application.hold", "【貿易関係証明発給システム】申請保留のお知らせ",
+    async with ctx.services.db.write() as tx:
+        app, _ = await _locked(tx, ctx, who, app_id, "application.review")
+        if isinstance(checked, UserFailure):
+            raise checked
+        await transition(tx, Application, app_id, ("SUBMITTED",),
+                         {"state": "ON_HOLD", "hold_reason": checked, "updated_at": now})
+        await _give_back_coupon(tx, app, now, who.account.id, "保留")
+        await _mail(tx, app, now, "application.hold", "【貿易関係証明発給システム】申請保留のお知らせ",
                     f"受付番号 {app.receipt_number} の申請は保留になりました。\n理由: {checked}\n内容を修正して再申請してください。\n")
-        audit(session, ctx, who.account, "application.hold", target=f"Application:{app_id}", detail=checked)
+        audit(tx, ctx, who.account, "application.hold", target=f"Application:{app_id}", detail=checked)
     return await get(ctx, app_id)
 
 
@@ -345,22 +382,23 @@ async def approve_application(ctx: Context, app_id: int) -> Application:
     """承認 by chamber staff. Coupon applications are paid, so approval issues them; card
     applications wait for payment (cardCart)."""
     who = await require_viewer(ctx)
-    app = await _load(ctx, who, app_id, "application.review")
     now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        await transition(session, Application, app_id, ("SUBMITTED",),
+    async with ctx.services.db.write() as tx:
+        app, _ = await _locked(tx, ctx, who, app_id, "application.review")
+        await transition(tx, Application, app_id, ("SUBMITTED",),
                          {"state": "APPROVED", "approved_at": now, "updated_at": now})
         if app.fee_payment == "COUPON":
-            await issue(session, ctx.services, app_id, now)
+            await issue(tx, ctx.services, app_id, now)
         else:
-            await _mail(session, app, now, "application.approved", "【貿易関係証明発給システム】申請承認のお知らせ",
+            await _mail(tx, app, now, "application.approved", "【貿易関係証明発給システム】申請承認のお知らせ",
                         f"受付番号 {app.receipt_number} の申請が承認されました。クレジットカード決済後に交付されます。\n")
-        audit(session, ctx, who.account, "application.approve", target=f"Application:{app_id}")
+        audit(tx, ctx, who.account, "application.approve", target=f"Application:{app_id}")
     return await get(ctx, app_id)
 
 
 async def issue(session, services, app_id: int, now: dt.datetime, paid_by_id: int | None = None) -> bool:
-    """APPROVED → ISSUED with a unique certificate number and an access code (in the caller's transaction)."""
+    """APPROVED → ISSUED with a unique certificate number and an access code, in the
+    caller's transaction, which holds the application's lock (and its registration's)."""
     chamber_code = await session.scalar(
         select(Chamber.code).join(TradeRegistration, TradeRegistration.chamber_id == Chamber.id)
         .join(Application, Application.registration_id == TradeRegistration.id).where(Application.id == app_id))
@@ -372,7 +410,7 @@ async def issue(session, services, app_id: int, now: dt.datetime, paid_by_id: in
     issued = await session.scalar(
         update(Application).where(Application.id == app_id, Application.state == "APPROVED")
         .values(state="ISSUED", issued_at=now, updated_at=now, certificate_number=number,
-                access_code=secrets.token_hex(4).upper(), paid_by_id=paid_by_id, content_hash=content_hash,
+                access_code=certificates.new_access_code(), paid_by_id=paid_by_id, content_hash=content_hash,
                 signature=signature, key_id=kid).returning(Application.id))
     if issued is None:
         return False

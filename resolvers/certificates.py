@@ -20,7 +20,9 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select
 
 from persistence.models import Application, ApplicationGoods, Chamber, TradeRegistration
+from resolvers import ratelimit
 from resolvers.context import Context, Services
 from rules.limits import limit
 from tradecert.clock import tokyo_date
@@ -124,6 +127,36 @@ def sign(services: Services, content: dict) -> tuple[str, str, str]:
 # --------------------------------------------------------------------------- verification
 
 
+# Access codes: 16 characters of Crockford's base32 (80 random bits), stored without
+# separators and shown in groups of four. Certificates issued before carry 8 hex characters
+# (32 bits); hex is a subset of the alphabet, so those still verify.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
+CODE_LENGTH = 16
+_CODE_READS = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": None})
+
+
+def new_access_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalize_access_code(code: str) -> str:
+    """What a person typed or a QR link carried, as stored: full-width and lower case
+    folded, separators dropped, O read as 0 and I/L as 1 (Crockford)."""
+    return unicodedata.normalize("NFKC", code or "")[:64].strip().upper().translate(_CODE_READS)
+
+
+def format_access_code(code: str | None) -> str | None:
+    """Groups of four for people (ABCD-EFGH-JKMN-PQRS); an old 8-character code as it is."""
+    if code is None or len(code) != CODE_LENGTH:
+        return code
+    return "-".join(code[i:i + 4] for i in range(0, CODE_LENGTH, 4))
+
+
+def _well_formed(number: str, code: str) -> bool:
+    return (number.isascii() and number.isdigit() and len(number) <= 20
+            and len(code) in (8, CODE_LENGTH) and all(ch in CODE_ALPHABET for ch in code))
+
+
 @dataclass
 class Verification:
     valid: bool
@@ -131,15 +164,27 @@ class Verification:
     chamber: Chamber | None = None
 
 
-async def verify(services: Services, number: str, access_code: str) -> Verification:
-    """Public: valid only for an issued certificate with this number and access code."""
-    number, access_code = (number or "").strip()[:20], (access_code or "").strip().upper()[:16]
+async def verify(services: Services, number: str, access_code: str, client: str) -> Verification:
+    """Public: valid only for an issued certificate with this number and access code.
+
+    Every call is an attempt against the limits per client address and per certificate
+    number (resolvers/ratelimit.py), counted before the code is compared; raises
+    RateLimited (TOO_MANY_REQUESTS) over a limit."""
+    number = unicodedata.normalize("NFKC", number or "")[:64].strip()
+    code = normalize_access_code(access_code)
+    per_address, per_certificate = ratelimit.verify_limits(services.settings)
+    charges = [ratelimit.address_charge(per_address, client)]
+    if _well_formed(number, code):  # a malformed guess costs the address only
+        charges.append(ratelimit.Charge(per_certificate, number))
+    await ratelimit.spend(services.db, services.clock.now(), charges)
+    if len(charges) == 1:
+        return Verification(False)
     async with services.db.read() as session:
         row = (await session.execute(
             select(Application, Chamber).join(TradeRegistration, TradeRegistration.id == Application.registration_id)
             .join(Chamber, Chamber.id == TradeRegistration.chamber_id)
             .where(Application.certificate_number == number, Application.state == "ISSUED"))).first()
-    if row is None or not hmac.compare_digest(row[0].access_code or "", access_code):
+    if row is None or not hmac.compare_digest((row[0].access_code or "").upper(), code):
         return Verification(False)
     return Verification(True, row[0], row[1])
 

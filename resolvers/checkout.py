@@ -10,12 +10,15 @@ again). Statements are visible only to the account that paid.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, select, update
 
 from persistence.models import Application, CardCartItem, CardPayment, CardPaymentItem, TradeRegistration
+from persistence import locks
 from resolvers import applications, payments
 from resolvers.context import Context, Services
 from resolvers.errors import Forbidden, UserFailure, UserFailures
@@ -64,15 +67,17 @@ async def add_to_cart(ctx: Context, app_ids: list[int]) -> Cart:
         raise Forbidden()
     if not app_ids:
         raise UserFailure("REQUIRED", ["input", "applicationIds"], label="申請")
-    async with ctx.services.db.read() as session:
-        payable = set((await session.scalars(select(Application.id).where(
-            _payable_scope(ctx, who), Application.id.in_(app_ids)))).all())
-    problems = [UserFailure("NOT_FOUND", ["input", "applicationIds", str(i)]) for i, a in enumerate(app_ids) if a not in payable]
-    if problems:
-        raise UserFailures(problems)
+    if len(app_ids) > MAX_ITEMS:
+        raise UserFailure("TOO_MANY_ITEMS", ["input", "applicationIds"], label="申請", limit=MAX_ITEMS)
     now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        await session.execute(dialect_insert(session)(CardCartItem).on_conflict_do_nothing(), [
+    async with ctx.services.db.write() as tx:  # decided and written in one unit (the checkout checks again)
+        payable = set((await tx.scalars(select(Application.id).where(
+            _payable_scope(ctx, who), Application.id.in_(app_ids)))).all())
+        problems = [UserFailure("NOT_FOUND", ["input", "applicationIds", str(i)]) for i, a in enumerate(app_ids)
+                    if a not in payable]
+        if problems:
+            raise UserFailures(problems)
+        await tx.execute(dialect_insert(tx)(CardCartItem).on_conflict_do_nothing(), [
             {"account_id": who.account.id, "application_id": a, "added_at": now} for a in dict.fromkeys(app_ids)])
     return await card_cart(ctx)
 
@@ -94,25 +99,29 @@ class Checkout:
 
 async def start_card_checkout(ctx: Context, idempotency_key: str | None) -> Checkout:
     """「決済する」: one payment at the gateway for the cart's applications (the sum of their
-    fixed fees); the hosted page closes after the rules' card session minutes."""
+    fixed fees); the hosted page closes after the rules' card session minutes.
+
+    The hosted session is opened first (a real provider is a network call, never made
+    inside a transaction); then one unit of work decides under the lock order —
+    registration, the cart's applications, the payment, the counter — and the hosted
+    session is cancelled if that unit does not commit (or finds the idempotency key
+    used: the first checkout is the answer)."""
     who = await require_viewer(ctx)
     if who.account.registration_id is None:
         raise Forbidden()
     await authorize(ctx, who, "application.pay", {"own_registration"} if who.account.kind != "SUB" else {"created_by_me"})
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
         raise UserFailure("INVALID", ["input", "idempotencyKey"], label="idempotencyKey")
-    if idempotency_key:
-        async with ctx.services.db.read() as session:
-            earlier = await session.scalar(select(CardPayment).where(
-                CardPayment.payer_id == who.account.id, CardPayment.idempotency_key == idempotency_key))
+    if idempotency_key:  # the fast path for a retry; decided again under the lock below
+        earlier = await _checkout_by_key(ctx, who, idempotency_key)
         if earlier is not None:
-            return Checkout(earlier.payment_url, earlier.expires_at, earlier.amount)
+            return earlier
     await payments.expire_payments(ctx.services, who.account.registration_id)
     cart = await card_cart(ctx)
     if not cart.items:
         raise UserFailure("REQUIRED", ["input"], label="カート(決済する申請)")
     if len(cart.items) > MAX_ITEMS:
-        raise UserFailure("INVALID", ["input"], label=f"カート({MAX_ITEMS}件まで)")
+        raise UserFailure("TOO_MANY_ITEMS", ["input"], label="カート", limit=MAX_ITEMS)
     now, today = ctx.clock.now(), ctx.clock.today()
     expires_at = now + dt.timedelta(minutes=payments.session_minutes(ctx.services))
     row, cancel = await payments.open_payment(
@@ -120,27 +129,45 @@ async def start_card_checkout(ctx: Context, idempotency_key: str | None) -> Chec
         amount=cart.total, description=f"貿易関係証明発給システム {len(cart.items)}申請分手数料", expires_at=expires_at,
         idempotency_key=idempotency_key)
     ids = [a.id for a in cart.items]
+    earlier_row: CardPayment | None = None
     try:
-        async with ctx.services.db.write() as session:
-            registration = await session.get(TradeRegistration, who.account.registration_id)
-            await payments.number_payment(session, row, today, registration.number)
-            session.add(row)
-            await session.flush()
-            held = (await session.scalars(
-                update(Application).where(Application.id.in_(ids), Application.state == "APPROVED",
-                                          Application.checkout_payment_id.is_(None))
-                .values(checkout_payment_id=row.id).returning(Application.id))).all()
-            if len(held) != len(ids):  # another checkout took one of them first
-                raise UserFailure("INVALID_STATE", ["input"])
-            session.add_all([CardPaymentItem(card_payment_id=row.id, application_id=a.id, amount=a.fee) for a in cart.items])
-            await session.execute(delete(CardCartItem).where(CardCartItem.account_id == who.account.id,
-                                                             CardCartItem.application_id.in_(ids)))
-            audit(session, ctx, who.account, "application.pay", target=f"CardPayment:{row.id}",
-                  detail=f"{len(ids)} application(s), {cart.total} yen")
+        async with ctx.services.db.write() as tx:
+            registration = await locks.registration(tx, who.account.registration_id)
+            if idempotency_key:
+                earlier_row = await tx.scalar(select(CardPayment).where(
+                    CardPayment.payer_id == who.account.id, CardPayment.idempotency_key == idempotency_key))
+            if earlier_row is None:
+                held = await locks.applications(tx, ids)
+                scope = _payable_scope(ctx, who)
+                still = set((await tx.scalars(select(Application.id).where(scope, Application.id.in_(ids)))).all())
+                if registration.withdrawn_at is not None or len(held) != len(ids) or still != set(ids):
+                    raise UserFailure("INVALID_STATE", ["input"])  # another checkout or a change came first
+                amount = sum(a.fee or 0 for a in held)
+                if amount != row.amount:
+                    raise UserFailure("INVALID_STATE", ["input"])
+                await payments.number_payment(tx, row, today, registration.number)
+                tx.add(row)
+                await tx.flush()
+                await tx.execute(update(Application).where(Application.id.in_(ids)).values(checkout_payment_id=row.id))
+                tx.add_all([CardPaymentItem(card_payment_id=row.id, application_id=a.id, amount=a.fee) for a in held])
+                await tx.execute(delete(CardCartItem).where(CardCartItem.account_id == who.account.id,
+                                                            CardCartItem.application_id.in_(ids)))
+                audit(tx, ctx, who.account, "application.pay", target=f"CardPayment:{row.id}",
+                      detail=f"{len(ids)} application(s), {amount} yen")
     except BaseException:
         await cancel()
         raise
+    if earlier_row is not None:
+        await cancel()
+        return Checkout(earlier_row.payment_url, earlier_row.expires_at, earlier_row.amount)
     return Checkout(row.payment_url, row.expires_at, row.amount)
+
+
+async def _checkout_by_key(ctx: Context, who: Viewer, key: str) -> Checkout | None:
+    async with ctx.services.db.read() as session:
+        earlier = await session.scalar(select(CardPayment).where(
+            CardPayment.payer_id == who.account.id, CardPayment.idempotency_key == key))
+    return Checkout(earlier.payment_url, earlier.expires_at, earlier.amount) if earlier is not None else None
 
 
 async def last_checkout(ctx: Context) -> CardPayment | None:
@@ -179,7 +206,14 @@ async def _failed(session, services: Services, payment: CardPayment, now: dt.dat
                           .values(checkout_payment_id=None, updated_at=now))
 
 
-payments.PURPOSES["APPLICATIONS"] = payments.Purpose(_paid, _failed)
+async def _lock(session, payment_id: int) -> None:
+    """The applications a checkout settles or lets go (level 4, before the payment)."""
+    ids = (await session.scalars(select(CardPaymentItem.application_id)
+                                 .where(CardPaymentItem.card_payment_id == payment_id))).all()
+    await locks.applications(session, ids)
+
+
+payments.PURPOSES["APPLICATIONS"] = payments.Purpose(_paid, _failed, _lock)
 
 
 # --------------------------------------------------------------------------- statements
@@ -195,14 +229,25 @@ class Statement:
     paid_at: dt.datetime
 
 
+_MONTH = re.compile(r"(\d{4})-(\d{2})", re.ASCII)
+FIRST_STATEMENT_YEAR = 2000  # no card payment predates the system; also keeps Tokyo midnight convertible to UTC
+
+
+def _month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    """The first day of ``month`` ("2026-04") and of the month after; INVALID for anything
+    else — including "9999-12", whose next month no date can hold."""
+    found = _MONTH.fullmatch(month)
+    if found and int(found[1]) >= FIRST_STATEMENT_YEAR:
+        year, number = int(found[1]), int(found[2])
+        with contextlib.suppress(ValueError):  # month 00 or 13, or a next month past 9999
+            return dt.date(year, number, 1), dt.date(year + number // 12, number % 12 + 1, 1)
+    raise UserFailure("INVALID", ["month"], label="年月(YYYY-MM)")
+
+
 async def card_statements(ctx: Context, month: str) -> list[Statement]:
     """クレジット利用明細 of one Tokyo month: only what the viewer itself paid."""
     who = await require_viewer(ctx)
-    try:
-        first = dt.datetime.strptime(month, "%Y-%m").date()
-    except ValueError:
-        raise UserFailure("INVALID", ["month"], label="年月(YYYY-MM)") from None
-    nxt = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    first, nxt = _month_bounds(month)
     start = dt.datetime.combine(first, dt.time(), TOKYO)
     end = dt.datetime.combine(nxt, dt.time(), TOKYO)
     return await _statements(ctx, who, and_(CardPayment.closed_at >= start, CardPayment.closed_at < end))

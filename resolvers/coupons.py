@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
+from persistence import locks
 from persistence.models import (
     CouponAccount, CouponEntry, CouponPurchase, CouponPurchaseLine, RegistrationMembership, Refund, TradeRegistration, VirtualAccount,
 )
@@ -15,7 +16,7 @@ from resolvers import ledger, validation
 from resolvers.context import Context
 from resolvers.errors import Forbidden, UserFailure, UserFailures
 from resolvers.paging import newest_first
-from resolvers.identity import Viewer, audit, authorize, membership_now, require_viewer
+from resolvers.identity import Viewer, audit, authorize, membership_at, require_viewer
 
 MAX_ADJUSTMENT = 10_000  # a typo guard, not policy: no real adjustment comes near it
 
@@ -25,14 +26,6 @@ class AccountView:
     registration: TradeRegistration
     balance: int
     pending: int
-
-
-async def _registration(ctx: Context, number: str, field: list[str]) -> TradeRegistration:
-    async with ctx.services.db.read() as session:
-        registration = await session.scalar(select(TradeRegistration).where(TradeRegistration.number == number.strip()))
-    if registration is None:
-        raise UserFailure("NOT_FOUND", field)
-    return registration
 
 
 def _relation(who: Viewer, registration: TradeRegistration) -> set[str]:
@@ -46,17 +39,29 @@ def _relation(who: Viewer, registration: TradeRegistration) -> set[str]:
 
 async def coupon_account(ctx: Context, registration_number: str | None) -> AccountView:
     """The viewer's applicant registration (signers and sub-IDs share its balance), or —
-    for chamber staff — the registration they name."""
+    for chamber staff — the registration they name. Unknown and another chamber's
+    registrations are the same NOT_FOUND; accounts without coupons are FORBIDDEN."""
     who = await require_viewer(ctx)
-    if registration_number:
-        registration = await _registration(ctx, registration_number, ["registrationNumber"])
-    else:
-        if who.account.registration_id is None:
-            raise UserFailure("REQUIRED", ["registrationNumber"], label="貿易登録番号")
-        async with ctx.services.db.read() as session:
-            registration = await session.get(TradeRegistration, who.account.registration_id)
-    await authorize(ctx, who, "coupon.view", _relation(who, registration))
     async with ctx.services.db.read() as session:
+        if registration_number:
+            number = registration_number.strip()
+            registration = (await session.scalar(select(TradeRegistration).where(TradeRegistration.number == number))
+                            if len(number) <= 20 else None)
+            if registration is None:
+                raise UserFailure("NOT_FOUND", ["registrationNumber"])
+            try:
+                await authorize(ctx, who, "coupon.view", _relation(who, registration))
+            except Forbidden:
+                if who.account.kind == "CHAMBER_STAFF":
+                    raise UserFailure("NOT_FOUND", ["registrationNumber"]) from None
+                raise
+        elif who.account.registration_id is None:
+            if who.account.kind == "CHAMBER_STAFF":
+                raise UserFailure("REQUIRED", ["registrationNumber"], label="貿易登録番号")
+            raise Forbidden()
+        else:
+            registration = await session.get(TradeRegistration, who.account.registration_id)
+            await authorize(ctx, who, "coupon.view", _relation(who, registration))
         account = await session.get(CouponAccount, registration.id)
     return AccountView(registration, account.balance if account else 0, account.pending if account else 0)
 
@@ -65,30 +70,49 @@ async def history(ctx: Context, registration_id: int, first: int, before_id: int
     return await newest_first(ctx, CouponEntry, CouponEntry.registration_id == registration_id, first, before_id)
 
 
+async def _locked_registration(tx, ctx: Context, who: Viewer, number: str, field: list[str], action: str) -> TradeRegistration:
+    """Inside the use case's write unit: find the registration by number, lock it (level 1
+    of the lock order) and authorize from the row held."""
+    registration_id = await tx.scalar(select(TradeRegistration.id).where(TradeRegistration.number == number.strip()))
+    if registration_id is None:
+        raise UserFailure("NOT_FOUND", field)
+    registration = await locks.registration(tx, registration_id)
+    try:
+        await authorize(ctx, who, "coupon.view", _relation(who, registration))
+    except Forbidden:
+        if who.account.kind == "CHAMBER_STAFF":  # another chamber's: not even its existence
+            raise UserFailure("NOT_FOUND", field) from None
+        raise
+    await authorize(ctx, who, action, _relation(who, registration))
+    return registration
+
+
 async def adjust_coupons(ctx: Context, registration_number: str, coupons: int, reason: str) -> AccountView:
     """Chamber staff add or remove coupons by hand (CHAMBER_OPERATION), with a reason."""
     who = await require_viewer(ctx)
-    registration = await _registration(ctx, registration_number, ["input", "registrationNumber"])
-    await authorize(ctx, who, "coupon.adjust", _relation(who, registration))
     checked_reason = validation.text(reason, ["input", "reason"], 500, "理由")
-    problems = [checked_reason] if isinstance(checked_reason, UserFailure) else []
-    if coupons == 0 or abs(coupons) > MAX_ADJUSTMENT:
-        problems.append(UserFailure("INVALID", ["input", "coupons"], label="枚数"))
-    if registration.kind != "APPLICANT":
-        problems.append(UserFailure("INVALID", ["input", "registrationNumber"], label="貿易登録番号(申請者)"))
-    if problems:
-        raise UserFailures(problems)
     now = ctx.clock.now()
     key = f"adjust:{uuid.uuid4().hex}"
-    async with ctx.services.db.write() as session:
+    async with ctx.services.db.write() as tx:
+        registration = await _locked_registration(tx, ctx, who, registration_number, ["input", "registrationNumber"],
+                                                  "coupon.adjust")
+        problems = [checked_reason] if isinstance(checked_reason, UserFailure) else []
+        if coupons == 0 or abs(coupons) > MAX_ADJUSTMENT:
+            problems.append(UserFailure("INVALID", ["input", "coupons"], label="枚数"))
+        if registration.kind != "APPLICANT":
+            problems.append(UserFailure("INVALID", ["input", "registrationNumber"], label="貿易登録番号(申請者)"))
+        if registration.withdrawn_at is not None:
+            problems.append(UserFailure("INVALID_STATE", ["input", "registrationNumber"]))
+        if problems:
+            raise UserFailures(problems)
         if coupons > 0:
-            await ledger.credit(session, registration_id=registration.id, coupons=coupons, kind="CHAMBER_OPERATION",
+            await ledger.credit(tx, registration_id=registration.id, coupons=coupons, kind="CHAMBER_OPERATION",
                                 key=key, now=now, acquired_on=ctx.clock.today(),
                                 rules_version=ctx.services.rules.current.version, actor_id=who.account.id, note=checked_reason)
         else:
-            await ledger.debit(session, registration_id=registration.id, coupons=-coupons, kind="CHAMBER_OPERATION",
+            await ledger.debit(tx, registration_id=registration.id, coupons=-coupons, kind="CHAMBER_OPERATION",
                                key=key, now=now, actor_id=who.account.id, note=checked_reason, field=["input", "coupons"])
-        audit(session, ctx, who.account, "coupon.adjust", target=f"TradeRegistration:{registration.id}",
+        audit(tx, ctx, who.account, "coupon.adjust", target=f"TradeRegistration:{registration.id}",
               detail=f"{coupons:+d}: {checked_reason}")
     return await coupon_account(ctx, registration.number)
 
@@ -96,31 +120,32 @@ async def adjust_coupons(ctx: Context, registration_number: str, coupons: int, r
 async def set_membership(ctx: Context, registration_number: str, membership: str) -> tuple[TradeRegistration, list[Refund]]:
     """Chamber staff change member ⇄ non-member: the history gets a new period, and the
     unused coupons are erased and refunded per lot (SPEC A5). The same status again
-    changes nothing."""
+    changes nothing. Decided under the registration's lock, so a hold or a submission of
+    the same registration runs wholly before or wholly after it."""
     who = await require_viewer(ctx)
-    registration = await _registration(ctx, registration_number, ["input", "registrationNumber"])
-    await authorize(ctx, who, "coupon.adjust", _relation(who, registration))
-    if await membership_now(ctx, registration.id) == membership:
-        return registration, []
     now = ctx.clock.now()
     refunds: list[Refund] = []
-    async with ctx.services.db.write() as session:
-        closed = await session.scalar(
+    async with ctx.services.db.write() as tx:
+        registration = await _locked_registration(tx, ctx, who, registration_number, ["input", "registrationNumber"],
+                                                  "coupon.adjust")
+        if await membership_at(tx, registration.id, now) == membership:
+            return registration, []
+        closed = await tx.scalar(
             update(RegistrationMembership)
             .where(RegistrationMembership.registration_id == registration.id, RegistrationMembership.valid_until.is_(None),
-                   RegistrationMembership.membership != membership)
+                   RegistrationMembership.membership != membership, RegistrationMembership.valid_from < now)
             .values(valid_until=now).returning(RegistrationMembership.id)
         )
-        if closed is None:  # another request changed it first
+        if closed is None:  # the open period began at this very instant: a period cannot be empty
             raise UserFailure("INVALID_STATE", ["input", "membership"])
-        session.add(RegistrationMembership(registration_id=registration.id, membership=membership, valid_from=now))
+        tx.add(RegistrationMembership(registration_id=registration.id, membership=membership, valid_from=now))
         refund, _ = await ledger.erase_and_refund(
-            session, ctx.services.rules.current, registration_id=registration.id, key=f"membership:{closed}",
+            tx, ctx.services.rules.current, registration_id=registration.id, key=f"membership:{closed}",
             now=now, reason=f"会員区分の変更に伴う未使用クーポンの返金 ({membership})", actor_id=who.account.id,
         )
         if refund is not None:
             refunds.append(refund)
-        audit(session, ctx, who.account, "registration.set_membership", target=f"TradeRegistration:{registration.id}",
+        audit(tx, ctx, who.account, "registration.set_membership", target=f"TradeRegistration:{registration.id}",
               detail=f"{membership}; refund {refund.amount if refund else 0}")
     return registration, refunds
 
@@ -174,41 +199,40 @@ async def virtual_account(ctx: Context, purchase_id: int) -> VirtualAccount | No
 async def withdraw_registration(ctx: Context, registration_number: str, reason: str | None) -> tuple[TradeRegistration, list[Refund]]:
     """退会: unused coupons are erased and refunded per lot (as on a membership change), an
     order awaiting payment is cancelled, the validity ends today, and every session of
-    the registration's IDs ends; its IDs can no longer log in. History stays."""
+    the registration's IDs ends; its IDs can no longer log in. History stays. One unit
+    of work under the registration's lock."""
     from persistence.models import Account, Session
+    from resolvers.purchases import cancel_in_session
 
     who = await require_viewer(ctx)
-    registration = await _registration(ctx, registration_number, ["input", "registrationNumber"])
-    await authorize(ctx, who, "registration.withdraw", _relation(who, registration))
     checked_reason = validation.text(reason, ["input", "reason"], 500, "理由", required=False)
-    if isinstance(checked_reason, UserFailure):
-        raise checked_reason
     now, today = ctx.clock.now(), ctx.clock.today()
     refunds: list[Refund] = []
-    async with ctx.services.db.write() as session:
-        withdrawn = await session.scalar(
-            update(TradeRegistration).where(TradeRegistration.id == registration.id, TradeRegistration.withdrawn_at.is_(None))
-            .values(withdrawn_at=now, valid_until=today).returning(TradeRegistration.id)
-        )
-        if withdrawn is None:
+    async with ctx.services.db.write() as tx:
+        registration = await _locked_registration(tx, ctx, who, registration_number, ["input", "registrationNumber"],
+                                                  "registration.withdraw")
+        if isinstance(checked_reason, UserFailure):
+            raise checked_reason
+        if registration.withdrawn_at is not None:
             raise UserFailure("INVALID_STATE", ["input", "registrationNumber"])
-        pending = await session.scalar(select(CouponPurchase).where(
+        await tx.execute(update(TradeRegistration).where(TradeRegistration.id == registration.id)
+                         .values(withdrawn_at=now, valid_until=today))
+        pending = await tx.scalar(select(CouponPurchase).where(
             CouponPurchase.registration_id == registration.id, CouponPurchase.status == "AWAITING_PAYMENT"))
         if pending is not None:
-            from resolvers.purchases import cancel_in_session
-
-            await cancel_in_session(session, pending, now, "退会による取消")
+            [pending] = await locks.purchases(tx, [pending.id])
+            await cancel_in_session(tx, pending, now, "退会による取消")
         refund, _ = await ledger.erase_and_refund(
-            session, ctx.services.rules.current, registration_id=registration.id, key=f"withdrawal:{registration.id}",
+            tx, ctx.services.rules.current, registration_id=registration.id, key=f"withdrawal:{registration.id}",
             now=now, reason="退会に伴う未使用クーポンの返金" + (f" ({checked_reason})" if checked_reason else ""),
             actor_id=who.account.id,
         )
         if refund is not None:
             refunds.append(refund)
         members = select(Account.id).where(Account.registration_id == registration.id)
-        await session.execute(update(Session).where(Session.account_id.in_(members), Session.ended_at.is_(None))
-                              .values(ended_at=now, end_reason="withdrawn"))
-        audit(session, ctx, who.account, "registration.withdraw", target=f"TradeRegistration:{registration.id}",
+        await tx.execute(update(Session).where(Session.account_id.in_(members), Session.ended_at.is_(None))
+                         .values(ended_at=now, end_reason="withdrawn"))
+        audit(tx, ctx, who.account, "registration.withdraw", target=f"TradeRegistration:{registration.id}",
               detail=f"refund {refund.amount if refund else 0}" + (f"; {checked_reason}" if checked_reason else ""))
     async with ctx.services.db.read() as session:
         return await session.get(TradeRegistration, registration.id), refunds

@@ -243,7 +243,7 @@ def certificate_pdf(content: dict, app, verify_url: str) -> bytes:
     from reportlab.graphics.shapes import Drawing
 
     from resolvers.applications import TYPE_NAMES
-    from resolvers.certificates import canonical
+    from resolvers.certificates import canonical, format_access_code
 
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
@@ -284,7 +284,7 @@ def certificate_pdf(content: dict, app, verify_url: str) -> bytes:
     drawing.add(qr)
     renderPDF.draw(drawing, pdf, width - 52 * mm, 22 * mm)
     pdf.setFont(font, 7)
-    lines = [f"Verify 検証: {verify_url}", f"Access code アクセスコード: {app.access_code}",
+    lines = [f"Verify 検証: {verify_url}", f"Access code アクセスコード: {format_access_code(app.access_code)}",
              f"Content SHA-256: {app.content_hash}", f"Ed25519 signature (key {app.key_id}):",
              *(f"    {app.signature[i:i + 48]}" for i in range(0, len(app.signature), 48))]
     for i, line in enumerate(lines):  # left of the QR code

@@ -53,6 +53,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "パスワードは半角英数記号{min}〜{max}文字で、英字と数字を含み、IDを含まないものにしてください。",
         "Passwords must be {min}–{max} half-width characters with letters and digits, and must not contain the ID.",
     ),
+    "IDEMPOTENCY_KEY_REUSED": (
+        "この冪等キーは別の内容の依頼で使用済みです。新しいキーを指定してください。",
+        "This idempotency key was already used with a different request; use a new key.",
+    ),
+    "TOO_MANY_REQUESTS": (
+        "試行回数が多すぎます。{seconds}秒後に再度お試しください。",
+        "Too many attempts. Try again in {seconds} seconds.",
+    ),
+    "TOO_MANY_ITEMS": (
+        "{label}は{limit}件までです。",
+        "{label}: at most {limit} items.",
+    ),
+    "TOO_LONG": (
+        "{label}は{limit}文字以内で入力してください。",
+        "{label} must be at most {limit} characters.",
+    ),
 }
 
 

@@ -4,9 +4,11 @@ Sessions: an opaque random token is handed to the client once; the database keep
 its SHA-256. A session ends after ``session_idle_minutes`` unused, ``session_absolute_hours``
 after login, at logout, and — all of an account's sessions — when its password changes.
 
-Throttling counts failed logins per login name (chamber code + ID) whether or not the ID
-exists; when refused, no password is checked, so the answer and its timing say nothing
-about which IDs exist.
+Throttling counts password checks per login name (chamber code + ID) whether or not the ID
+exists. An attempt is counted, atomically and committed, *before* its password is checked,
+so parallel requests and worker processes together get at most ``login_lock_after`` checks
+before the name is refused; a success clears the count. When refused, no password is
+checked, so the answer and its timing say nothing about which IDs exist.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from persistence.models import Account, AuditEntry, Chamber, LoginThrottle, Session, TradeRegistration
@@ -168,32 +170,28 @@ async def login(ctx: Context, chamber_code: str | None, username: str, password:
     db = ctx.services.db
     now = ctx.clock.now()
     key = _login_key(chamber_code, username)
-    if len(username) > 64 or len(password) > 1024 or (chamber_code is not None and len(chamber_code) > 8):
+    if len(username) > 64 or len(password) > 1024 or (chamber_code is not None and len(chamber_code) > 8) \
+            or "\x00" in key:  # no ID is that long or holds a NUL (PostgreSQL text cannot)
         raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
 
-    async with db.read() as session:
-        throttle = await session.get(LoginThrottle, key)
-        query = select(Account).where(Account.username == username.strip(), Account.kind.in_(ECO_KINDS) if chamber_code else Account.kind.in_(("NACCS_OFFICE", "NACCS_CENTER")))
-        if chamber_code:
-            query = query.join(Chamber, Chamber.id == Account.chamber_id).where(Chamber.code == chamber_code.strip())
-        account = await session.scalar(query)
-        withdrawn = account is not None and account.registration_id is not None and (
-            await session.scalar(select(TradeRegistration.withdrawn_at).where(TradeRegistration.id == account.registration_id))
-        ) is not None
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
-        minutes = max(1, -(-int((throttle.locked_until - now).total_seconds()) // 60))
+    locked_until = await _take_attempt(ctx, key, now)  # counted before the password is checked
+    if locked_until is not None:
+        minutes = max(1, -(-int((locked_until - now).total_seconds()) // 60))
         raise UserFailure("TOO_MANY_ATTEMPTS", ["input", "username"], minutes=minutes)
 
-    usable = account is not None and account.status == "ACTIVE" and account.deleted_at is None and not withdrawn
-    ok = await verify_or_spend(account.password_hash if usable else None, password)
+    async with db.read() as session:
+        account = await session.scalar(_usable_account(chamber_code, username))
+    ok = await verify_or_spend(account.password_hash if account is not None else None, password)
     if not ok:
-        await _count_failure(ctx, key, now)
-        raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
+        raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])  # the attempt is already counted
 
     new_hash = await hash_password(password) if needs_rehash(account.password_hash) else None
     presented = _presented_token(ctx)
     async with db.write() as session:
-        await session.execute(delete(LoginThrottle).where(LoginThrottle.login_key == key))
+        account = await session.scalar(_usable_account(chamber_code, username).where(Account.id == account.id))
+        if account is None:  # deleted or withdrawn while its password was being checked
+            raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
+        await session.execute(delete(LoginThrottle).where(LoginThrottle.login_key == key))  # a success clears the count
         if presented:  # rotate: the session this browser had before ends
             await session.execute(
                 update(Session).where(Session.token_hash == hash_token(presented), Session.ended_at.is_(None))
@@ -207,23 +205,53 @@ async def login(ctx: Context, chamber_code: str | None, username: str, password:
     return LoginResult(token, account)
 
 
-async def _count_failure(ctx: Context, key: str, now: dt.datetime) -> None:
+def _usable_account(chamber_code: str | None, username: str):
+    """The account that may log in under this name: active, not deleted, its registration
+    (if any) not withdrawn."""
+    kinds = ECO_KINDS if chamber_code else ("NACCS_OFFICE", "NACCS_CENTER")
+    query = (
+        select(Account).outerjoin(TradeRegistration, TradeRegistration.id == Account.registration_id)
+        .where(Account.username == username.strip(), Account.kind.in_(kinds), Account.status == "ACTIVE",
+               Account.deleted_at.is_(None), TradeRegistration.withdrawn_at.is_(None))
+    )
+    if chamber_code:
+        query = query.join(Chamber, Chamber.id == Account.chamber_id).where(Chamber.code == chamber_code.strip())
+    return query
+
+
+async def _take_attempt(ctx: Context, key: str, now: dt.datetime) -> dt.datetime | None:
+    """Count one password check for ``key`` unless the name is refused; returns the end of
+    the refusal, or None when the check may go ahead.
+
+    Its own short transaction, committed before the password is checked, so parallel
+    requests and other worker processes see every attempt: the conditional upsert adds
+    one only while the name is not locked (PostgreSQL re-evaluates the condition on the
+    newest row after waiting for its lock; SQLite's write lock serialises), and the
+    attempt that reaches ``login_lock_after`` sets the lock in the same transaction. A
+    failure then needs no further write; a success deletes the row.
+    """
     settings = ctx.services.settings
     db = ctx.services.db
+    insert = sqlite.insert if db.is_sqlite else postgresql.insert
+    table = LoginThrottle.__table__
+    upsert = insert(LoginThrottle).values(login_key=key, failures=1, last_failure_at=now)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[table.c.login_key],
+        set_={"failures": table.c.failures + 1, "last_failure_at": upsert.excluded.last_failure_at},
+        where=or_(table.c.locked_until.is_(None), table.c.locked_until <= now),
+    ).returning(table.c.failures)
     async with db.write() as session:
-        insert = sqlite.insert if db.is_sqlite else postgresql.insert
-        await session.execute(insert(LoginThrottle).values(login_key=key, failures=0).on_conflict_do_nothing())
-        failures = await session.scalar(
-            update(LoginThrottle).where(LoginThrottle.login_key == key)
-            .values(failures=LoginThrottle.failures + 1, last_failure_at=now)
-            .returning(LoginThrottle.failures)
-        )
-        if failures >= settings.login_lock_after:
-            seconds = min(settings.login_lock_seconds * 2 ** (failures - settings.login_lock_after), settings.login_lock_max_seconds)
+        attempts = await session.scalar(upsert)
+        if attempts is None:  # refused: no check
+            return await session.scalar(select(LoginThrottle.locked_until).where(LoginThrottle.login_key == key))
+        if attempts >= settings.login_lock_after:
+            seconds = min(settings.login_lock_seconds * 2 ** (attempts - settings.login_lock_after),
+                          settings.login_lock_max_seconds)
             await session.execute(
                 update(LoginThrottle).where(LoginThrottle.login_key == key)
                 .values(locked_until=now + dt.timedelta(seconds=seconds))
             )
+    return None
 
 
 async def logout(ctx: Context, all_sessions: bool = False) -> None:
@@ -283,17 +311,22 @@ async def account_by_id(ctx: Context, account_id: int) -> Account | None:
 
 async def membership_now(ctx: Context, registration_id: int) -> str | None:
     """The membership in force at this moment (the history decides prices)."""
+    async with ctx.services.db.read() as session:
+        return await membership_at(session, registration_id, ctx.clock.now())
+
+
+async def membership_at(session, registration_id: int, now: dt.datetime) -> str | None:
+    """The membership in force at ``now``, read in the caller's unit of work (a use case
+    that fixes a fee reads it after taking the registration's lock)."""
     from persistence.models import RegistrationMembership
 
-    now = ctx.clock.now()
-    async with ctx.services.db.read() as session:
-        return await session.scalar(
-            select(RegistrationMembership.membership)
-            .where(
-                RegistrationMembership.registration_id == registration_id,
-                RegistrationMembership.valid_from <= now,
-                (RegistrationMembership.valid_until.is_(None)) | (RegistrationMembership.valid_until > now),
-            )
-            .order_by(RegistrationMembership.valid_from.desc())
-            .limit(1)
+    return await session.scalar(
+        select(RegistrationMembership.membership)
+        .where(
+            RegistrationMembership.registration_id == registration_id,
+            RegistrationMembership.valid_from <= now,
+            (RegistrationMembership.valid_until.is_(None)) | (RegistrationMembership.valid_until > now),
         )
+        .order_by(RegistrationMembership.valid_from.desc())
+        .limit(1)
+    )

@@ -13,7 +13,11 @@ Every change is one ledger entry plus the balance, in the caller's transaction:
   goes back to the same lots and a refund is computed per lot under its own rules.
 
 These functions take an open session (a write unit of work); the applications and
-purchases use cases call them inside their own transactions.
+purchases use cases call them inside their own transactions, after taking the
+registration's lock (``persistence.locks``, level 1) — each function refuses to run
+without it, so every change of one registration's coupons is serialised by one lock and
+no two of them can wait on each other. Within a change the balance moves before the lots
+(level 2 before 3), for a debit and a give-back alike.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from persistence import locks
 from persistence.models import CouponAccount, CouponEntry, CouponEntryLot, CouponLot, Refund
 from resolvers.errors import UserFailure
 from rules import fees
@@ -96,6 +101,7 @@ async def credit(session, *, registration_id: int, coupons: int, kind: str, key:
     """Coupons come in as a new lot (a purchase line, a chamber addition)."""
     if coupons <= 0:
         raise ValueError("credit takes a positive number of coupons")
+    locks.require_registration(session, registration_id, "a coupon credit")
     await ensure_account(session, registration_id, now)
     entry_id = await _entry(session, registration_id, kind, coupons, key, now, actor_id, note, None, purchase_id)
     if entry_id is None:
@@ -117,6 +123,7 @@ async def debit(session, *, registration_id: int, coupons: int, kind: str, key: 
     (the caller's transaction rolls back the entry this inserted)."""
     if coupons <= 0:
         raise ValueError("debit takes a positive number of coupons")
+    locks.require_registration(session, registration_id, "a coupon debit")
     # no ensure_account: without an account row the guarded balance update finds nothing
     entry_id = await _entry(session, registration_id, kind, -coupons, key, now, actor_id, note, receipt_number)
     if entry_id is None:
@@ -153,21 +160,23 @@ async def give_back(session, *, registration_id: int, of_key: str, key: str, now
                     kind: str = "RETURN", actor_id: int | None = None, note: str | None = None,
                     receipt_number: str | None = None) -> LedgerResult:
     """Undo a debit: the same coupons go back to the same lots (once per ``key``)."""
+    locks.require_registration(session, registration_id, "a coupon return")
     original = await session.scalar(select(CouponEntry).where(CouponEntry.external_key == of_key))
     if original is None or original.coupons >= 0 or original.registration_id != registration_id:
         raise ValueError(f"no debit {of_key!r} to give back")
     entry_id = await _entry(session, registration_id, kind, -original.coupons, key, now, actor_id, note, receipt_number)
     if entry_id is None:
         return LedgerResult(False)
+    balance = await _move_balance(session, registration_id, -original.coupons, now)  # the balance first, as a debit does
     allocations = (await session.execute(
         select(CouponEntryLot.lot_id, CouponEntryLot.coupons).where(CouponEntryLot.entry_id == original.id)
+        .order_by(CouponEntryLot.lot_id)
     )).all()
     for lot_id, taken in allocations:
         await session.execute(
             update(CouponLot).where(CouponLot.id == lot_id).values(coupons_left=CouponLot.coupons_left - taken)
         )
         session.add(CouponEntryLot(entry_id=entry_id, lot_id=lot_id, coupons=-taken))
-    balance = await _move_balance(session, registration_id, -original.coupons, now)
     return await _finish(session, entry_id, balance)
 
 
@@ -175,11 +184,14 @@ async def erase_and_refund(session, policy: PolicySet, *, registration_id: int, 
                            reason: str, actor_id: int | None = None) -> tuple[Refund | None, LedgerResult]:
     """Membership change or withdrawal (SPEC A5): every unused coupon is erased and
     refunded per lot — singles at their price, a pack at unused × its single price less
-    its own version's deduction (never below zero); chamber additions refund nothing."""
+    its own version's deduction (never below zero); chamber additions refund nothing.
+    The lots are read after the registration's lock, so a coupon a concurrent hold gave
+    back is either in them or not yet returned — never overwritten."""
+    locks.require_registration(session, registration_id, "a coupon refund")
     await ensure_account(session, registration_id, now)
     lots = (await session.scalars(
         select(CouponLot).where(CouponLot.registration_id == registration_id, CouponLot.coupons_left > 0)
-        .order_by(CouponLot.acquired_on, CouponLot.id)
+        .order_by(CouponLot.acquired_on, CouponLot.id).execution_options(populate_existing=True)
     )).all()
     total_coupons = sum(lot.coupons_left for lot in lots)
     if total_coupons == 0:
@@ -187,15 +199,19 @@ async def erase_and_refund(session, policy: PolicySet, *, registration_id: int, 
     entry_id = await _entry(session, registration_id, "REFUND", -total_coupons, key, now, actor_id, reason, None)
     if entry_id is None:
         return None, LedgerResult(False)
+    balance = await _move_balance(session, registration_id, -total_coupons, now)  # the balance first
+    if balance is None:  # pragma: no cover - lots and balance disagree; the audit job would say so
+        raise RuntimeError(f"registration {registration_id}: balance below its lots")
     amount = 0
     for lot in lots:
         if lot.product_code:
             amount += fees.lot_refund(policy, lot.acquired_on, lot.membership, lot.product_code, lot.coupons_left)
         session.add(CouponEntryLot(entry_id=entry_id, lot_id=lot.id, coupons=-lot.coupons_left))
-        await session.execute(update(CouponLot).where(CouponLot.id == lot.id).values(coupons_left=0))
-    balance = await _move_balance(session, registration_id, -total_coupons, now)
-    if balance is None:  # pragma: no cover - lots and balance disagree; the audit job would say so
-        raise RuntimeError(f"registration {registration_id}: balance below its lots")
+        # take exactly what we read (guarded): never write a number over a concurrent change
+        taken = await session.scalar(update(CouponLot).where(CouponLot.id == lot.id, CouponLot.coupons_left == lot.coupons_left)
+                                     .values(coupons_left=0).returning(CouponLot.id))
+        if taken is None:  # pragma: no cover - the registration lock serialises changes of its lots
+            raise RuntimeError(f"lot {lot.id} changed under a refund")
     refund = Refund(registration_id=registration_id, amount=amount, reason=reason, created_at=now, external_key=key)
     session.add(refund)
     await session.flush()

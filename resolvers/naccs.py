@@ -218,14 +218,19 @@ def _check_user_codes(services: Services, codes: list[UserCodeInput]) -> tuple[l
     policy, today = services.rules.current, services.clock.today()
     known = {r.values["industry"]: r.values["free_statistics"] for r in policy.lookup("naccs_industries", today)}
     problems: list[UserFailure] = []
+    most = limit(policy, today, "naccs_user_codes_per_application")
     if not codes:
         problems.append(UserFailure("REQUIRED", ["input", "userCodes"], label="利用者コード"))
+    if len(codes) > most:
+        return [], [UserFailure("TOO_MANY_ITEMS", ["input", "userCodes"], label="利用者コード", limit=most)]
     clean = []
-    for i, code in enumerate(codes[:20]):
+    for i, code in enumerate(codes):
         base = ["input", "userCodes", str(i)]
         if not code.industries:
             problems.append(UserFailure("REQUIRED", [*base, "industries"], label="業種"))
-        for j, industry in enumerate(code.industries):
+        if len(code.industries) > len(known):  # each industry of the rules at most once
+            problems.append(UserFailure("TOO_MANY_ITEMS", [*base, "industries"], label="業種", limit=len(known)))
+        for j, industry in enumerate(code.industries[:len(known)]):
             if industry not in known:
                 problems.append(UserFailure("INVALID", [*base, "industries", str(j)], label="業種(規定の一覧から)"))
         if code.processing_method not in ("netNACCS", "NACCS"):
@@ -470,11 +475,17 @@ async def submit_reissue(ctx: Context, contact: Contact, desired: dt.date, reaso
         problems.append(date_problem)
     async with ctx.services.db.read() as session:
         mine = set((await session.scalars(select(NaccsTerminal.name).where(NaccsTerminal.office_id == office.id))).all())
+    most = limit(ctx.services.rules.current, ctx.services.clock.today(), "naccs_terminals_per_reissue")
     if not terminal_names:
         problems.append(UserFailure("REQUIRED", ["input", "terminalNames"], label="論理端末"))
-    for i, name in enumerate(terminal_names):
-        if name not in mine:
-            problems.append(UserFailure("NOT_FOUND", ["input", "terminalNames", str(i)]))
+    elif len(terminal_names) > most:
+        problems.append(UserFailure("TOO_MANY_ITEMS", ["input", "terminalNames"], label="論理端末", limit=most))
+    else:
+        for i, name in enumerate(terminal_names):
+            if name not in mine:
+                problems.append(UserFailure("NOT_FOUND", ["input", "terminalNames", str(i)]))
+            elif name in terminal_names[:i]:  # each terminal once: a reissue renews it once
+                problems.append(UserFailure("INVALID", ["input", "terminalNames", str(i)], label="論理端末(重複)"))
     if problems:
         raise UserFailures(problems)
     return await _create(ctx, who, office, "CERTIFICATE_REISSUE", desired, REASONS[reason], contact_values,

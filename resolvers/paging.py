@@ -6,12 +6,15 @@ from sqlalchemy import func, select
 
 from resolvers.context import Context
 
-MAX_PAGE = 100
+DEFAULT_PAGE = 20
+MAX_PAGE = 100  # API.md: `first` is 1–100, default 20; schema/paging.py refuses anything else
 
 
 async def newest_first(ctx: Context, model, scope, first: int | None, before_id: int | None) -> tuple[list, int, bool]:
     """(rows, total, has more) for ``first`` rows of ``model`` matching ``scope`` with id below ``before_id``."""
-    first = max(1, min(first if first is not None else 20, MAX_PAGE))  # API.md: 1–100, default 20
+    first = DEFAULT_PAGE if first is None else first
+    if not 1 <= first <= MAX_PAGE:  # never clamp silently: the edge answers BAD_USER_INPUT before this
+        raise ValueError(f"page size {first} outside 1–{MAX_PAGE}")
     async with ctx.services.db.read() as session:
         total = await session.scalar(select(func.count()).select_from(model).where(scope))
         query = select(model).where(scope)

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from persistence.models import Account, ActivationToken, Chamber, Session, TradeRegistration
-from resolvers import validation
+from resolvers import ratelimit, validation
 from resolvers.context import Context
 from resolvers.errors import Forbidden, UserFailure, UserFailures
 from resolvers.identity import Viewer, audit, authorize, hash_token, require_viewer
@@ -202,9 +202,19 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 async def activate_sub_account(ctx: Context, token: str, username: str, password: str) -> Account:
     """Public: the link's token + sub-ID + the password the signer passed on. The token
-    is consumed by a conditional UPDATE, so a link works once even when two activations race."""
+    is consumed by a conditional UPDATE, so a link works once even when two activations race.
+
+    Every call is an attempt against the limits per client address and per link
+    (resolvers/ratelimit.py), counted before anything is checked: a leaked link cannot be
+    used to guess the password, nor an address to guess links."""
     now = ctx.clock.now()
-    if not token or len(token) > 128:
+    settings = ctx.services.settings
+    per_address, per_token = ratelimit.activation_limits(settings)
+    charges = [ratelimit.address_charge(per_address, ratelimit.client_address(ctx.request, settings))]
+    if token and len(token) <= 128:
+        charges.append(ratelimit.Charge(per_token, token))  # stored hashed, like the link
+    await ratelimit.spend(ctx.services.db, now, charges, ["input", "token"])
+    if len(charges) == 1:
         raise UserFailure("TOKEN_INVALID", ["input", "token"])
     async with ctx.services.db.read() as session:
         row = (

@@ -1,15 +1,17 @@
 """The GraphQL schema: strawberry types per domain, assembled here.
 
 ``build_schema(settings)`` adds the production extensions (caches, limiters, error
-masking, metrics, introspection switch). ``sdl()`` is what schema/schema.graphql holds.
+masking, metrics, the introspection and field-suggestion switch). ``sdl()`` is what
+schema/schema.graphql holds.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -43,8 +45,37 @@ class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation, Purchas
     pass
 
 
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")  # graphql-core's did_you_mean(): schema names, never a '?'
+
+
+# graphql-core's words when a value does not fit its type: a variable before execution, or
+# an argument while resolving (graphql/execution/values.py)
+_BAD_VALUE = re.compile(r"(Variable '\$[^']+'|Argument '[^']+') (has invalid (default )?value|of required type)")
+
+
+def _code_of(error: GraphQLError) -> str | None:
+    """What is wrong with a request graphql-core refused (Apollo's codes); errors we raise
+    carry their own code, and other exceptions are masked or mapped by OperationPolicy."""
+    original = error.original_error
+    if (error.extensions or {}).get("code") or (original is not None and not isinstance(original, GraphQLError)):
+        return None
+    if isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if _BAD_VALUE.match(error.message):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED" if error.path is None else None
+
+
 class TradecertSchema(strawberry.Schema):
+    hide_suggestions = False  # with introspection off: "Did you mean …?" would spell out the schema
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:  # in place: these are the errors the response carries (and the validation cache keeps)
+            code = _code_of(error)
+            if code:
+                error.extensions = {**(error.extensions or {}), "code": code}
+            if self.hide_suggestions and "Did you mean" in error.message:
+                error.message = _SUGGESTION.sub("", error.message)
         log_errors(errors)
 
 
@@ -68,9 +99,12 @@ def build_schema(settings=None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
     ]
-    if settings is not None and not settings.introspection:
+    hidden = settings is not None and not settings.introspection
+    if hidden:
         extensions.append(DisableIntrospection)
-    return TradecertSchema(query=Query, mutation=Mutation, types=IDENTITY_TYPES, extensions=extensions)
+    schema = TradecertSchema(query=Query, mutation=Mutation, types=IDENTITY_TYPES, extensions=extensions)
+    schema.hide_suggestions = hidden  # production: field suggestions go with introspection
+    return schema
 
 
 def sdl() -> str:

@@ -9,12 +9,13 @@ from typing import Optional
 import strawberry
 
 from persistence import models
-from resolvers import applications, certificates, loaders
+from resolvers import applications, certificates, loaders, ratelimit
 from resolvers.context import Context
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Account, Chamber, Node, TradeRegistration, from_global_id, to_global_id
 from tradecert.clock import tokyo_date
-from schema.paging import PageInfo, decode_cursor, encode_cursor, page_info
+from schema.inputs import at_most
+from schema.paging import PageInfo, encode_cursor, page_info, page_window
 
 
 @strawberry.enum(description="原産地証明書(日本産/外国産), インボイス証明, サイン証明.")
@@ -88,7 +89,7 @@ class Application(Node):
             fee_payment=FeePayment(row.fee_payment), fee=row.fee, fee_rule=row.fee_rules_version,
             submitted_at=row.submitted_at, approved_at=row.approved_at, issued_at=row.issued_at,
             hold_reason=row.hold_reason, certificate_number=row.certificate_number,
-            access_code=row.access_code if row.state == "ISSUED" else None,
+            access_code=certificates.format_access_code(row.access_code) if row.state == "ISSUED" else None,
             _pk=row.id, _registration_id=row.registration_id, _agent_id=row.agent_registration_id,
             _created_by_id=row.created_by_id, _signer_id=row.signer_id,
             _issued_row=row if row.state == "ISSUED" else None,
@@ -280,6 +281,7 @@ def _pk(value: str) -> int:
 
 
 def _data(input) -> applications.ApplicationData:
+    at_most(input.goods, applications.MAX_GOODS, ["input", "goods"], "品目")
     goods = None if input.goods is None else [
         applications.GoodsInput(g.description, g.quantity, g.hs_code, g.origin_country) for g in input.goods]
     return applications.ApplicationData(
@@ -307,9 +309,13 @@ class CertificateVerification:
 
 @strawberry.type
 class ApplicationsQuery:
-    @strawberry.field(description="Public: is this an issued certificate (number + access code)?")
+    @strawberry.field(description="Public: is this an issued certificate (number + access code)? Every call (alias) is an "
+                                  "attempt, limited per client address and per number: over a limit, an error with "
+                                  "extensions.code TOO_MANY_REQUESTS.")
     async def verify_certificate(self, info: strawberry.Info[Context], number: str, access_code: str) -> CertificateVerification:
-        found = await certificates.verify(info.context.services, number, access_code)
+        services = info.context.services
+        client = ratelimit.client_address(info.context.request, services.settings)
+        found = await certificates.verify(services, number, access_code, client)  # RateLimited: a top-level error
         if not found.valid:
             return CertificateVerification(valid=False)
         app = found.application
@@ -321,12 +327,13 @@ class ApplicationsQuery:
     @strawberry.field(description="発給申請状況一覧: what the viewer may see, newest first, 20 per page by default.")
     async def applications(self, info: strawberry.Info[Context], filter: Optional[ApplicationFilter] = None,
                            first: Optional[int] = None, after: Optional[str] = None) -> ApplicationConnection:
+        size, before = page_window("Application", first, after)
         f = filter or ApplicationFilter()
         flt = applications.Filter(
             type=f.type.value if f.type else None, state=f.state.value if f.state else None,
             submitted_from=f.submitted_from, submitted_to=f.submitted_to, receipt_number=f.receipt_number,
             invoice_number=f.invoice_number, person_in_charge=f.person_in_charge)
-        rows, total, more = await applications.list_applications(info.context, flt, first, decode_cursor("Application", after))
+        rows, total, more = await applications.list_applications(info.context, flt, size, before)
         edges = [ApplicationEdge(cursor=encode_cursor("Application", r.id), node=Application.of(r)) for r in rows]
         return ApplicationConnection(edges=edges, page_info=page_info(edges, more), total_count=total)
 

@@ -12,6 +12,7 @@ from resolvers.context import Context
 from schema.applications import Application
 from schema.errors import ErrorCode, UserError, run_mutation
 from schema.identity import from_global_id
+from schema.inputs import MAX_LIST_ITEMS, at_most, query_failure
 
 
 @strawberry.type(description="The viewer's most recent card checkout, so a client can tell why it ended.")
@@ -114,14 +115,12 @@ class CheckoutQuery:
 
     @strawberry.field(description="クレジット利用明細 of a month (\"2026-04\", Tokyo): what the viewer itself paid.")
     async def card_statements(self, info: strawberry.Info[Context], month: str) -> list[CardStatement]:
-        from graphql import GraphQLError
-
         from resolvers.errors import UserFailure
 
         try:
             rows = await checkout.card_statements(info.context, month)
-        except UserFailure:
-            raise GraphQLError("month must be YYYY-MM", extensions={"code": "INVALID"}) from None
+        except UserFailure as failure:
+            raise query_failure(failure, info.context.language) from None
         return [_statement(info, s) for s in rows]
 
 
@@ -129,13 +128,19 @@ class CheckoutQuery:
 class CheckoutMutation:
     @strawberry.mutation(description="カートに追加.")
     async def add_to_card_cart(self, info: strawberry.Info[Context], input: AddToCardCartInput) -> AddToCardCartPayload:
-        return await run_mutation(info, lambda: checkout.add_to_cart(info.context, _ids(input.application_ids)),
+        async def call():
+            at_most(input.application_ids, MAX_LIST_ITEMS, ["input", "applicationIds"], "申請")
+            return await checkout.add_to_cart(info.context, _ids(input.application_ids))
+        return await run_mutation(info, call,
                                   ok=lambda cart: AddToCardCartPayload(cart=CardCart.of(cart), errors=[]),
                                   failed=lambda errors: AddToCardCartPayload(cart=None, errors=errors))
 
     @strawberry.mutation(description="カートから削除.")
     async def remove_from_card_cart(self, info: strawberry.Info[Context], input: RemoveFromCardCartInput) -> RemoveFromCardCartPayload:
-        return await run_mutation(info, lambda: checkout.remove_from_cart(info.context, _ids(input.application_ids)),
+        async def call():
+            at_most(input.application_ids, MAX_LIST_ITEMS, ["input", "applicationIds"], "申請")
+            return await checkout.remove_from_cart(info.context, _ids(input.application_ids))
+        return await run_mutation(info, call,
                                   ok=lambda cart: RemoveFromCardCartPayload(cart=CardCart.of(cart), errors=[]),
                                   failed=lambda errors: RemoveFromCardCartPayload(cart=None, errors=errors))
 

@@ -15,7 +15,8 @@ from resolvers.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership
 from schema.identity import NODE_TYPES, Account, Node, TradeRegistration, from_global_id, to_global_id
-from schema.paging import PageInfo, decode_cursor, encode_cursor, page_info
+from schema.inputs import MAX_LIST_ITEMS, at_most
+from schema.paging import PageInfo, encode_cursor, page_info, page_window
 
 
 @strawberry.enum(description="PURCHASE 購入 · USE 使用 · RETURN 返却(保留) · CHAMBER_OPERATION 商工会議所操作 · REFUND 返金.")
@@ -77,13 +78,15 @@ class CouponAccount:
 
     @strawberry.field(description="Newest first.")
     async def purchases(self, info: strawberry.Info[Context], first: Optional[int] = 20, after: Optional[str] = None) -> "CouponPurchaseConnection":
-        rows, total, more = await coupons.purchases_of(info.context, self._registration_id, first, decode_cursor("CouponPurchase", after))
+        size, before = page_window("CouponPurchase", first, after)
+        rows, total, more = await coupons.purchases_of(info.context, self._registration_id, size, before)
         edges = [CouponPurchaseEdge(cursor=encode_cursor("CouponPurchase", r.id), node=CouponPurchase.of(r)) for r in rows]
         return CouponPurchaseConnection(edges=edges, total_count=total, page_info=page_info(edges, more))
 
     @strawberry.field(description="Newest first.")
     async def history(self, info: strawberry.Info[Context], first: Optional[int] = 20, after: Optional[str] = None) -> CouponEntryConnection:
-        rows, total, more = await coupons.history(info.context, self._registration_id, first, decode_cursor("CouponEntry", after))
+        size, before = page_window("CouponEntry", first, after)
+        rows, total, more = await coupons.history(info.context, self._registration_id, size, before)
         edges = [CouponEntryEdge(cursor=encode_cursor("CouponEntry", r.id), node=CouponEntry(
             kind=CouponEntryKind(r.kind), at=r.at, confirmed=r.confirmed, coupons=r.coupons, balance_after=r.balance_after,
             note=r.note, receipt_number=r.receipt_number, _actor_id=r.actor_id, _purchase_id=r.purchase_id)) for r in rows]
@@ -368,7 +371,10 @@ class BankDepositInput:
     amount: int
     deposited_on: dt.date
     payer_name: Optional[str] = None
-    deposit_id: Optional[str] = strawberry.field(default=None, description="The bank's inquiry number (照会番号); a replay with it changes nothing.")
+    deposit_id: Optional[str] = strawberry.field(default=None, description=(
+        "The bank's id of this deposit (照会番号, ≤ 64 characters): the same id again with the same account, amount "
+        "and date is a replay and changes nothing; with another deposit it is refused. Without it every entry is "
+        "a new deposit."))
 
 
 @strawberry.input
@@ -379,6 +385,7 @@ class RecordBankDepositsInput:
 @strawberry.type
 class RecordBankDepositsPayload:
     matched: list[CouponPurchase] = strawberry.field(description="The orders the deposits belong to (applied by the reconciliation job or checkPurchasePayment).")
+    already_recorded: list[int] = strawberry.field(description="Positions (from 0) of deposits whose depositId was recorded before for the same deposit: nothing changed for them.")
     errors: list[UserError]
 
 
@@ -402,9 +409,13 @@ def _purchase_pk(value: str) -> int:
 class PurchasesMutation:
     @strawberry.mutation(description="Signer or sub-ID: order coupons (one order in progress per registration).")
     async def start_coupon_purchase(self, info: strawberry.Info[Context], input: StartCouponPurchaseInput) -> StartCouponPurchasePayload:
-        lines = [purchases.LineInput(line.product_code, line.quantity) for line in input.lines]
+        async def call():
+            at_most(input.lines, MAX_LIST_ITEMS, ["input", "lines"], "購入内容")
+            lines = [purchases.LineInput(line.product_code, line.quantity) for line in input.lines]
+            return await purchases.start_coupon_purchase(info.context, lines, input.method.value, input.notify_email,
+                                                         input.idempotency_key)
         return await run_mutation(
-            info, lambda: purchases.start_coupon_purchase(info.context, lines, input.method.value, input.notify_email, input.idempotency_key),
+            info, call,
             ok=lambda row: StartCouponPurchasePayload(purchase=CouponPurchase.of(row), errors=[]),
             failed=lambda errors: StartCouponPurchasePayload(purchase=None, errors=errors),
         )
@@ -417,14 +428,18 @@ class PurchasesMutation:
             failed=lambda errors: CancelCouponPurchasePayload(purchase=None, errors=errors),
         )
 
-    @strawberry.mutation(description="Chamber staff: record deposits (all or none); matching happens in reconciliation.")
+    @strawberry.mutation(description="Chamber staff: record deposits to this chamber's orders (all or none); matching happens in reconciliation.")
     async def record_bank_deposits(self, info: strawberry.Info[Context], input: RecordBankDepositsInput) -> RecordBankDepositsPayload:
-        deposits = [purchases.DepositInput(d.account_number.strip(), d.amount, d.deposited_on, d.payer_name, d.deposit_id)
-                    for d in input.deposits]
+        async def call():
+            at_most(input.deposits, MAX_LIST_ITEMS, ["input", "deposits"], "入金")
+            deposits = [purchases.DepositInput(d.account_number.strip(), d.amount, d.deposited_on, d.payer_name, d.deposit_id)
+                        for d in input.deposits]
+            return await purchases.record_bank_deposits(info.context, deposits)
         return await run_mutation(
-            info, lambda: purchases.record_bank_deposits(info.context, deposits),
-            ok=lambda rows: RecordBankDepositsPayload(matched=[CouponPurchase.of(r) for r in rows], errors=[]),
-            failed=lambda errors: RecordBankDepositsPayload(matched=[], errors=errors),
+            info, call,
+            ok=lambda done: RecordBankDepositsPayload(matched=[CouponPurchase.of(r) for r in done.orders],
+                                                      already_recorded=done.already_recorded, errors=[]),
+            failed=lambda errors: RecordBankDepositsPayload(matched=[], already_recorded=[], errors=errors),
         )
 
     @strawberry.mutation(description="Chamber staff: match this order's deposits now (same-day issue).")

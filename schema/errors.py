@@ -36,6 +36,10 @@ class ErrorCode(Enum):
     PASSWORD_TOO_WEAK = "PASSWORD_TOO_WEAK"
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
     PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
+    TOO_MANY_ITEMS = "TOO_MANY_ITEMS"
+    TOO_LONG = "TOO_LONG"
 
 
 @strawberry.type(description="A business-rule violation or bad input; `field` is the input path.")

@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from prometheus_client import Counter, Histogram
 from strawberry.extensions import MaskErrors
 
+from resolvers.errors import UserFailure, UserFailures
 from tradecert.logs import request_id_var
 
 log = logging.getLogger("tradecert.graphql")
@@ -39,9 +40,18 @@ def _metrics_for(name: str) -> tuple:
 
 
 def is_unexpected(error: GraphQLError) -> bool:
-    """An error we did not raise on purpose: an exception that is not a GraphQLError."""
+    """An error we did not raise on purpose: an exception that is not a GraphQLError
+    (nor a domain failure, which a query answers as a top-level error with its code)."""
     original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError)
+    return original is not None and not isinstance(original, (GraphQLError, UserFailure, UserFailures))
+
+
+def _is_domain_failure(error: GraphQLError) -> bool:
+    return isinstance(error.original_error, (UserFailure, UserFailures))
+
+
+def _replaced(error: GraphQLError) -> bool:
+    return is_unexpected(error) or _is_domain_failure(error)
 
 
 class OperationPolicy(MaskErrors):
@@ -55,7 +65,7 @@ class OperationPolicy(MaskErrors):
     """
 
     def __init__(self, validation_rules: tuple = ()) -> None:
-        super().__init__(should_mask_error=is_unexpected)
+        super().__init__(should_mask_error=_replaced)
         self.validation_rules = validation_rules
 
     def on_operation(self) -> Iterator[None]:
@@ -70,6 +80,13 @@ class OperationPolicy(MaskErrors):
         latency.observe(time.perf_counter() - started)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if _is_domain_failure(error):  # a query's bad input or rule: its code, field and message
+            failure = error.original_error
+            first = failure.failures[0] if isinstance(failure, UserFailures) else failure
+            language = getattr(self.execution_context.context, "language", "ja")
+            return GraphQLError(message=first.message(language), nodes=error.nodes, source=error.source,
+                                positions=error.positions, path=error.path,
+                                extensions={"code": first.code, "field": first.field})
         request_id = request_id_var.get()
         return GraphQLError(
             message=f"内部エラーが発生しました。/ Internal server error (request id {request_id}).",

@@ -43,13 +43,27 @@ def to_global_id(type_name: str, pk: int) -> strawberry.ID:
     return strawberry.ID(base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("="))
 
 
+MAX_PK = 2**31 - 1  # ids are INTEGER columns (PostgreSQL int4): a larger number names no row
+
+
+def parse_pk(text: str) -> int | None:
+    """A row id written in ASCII digits, 1 … MAX_PK; None for anything else (a sign, ``1_000``,
+    full-width digits, 10**30), so no caller ever sends the database a number its column cannot hold."""
+    if not (0 < len(text) <= 10 and text.isascii() and text.isdigit()):
+        return None
+    pk = int(text)
+    return pk if 1 <= pk <= MAX_PK else None
+
+
 def from_global_id(value: str) -> tuple[str, int] | None:
+    """(type name, row id) of a global id; None when it is not one of ours — callers answer NOT_FOUND."""
     try:
         padded = value + "=" * (-len(value) % 4)
-        type_name, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        return type_name, int(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        type_name, _, text = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeError, ValueError):
         return None
+    pk = parse_pk(text)
+    return (type_name, pk) if pk is not None else None
 
 
 @strawberry.interface(description="Relay: an object with an opaque global id, fetchable by Query.node.")

@@ -1,4 +1,4 @@
-"""Opaque cursors and PageInfo for Relay connections."""
+"""Opaque cursors and PageInfo for Relay connections; page arguments checked once, here."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import binascii
 from typing import Optional
 
 import strawberry
+
+from resolvers.paging import DEFAULT_PAGE, MAX_PAGE
+from schema.identity import parse_pk
+from schema.inputs import BadUserInput
 
 
 @strawberry.type
@@ -20,14 +24,28 @@ def encode_cursor(type_name: str, pk: int) -> str:
 
 
 def decode_cursor(type_name: str, cursor: Optional[str]) -> Optional[int]:
-    """The id in a cursor of ``type_name``; None for no cursor or another type's (starts over)."""
+    """The id in a cursor of ``type_name``; None for no cursor. Anything else — another list's
+    cursor, a malformed one, an id no row can have — is BAD_USER_INPUT: starting over silently
+    would send a paging client round in circles."""
     if not cursor:
         return None
     try:
-        kind, _, pk = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        return int(pk) if kind == type_name else None
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
+        kind, _, text = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeError, ValueError):
+        kind, text = "", ""
+    pk = parse_pk(text) if kind == type_name else None
+    if pk is None:
+        raise BadUserInput("after はこの一覧のカーソルではありません。/ after is not a cursor of this list.", "after")
+    return pk
+
+
+def page_window(type_name: str, first: Optional[int], after: Optional[str]) -> tuple[int, Optional[int]]:
+    """(page size, id to continue below) from ``first`` (1–100, default 20) and ``after``."""
+    if first is None:
+        first = DEFAULT_PAGE
+    if not 1 <= first <= MAX_PAGE:
+        raise BadUserInput(f"first は1〜{MAX_PAGE}の範囲で指定してください。/ first must be between 1 and {MAX_PAGE}.", "first")
+    return first, decode_cursor(type_name, after)
 
 
 def page_info(edges: list, more: bool) -> PageInfo:

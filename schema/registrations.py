@@ -12,7 +12,8 @@ from resolvers.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
 from schema.identity import Account, TradeRegistration
-from schema.paging import PageInfo, decode_cursor, encode_cursor, page_info
+from schema.inputs import at_most
+from schema.paging import PageInfo, encode_cursor, page_info, page_window
 
 
 @strawberry.input
@@ -99,7 +100,8 @@ class AuditEntryConnection:
 class RegistrationsQuery:
     @strawberry.field(description="Chamber staff: the chamber's audit trail, newest first.")
     async def audit_log(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> AuditEntryConnection:
-        rows, total, more = await registrations.audit_log(info.context, first, decode_cursor("AuditEntry", after))
+        size, before = page_window("AuditEntry", first, after)
+        rows, total, more = await registrations.audit_log(info.context, size, before)
         edges = [
             AuditEntryEdge(cursor=encode_cursor("AuditEntry", r.id), node=AuditEntry(
                 at=r.at, action=r.action, target=r.target, request_id=r.request_id, detail=r.detail,
@@ -113,13 +115,17 @@ class RegistrationsQuery:
 class RegistrationsMutation:
     @strawberry.mutation(description="Chamber staff: register an applicant or agent; its admin ID is created with it.")
     async def create_trade_registration(self, info: strawberry.Info[Context], input: CreateTradeRegistrationInput) -> CreateTradeRegistrationPayload:
-        data = registrations.NewRegistration(
-            kind=input.kind.value, name=input.name, membership=input.membership.value, contact_email=input.contact_email,
-            bank_transfer=PurchaseMethod.BANK_TRANSFER in input.purchase_methods, card=PurchaseMethod.CARD in input.purchase_methods,
-            admin_name=input.admin_name, admin_email=input.admin_email, admin_password=input.admin_password,
-        )
+        async def call():
+            at_most(input.purchase_methods, len(PurchaseMethod), ["input", "purchaseMethods"], "購入方法")
+            data = registrations.NewRegistration(
+                kind=input.kind.value, name=input.name, membership=input.membership.value, contact_email=input.contact_email,
+                bank_transfer=PurchaseMethod.BANK_TRANSFER in input.purchase_methods,
+                card=PurchaseMethod.CARD in input.purchase_methods,
+                admin_name=input.admin_name, admin_email=input.admin_email, admin_password=input.admin_password,
+            )
+            return await registrations.create_trade_registration(info.context, data)
         return await run_mutation(
-            info, lambda: registrations.create_trade_registration(info.context, data),
+            info, call,
             ok=lambda created: CreateTradeRegistrationPayload(
                 registration=TradeRegistration.of(created[0]), admin=Account.of(created[1]), errors=[]),
             failed=lambda errors: CreateTradeRegistrationPayload(registration=None, admin=None, errors=errors),

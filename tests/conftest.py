@@ -164,7 +164,8 @@ def start_server(settings: Settings, clock: FixedClock, schema: str | None = Non
         clock=clock,
     )
     app = create_app(settings, services=services)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False,
+                            proxy_headers=False)  # as `tradecert serve`: X-Forwarded-For per TRADECERT_TRUSTED_PROXIES
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from persistence.models import CouponEntry
+from persistence import locks
 from resolvers import ledger
 from tests.test_ledger import buy, registration_id
 from tests.test_subaccounts import as_user
@@ -69,6 +70,7 @@ async def test_a_membership_change_refunds_unused_coupons_per_lot_and_staff_mark
     await buy(db, reg, "old-pack", "PACK30", 30, dt.date(2026, 3, 15), 31900)
     await buy(db, reg, "new-pack", "PACK30", 30, dt.date(2026, 4, 1), 35090)
     async with db.write() as session:
+        await locks.registration(session, reg)
         await ledger.debit(session, registration_id=reg, coupons=35, kind="USE", key="use:bulk", now=live.clock.now())
     staff = as_user(live, "staff-2701")
     changed = live.graphql(SET_MEMBERSHIP, {"n": "2701000002", "m": "NON_MEMBER"}, headers=staff).json()["data"]["setMembership"]

@@ -1,7 +1,9 @@
 """The ASGI application: GraphQL at /graphql, /healthz, /readyz, /metrics.
 
-Middleware (outermost first): request id + access log + HTTP metrics, then the CSRF
-guard in front of /graphql. Rules reload when their files change (polled) or on SIGHUP,
+Middleware (outermost first): request id + access log + HTTP metrics, the URL guard (no
+NUL in a path or query string), then the CSRF guard in front of /graphql; the GraphQL view
+refuses bodies that are not UTF-8 JSON or hold a NUL or lone surrogate (400 JSON, see
+tradecert/request_guards.py). Rules reload when their files change (polled) or on SIGHUP,
 and only if the new files validate.
 """
 
@@ -15,6 +17,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,6 +34,7 @@ from tradecert.clock import Clock
 from tradecert.gateway_pages import routes as gateway_routes
 from tradecert.logs import new_request_id, request_id_var
 from tradecert.pages import activate_page
+from tradecert.request_guards import UrlGuard, decode_graphql_body, refusal
 from tradecert.settings import Settings
 
 log = logging.getLogger("tradecert.http")
@@ -133,6 +137,21 @@ class TradecertGraphQL(GraphQL):
     def __init__(self, services: Services, **kwargs: Any):
         super().__init__(**kwargs)
         self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as exc:  # ours and strawberry's: a JSON body, never plain text
+            response = refusal(exc)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """The body, refused (4xx JSON) when it is not UTF-8 JSON or holds a NUL or a lone
+        surrogate anywhere (tradecert/request_guards.py)."""
+        return decode_graphql_body(data, self.services.settings.max_query_tokens)
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:
         return Context(
@@ -301,6 +320,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.state.services = services
     app.add_middleware(CsrfGuard, settings=settings)
+    app.add_middleware(UrlGuard)
     app.add_middleware(RequestIdMiddleware)
     return app
 

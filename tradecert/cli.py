@@ -127,13 +127,15 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     if workers > 1 and settings.is_sqlite:
         errors.print("[yellow]several workers on SQLite serialise their writes; use PostgreSQL in production[/]")
     console.print(f"GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
+    # proxy_headers=False: the client address is the socket peer unless TRADECERT_TRUSTED_PROXIES
+    # says otherwise (resolvers/ratelimit.py); uvicorn would believe X-Forwarded-For from 127.0.0.1.
     if workers > 1:
         uvicorn.run("tradecert.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_config=None, proxy_headers=True)
+                    log_config=None, proxy_headers=False)
     else:
         from tradecert.app import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)
 
 
 # --------------------------------------------------------------------------- rules

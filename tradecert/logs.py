@@ -1,9 +1,10 @@
-"""JSON logs carrying the request id of the request being served."""
+"""JSON logs carrying the request id of the request being served, with secrets in URLs redacted."""
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import uuid
 
@@ -16,10 +17,38 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+# Query parameters that carry a secret: activation tokens (/activate?token=), access codes
+# (/verify?code=), and anything named like a credential. Matched by name, case-insensitively.
+_SECRET_PARAM = re.compile(
+    r"([?&;](?:[\w.\-]*(?:token|code|password|passwd|secret|signature|session|key|auth)[\w.\-]*)=)[^&;#\s\"']*",
+    re.IGNORECASE,
+)
+_SECRET_PATH = re.compile(r"(/sandbox-gateway/pay/)[^/?#\s\"']+")  # the hosted payment page's session
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret query parameters (and payment-session paths) replaced."""
+    if "=" in text:
+        text = _SECRET_PARAM.sub(r"\1" + REDACTED, text)
+    if "/sandbox-gateway/pay/" in text:
+        text = _SECRET_PATH.sub(r"\1" + REDACTED, text)
+    return text
+
+
 class RequestIdFilter(logging.Filter):
+    """Adds the request id and redacts secrets in URLs, in every record the handler writes
+    (uvicorn's access log writes ``GET /activate?token=…`` as an argument of its message)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
         return True
 
 

@@ -94,7 +94,8 @@ VERIFY_PAGE = """<!doctype html>
 <h1>証明書の検証 <small>Certificate verification</small></h1>
 <form method="get">
  <label>証明書番号 Certificate number <input name="number" value="{number}" maxlength="20" required></label>
- <label>アクセスコード Access code <input name="code" value="{code}" maxlength="16" required></label>
+ <label>アクセスコード Access code <input name="code" value="{code}" maxlength="24" autocomplete="off"
+   placeholder="XXXX-XXXX-XXXX-XXXX" required></label>
  <button type="submit">検証 / Verify</button>
 </form>
 {result}
@@ -106,26 +107,38 @@ VERIFY_PAGE = """<!doctype html>
 async def verification_page(request: Request, services) -> HTMLResponse:
     """Public: the same answer as Query.verifyCertificate — validity, type, issue date,
     exporter and chamber, and the signed content's hash; never more."""
-    from resolvers.applications import TYPE_NAMES
     from resolvers.certificates import verify
-    from tradecert.clock import tokyo_date
+    from resolvers.ratelimit import RateLimited, client_address
 
     number = request.query_params.get("number", "")[:20]
-    code = request.query_params.get("code", "")[:16]
-    result = ""
+    code = request.query_params.get("code", "")[:24]
+    result, status, headers = "", 200, page_headers(FORM_PAGE_CSP)
     if number or code:
-        found = await verify(services, number, code)
-        if found.valid:
-            app, chamber = found.application, found.chamber
-            rows = [("結果 Result", '<strong class="valid" data-valid="true">有効 VALID</strong>'),
-                    ("種別 Type", html.escape(TYPE_NAMES[app.type])),
-                    ("交付日 Issued", f"{tokyo_date(app.issued_at):%Y-%m-%d}"),
-                    ("輸出者 Exporter", html.escape(app.exporter_name)),
-                    ("商工会議所 Chamber", html.escape(f"{chamber.name} ({chamber.code})")),
-                    ("内容のハッシュ Content SHA-256", f"<code>{app.content_hash}</code>")]
-            result = "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+        try:  # the same limits as verifyCertificate: one attempt per page view with a query
+            found = await verify(services, number, code, client_address(request, services.settings))
+        except RateLimited as refused:
+            status = 429
+            headers["Retry-After"] = str(refused.retry_after)
+            result = (f'<p class="invalid" data-code="TOO_MANY_REQUESTS">{html.escape(refused.message("ja"))}<br>'
+                      f'{html.escape(refused.message("en"))}</p>')
         else:
-            result = '<p class="invalid" data-valid="false">該当する有効な証明書はありません。 No valid certificate matches.</p>'
+            result = _verification_result(found)
     return HTMLResponse(
         VERIFY_PAGE.format(number=html.escape(number, quote=True), code=html.escape(code, quote=True), result=result),
-        headers=page_headers(FORM_PAGE_CSP))
+        status_code=status, headers=headers)
+
+
+def _verification_result(found) -> str:
+    from resolvers.applications import TYPE_NAMES
+    from tradecert.clock import tokyo_date
+
+    if not found.valid:
+        return '<p class="invalid" data-valid="false">該当する有効な証明書はありません。 No valid certificate matches.</p>'
+    app, chamber = found.application, found.chamber
+    rows = [("結果 Result", '<strong class="valid" data-valid="true">有効 VALID</strong>'),
+            ("種別 Type", html.escape(TYPE_NAMES[app.type])),
+            ("交付日 Issued", f"{tokyo_date(app.issued_at):%Y-%m-%d}"),
+            ("輸出者 Exporter", html.escape(app.exporter_name)),
+            ("商工会議所 Chamber", html.escape(f"{chamber.name} ({chamber.code})")),
+            ("内容のハッシュ Content SHA-256", f"<code>{app.content_hash}</code>")]
+    return "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"

@@ -31,6 +31,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, checked at start-up."""
+    import ipaddress
+
+    found = []
+    for item in (env.get(name) or "").split(","):
+        if item.strip():
+            try:
+                found.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{name}: {item.strip()!r} is not an IP address or network") from None
+    return tuple(found)
+
+
 def _secret(env: Mapping[str, str], production: bool) -> str:
     secret = env.get("TRADECERT_PAYMENT_SECRET") or ""
     if production and len(secret) < 32:
@@ -64,6 +78,14 @@ class Settings:
     login_lock_after: int = 5  # failed logins in a row before the ID is refused for a while
     login_lock_seconds: int = 60  # first refusal period; doubles with each further failure
     login_lock_max_seconds: int = 3600
+    # Guessing limits (resolvers/ratelimit.py): attempts per window, counted in the database
+    # (so across workers) per client address and per target; every alias counts.
+    rate_limit_window_seconds: int = 600
+    verify_limit_per_address: int = 60  # verifyCertificate + /verify
+    verify_limit_per_certificate: int = 30  # per certificate number, from any address
+    activation_limit_per_address: int = 30  # activateSubAccount
+    activation_limit_per_token: int = 10  # per activation link, from any address
+    trusted_proxies: tuple[str, ...] = ()  # peers (IPs or CIDRs) whose X-Forwarded-For is believed
     payment_gateway: str = "sandbox"  # the only gateway in this repository (docs/payments.md)
     payment_secret: str = "sandbox-notification-secret"  # signs gateway notifications (HMAC-SHA256)
     signing_key_file: Path = PROJECT_DIR / "var" / "signing-key.pem"  # Ed25519 key that signs certificates
@@ -107,6 +129,12 @@ class Settings:
             login_lock_after=_int(env, "TRADECERT_LOGIN_LOCK_AFTER", 5),
             login_lock_seconds=_int(env, "TRADECERT_LOGIN_LOCK_SECONDS", 60),
             login_lock_max_seconds=_int(env, "TRADECERT_LOGIN_LOCK_MAX_SECONDS", 3600),
+            rate_limit_window_seconds=_int(env, "TRADECERT_RATE_LIMIT_WINDOW_SECONDS", 600),
+            verify_limit_per_address=_int(env, "TRADECERT_VERIFY_LIMIT_PER_ADDRESS", 60),
+            verify_limit_per_certificate=_int(env, "TRADECERT_VERIFY_LIMIT_PER_CERTIFICATE", 30),
+            activation_limit_per_address=_int(env, "TRADECERT_ACTIVATION_LIMIT_PER_ADDRESS", 30),
+            activation_limit_per_token=_int(env, "TRADECERT_ACTIVATION_LIMIT_PER_TOKEN", 10),
+            trusted_proxies=_networks(env, "TRADECERT_TRUSTED_PROXIES"),
             payment_gateway=env.get("TRADECERT_PAYMENT_GATEWAY") or "sandbox",
             payment_secret=_secret(env, production),
             signing_key_file=Path(env.get("TRADECERT_SIGNING_KEY_FILE") or PROJECT_DIR / "var" / "signing-key.pem"),

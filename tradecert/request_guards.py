@@ -1,0 +1,122 @@
+"""What the HTTP edge refuses before any resolver sees it, always as a 4xx JSON body
+``{"errors": [{"message": …, "extensions": {"code": …}}]}`` — never a plain-text 500.
+
+* A NUL (U+0000) or an unpaired surrogate anywhere in a GraphQL body — a variable, a key, a
+  string literal of the document — or a NUL in a URL: BAD_USER_INPUT. PostgreSQL text cannot
+  hold a NUL and no database driver encodes a lone surrogate, so one rule at the edge covers
+  every text field of every mutation and query, on both databases alike.
+* A body that is not UTF-8 JSON, not an object (or a batch), nested deeper than any input of
+  ours, or with a number too long to read: BAD_REQUEST.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError
+from graphql.language import Lexer, Source, TokenKind
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+MAX_JSON_DEPTH = 32  # our deepest input nests 4 levels; 100,000 levels would exhaust the recursion limit
+_UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")  # after JSON decoding, a surrogate left in a str is unpaired
+_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+class Refused(HTTPException):
+    """A request the edge answers itself; ``field`` is the JSON path of the offending value."""
+
+    def __init__(self, status: int, code: str, message: str, field: list[str] | None = None) -> None:
+        super().__init__(status, message)
+        self.code = code
+        self.field = field
+
+
+def refusal(exc: HTTPException) -> JSONResponse:
+    """The JSON answer for a refusal of ours or one of strawberry's HTTP errors."""
+    extensions: dict[str, Any] = {"code": getattr(exc, "code", None) or _CODES.get(exc.status_code, "BAD_REQUEST")}
+    if getattr(exc, "field", None):
+        extensions["field"] = exc.field
+    return JSONResponse({"errors": [{"message": exc.reason, "extensions": extensions}]}, status_code=exc.status_code)
+
+
+def _unsafe_text(field: list[str]) -> Refused:
+    return Refused(400, "BAD_USER_INPUT", "入力にNUL文字または不正な文字(対になっていないサロゲート)が含まれています。"
+                   "/ Text must not contain NUL (U+0000) or unpaired surrogates.", field)
+
+
+def _not_a_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_graphql_body(data: bytes | str, max_tokens: int) -> Any:
+    """The decoded JSON of a GraphQL POST, or Refused."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise Refused(400, "BAD_REQUEST", "The body is not UTF-8.") from None
+    try:
+        body = json.loads(text, parse_constant=_not_a_constant)
+    except RecursionError:
+        raise Refused(400, "BAD_REQUEST", "The JSON body is nested too deeply.") from None
+    except ValueError:  # JSONDecodeError, NaN, a number of more than 4,300 digits
+        raise Refused(400, "BAD_REQUEST", "The body is not valid JSON.") from None
+    if not isinstance(body, (dict, list)):  # a list is a batch: strawberry refuses it (batching is off)
+        raise Refused(400, "BAD_REQUEST", "The body must be a JSON object with a query.")
+    _check_values(body)
+    for operation in body if isinstance(body, list) else [body]:
+        query = operation.get("query") if isinstance(operation, dict) else None
+        if isinstance(query, str) and "\\u" in query:  # the only way a document spells a NUL: "\u0000", "\u{0}"
+            _check_literals(query, max_tokens)
+    return body
+
+
+def _check_values(body: Any) -> None:
+    """Every string and key of the body, iteratively (no recursion on hostile depth)."""
+    stack: list[tuple[Any, list[str]]] = [(body, [])]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if _UNSAFE_TEXT.search(value):
+                raise _unsafe_text(path)
+        elif isinstance(value, (dict, list)):
+            if len(path) >= MAX_JSON_DEPTH:
+                raise Refused(400, "BAD_REQUEST", "The JSON body is nested too deeply.", path[:8])
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and _UNSAFE_TEXT.search(key):
+                    raise _unsafe_text(path)
+                stack.append((item, [*path, str(key)]))
+
+
+def _check_literals(query: str, max_tokens: int) -> None:
+    """String literals of the document as the GraphQL lexer reads them (escapes resolved)."""
+    lexer = Lexer(Source(query))
+    try:
+        for _ in range(max_tokens + 1):
+            token = lexer.advance()
+            if token.kind == TokenKind.EOF:
+                return
+            if token.kind in (TokenKind.STRING, TokenKind.BLOCK_STRING) and _UNSAFE_TEXT.search(token.value or ""):
+                raise _unsafe_text(["query"])
+    except GraphQLError:  # a syntax error: the GraphQL answer names it
+        return
+
+
+class UrlGuard:
+    """Refuses a NUL in the path or the query string (``/verify?code=%00``): no route takes one,
+    and a link's parameters reach the database."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            if b"%00" in query or b"\x00" in query or "\x00" in scope.get("path", ""):
+                await refusal(_unsafe_text(["url"]))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
