@@ -4,7 +4,7 @@ at two sizes in the same run to show how it scales.
     .venv/bin/python bench/reconcile.py [--sizes 500,2000] [--database sqlite|postgresql]
 
 Orders, lines and virtual accounts are bulk-inserted first (not measured); then the
-deposits are recorded (`store_deposits`, all or none) and reconciled (`reconcile`: one
+deposits are recorded (`import_deposits`, all or none) and reconciled (`reconcile`: one
 transaction per deposit, claimed by a conditional UPDATE, coupons credited to the ledger).
 """
 
@@ -29,7 +29,7 @@ from persistence.models import (  # noqa: E402
     Account, Chamber, CouponAccount, CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount,
 )
 from resolvers.context import Services  # noqa: E402
-from resolvers.purchases import DepositInput, reconcile, store_deposits  # noqa: E402
+from resolvers.purchases import DepositInput, DepositSource, import_deposits, reconcile  # noqa: E402
 from rules.runtime import RulesRuntime  # noqa: E402
 from tradecert.clock import TOKYO, FixedClock  # noqa: E402
 from tradecert.demo import seed_demo  # noqa: E402
@@ -79,11 +79,11 @@ async def measure(url: str, schema: str | None, sizes: list[int]) -> None:
         deposits = await prepare(db, n, offset)
         offset += n
         started = time.perf_counter()
-        problems, _ = await store_deposits(services, deposits)
+        stored = await import_deposits(services, deposits, DepositSource("bench"))
         recorded = time.perf_counter()
         counts = await reconcile(services)
         done = time.perf_counter()
-        assert not problems and counts == {"issued": n}, (problems, counts)
+        assert len(stored.recorded) == n and counts == {"issued": n}, (stored, counts)
         per = (done - started) / n * 1e3
         print(f"{n:7d} deposits: record {recorded - started:6.2f} s, reconcile {done - recorded:6.2f} s, "
               f"{per:.2f} ms/deposit → 100,000 ≈ {per * 100:.0f} s")

@@ -19,6 +19,9 @@ clear message until it is built against a bank's specification.
 
 CSV: a header line ``account_number,amount,deposited_on,payer_name,deposit_id`` (UTF-8 or
 Shift_JIS), dates as YYYY-MM-DD.
+
+Every deposit keeps the line (record) it was read from, so every later problem — a bad
+field, an unknown account, a repeat — names the line too (``describe``).
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
-from resolvers.purchases import DepositInput
+from resolvers.errors import UserFailure
+from resolvers.purchases import MAX_DEPOSIT, MAX_DEPOSIT_ID, MAX_PAYER_NAME, DepositInput
 
 RECORD = 200
 REIWA_START = 2018  # 令和1年 = 2019
@@ -46,6 +51,7 @@ class Statement:
     format: str
     deposits: list[DepositInput]
     cancelled: int = 0  # records with 取消区分 set: not deposits
+    cancellations: list[str] = field(default_factory=list)  # one line per cancelled notice, for a person to check
 
 
 def _wareki(text: str, today: dt.date) -> dt.date:
@@ -79,6 +85,7 @@ def parse_zengin(data: bytes, today: dt.date) -> Statement:
     problems: list[str] = []
     deposits: list[DepositInput] = []
     cancelled = 0
+    cancellations: list[str] = []
     account = bank = branch = None
     group_count = group_total = 0
     ended = False
@@ -98,8 +105,12 @@ def parse_zengin(data: bytes, today: dt.date) -> Statement:
             if record[3:4] != b"0":
                 problems.append(f"line {line}: コード区分 {record[3:4]!r} is not 0 (JIS)")
             bank, branch = _text(record, 23, 26), _text(record, 42, 44)
+            if not re.fullmatch(r"[0-9]{4}", bank):
+                problems.append(f"line {line}: 銀行コード {bank!r} is not 4 digits")
+            if not re.fullmatch(r"[0-9]{3}", branch):
+                problems.append(f"line {line}: 支店コード {branch!r} is not 3 digits")
             account = record[60:67].decode("ascii", errors="replace")
-            if not account.isdigit():
+            if not re.fullmatch(r"[0-9]{7}", account):
                 problems.append(f"line {line}: 口座番号 {account!r} is not 7 digits")
             group_count = group_total = 0
         elif kind == b"2":
@@ -115,12 +126,16 @@ def parse_zengin(data: bytes, today: dt.date) -> Statement:
                 booked = None
             if None in (inquiry, amount, booked):
                 continue
-            if _text(record, 128, 128) not in ("", "0"):
-                cancelled += 1  # 取消: the bank cancelled an earlier notice
+            if _text(record, 128, 128) not in ("", "0"):  # 取消: the bank cancels an earlier notice
+                cancelled += 1
+                cancellations.append(
+                    f"line {line}: 取消 (cancellation) of 照会番号 {inquiry:06d}, account {account}, {amount:,} yen on "
+                    f"{booked:%Y-%m-%d}: not a deposit and not applied; if that deposit was recorded, check its order by hand")
                 continue
             deposits.append(DepositInput(
                 account_number=account, amount=amount, deposited_on=booked,
                 payer_name=_text(record, 50, 97) or None, deposit_id=f"{bank}-{branch}-{account}-{booked:%Y%m%d}-{inquiry:06d}",
+                line=line,
             ))
             group_count += 1
             group_total += amount
@@ -140,37 +155,59 @@ def parse_zengin(data: bytes, today: dt.date) -> Statement:
         problems.append(f"line {len(records)}: the file has no end record (9)")
     if problems:
         raise StatementError(problems)
-    return Statement("zengin-01", deposits, cancelled)
+    return Statement("zengin-01", deposits, cancelled, cancellations)
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Shift_JIS (cp932); neither names the line that breaks."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as utf8:
+        try:
+            return data.decode("cp932")
+        except UnicodeDecodeError as sjis:
+            at = max(utf8.start, sjis.start)  # where the likelier of the two gives up
+            line = data[:at].count(b"\n") + 1
+            raise StatementError([f"line {line}: byte {data[at]:#04x} is neither UTF-8 nor Shift_JIS (cp932) text; "
+                                  "save the file in one of them"]) from None
+
+
+def _rows(text: str):
+    """(line, row) of a CSV text; a malformed CSV line is a StatementError naming it."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        yield 1, reader.fieldnames
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise StatementError([f"line {reader.line_num}: {exc}"]) from None
 
 
 def parse_csv(data: bytes) -> Statement:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp932")
-    reader = csv.DictReader(io.StringIO(text))
+    rows = _rows(_decode(data))
+    _, fieldnames = next(rows)
     expected = ["account_number", "amount", "deposited_on", "payer_name", "deposit_id"]
-    if reader.fieldnames is None or [f.strip() for f in reader.fieldnames][:3] != expected[:3]:
-        raise StatementError([f"line 1: header must be {','.join(expected)} (got {reader.fieldnames})"])
+    if fieldnames is None or [(f or "").strip() for f in fieldnames][:3] != expected[:3]:
+        raise StatementError([f"line 1: header must be {','.join(expected)} (got {fieldnames!r})"])
     problems: list[str] = []
     deposits: list[DepositInput] = []
-    for line, row in enumerate(reader, start=2):
+    for line, row in rows:
         number = (row.get("account_number") or "").strip()
-        try:
-            amount = int((row.get("amount") or "").replace(",", "").strip())
-        except ValueError:
+        raw_amount = (row.get("amount") or "").replace(",", "").strip()
+        if not re.fullmatch(r"[0-9]{1,12}", raw_amount):
             problems.append(f"line {line}: amount {row.get('amount')!r} is not a whole number of yen")
             continue
+        amount = int(raw_amount)
         try:
             on = dt.date.fromisoformat((row.get("deposited_on") or "").strip())
         except ValueError:
             problems.append(f"line {line}: deposited_on {row.get('deposited_on')!r} is not YYYY-MM-DD")
             continue
-        if not (len(number) == 7 and number.isdigit()):
+        if not re.fullmatch(r"[0-9]{7}", number):
             problems.append(f"line {line}: account_number {number!r} is not 7 digits")
             continue
         deposits.append(DepositInput(number, amount, on, (row.get("payer_name") or "").strip() or None,
-                                     (row.get("deposit_id") or "").strip() or None))
+                                     (row.get("deposit_id") or "").strip() or None, line=line))
     if problems:
         raise StatementError(problems)
     return Statement("csv", deposits)
@@ -181,6 +218,32 @@ def parse_statement(data: bytes, today: dt.date) -> Statement:
     if data[:1] == b"1" and data[1:3].isdigit() and len(data) >= RECORD:
         return parse_zengin(data, today)
     return parse_csv(data)
+
+
+_FIELDS = {"accountNumber": "account number (口座番号)", "amount": "amount (金額)",
+           "payerName": "payer name (振込依頼人名)", "depositId": "deposit id (照会番号)"}
+
+
+def describe(failure: UserFailure, deposit: DepositInput, index: int) -> str:
+    """A deposit's problem (a UserFailure of ``store_deposits``) as one line naming the file's line."""
+    name = failure.field[-1] if failure.field else ""
+    value = {"accountNumber": deposit.account_number, "amount": deposit.amount, "payerName": deposit.payer_name,
+             "depositId": deposit.deposit_id}.get(name)
+    shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40]) + f"… ({len(value)} characters)"
+    why = {
+        ("accountNumber", "INVALID"): "is not 7 digits",
+        ("accountNumber", "NOT_FOUND"): "is no virtual account of an order",
+        ("amount", "INVALID"): f"is not 1 to {MAX_DEPOSIT:,} yen",
+        ("payerName", "INVALID"): "holds a control character (NUL …) or is not text",
+        ("payerName", "TOO_LONG"): f"is longer than {MAX_PAYER_NAME} characters",
+        ("depositId", "INVALID"): "holds a control character (NUL …) or is not text",
+        ("depositId", "TOO_LONG"): f"is longer than {MAX_DEPOSIT_ID} characters",
+    }.get((name, failure.code), failure.message("en"))
+    if "earlier" in failure.params:
+        why = f"was recorded before for another deposit (account, amount or date) from {failure.params['earlier']}"
+    where = f"line {deposit.line}: " if deposit.line is not None else ""
+    return (f"{where}deposit {index + 1} (account {deposit.account_number}, {deposit.amount} yen): {failure.code} {name} — "
+            f"{_FIELDS.get(name, name)} {shown} {why}")
 
 
 def _wareki_text(day: dt.date) -> str:

@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 
 from persistence.models import SandboxGatewaySession
 from resolvers.context import Services
+from tradecert.settings import Settings
 
 SIGNATURE_HEADER = "tradecert-signature"
 SIGNATURE_TOLERANCE = dt.timedelta(minutes=10)  # a notification older than this is refused (replay window)
@@ -50,8 +51,34 @@ class PaymentGateway(Protocol):
         """Close the hosted page (the order was cancelled); a charge already made still notifies."""
 
 
+class GatewayNotConfigured(ValueError):
+    """No usable card gateway is configured; the one-line message says what to set."""
+
+
 def gateway_of(services: Services) -> PaymentGateway:
-    return getattr(services, "gateway", None) or SandboxGateway()
+    """The gateway of this process: one plugged into ``services``, else the one
+    ``TRADECERT_PAYMENT_GATEWAY`` names (``GATEWAYS``)."""
+    return gateway_for(services.settings, getattr(services, "gateway", None))
+
+
+def gateway_for(settings: Settings, gateway: PaymentGateway | None = None) -> PaymentGateway:
+    """`serve` and ``create_app`` ask this at start-up, so a bad configuration refuses to
+    start (one line) rather than failing a payment."""
+    if gateway is None:
+        make = GATEWAYS.get(settings.payment_gateway)
+        if make is None:
+            raise GatewayNotConfigured(
+                f"TRADECERT_PAYMENT_GATEWAY={settings.payment_gateway!r} is not a gateway of this build "
+                f"(known: {', '.join(GATEWAYS)}; docs/payments.md says how to plug one in)")
+        gateway = make()
+    if (isinstance(gateway, SandboxGateway) and settings.environment == "production"
+            and not settings.allow_sandbox_gateway_in_production):
+        # its hosted page is served by this app and its test card 4111111111111111 pays
+        raise GatewayNotConfigured(
+            "production refuses the sandbox card gateway (its test card pays for real coupons): set "
+            "TRADECERT_PAYMENT_GATEWAY to a real provider, or TRADECERT_ALLOW_SANDBOX_GATEWAY_IN_PRODUCTION=1 "
+            "for a staging system")
+    return gateway
 
 
 # --------------------------------------------------------------------------- signatures
@@ -205,3 +232,6 @@ class SandboxGateway:
         for session_id, body in rows:
             await self.deliver(services, session_id, body.encode())
         return f"{len(rows)} notification(s) redelivered"
+
+
+GATEWAYS: dict[str, type] = {"sandbox": SandboxGateway}  # TRADECERT_PAYMENT_GATEWAY → adapter; a provider adds itself

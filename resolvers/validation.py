@@ -10,6 +10,9 @@ from resolvers.errors import UserFailure
 
 _HALF_WIDTH_PHONE = re.compile(r"^[0-9][0-9\-]{5,19}$")
 _SPACES = (" ", "\u3000")  # half-width or full-width space between family and given name
+# NUL cannot be stored in PostgreSQL text and no driver encodes a lone surrogate. The HTTP edge
+# refuses both in any request (tradecert/request_guards.py); this keeps other callers (CLI, jobs) honest.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def person_name(value: str | None, field: list[str], label: str = "氏名") -> UserFailure | str:
@@ -17,6 +20,8 @@ def person_name(value: str | None, field: list[str], label: str = "氏名") -> U
     if value is None or not value.strip():
         return UserFailure("REQUIRED", field, label=label)
     value = value.strip()
+    if _UNSTORABLE.search(value):
+        return UserFailure("INVALID", field, label=label)
     parts = re.split(r"[ \u3000]", value)
     if len(value) > 60 or len(parts) != 2 or not all(parts):
         return UserFailure("INVALID", field, label=f"{label}(姓と名を1つの空白で区切る)")
@@ -50,6 +55,8 @@ def text(value: str | None, field: list[str], max_length: int, label: str, requi
         return UserFailure("REQUIRED", field, label=label) if required else None
     if len(value) > max_length:
         return UserFailure("INVALID", field, label=f"{label}({max_length}文字以内)")
+    if _UNSTORABLE.search(value):
+        return UserFailure("INVALID", field, label=label)
     return value.strip()
 
 

@@ -155,26 +155,46 @@ async def test_an_overlong_deposit_id_or_a_control_character_is_a_user_error_and
     staff = as_user(live, "staff-2701")
     account = start(live, as_user(live, "signer-2701000002"), lines=TWO_SINGLES)["purchase"]["virtualAccount"]["accountNumber"]
     good = {"accountNumber": account, "amount": 2420, "depositedOn": "2026-04-02"}
-    bad = [{**good, "depositId": "A" * 65}, {**good, "depositId": "INQ\x00-1"}, {**good, "payerName": "ｶｺ\x00ｶﾞﾜ"},
-           {**good, "payerName": "ｶ" * 121}, {**good, "accountNumber": "123\x00567"}]
-    body = live.graphql(RECORD, {"deposits": [good, *bad]}, headers=staff).json()
+    body = live.graphql(RECORD, {"deposits": [good, {**good, "depositId": "A" * 65}, {**good, "payerName": "ｶ" * 121},
+                                              {**good, "depositId": "INQ\t1"}]}, headers=staff).json()
     assert body["data"]["recordBankDeposits"]["errors"] == [
         {"code": "TOO_LONG", "field": ["input", "deposits", "1", "depositId"]},
-        {"code": "INVALID", "field": ["input", "deposits", "2", "depositId"]},
-        {"code": "INVALID", "field": ["input", "deposits", "3", "payerName"]},
-        {"code": "TOO_LONG", "field": ["input", "deposits", "4", "payerName"]},
-        {"code": "INVALID", "field": ["input", "deposits", "5", "accountNumber"]},
+        {"code": "TOO_LONG", "field": ["input", "deposits", "2", "payerName"]},
+        {"code": "INVALID", "field": ["input", "deposits", "3", "depositId"]},
     ]
-    # a lone surrogate (valid JSON, not encodable text) in the payer name
-    with live.client() as client:
-        raw = json.dumps({"query": RECORD, "variables": {"deposits": [{**good, "payerName": "\ud800"}]}})
-        answer = client.post("/graphql", content=raw.encode(), headers={**staff, "Content-Type": "application/json"})
-    assert "INTERNAL_SERVER_ERROR" not in answer.text
-    if answer.status_code == 200:  # (the edge may refuse such text itself, with a 4xx)
-        assert answer.json()["data"]["recordBankDeposits"]["errors"] == [
-            {"code": "INVALID", "field": ["input", "deposits", "0", "payerName"]}]
-    else:
-        assert 400 <= answer.status_code < 500
+    # NUL, or a lone surrogate (valid JSON, not encodable text), in any deposit field: the edge
+    # (tradecert/request_guards.py) or the use case refuses it — never a 500, nothing written
+    for name, value in [("depositId", "INQ\x00-1"), ("payerName", "ｶｺ\x00ｶﾞﾜ"), ("accountNumber", "123\x00567"),
+                        ("payerName", "\ud800")]:
+        raw = json.dumps({"query": RECORD, "variables": {"deposits": [{**good, name: value}]}})
+        with live.client() as client:
+            answer = client.post("/graphql", content=raw.encode(), headers={**staff, "Content-Type": "application/json"})
+        assert "INTERNAL_SERVER_ERROR" not in answer.text, answer.text
+        if answer.status_code == 200:
+            assert answer.json()["data"]["recordBankDeposits"]["errors"] == [
+                {"code": "INVALID", "field": ["input", "deposits", "0", name]}]
+        else:
+            assert answer.status_code == 400 and answer.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert await count(db) == 0
+
+
+async def test_the_use_case_refuses_control_characters_itself(live, migrated):
+    """Behind the edge (the CLI, a job, a later API), recording checks the text itself."""
+    from resolvers.context import Services
+    from resolvers.errors import UserFailures
+    from resolvers.purchases import DepositInput, DepositSource, import_deposits
+
+    _target, db = migrated
+    account = start(live, as_user(live, "signer-2701000002"), lines=TWO_SINGLES)["purchase"]["virtualAccount"]["accountNumber"]
+    on = dt.date(2026, 4, 2)
+    services = Services(settings=live.services.settings, db=db, rules=live.services.rules, clock=live.clock)
+    with pytest.raises(UserFailures) as refused:
+        await import_deposits(services, [DepositInput(account, 2420, on, "ｶｺ\x00", "A\x00"),
+                                              DepositInput(account, 2420, on, "\ud800"),
+                                              DepositInput(account, 3_000_000_000, on, None, "B" * 65)], DepositSource("test"))
+    assert [(f.code, f.field[2:]) for f in refused.value.failures] == [
+        ("INVALID", ["0", "payerName"]), ("INVALID", ["0", "depositId"]), ("INVALID", ["1", "payerName"]),
+        ("INVALID", ["2", "amount"]), ("TOO_LONG", ["2", "depositId"])]
     assert await count(db) == 0
 
 

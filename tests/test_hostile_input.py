@@ -333,3 +333,17 @@ def test_the_access_log_never_holds_activation_tokens_or_access_codes(tmp_path):
     for secret in ("SECRET-TOKEN-abc123", "SECRETCODE9", "SECRETCODE8", "SECRETCODE7"):
         assert secret not in output, secret
     assert "/activate?token=[REDACTED]" in output and "/verify?number=270126000000001&code=[REDACTED]" in output
+
+
+# --------------------------------------------------------------------------- item 12: the same rule below the edge
+
+
+def test_text_checks_refuse_what_no_database_can_store():
+    """The CLI and jobs call the use cases without the HTTP edge: their text checks refuse it too."""
+    from resolvers.validation import person_name, text
+
+    for bad in ("加古川\x00自然食品", "\ud800", "a\udfffb"):
+        failure = text(bad, ["input", "exporterName"], 200, "輸出者名")
+        assert (failure.code, failure.field) == ("INVALID", ["input", "exporterName"]), bad
+    assert person_name("山田 花\x00子", ["input", "name"]).code == "INVALID"
+    assert text("加古川 😀", ["input", "exporterName"], 200, "輸出者名") == "加古川 😀"

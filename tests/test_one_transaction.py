@@ -137,3 +137,57 @@ async def test_an_idempotency_key_answers_only_the_same_request(live, migrated):
     card = {**one, "method": "CARD"}
     assert _codes(_post(live, START, card, signer)["startCouponPurchase"]) == ["IDEMPOTENCY_KEY_REUSED"]
     assert await money_problems(db) == []
+
+
+async def test_signed_notifications_that_cannot_apply_are_recorded_as_rejected(live, migrated):
+    """Item 12: a negative or absurd amount, an over-long charge id, a NUL, a non-text
+    field — signed, so the provider would retry a 5xx for ever: acknowledged as rejected,
+    recorded once, nothing applied."""
+    from sqlalchemy import func, select
+
+    from persistence.models import CardNotification, CardPayment, CouponEntry
+    from tests.test_card_payments import _post_notification, card_start
+
+    _target, db = migrated
+    signer = as_user(live, "signer-2701000002")
+    card_start(live, signer)
+    async with db.read() as session:
+        payment = await session.scalar(select(CardPayment))
+    good = {"id": "evt_x", "type": "charge.succeeded", "reference": payment.reference, "amount": payment.amount,
+            "chargeId": "ch_x", "brand": "VISA", "last4": "1111"}
+    hostile = [{"amount": -2420}, {"amount": 10**30}, {"amount": 2420.5}, {"amount": "2420"}, {"chargeId": "c" * 500},
+               {"chargeId": "ch\u0000x"}, {"reference": ["x"]}, {"id": "e" * 300}, {"id": None}, {"brand": {"a": 1}}]
+    for i, change in enumerate(hostile):
+        event = {**good, "id": f"evt_hostile_{i}", **change}
+        response = _post_notification(live, json.dumps(event).encode())
+        assert (response.status_code, response.json()["outcome"]) == (200, "rejected"), change
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(CardNotification)
+                                    .where(CardNotification.outcome == "rejected")) == len(hostile)
+        assert await session.scalar(select(func.count()).select_from(CouponEntry)) == 0
+        assert (await session.scalar(select(CardPayment.status))) == "OPEN"
+    assert await money_problems(db) == []
+
+
+ACCOUNT_OF = "query($n: String) { couponAccount(registrationNumber: $n) { balance registration { number } } }"
+
+
+async def test_coupon_account_answers_every_kind_of_viewer_with_a_code(live, migrated):
+    """Item 12: chamber staff without a number, NACCS accounts, an unknown or overlong
+    number — each a top-level error with a code, never INTERNAL_SERVER_ERROR."""
+
+    from tests.test_identity_sessions import bearer, login
+
+    def code_of(username, number=None):
+        chamber = None if username.startswith("naccs") else "2701"
+        headers = bearer(login(live, username, chamber=chamber)["token"])
+        body = live.graphql(ACCOUNT_OF, {"n": number}, headers=headers).json()
+        return body["errors"][0]["extensions"]["code"] if body.get("errors") else body["data"]["couponAccount"]
+
+    assert code_of("staff-2701") == "REQUIRED"
+    assert code_of("staff-2701", "2701999999") == "NOT_FOUND"
+    assert code_of("staff-2701", "9" * 5000) == "NOT_FOUND"
+    assert code_of("staff-2701", "2701000002") == {"balance": 0, "registration": {"number": "2701000002"}}
+    assert code_of("naccs-demo") == "FORBIDDEN"
+    assert code_of("naccs-center") == "FORBIDDEN"
+    assert code_of("signer-2701000002", "2701000003") == "FORBIDDEN"

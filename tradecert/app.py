@@ -31,7 +31,9 @@ from resolvers.context import Context, Services
 from rules.runtime import RulesRuntime
 from schema import build_schema
 from tradecert.clock import Clock
+from resolvers.gateway import gateway_of
 from tradecert.gateway_pages import routes as gateway_routes
+from tradecert.jobs import job_health, publish_health
 from tradecert.logs import new_request_id, request_id_var
 from tradecert.pages import activate_page
 from tradecert.request_guards import UrlGuard, decode_graphql_body, refusal
@@ -205,6 +207,8 @@ async def _watch_rules(services: Services) -> None:
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Starlette:
     settings = settings or (services.settings if services else Settings.from_env())
     services = services or build_services(settings)
+    gateway_of(services)  # refuses an unknown gateway, and the sandbox in production unless allowed by name
+    started_at = services.clock.now()  # job deadlines count from here at the earliest (jobs.overdue_after)
     graphql = TradecertGraphQL(
         services,
         schema=build_schema(settings),
@@ -215,7 +219,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(_: Request) -> Response:
+    async def readyz(request: Request) -> Response:
+        """Ready: the database answers, the rules are loaded and this process's scheduler (if
+        it runs one) is alive. Overdue jobs are listed but do not fail it — they are shared by
+        every instance, so failing all of them would turn a stuck job into an outage;
+        ``/readyz?jobs`` (for monitoring) is 503 while a job is overdue."""
         checks: dict[str, Any] = {}
         ok = True
         try:
@@ -226,6 +234,24 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             ok = False
         checks["rulesVersion"] = services.rules.current.version if services.rules.current else None
         ok = ok and checks["rulesVersion"] is not None
+        scheduler = getattr(request.app.state, "scheduler", None)
+        checks["scheduler"] = ("off" if not settings.run_jobs
+                               else "stopped" if scheduler is not None and scheduler.done() else "running")
+        ok = ok and checks["scheduler"] != "stopped"
+        detail = "jobs" in request.query_params
+        if checks["database"] == "ok":
+            try:
+                health = await asyncio.wait_for(job_health(services, started_at), timeout=5)
+            except Exception as exc:
+                checks["overdueJobs"] = None
+                if detail:
+                    checks["jobs"], ok = f"unreadable: {type(exc).__name__}", False
+            else:
+                now = services.clock.now()
+                checks["overdueJobs"] = [item.name for item in health if item.overdue(now)]
+                if detail:
+                    checks["jobs"] = {item.name: item.as_json(now) for item in health}
+                    ok = ok and not checks["overdueJobs"]
         return JSONResponse({"status": "ready" if ok else "not ready", **checks}, status_code=200 if ok else 503)
 
     def document(loader_name: str, filename: str, type_name: str = "CouponPurchase", key: str = "purchase_id",
@@ -266,6 +292,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return await verification_page(request, services)
 
     async def metrics(_: Request) -> Response:
+        try:  # job gauges from the shared database, so every worker tells the same
+            publish_health(await asyncio.wait_for(job_health(services, started_at), timeout=5), services.clock.now())
+        except Exception:  # the other metrics are still worth a scrape
+            log.warning("metrics: job health unreadable", exc_info=True)
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
@@ -276,6 +306,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             from tradecert.jobs import run_schedule
 
             scheduler = asyncio.create_task(run_schedule(services))
+        app.state.scheduler = scheduler  # /readyz reports a scheduler that stopped
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(services.rules.reload)))

@@ -111,6 +111,7 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     from tradecert.logs import configure_logging
 
     settings = _settings()
+    _require_gateway(settings)
     if not os.environ.get("TRADECERT_PUBLIC_URL"):
         # links in mails must reach this server: default to where it listens
         public_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -136,6 +137,16 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         from tradecert.app import create_app
 
         uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)
+
+
+def _require_gateway(settings: Settings) -> None:
+    """Refuse to start (before any worker does) without a usable card gateway: one line, exit 1."""
+    from resolvers.gateway import GatewayNotConfigured, gateway_for
+
+    try:
+        gateway_for(settings)
+    except GatewayNotConfigured as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
 
 
 # --------------------------------------------------------------------------- rules
@@ -294,51 +305,78 @@ def bank() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--no-reconcile", is_flag=True, help="Only record the deposits; the nightly job matches them.")
 def bank_import(path: Path, no_reconcile: bool) -> None:
-    """Record the deposits of a Zengin 振込入金通知 (01) or CSV statement, then match them to orders."""
+    """Record the deposits of a Zengin 振込入金通知 (01) or CSV statement, then match them to orders.
+
+    Every line is a deposit (money received), recorded once: a line whose bank id (or, without
+    one, this very file and line) was recorded before is reported and skipped. A problem is one
+    line naming the file and its line; then nothing is recorded and the exit status is 1."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from resolvers.bank_files import StatementError, parse_statement
-    from resolvers.purchases import reconcile, store_deposits
+    from resolvers.bank_files import StatementError, describe, parse_statement
+    from resolvers.errors import UserFailure, UserFailures
+    from resolvers.purchases import DepositSource, import_deposits, reconcile
     from tradecert.app import build_services
     from tradecert.clock import Clock
 
     settings = _settings()
-    try:
-        statement = parse_statement(path.read_bytes(), Clock().today())
-    except StatementError as exc:
-        errors.print(f"[red]{path.name} was not imported ({len(exc.problems)} problem(s)); nothing was recorded:[/]")
-        for problem in exc.problems[:50]:
-            errors.print(f"  {path.name}: {problem}", markup=False, highlight=False)
+    name = path.name
+
+    def say(line: str) -> None:
+        errors.print(f"{name}: {line}", markup=False, highlight=False)
+
+    def refuse(problems: list[str]) -> None:
+        for problem in problems[:50]:
+            say(problem)
+        if len(problems) > 50:
+            say(f"… and {len(problems) - 50} more problem(s)")
+        say("not imported; nothing was recorded")
         raise SystemExit(1)
+
+    data = path.read_bytes()
+    try:
+        statement = parse_statement(data, Clock().today())
+    except StatementError as exc:
+        refuse(exc.problems)
+    if not statement.deposits:
+        if statement.cancellations:  # a cancelled notice needs a person; there is nothing else to do
+            refuse(statement.cancellations)
+        console.print(f"{name}: {statement.format}, no deposits")
+        return
 
     async def go():
         services = build_services(settings)
         try:
-            problems, _ = await store_deposits(services, statement.deposits)
-            if problems:
-                return problems, {}
+            try:
+                stored = await import_deposits(services, statement.deposits, DepositSource.file(name, data))
+            except (UserFailure, UserFailures) as failure:
+                return failure.failures if isinstance(failure, UserFailures) else [failure], None, {}
             if no_reconcile:
-                return [], {}
+                return [], stored, {}
             with Progress(TextColumn("reconciling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=True) as bar:
                 task = bar.add_task("reconcile", total=None)
                 counts = await reconcile(services, progress=lambda done, total: bar.update(task, completed=done, total=total))
-            return [], counts
+            return [], stored, counts
         finally:
             await services.db.dispose()
 
-    problems, counts = asyncio.run(go())
-    if problems:
-        errors.print(f"[red]{path.name} was not imported; nothing was recorded:[/]")
-        for problem in problems[:50]:
-            index = int(problem.field[2])
-            deposit = statement.deposits[index]
-            errors.print(f"  deposit {index + 1} (account {deposit.account_number}, {deposit.amount} yen): "
-                         f"{problem.code} {problem.field[-1]}", markup=False, highlight=False)
-        raise SystemExit(1)
-    total = sum(d.amount for d in statement.deposits)
-    console.print(f"{path.name}: {statement.format}, {len(statement.deposits)} deposit(s), {total:,} yen"
-                  + (f", {statement.cancelled} cancelled notice(s) skipped" if statement.cancelled else ""))
+    failures, stored, counts = asyncio.run(go())
+    if failures:
+        refuse([describe(f, statement.deposits[int(f.field[2])], int(f.field[2])) for f in failures])
+    recorded = [statement.deposits[i] for i in stored.recorded]
+    summary = f"{name}: {statement.format}, {len(recorded)} deposit(s), {sum(d.amount for d in recorded):,} yen"
+    if stored.already:
+        lines = [str(statement.deposits[i].line) for i, _ in stored.already]
+        summary += f"; {len(lines)} already recorded (lines {', '.join(lines[:20])}{', …' if len(lines) > 20 else ''})"
+    if statement.cancelled:
+        summary += f", {statement.cancelled} cancelled notice(s) skipped"
+    console.print(summary, markup=False, highlight=False)
+    for i, first in stored.repeats:
+        repeat, original = statement.deposits[i], statement.deposits[first]
+        say(f"line {repeat.line}: deposit id {repeat.deposit_id} repeats line {original.line}; recorded as a deposit of "
+            "its own (money received) — ask the bank before refunding it")
+    for cancellation in statement.cancellations:
+        say(cancellation)
     if not no_reconcile:
         console.print("reconciled: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing new"))
 

@@ -21,6 +21,13 @@ def _bool(value: str | None, default: bool) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    try:
+        return _bool(env.get(name), default)
+    except ValueError:
+        raise ValueError(f"{name} must be 1 or 0, got {env.get(name)!r}") from None
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -87,6 +94,8 @@ class Settings:
     activation_limit_per_token: int = 10  # per activation link, from any address
     trusted_proxies: tuple[str, ...] = ()  # peers (IPs or CIDRs) whose X-Forwarded-For is believed
     payment_gateway: str = "sandbox"  # the only gateway in this repository (docs/payments.md)
+    # the sandbox's test card pays for real coupons: production refuses it unless this says so
+    allow_sandbox_gateway_in_production: bool = False
     payment_secret: str = "sandbox-notification-secret"  # signs gateway notifications (HMAC-SHA256)
     signing_key_file: Path = PROJECT_DIR / "var" / "signing-key.pem"  # Ed25519 key that signs certificates
     naccs_key_file: Path = PROJECT_DIR / "var" / "naccs-fernet.key"  # Fernet key for NACCS passwords in their window
@@ -136,6 +145,7 @@ class Settings:
             activation_limit_per_token=_int(env, "TRADECERT_ACTIVATION_LIMIT_PER_TOKEN", 10),
             trusted_proxies=_networks(env, "TRADECERT_TRUSTED_PROXIES"),
             payment_gateway=env.get("TRADECERT_PAYMENT_GATEWAY") or "sandbox",
+            allow_sandbox_gateway_in_production=_flag(env, "TRADECERT_ALLOW_SANDBOX_GATEWAY_IN_PRODUCTION"),
             payment_secret=_secret(env, production),
             signing_key_file=Path(env.get("TRADECERT_SIGNING_KEY_FILE") or PROJECT_DIR / "var" / "signing-key.pem"),
             naccs_key_file=Path(env.get("TRADECERT_NACCS_KEY_FILE") or PROJECT_DIR / "var" / "naccs-fernet.key"),

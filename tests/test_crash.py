@@ -1,0 +1,592 @@
+"""Crash tests (issue 10, "Prove it"): ``kill -9`` the server or the CLI at a random point
+of card settlement, checkout settlement, bank import and reconciliation, then restart or
+run it again. Exactly once, nothing stuck: after the restart, the retry and the jobs,
+
+* every charge the gateway made is issued once (an ISSUED order with its coupons credited
+  once, or ISSUED applications with one certificate number each) or owed back as a
+  refund — never both, never neither;
+* every line of a bank statement is recorded once and applied once;
+* no payment session, order or job lease stays open past its time;
+* ``tests/invariants.money_problems`` finds nothing.
+
+Real processes on both databases: ``tradecert serve`` (two of them, like two hosts
+behind a load balancer: while one is killed and restarted, the other answers) and the
+``tradecert bank import`` / ``tradecert jobs run`` CLI, on one migrated database per kind
+shared by the tests of this module. The jobs that recover a card session run in this
+process, through ``jobs.run_jobs`` (what ``tradecert jobs run`` calls) with a
+``FixedClock``; the CLI re-run after a lease runs under libfaketime.
+
+Randomness is seeded: the seed is printed (shown with a failure) and
+``TRADECERT_CRASH_SEED=<seed>`` replays a run; ``TRADECERT_CRASH_ITERATIONS=<n>`` runs
+more kills per test (CI: the defaults below, about 2 minutes for the module).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from persistence import migrate
+from persistence.db import Database
+from persistence.models import (
+    Account, Application, BankDeposit, CardNotification, CardPayment, CardPaymentItem, CouponEntry, CouponPurchase, CouponPurchaseLine,
+    JobLease, OutboxMail, Refund, SandboxGatewaySession,
+)
+from resolvers.bank_files import write_zengin
+from resolvers.context import Services
+from rules.runtime import RulesRuntime
+from tests.conftest import PG_BASE, RULES_DIR, _free_port, create_pg_schema, drop_pg_schema, require_postgres
+from tests.invariants import money_problems
+from tests.test_applications import act, create
+from tests.test_card_checkout import ADD, CHECKOUT
+from tests.test_card_payments import GOOD
+from tests.test_purchases import START
+from tests.test_serve_process import _require_faketime
+from tests.test_subaccounts import as_user
+from tradecert import jobs
+from tradecert.clock import Clock, FixedClock, tokyo_date
+from tradecert.demo import seed_demo
+from tradecert.settings import Settings
+
+TRADECERT = str(Path(sys.executable).parent / "tradecert")
+SEED = int(os.environ.get("TRADECERT_CRASH_SEED") or random.SystemRandom().randrange(2**32))
+SCALE = int(os.environ.get("TRADECERT_CRASH_ITERATIONS") or 0)
+SESSION_MINUTES = 5  # limits.yaml card_session_minutes; the jobs run this long after "now" and a minute more
+RECONCILIATION_LEASE = jobs.JOBS["bank-reconciliation"].lease
+
+
+def rng_for(test: str, kind: str) -> random.Random:
+    print(f"{test}[{kind}]: seed {SEED} (TRADECERT_CRASH_SEED={SEED} replays it)")
+    return random.Random(f"{SEED}:{test}:{kind}")
+
+
+def iterations(default: int) -> int:
+    return SCALE or default
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Server:
+    """One `tradecert serve` process on its own port (jobs off: this test runs them)."""
+
+    def __init__(self, env: dict, logs: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = logs / f"serve-{self.port}.log"
+        self.log = open(self.log_path, "w+", encoding="utf-8")  # a pipe nobody reads would block the server
+        self.process = subprocess.Popen([TRADECERT, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                                        env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        self.ready = False
+
+    def wait_ready(self, seconds: float = 90) -> Server:
+        deadline = time.monotonic() + seconds
+        while not self.ready:
+            assert self.process.poll() is None, f"serve exited {self.process.returncode}: {self.output()}"
+            try:
+                self.ready = httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                pass
+            if not self.ready:
+                assert time.monotonic() < deadline, f"serve did not become ready: {self.output()}"
+                time.sleep(0.05)
+        return self
+
+    def graphql(self, query: str, variables: dict | None = None, headers: dict | None = None) -> httpx.Response:
+        return httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                          headers=headers or {}, timeout=60)
+
+    def here(self, url: str) -> str:
+        """A hosted-page link made by another server, on this one (as behind a load balancer)."""
+        return self.url + urlsplit(url).path
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(encoding="utf-8")[-4000:]
+
+
+class Servers:
+    """Two hosts: ``current`` answers; ``crash()`` kills it with SIGKILL, the other host
+    (started in the background meanwhile) takes over and a new process starts in its place."""
+
+    def __init__(self, env: dict, logs: Path):
+        self.env, self.logs = env, logs
+        self._current = Server(env, logs)
+        self._spare = Server(env, logs)
+
+    @property
+    def current(self) -> Server:
+        return self._current.wait_ready()
+
+    def crash(self) -> None:
+        self._current.kill()
+        self._current, self._spare = self._spare, Server(self.env, self.logs)
+
+    def stop(self) -> None:
+        for server in (self._current, self._spare):
+            server.stop()
+
+
+@dataclass
+class Site:
+    """One migrated database with the demo data, its servers, and what the CLI needs."""
+
+    kind: str
+    db: Database
+    env: dict
+    servers: Servers
+    tmp: Path
+    points: dict[str, collections.Counter] = field(default_factory=dict)
+
+    def services(self, clock: Clock) -> Services:
+        return Services(settings=Settings.from_env(self.env), db=self.db, rules=RulesRuntime(RULES_DIR), clock=clock)
+
+    async def run_jobs(self, at: dt.datetime, *names: str) -> None:
+        outcomes = await jobs.run_jobs(self.services(FixedClock(at)), list(names))
+        assert [o.status for o in outcomes] == ["ok"] * len(names), outcomes
+
+    def cli(self, *args: str, faketime: str | None = None) -> subprocess.Popen:
+        prefix = [_require_faketime(), "-f", faketime] if faketime else []
+        return subprocess.Popen([*prefix, TRADECERT, *args], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def site(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(f"crash-{request.param}")
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / 'tradecert.db'}"
+    else:
+        require_postgres()
+        url, schema = PG_BASE, await create_pg_schema()
+    db = Database(url, schema=schema)
+    await migrate.upgrade(db.engine)
+    await seed_demo(db, Clock())  # the servers run on the system clock: the demo data as `serve --demo` seeds it
+    env = {**os.environ, "TRADECERT_DATABASE_URL": url, "TRADECERT_DATABASE_SCHEMA": schema or "",
+           "TRADECERT_RULES_DIR": str(RULES_DIR), "TRADECERT_RUN_JOBS": "0", "TRADECERT_RULES_POLL_SECONDS": "0",
+           "TRADECERT_PUBLIC_URL": "", "COLUMNS": "200"}
+    env.pop("TRADECERT_SMTP_URL", None)
+    servers = Servers(env, tmp)
+    try:
+        yield Site(request.param, db, env, servers, tmp)
+    finally:
+        servers.stop()
+        await db.dispose()
+        if schema:
+            await drop_pg_schema(schema)
+
+
+def post_and_kill(site: Site, url: str, form: dict, delay: float) -> str:
+    """POST the hosted card page and SIGKILL the server ``delay`` seconds later."""
+    server = site.servers.current
+    answer: dict = {}
+
+    def post() -> None:
+        try:
+            answer["status"] = httpx.post(server.here(url), data=form, timeout=60).status_code
+        except Exception as exc:  # the connection dies with the server
+            answer["error"] = type(exc).__name__
+
+    started = time.monotonic()
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    time.sleep(delay)
+    site.servers.crash()
+    thread.join(60)
+    return f"{answer} after {time.monotonic() - started:.3f}s"
+
+
+def timed_post(site: Site, url: str, form: dict) -> float:
+    started = time.monotonic()
+    response = httpx.post(site.servers.current.here(url), data=form, timeout=60)
+    assert response.status_code == 200 and 'data-code="PAID"' in response.text, response.text[-500:]
+    return time.monotonic() - started
+
+
+# --------------------------------------------------------------------------- what a kill left
+
+
+@dataclass
+class Left:
+    """The gateway's and our view of one card session right after the kill."""
+
+    point: str
+    gateway_status: str
+    charge_id: str | None
+    payment_status: str
+
+
+async def left_behind(db: Database, session_id: str) -> Left:
+    async with db.read() as session:
+        gateway = await session.get(SandboxGatewaySession, session_id)
+        payment = await session.scalar(select(CardPayment).where(CardPayment.gateway_session == session_id))
+        notified = await session.scalar(select(func.count()).select_from(CardNotification)
+                                        .where(CardNotification.reference == payment.reference))
+    if gateway.status == "OPEN":
+        point = "before the charge"
+    elif not notified:
+        point = "charged, before the notification"
+    elif gateway.delivered_at is None:
+        point = "notified, before the acknowledgement"
+    else:
+        point = "after the acknowledgement"
+    return Left(point, gateway.status, gateway.charge_id, payment.status)
+
+
+async def recover(site: Site, rng: random.Random, url: str, left: Left) -> tuple[str, Left]:
+    """After the restart: maybe the buyer posts the card again; then the gateway's redelivery
+    and the session expiry run — the redelivery first, or the expiry first (nobody came
+    back in time). Returns the order the jobs ran in and the state before the jobs."""
+    late = rng.random() < 0.4
+    if left.gateway_status == "OPEN" and not late and rng.random() < 0.7:
+        response = httpx.post(site.servers.current.here(url), data=GOOD, timeout=60)
+        assert response.status_code == 200 and 'data-code="PAID"' in response.text, response.text[-500:]
+    before = await left_behind(site.db, urlsplit(url).path.rsplit("/", 1)[1])
+    now = Clock().now()
+    later = now + dt.timedelta(minutes=SESSION_MINUTES + 1)
+    if late:
+        await site.run_jobs(later, "card-session-expiry", "card-notification-redelivery")
+    else:
+        await site.run_jobs(now, "card-notification-redelivery")
+        await site.run_jobs(later, "card-session-expiry")
+    return ("expiry first" if late else "redelivery first"), before
+
+
+def expected(scenario: str, before: Left) -> str:
+    if before.charge_id is None:
+        return "nothing charged"
+    if scenario == "redelivery first" or before.payment_status == "PAID":
+        return "issued"
+    return "refund owed"  # charged, but the session expired before we heard of it
+
+
+async def nothing_stuck(site: Site) -> list[str]:
+    """Past every session's time (the jobs ran later than all of them): nothing open."""
+    problems = list(await money_problems(site.db))
+    now = Clock().now()
+    async with site.db.read() as session:
+        for row in (await session.execute(select(CardPayment.payment_number, CardPayment.status).where(
+                CardPayment.status == "OPEN", CardPayment.expires_at < now))).all():
+            problems.append(f"card payment {row.payment_number} still OPEN past its expiry")
+        for row in (await session.execute(select(CouponPurchase.order_number).where(
+                CouponPurchase.method == "CARD", CouponPurchase.status == "AWAITING_PAYMENT",
+                CouponPurchase.expires_at < now))).all():
+            problems.append(f"card order {row.order_number} still awaiting payment past its expiry")
+        for row in (await session.execute(select(SandboxGatewaySession.id).where(
+                SandboxGatewaySession.notification.is_not(None), SandboxGatewaySession.delivered_at.is_(None)))).all():
+            problems.append(f"gateway event of {row.id} never acknowledged")
+        for row in (await session.execute(select(Application.receipt_number).where(
+                Application.checkout_payment_id.is_not(None), Application.state != "APPROVED"))).all():
+            problems.append(f"application {row.receipt_number} left in a checkout")
+        duplicates = (await session.execute(select(Application.certificate_number).where(
+            Application.certificate_number.is_not(None)).group_by(Application.certificate_number)
+            .having(func.count() > 1))).all()
+        problems += [f"certificate number {row[0]} issued twice" for row in duplicates]
+    return problems
+
+
+def report(site: Site, test: str, point: str) -> None:
+    site.points.setdefault(test, collections.Counter())[point] += 1
+
+
+def print_points(site: Site, test: str) -> None:
+    print(f"{test}[{site.kind}] kill points: {dict(site.points.get(test, {}))}")
+
+
+# --------------------------------------------------------------------------- 1. card settlement of a coupon order
+
+
+CARD_ORDER = """mutation($lines: [CouponPurchaseLineInput!]!) {
+  startCouponPurchase(input: {lines: $lines, method: CARD}) { purchase { orderNumber paymentUrl coupons amount }
+    errors { code } } }"""
+
+
+async def test_a_card_coupon_order_is_issued_once_or_refunded_when_the_server_is_killed_mid_payment(site):
+    rng = rng_for("card-coupons", site.kind)
+    signer = as_user(site.servers.current, "signer-2701000002")
+
+    def order() -> dict:
+        lines = [{"productCode": "SINGLE", "quantity": rng.randint(1, 3)}]
+        if rng.random() < 0.5:
+            lines.append({"productCode": "PACK30", "quantity": 1})
+        result = site.servers.current.graphql(CARD_ORDER, {"lines": lines}, headers=signer).json()
+        assert result["data"]["startCouponPurchase"]["errors"] == [], result
+        return result["data"]["startCouponPurchase"]["purchase"]
+
+    # how long one payment takes here and now: the kills fall within 1.3 times that
+    estimate = timed_post(site, order()["paymentUrl"], GOOD)
+    for _ in range(iterations(3)):
+        purchase = order()
+        url = purchase["paymentUrl"]
+        delay = rng.uniform(0, 1.3 * estimate)
+        outcome = post_and_kill(site, url, GOOD, delay)
+        left = await left_behind(site.db, urlsplit(url).path.rsplit("/", 1)[1])
+        report(site, "card-coupons", left.point)
+        scenario, before = await recover(site, rng, url, left)
+        want = expected(scenario, before)
+        context = f"seed {SEED}: killed {delay:.3f}s into the POST ({outcome}) {left.point}; {scenario}; want {want}"
+
+        async with site.db.read() as session:
+            row = await session.scalar(select(CouponPurchase).where(CouponPurchase.order_number == purchase["orderNumber"]))
+            payment = await session.scalar(select(CardPayment).where(CardPayment.purchase_id == row.id))
+            credited = (await session.execute(select(func.count(), func.coalesce(func.sum(CouponEntry.coupons), 0))
+                                              .where(CouponEntry.purchase_id == row.id))).one()
+            lines = await session.scalar(select(func.count()).select_from(CouponPurchaseLine)
+                                         .where(CouponPurchaseLine.purchase_id == row.id))
+            refunds = (await session.scalars(select(Refund.amount).where(
+                Refund.external_key == f"charge:{before.charge_id}"))).all()
+            mails = await session.scalar(select(func.count()).select_from(OutboxMail).where(
+                OutboxMail.kind == "coupon.issued", OutboxMail.body.contains(row.order_number)))
+        if want == "issued":
+            assert (row.status, payment.status, payment.charge_id) == ("ISSUED", "PAID", before.charge_id), context
+            assert tuple(credited) == (lines, row.coupons), context  # each line credited once
+            assert refunds == [] and mails == 1, context
+        elif want == "refund owed":
+            assert (row.status, payment.status) == ("CANCELLED", "EXPIRED"), context
+            assert refunds == [row.amount] and credited[0] == 0 and mails == 0, context
+        else:
+            assert (row.status, payment.status) == ("CANCELLED", "EXPIRED"), context
+            assert refunds == [] and credited[0] == 0 and mails == 0, context
+        assert await nothing_stuck(site) == [], context
+    print_points(site, "card-coupons")
+
+
+# --------------------------------------------------------------------------- 2. checkout settlement of applications
+
+
+async def test_a_card_checkout_issues_each_application_once_or_is_refunded_when_the_server_is_killed(site):
+    rng = rng_for("checkout", site.kind)
+    server = site.servers.current
+    signer, staff = as_user(server, "signer-2701000002"), as_user(server, "staff-2701")
+    async with site.db.read() as session:
+        signer_id = await session.scalar(select(Account.id).where(Account.username == "signer-2701000002"))
+
+    def checkout(n: int) -> tuple[list[str], dict]:
+        server = site.servers.current
+        ids = []
+        for _ in range(n):
+            app = create(server, signer, feePayment="CARD", invoiceNumber=f"CRASH-{rng.randrange(10**6)}")
+            assert app["errors"] == [], app
+            ids.append(app["application"]["id"])
+            assert act(server, signer, "submitApplication", ids[-1])["errors"] == []
+            assert act(server, staff, "approveApplication", ids[-1])["application"]["state"] == "APPROVED"
+        added = server.graphql(ADD, {"ids": ids}, headers=signer).json()["data"]["addToCardCart"]
+        assert added["errors"] == [], added
+        started = server.graphql(CHECKOUT, {"key": None}, headers=signer).json()["data"]["startCardCheckout"]
+        assert started["errors"] == [], started
+        return ids, started
+
+    estimate = timed_post(site, checkout(1)[1]["paymentUrl"], GOOD)
+    for _ in range(iterations(3)):
+        app_ids, started = checkout(rng.randint(1, 2))
+        url = started["paymentUrl"]
+        session_id = urlsplit(url).path.rsplit("/", 1)[1]
+        delay = rng.uniform(0, 1.3 * estimate)
+        outcome = post_and_kill(site, url, GOOD, delay)
+        left = await left_behind(site.db, session_id)
+        report(site, "checkout", left.point)
+        scenario, before = await recover(site, rng, url, left)
+        want = expected(scenario, before)
+        context = f"seed {SEED}: killed {delay:.3f}s into the POST ({outcome}) {left.point}; {scenario}; want {want}"
+
+        async with site.db.read() as session:
+            payment = await session.scalar(select(CardPayment).where(CardPayment.gateway_session == session_id))
+            apps = (await session.scalars(select(Application).join(
+                CardPaymentItem, CardPaymentItem.application_id == Application.id)
+                .where(CardPaymentItem.card_payment_id == payment.id).order_by(Application.id))).all()
+            mails = {a.receipt_number: await session.scalar(select(func.count()).select_from(OutboxMail).where(
+                OutboxMail.kind == "application.issued", OutboxMail.body.contains(a.receipt_number))) for a in apps}
+            refunds = (await session.scalars(select(Refund.amount).where(
+                Refund.external_key == f"charge:{before.charge_id}"))).all()
+        assert len(apps) == len(app_ids), context
+        if want == "issued":
+            assert (payment.status, payment.charge_id) == ("PAID", before.charge_id), context
+            assert all(a.state == "ISSUED" and a.certificate_number and a.paid_by_id == signer_id for a in apps), context
+            assert len({a.certificate_number for a in apps}) == len(apps), context
+            assert set(mails.values()) == {1} and refunds == [], context
+        else:
+            assert payment.status == "EXPIRED", context
+            assert all(a.state == "APPROVED" and a.certificate_number is None and a.checkout_payment_id is None
+                       for a in apps), context  # payable again
+            assert set(mails.values()) == {0}, context
+            assert refunds == ([payment.amount] if want == "refund owed" else []), context
+        assert await nothing_stuck(site) == [], context
+    print_points(site, "checkout")
+
+
+# --------------------------------------------------------------------------- 3. bank import and reconciliation
+
+
+EXTRA_DEPOSITS = 2400  # paid again into a used account, owed back: three reconciliation chunks (1,000 each)
+
+
+def bank_order(server: Server, headers: dict) -> dict:
+    result = server.graphql(START, {"lines": [{"productCode": "SINGLE", "quantity": 2}], "method": "BANK_TRANSFER",
+                                    "key": None}, headers=headers).json()  # SINGLE: members and non-members
+    assert result["data"]["startCouponPurchase"]["errors"] == [], result
+    return result["data"]["startCouponPurchase"]["purchase"]
+
+
+async def deposits_of(db: Database, accounts: list[str]) -> tuple[int, int]:
+    """(recorded, processed) deposits into these accounts."""
+    async with db.read() as session:
+        return tuple((await session.execute(
+            select(func.count(), func.count(BankDeposit.processed_at)).where(BankDeposit.account_number.in_(accounts)))).one())
+
+
+async def kill_when(process: subprocess.Popen, ready, delay: float, seconds: float = 120) -> bool:
+    """SIGKILL ``process`` ``delay`` seconds after ``ready()`` holds; False if it ended first."""
+    deadline = time.monotonic() + seconds
+    while not await ready():
+        if process.poll() is not None:
+            finished(process, "the run to be killed")
+            return False
+        assert time.monotonic() < deadline, "the kill point never came"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(delay)
+    if process.poll() is not None:
+        finished(process, "the run to be killed")
+        return False
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    return True
+
+
+def finished(process: subprocess.Popen, what: str) -> str:
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, f"{what} exited {process.returncode}: {output}"
+    return output
+
+
+async def lease(db: Database) -> JobLease:
+    async with db.read() as session:
+        return await session.scalar(select(JobLease).where(JobLease.name == "bank-reconciliation"))
+
+
+async def test_bank_import_and_reconciliation_killed_and_run_again_record_and_issue_once(site):
+    rng = rng_for("bank", site.kind)
+    server = site.servers.current
+    buyers = {number: as_user(server, f"signer-{number}") for number in ("2701000002", "2701000003")}
+    for n in range(iterations(2)):
+        today = tokyo_date(Clock().now())
+        orders = {number: bank_order(site.servers.current, headers) for number, headers in buyers.items()}
+        first, second = (o["virtualAccount"]["accountNumber"] for o in orders.values())
+        first_amount, second_amount = (o["amount"] for o in orders.values())
+        second_paid = rng.choice([second_amount, second_amount - 100, second_amount + 500])  # exact, short, over
+        inquiry = iter(range(1 + n * 10_000, 10_000 * (n + 1)))
+        lines = {first: [(next(inquiry), first_amount, today, "ｶｺｶﾞﾜ")]
+                 + [(next(inquiry), 1000 + i, today, "ｶｺｶﾞﾜ") for i in range(EXTRA_DEPOSITS)],
+                 second: [(next(inquiry), second_paid, today, "ﾆﾂｼﾖｳ")]}
+        total = sum(len(v) for v in lines.values())
+        statement = site.tmp / f"statement-{n}.txt"
+        statement.write_bytes(write_zengin(lines, today))
+        accounts = [first, second]
+
+        async def recorded():
+            return (await deposits_of(site.db, accounts))[0] > 0
+
+        async def reconciling():
+            return (await deposits_of(site.db, accounts))[1] > 0
+
+        async def started():
+            return True
+
+        # the import: killed while it starts, right after its one transaction, or mid-reconciliation
+        anchor = rng.choice([started, recorded, reconciling])
+        delay = rng.uniform(0.3, 2.5) if anchor is started else rng.uniform(0, 0.3)
+        killed = await kill_when(site.cli("bank", "import", str(statement)), anchor, delay)
+        after_kill = await deposits_of(site.db, accounts)
+        report(site, "bank import", f"{anchor.__name__}: {'killed' if killed else 'finished'}, "
+                                    f"{'recorded' if after_kill[0] else 'nothing recorded'}")
+        context = f"seed {SEED}: import killed={killed} {delay:.3f}s after '{anchor.__name__}', left {after_kill}"
+        assert after_kill[0] in (0, total), context  # one transaction: all lines or none
+        finished(site.cli("bank", "import", "--no-reconcile", str(statement)), "the import run again")
+        assert (await deposits_of(site.db, accounts))[0] == total, context  # every line once
+
+        # the nightly reconciliation: killed once a chunk is in (or while it starts when little is left)
+        done_before = (await deposits_of(site.db, accounts))[1]
+
+        async def progressed():
+            return (await deposits_of(site.db, accounts))[1] > done_before
+
+        async def leased():
+            held = await lease(site.db)
+            return held is not None and held.leased_until is not None
+
+        job_anchor = progressed if total - done_before > 1000 else leased
+        job_delay = rng.uniform(0, 0.3)
+        job_killed = await kill_when(site.cli("jobs", "run", "bank-reconciliation"), job_anchor, job_delay)
+        held = await lease(site.db)
+        report(site, "reconciliation", f"{job_anchor.__name__}: " + (
+            "killed holding the lease" if held.leased_until else "finished before the kill"))
+        context += f"; job killed={job_killed} {job_delay:.3f}s after '{job_anchor.__name__}'"
+        if held.leased_until is not None:
+            assert job_killed, context
+            # a second host now is refused by the dead run's lease, which ends by itself
+            outcome = await jobs.run_job(site.services(Clock()), jobs.JOBS["bank-reconciliation"])
+            assert outcome.status == "skipped", context
+            assert held.leased_until <= Clock().now() + RECONCILIATION_LEASE, context
+        later = f"+{int(RECONCILIATION_LEASE.total_seconds() // 60) + 1}m"  # after the lease, on the CLI's clock
+        output = finished(site.cli("jobs", "run", "bank-reconciliation", faketime=later), "the nightly run again")
+        assert "bank-reconciliation: ok" in output, context + output
+
+        held = await lease(site.db)
+        assert held.leased_until is None and held.last_status == "ok", context
+        async with site.db.read() as session:
+            statuses = dict((await session.execute(select(CouponPurchase.order_number, CouponPurchase.status).where(
+                CouponPurchase.order_number.in_([o["orderNumber"] for o in orders.values()])))).all())
+            deposits = (await session.execute(select(BankDeposit.id, BankDeposit.account_number, BankDeposit.outcome)
+                                              .where(BankDeposit.account_number.in_(accounts))
+                                              .order_by(BankDeposit.id))).all()
+            refunded = set((await session.scalars(select(Refund.external_key).where(
+                Refund.external_key.in_([f"deposit:{d.id}" for d in deposits])))).all())
+            credited = dict((await session.execute(
+                select(CouponPurchase.order_number, func.sum(CouponEntry.coupons))
+                .join(CouponEntry, CouponEntry.purchase_id == CouponPurchase.id)
+                .where(CouponPurchase.order_number.in_([o["orderNumber"] for o in orders.values()]))
+                .group_by(CouponPurchase.order_number))).all())
+        first_order, second_order = orders.values()
+        want_second = ("ISSUED", "issued") if second_paid == second_amount else (
+            ("CANCELLED", "short") if second_paid < second_amount else ("ISSUED", "issued_over"))
+        assert len(deposits) == total and all(d.outcome for d in deposits), context
+        assert [d.outcome for d in deposits if d.account_number == first] == ["issued"] + ["refunded"] * EXTRA_DEPOSITS, context
+        assert [d.outcome for d in deposits if d.account_number == second] == [want_second[1]], context
+        assert statuses == {first_order["orderNumber"]: "ISSUED", second_order["orderNumber"]: want_second[0]}, context
+        assert credited.get(first_order["orderNumber"]) == first_order["coupons"], context  # issued once
+        assert credited.get(second_order["orderNumber"]) == (second_order["coupons"] if want_second[0] == "ISSUED" else None), context
+        owed = {f"deposit:{d.id}" for d in deposits if d.outcome in ("refunded", "short", "issued_over")}
+        assert refunded == owed, context
+        assert await money_problems(site.db) == [], context
+    print_points(site, "bank import")
+    print_points(site, "reconciliation")
