@@ -175,12 +175,15 @@ def _decode(data: bytes) -> str:
 def _rows(text: str):
     """(line, row) of a CSV text; a malformed CSV line is a StatementError naming it."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    read = 0  # the last line of the last record read: a malformed record starts after it
     try:
         yield 1, reader.fieldnames
+        read = reader.line_num
         for row in reader:
-            yield reader.line_num, row
+            yield read + 1, row
+            read = reader.line_num
     except csv.Error as exc:
-        raise StatementError([f"line {reader.line_num}: {exc}"]) from None
+        raise StatementError([f"line {read + 1}: {exc}"]) from None
 
 
 def parse_csv(data: bytes) -> Statement:

@@ -303,8 +303,8 @@ def _is_text(value: str) -> bool:
     return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
 
 
-def _checked(deposits: list[DepositInput]) -> list[DepositInput]:
-    """The deposits with blank optional fields as None, or UserFailures naming every bad field."""
+def _checked(deposits: list[DepositInput]) -> tuple[list[DepositInput], list[UserFailure]]:
+    """The deposits with blank optional fields as None, and a UserFailure for every bad field."""
     problems: list[UserFailure] = []
     clean: list[DepositInput] = []
     for i, d in enumerate(deposits):
@@ -326,12 +326,10 @@ def _checked(deposits: list[DepositInput]) -> list[DepositInput]:
         elif deposit_id is not None and len(deposit_id) > MAX_DEPOSIT_ID:
             problems.append(UserFailure("TOO_LONG", field("depositId"), label="入金ID(照会番号)", limit=MAX_DEPOSIT_ID))
         clean.append(replace(d, payer_name=payer, deposit_id=deposit_id))
-    if problems:
-        raise UserFailures(problems)
-    return clean
+    return clean, problems
 
 
-def _keys(deposits: list[DepositInput], source: DepositSource) -> tuple[list[str], list[tuple[int, int]]]:
+def _keys(deposits: list[DepositInput], source: DepositSource) -> tuple[list[str], list[tuple[int, int]], list[UserFailure]]:
     """One unique key per line: ``bank:<id>`` when the bank gives an id, else file + line,
     else a new key. A bank id repeated within one file is money the bank reported twice:
     both are recorded (``#2`` …) and the repeat is reported; in a person's entry it is a
@@ -340,22 +338,22 @@ def _keys(deposits: list[DepositInput], source: DepositSource) -> tuple[list[str
     repeats: list[tuple[int, int]] = []
     problems: list[UserFailure] = []
     first: dict[str, int] = {}
+    times: dict[str, int] = {}
     for i, d in enumerate(deposits):
         if d.deposit_id is None:
             keys.append(f"file:{source.digest}:{d.line}" if source.digest else f"entry:{uuid.uuid4().hex}")
-        elif d.deposit_id not in first:
+            continue
+        times[d.deposit_id] = times.get(d.deposit_id, 0) + 1
+        if times[d.deposit_id] == 1:
             first[d.deposit_id] = i
             keys.append(f"bank:{d.deposit_id}")
         elif source.digest is None:
             problems.append(UserFailure("INVALID", ["input", "deposits", str(i), "depositId"],
                                         label=f"入金ID(照会番号)が{first[d.deposit_id] + 1}件目と重複"))
         else:
-            n = sum(1 for j in range(i) if deposits[j].deposit_id == d.deposit_id) + 1
-            keys.append(f"bank:{d.deposit_id}#{n}")
+            keys.append(f"bank:{d.deposit_id}#{times[d.deposit_id]}")
             repeats.append((i, first[d.deposit_id]))
-    if problems:
-        raise UserFailures(problems)
-    return keys, repeats
+    return keys, repeats, problems
 
 
 async def store_deposits(tx, deposits: list[DepositInput], source: DepositSource, now: dt.datetime,
@@ -366,19 +364,21 @@ async def store_deposits(tx, deposits: list[DepositInput], source: DepositSource
     for the same account, amount and date. The same bank id for another deposit is
     refused. With ``chamber_id`` (chamber staff) an account of another chamber is
     NOT_FOUND exactly like an unknown one. Decided from rows read inside ``tx``."""
-    deposits = _checked(deposits)
-    keys, repeats = _keys(deposits, source)
+    deposits, problems = _checked(deposits)
+    keys, repeats, repeated = _keys(deposits, source)
     owners = {row.account_number: row for row in (await tx.execute(
         select(VirtualAccount.account_number, VirtualAccount.purchase_id, TradeRegistration.chamber_id)
         .join(CouponPurchase, CouponPurchase.id == VirtualAccount.purchase_id)
         .join(TradeRegistration, TradeRegistration.id == CouponPurchase.registration_id)
-        .where(VirtualAccount.account_number.in_({d.account_number for d in deposits})))).all()}
+        .where(VirtualAccount.account_number.in_(
+            {d.account_number for d in deposits if _ACCOUNT_NUMBER.fullmatch(d.account_number or "")})))).all()}
     if chamber_id is not None:
         owners = {number: row for number, row in owners.items() if row.chamber_id == chamber_id}
-    unknown = [UserFailure("NOT_FOUND", ["input", "deposits", str(i), "accountNumber"])
-               for i, d in enumerate(deposits) if d.account_number not in owners]
-    if unknown:
-        raise UserFailures(unknown)
+    problems += repeated + [UserFailure("NOT_FOUND", ["input", "deposits", str(i), "accountNumber"])
+                            for i, d in enumerate(deposits)
+                            if d.account_number not in owners and _ACCOUNT_NUMBER.fullmatch(d.account_number or "")]
+    if problems:  # every problem at once; nothing was written
+        raise UserFailures(problems)
     locks.note(tx, "record")  # deposits are records (level 7): nothing of a higher level is taken here
     table = BankDeposit.__table__
     inserted = set((await tx.scalars(
@@ -391,7 +391,7 @@ async def store_deposits(tx, deposits: list[DepositInput], source: DepositSource
     if taken:  # recorded before (or by a concurrent import that committed first): the same deposit, or a clash
         earlier = {row.deposit_key: row for row in (await tx.execute(
             select(table.c.deposit_key, table.c.account_number, table.c.amount, table.c.deposited_on, table.c.source,
-                   table.c.source_line, table.c.recorded_at)
+                   table.c.source_line)
             .where(table.c.deposit_key.in_({keys[i] for i in taken})))).all()}
         clashes = []
         for i in taken:

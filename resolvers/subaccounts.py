@@ -287,41 +287,62 @@ async def update_sub_account(ctx: Context, account_id: int, name: str | None, pa
 
 
 async def delete_sub_account(ctx: Context, account_id: int) -> Account:
-    """Soft delete: the sub-ID can no longer log in; what it did stays attributable."""
+    """Soft delete: the sub-ID can no longer log in; what it did stays attributable.
+    Decided from the account row held in the deleting unit of work."""
     who = await require_viewer(ctx)
-    target = await _load(ctx, account_id)
-    await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
     now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        await session.execute(update(Account).where(Account.id == target.id).values(status="DELETED", deleted_at=now, updated_at=now))
-        await session.execute(update(ActivationToken).where(ActivationToken.account_id == target.id, ActivationToken.used_at.is_(None)).values(used_at=now))
-        await _end_sessions(session, target.id, now, "deleted")
-        audit(session, ctx, who.account, "subaccount.delete", target=f"Account:{target.id}")
+    async with ctx.services.db.write() as tx:
+        target = await _lock_account(tx, account_id)
+        if target is None or target.kind != "SUB" or target.deleted_at is not None:
+            raise UserFailure("NOT_FOUND", ["input", "accountId"])
+        await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
+        await tx.execute(update(Account).where(Account.id == target.id).values(status="DELETED", deleted_at=now, updated_at=now))
+        await tx.execute(update(ActivationToken).where(ActivationToken.account_id == target.id, ActivationToken.used_at.is_(None)).values(used_at=now))
+        await _end_sessions(tx, target.id, now, "deleted")
+        audit(tx, ctx, who.account, "subaccount.delete", target=f"Account:{target.id}")
     async with ctx.services.db.read() as session:
-        return await session.get(Account, target.id)
+        return await session.get(Account, account_id)
 
 
 async def reset_account_password(ctx: Context, account_id: int, new_password: str) -> Account:
     """By the applicant's admin (its signers and activated sub-IDs) or the generating
-    signer (its sub-IDs) — whatever permissions.yaml says. All sessions of the account end."""
+    signer (its sub-IDs) — whatever permissions.yaml says. All sessions of the account end.
+
+    The argon2 hash is computed before the unit of work (it takes tens of milliseconds and
+    must not hold a write lock); the unit then locks the account and decides again from
+    the row it holds, so a sub-ID deleted meanwhile is not given a password."""
     who = await require_viewer(ctx)
     async with ctx.services.db.read() as session:
         target = await session.get(Account, account_id)
+    await _may_reset(ctx, who, target)
+    if not password_is_acceptable(new_password, target.username):
+        raise UserFailure("PASSWORD_TOO_WEAK", ["input", "newPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX)
+    new_hash = await hash_password(new_password)
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as tx:
+        held = await _lock_account(tx, account_id)
+        await _may_reset(ctx, who, held)
+        await tx.execute(update(Account).where(Account.id == held.id).values(password_hash=new_hash, updated_at=now))
+        await _end_sessions(tx, held.id, now, "password_reset")
+        audit(tx, ctx, who.account, "account.reset_password", target=f"Account:{held.id}")
+    async with ctx.services.db.read() as session:
+        return await session.get(Account, account_id)
+
+
+async def _may_reset(ctx: Context, who, target: Account | None) -> None:
     if target is None or target.deleted_at is not None or target.id == who.account.id:
         raise UserFailure("NOT_FOUND", ["input", "accountId"])
     if target.kind not in ("SIGNER", "SUB") or (who.account.kind == "ADMIN" and target.kind == "SUB" and target.status != "ACTIVE"):
         raise Forbidden()  # admins manage signers and *activated* sub-IDs only (eco-sub-id)
     await authorize(ctx, who, "account.reset_password", relations(who.account, target))
-    if not password_is_acceptable(new_password, target.username):
-        raise UserFailure("PASSWORD_TOO_WEAK", ["input", "newPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX)
-    new_hash = await hash_password(new_password)
-    now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        await session.execute(update(Account).where(Account.id == target.id).values(password_hash=new_hash, updated_at=now))
-        await _end_sessions(session, target.id, now, "password_reset")
-        audit(session, ctx, who.account, "account.reset_password", target=f"Account:{target.id}")
-    async with ctx.services.db.read() as session:
-        return await session.get(Account, target.id)
+
+
+async def _lock_account(tx, account_id: int) -> Account | None:
+    """The account row, locked for the rest of the unit (identity use cases touch no money,
+    so accounts stand outside the money lock order: nothing that holds a money lock waits
+    for an account row)."""
+    return await tx.scalar(select(Account).where(Account.id == account_id)
+                           .with_for_update(key_share=True).execution_options(populate_existing=True))
 
 
 async def list_sub_accounts(ctx: Context) -> list[Account]:

@@ -83,7 +83,7 @@ async def test_the_coupon_lifecycle_moves_the_balance_and_issues_on_approval(liv
     assert (again["state"], again["receiptNumber"], again["fee"]) == ("SUBMITTED", "000000001", 1210)
     assert balance(live, signer) == 1
     issued = act(live, staff, "approveApplication", app["id"])["application"]
-    assert issued["state"] == "ISSUED" and issued["certificateNumber"].startswith("270126") and len(issued["accessCode"]) == 8
+    assert issued["state"] == "ISSUED" and issued["certificateNumber"].startswith("270126") and len(issued["accessCode"]) == 19  # 16 + 3 hyphens
     assert balance(live, signer) == 1
     assert act(live, staff, "approveApplication", app["id"])["errors"][0]["code"] == "INVALID_STATE"
     assert act(live, signer, "withdrawApplication", app["id"])["errors"][0]["code"] == "INVALID_STATE"

@@ -252,3 +252,95 @@ async def _order_id(live) -> str:
     signer = as_user(live, "signer-2701000002")
     body = live.graphql("{ couponAccount { purchases { edges { node { id } } } } }", headers=signer).json()
     return body["data"]["couponAccount"]["purchases"]["edges"][0]["node"]["id"]
+
+
+# --------------------------------------------------------------------------- reconciliation: one unit, the one lock order
+
+
+async def deposit_problems(db) -> list[str]:
+    """Every yen received is issued or owed back: each processed deposit either paid its
+    order (ISSUED with this amount) or has its refund; an over-payment has both."""
+    problems = []
+    async with db.read() as session:
+        owed = set((await session.scalars(select(Refund.external_key))).all())
+        orders = {p.id: p for p in (await session.scalars(select(CouponPurchase))).all()}
+        issued_by: dict[int, int] = {}
+        for d in (await session.scalars(select(BankDeposit).order_by(BankDeposit.id))).all():
+            refunded = f"deposit:{d.id}" in owed
+            if d.processed_at is None:
+                continue
+            if d.outcome in ("issued", "issued_over"):
+                order = orders[d.purchase_id]
+                issued_by[order.id] = issued_by.get(order.id, 0) + 1
+                if order.status != "ISSUED" or order.deposited_amount != d.amount:
+                    problems.append(f"deposit {d.id} issued order {order.id} ({order.status}, {order.deposited_amount})")
+                if d.outcome == "issued_over" and not refunded:
+                    problems.append(f"deposit {d.id}: over-payment without a refund")
+            elif d.outcome in ("short", "refunded"):
+                if not refunded:
+                    problems.append(f"deposit {d.id} ({d.outcome}) without a refund")
+            else:
+                problems.append(f"deposit {d.id}: processed with outcome {d.outcome!r}")
+        problems += [f"order {o} issued by {n} deposits" for o, n in issued_by.items() if n > 1]
+    return problems
+
+
+async def test_a_deposit_recorded_in_time_is_applied_before_its_order_can_expire(live, migrated):
+    _target, db = migrated
+    signer = as_user(live, "signer-2701000002")
+    order = start(live, signer, lines=TWO_SINGLES)["purchase"]
+    live.graphql(DEPOSIT, {"deposits": [{"accountNumber": order["virtualAccount"]["accountNumber"], "amount": 2420,
+                                         "depositedOn": "2026-05-01", "depositId": "INQ-LAST-DAY"}]},
+                 headers=as_user(live, "staff-2701"))
+    live.clock.advance(dt.timedelta(days=30, minutes=1))  # the expiry job runs before the nightly reconciliation
+    assert (await live.run_job("purchase-expiry")).message == "0 unpaid order(s) cancelled"
+    async with db.read() as session:
+        assert await session.scalar(select(CouponPurchase.status)) == "ISSUED"
+    assert await deposit_problems(db) == [] and await count(db, Refund) == 0
+
+
+async def test_reconcilers_expiry_and_checks_racing_keep_every_yen(live, migrated):
+    """Two reconcilers, two expiry jobs and staff's checks at once over many registrations:
+    no deadlock (each takes registrations in id order, then accounts, orders, deposits),
+    each deposit applied once, and every yen issued or owed back."""
+    import asyncio
+
+    from resolvers.context import Services
+    from resolvers.purchases import expire_unpaid, reconcile
+    from tests.invariants import money_problems
+    from tests.test_purchases import _orders
+
+    _target, db = migrated
+    staff = as_user(live, "staff-2701")
+    accounts = await _orders(live, staff, 6)
+    amounts = [2420, 2420, 5000, 1000, 2420, 2420]
+    deposits = [{"accountNumber": n, "amount": a, "depositedOn": "2026-04-02", "depositId": f"R-{n}"}
+                for n, a in zip(accounts, amounts)]
+    deposits += [{"accountNumber": accounts[0], "amount": 2420, "depositedOn": "2026-04-02"},  # paid twice
+                 {"accountNumber": accounts[4], "amount": 2420, "depositedOn": "2026-05-09"}]  # after the account's validity
+    assert live.graphql(DEPOSIT, {"deposits": deposits}, headers=staff).json()["data"]["recordBankDeposits"]["errors"] == []
+    live.clock.advance(dt.timedelta(days=30, minutes=1))
+    staff = as_user(live, "staff-2701")  # a new session: the first one expired with the month
+    services = Services(settings=live.services.settings, db=db, rules=live.services.rules, clock=live.clock)
+    async with db.read() as session:
+        order_ids = (await session.scalars(select(CouponPurchase.id).order_by(CouponPurchase.id))).all()
+    ids = [to_id(i) for i in order_ids]
+
+    def checks():
+        return [live.graphql(CHECK, {"id": i}, headers=staff).json() for i in reversed(ids)]
+
+    results = await asyncio.gather(reconcile(services), expire_unpaid(services), reconcile(services),
+                                   expire_unpaid(services), asyncio.to_thread(checks))
+    assert all("errors" not in body for body in results[-1]), results[-1]
+    async with db.read() as session:
+        outcomes = sorted((await session.scalars(select(BankDeposit.outcome))).all())
+        statuses = sorted((await session.scalars(select(CouponPurchase.status))).all())
+    assert outcomes == ["issued"] * 4 + ["issued_over", "refunded", "refunded", "short"], outcomes
+    assert statuses == ["CANCELLED", "ISSUED", "ISSUED", "ISSUED", "ISSUED", "ISSUED"]
+    assert await deposit_problems(db) == [] and await money_problems(db) == []
+
+
+def to_id(pk: int) -> str:
+    from schema.identity import to_global_id
+
+    return to_global_id("CouponPurchase", pk)

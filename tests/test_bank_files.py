@@ -82,3 +82,43 @@ def test_csv_statements_and_their_errors():
         "line 4: deposited_on '02/04/2026' is not YYYY-MM-DD",
     ]
     assert problems(b"foo,bar\n1,2\n")[0].startswith("line 1: header must be")
+
+
+def test_every_deposit_keeps_the_line_it_was_read_from():
+    assert [d.line for d in parse_statement(sample(), TODAY).deposits] == [2, 3, 6]
+    csv_text = "account_number,amount,deposited_on,payer_name,deposit_id\n1234567,5,2026-04-02,,\n1234567,5,2026-04-02,,\n"
+    assert [d.line for d in parse_statement(csv_text.encode(), TODAY).deposits] == [2, 3]
+
+
+def test_a_file_in_neither_utf8_nor_cp932_names_the_line_that_breaks():
+    data = "account_number,amount,deposited_on,payer_name,deposit_id\n1234567,5,2026-04-02,ｶｺ,\n".encode("cp932")
+    assert parse_statement(data, TODAY).deposits[0].payer_name == "ｶｺ"  # Shift_JIS is fine
+    broken = data + b"1234567,5,2026-04-02,\x81\x20\xff,\n"
+    assert problems(broken) == ["line 3: byte 0x81 is neither UTF-8 nor Shift_JIS (cp932) text; save the file in one of them"]
+
+
+def test_a_malformed_csv_line_and_odd_amounts_are_named():
+    import csv
+
+    limit = csv.field_size_limit()
+    huge = "account_number,amount,deposited_on,payer_name,deposit_id\n1234567,5,2026-04-02," + "x" * (limit + 1) + ",\n"
+    assert problems(huge.encode())[0].startswith("line 2: field larger than field limit")
+    odd = "account_number,amount,deposited_on,payer_name,deposit_id\n1234567,2_420,2026-04-02,,\n1234567,２４２０,2026-04-02,,\n"
+    assert problems(odd.encode()) == ["line 2: amount '2_420' is not a whole number of yen",
+                                      "line 3: amount '２４２０' is not a whole number of yen"]
+
+
+def test_a_cancelled_notice_is_listed_for_a_person_not_recorded():
+    recs = records(sample())
+    recs[2][127:128] = b"1"  # 取消区分 of the second deposit of the first account
+    recs[3][1:19] = b"000001" + b"000000071390"
+    statement = parse_statement(join(recs), TODAY)
+    assert [d.amount for d in statement.deposits] == [71390, 3630] and statement.cancelled == 1
+    assert statement.cancellations == ["line 3: 取消 (cancellation) of 照会番号 000002, account 1234567, 5,000 yen on 2026-04-03: "
+                                       "not a deposit and not applied; if that deposit was recorded, check its order by hand"]
+
+
+def test_a_header_with_a_bank_code_that_is_not_digits_is_refused():
+    recs = records(sample())
+    recs[0][22:26] = b"03\x001"
+    assert problems(join(recs)) == ["line 1: 銀行コード '03\\x001' is not 4 digits"]

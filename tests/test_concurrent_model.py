@@ -182,10 +182,19 @@ def logged_errors(text: str) -> list[str]:
                 continue
             if record.get("level") in ("ERROR", "CRITICAL"):
                 found.append(f"{record.get('logger')}: {record.get('message')} (request {record.get('request_id')})"
-                             + (f"\n{record['exc_info']}" if record.get("exc_info") else ""))
+                             + _our_frames(record.get("exc_info") or ""))
         elif line.startswith("Traceback") or line.startswith("ERROR"):
             found.append(line)
     return found
+
+
+def _our_frames(traceback: str) -> str:
+    """A traceback shortened to this project's frames and the exception (the log has it all)."""
+    ours = [f"{m.group(2)}:{m.group(3)} {m.group(4)}" for m in re.finditer(
+        r'File "([^"]*/((?:resolvers|schema|persistence|tradecert)/[^"]+))", line (\d+), in (\w+)', traceback)
+        if "site-packages" not in m.group(1)]
+    raised = [line for line in traceback.splitlines() if re.match(r"[\w.]*(Error|Exception|Violation)\b", line)]
+    return "".join(f"\n      at {frame}" for frame in ours[-6:]) + (f"\n      {raised[-1][:300]}" if raised else "")
 
 
 # --------------------------------------------------------------------------- what the clients know
@@ -208,6 +217,28 @@ class Order:
     account: str | None
     state: str
     buyer: str
+
+
+@dataclass
+class Page:
+    """A hosted card page and what it pays for."""
+    url: str
+    order: Order | None = None
+    apps: list[App] = field(default_factory=list)
+
+    def paid(self, outcome: str) -> None:
+        """What the clients now believe (the server may know better: a cancellation or the
+        expiry job may have come first)."""
+        if outcome.startswith("PAID"):
+            state, order_state = "ISSUED", "ISSUED"
+        elif outcome.startswith(("PAYMENT_DECLINED", "SESSION_")):
+            state, order_state = "APPROVED", "CANCELLED"
+        else:
+            return
+        for app in self.apps:
+            app.state = state
+        if self.order is not None:
+            self.order.state = order_state
 
 
 @dataclass
@@ -238,7 +269,7 @@ class World:
         self.lock = threading.Lock()
         self.apps: list[App] = []
         self.orders: list[Order] = []
-        self.open_pages: list[str] = []
+        self.open_pages: list[Page] = []
         self.membership = {REG2: "MEMBER", REG3: "NON_MEMBER"}
         self.withdrawn = False  # 2701000003 left the chamber
         self.withdraw_claimed = False
@@ -283,10 +314,11 @@ class World:
         pool = wanted if wanted and rng.random() > 0.12 else recent
         return rng.choice(pool) if pool else None
 
-    def pick_order(self, rng: random.Random, method: str | None = None, registration: str | None = None) -> Order | None:
+    def pick_order(self, rng: random.Random, method: str | None = None, registration: str | None = None,
+                   buyer: str | None = None) -> Order | None:
         with self.lock:
             recent = [o for o in self.orders[-30:] if (method is None or o.method == method)
-                      and (registration is None or o.registration == registration)]
+                      and (registration is None or o.registration == registration) and (buyer is None or o.buyer == buyer)]
         waiting = [o for o in recent if o.state == "AWAITING_PAYMENT"]
         pool = waiting if waiting and rng.random() > 0.2 else recent
         return rng.choice(pool) if pool else None
@@ -379,8 +411,15 @@ class Client:
         self._note(f"pay {card[-4:]} → {outcome}")
         return outcome
 
-    def jobs(self, *names: str) -> str:
-        result = self.server.run_jobs(*names)
+    def jobs(self, *names: str, closing: bool = False) -> str:
+        if self.world.progress() > 0.9 and not closing:
+            return "too late to start"  # a job process takes seconds: the run would overrun its size
+        if not JOB_SLOTS.acquire(timeout=15):
+            return "no job slot"
+        try:
+            result = self.server.run_jobs(*names)
+        finally:
+            JOB_SLOTS.release()
         outcomes = re.findall(r"^([\w-]+): (ok|failed|skipped) — ", result.stdout, re.MULTILINE)
         failed = [n for n, status in outcomes if status == "failed"]
         if result.returncode != 0 or failed or "Traceback" in result.stderr:
@@ -466,22 +505,18 @@ class Client:
                 self.tally.fail(f"startCardCheckout key {key}: a retry answered another page")
         for app in chosen:
             app.state = "IN_CHECKOUT"
-        outcome = self._settle_page(started.payload["paymentUrl"])
-        if outcome.startswith("PAID"):
-            for app in chosen:
-                app.state = "ISSUED"
-        elif not outcome.startswith("left open"):
-            for app in chosen:
-                app.state = "APPROVED"
-        return "checkout ok, " + outcome
+        return "checkout ok, " + self._settle(Page(started.payload["paymentUrl"], apps=chosen))
 
-    def _settle_page(self, url: str) -> str:
+    def _settle(self, page: Page) -> str:
+        """Pay a new page at once (a good or a declined card), or leave it open for later."""
         roll = self.rng.random()
         if roll < 0.25:
             with self.world.lock:
-                self.world.open_pages.append(url)
+                self.world.open_pages.append(page)
             return "left open"
-        return self.pay(url, DECLINED_CARD if roll < 0.4 else GOOD_CARD)
+        outcome = self.pay(page.url, DECLINED_CARD if roll < 0.4 else GOOD_CARD)
+        page.paid(outcome)
+        return outcome
 
     def op_purchase(self) -> str:
         actor = self.signer()
@@ -493,6 +528,8 @@ class Client:
         key = f"order-{self.seed}-{self.world.next_serial()}" if self.rng.random() < 0.25 else None
         variables = {"lines": lines, "method": method, "key": key}
         answer = self.call("startCouponPurchase", actor, PURCHASE, variables)
+        if "PURCHASE_IN_PROGRESS" in answer.codes and self.rng.random() < 0.4:
+            return f"{method} PURCHASE_IN_PROGRESS, then " + self.op_cancel(registration, actor)
         if not answer.ok:
             return f"{method} {answer.outcome}"
         bought = answer.payload["purchase"]
@@ -506,16 +543,18 @@ class Client:
             self.world.orders.append(order)
         if method == "BANK_TRANSFER":
             return f"{method} ok"
-        return f"{method} ok, " + self._settle_page(bought["paymentUrl"])
+        return f"{method} ok, " + self._settle(Page(bought["paymentUrl"], order=order))
 
     def op_pay_later(self) -> str:
         with self.world.lock:
             if not self.world.open_pages:
                 return "nothing to do"
-            url = self.rng.choice(self.world.open_pages[-10:])
+            page = self.rng.choice(self.world.open_pages[-10:])
             if self.rng.random() < 0.7:
-                self.world.open_pages.remove(url)  # else it stays: a second tab may pay it again
-        return self.pay(url, DECLINED_CARD if self.rng.random() < 0.15 else GOOD_CARD)
+                self.world.open_pages.remove(page)  # else it stays: a second tab may pay it again
+        outcome = self.pay(page.url, DECLINED_CARD if self.rng.random() < 0.15 else GOOD_CARD)
+        page.paid(outcome)
+        return outcome
 
     def op_deposit(self) -> str:
         order = self.world.pick_order(self.rng, method="BANK_TRANSFER")
@@ -531,11 +570,8 @@ class Client:
         return f"{kind} {answer.outcome}"
 
     def op_reconcile(self) -> str:
-        if self.rng.random() < 0.4 and JOB_SLOTS.acquire(blocking=False):
-            try:
-                return "job " + self.jobs("bank-reconciliation")
-            finally:
-                JOB_SLOTS.release()
+        if self.rng.random() < 0.4:
+            return "job " + self.jobs("bank-reconciliation")
         order = self.world.pick_order(self.rng, method="BANK_TRANSFER")
         if order is None:
             return "nothing to do"
@@ -545,15 +581,10 @@ class Client:
         return f"check {answer.outcome}"
 
     def op_expire(self) -> str:
-        if not JOB_SLOTS.acquire(blocking=False):
-            return "jobs busy"
-        try:
-            return self.jobs("card-session-expiry", "purchase-expiry", "card-notification-redelivery")
-        finally:
-            JOB_SLOTS.release()
+        return self.jobs("card-session-expiry", "purchase-expiry", "card-notification-redelivery")
 
-    def op_cancel(self) -> str:
-        order = self.world.pick_order(self.rng)
+    def op_cancel(self, registration: str | None = None, buyer: str | None = None) -> str:
+        order = self.world.pick_order(self.rng, registration=registration, buyer=buyer)
         if order is None:
             return "nothing to do"
         actor = order.buyer if self.rng.random() < 0.9 else self.signer(order.registration)  # only the buyer may
@@ -621,22 +652,26 @@ JOB_SLOTS = threading.BoundedSemaphore(2)  # at most two `tradecert jobs run` pr
 # --------------------------------------------------------------------------- after a run
 
 
-async def stuck_problems(db, expiry_ran_at: dt.datetime) -> list[str]:
-    """What must have moved on by itself once the jobs ran: every charge the gateway took
-    reached us, no card payment is open past its time, no order or application waits on a
-    closed payment, every deposit was applied."""
+async def settlement_problems(db, expiry_ran_at: dt.datetime) -> list[str]:
+    """What must hold once the jobs ran, beyond tests/invariants.py: every charge the gateway
+    took reached us; no card payment is open past its time; no order or application waits
+    on a closed payment; every deposit was applied, and each either issued its order (the
+    only one that did) or is owed back."""
     from sqlalchemy import select
 
-    from persistence.models import Application, BankDeposit, CardPayment, CouponPurchase, SandboxGatewaySession
+    from persistence.models import (
+        Application, BankDeposit, CardPayment, CouponPurchase, Refund, SandboxGatewaySession,
+    )
 
     problems = []
     async with db.read() as session:
         charged = (await session.execute(select(SandboxGatewaySession.id, SandboxGatewaySession.charge_id,
                                                 SandboxGatewaySession.delivered_at)
                                          .where(SandboxGatewaySession.status == "PAID"))).all()
-        known = set((await session.scalars(select(CardPayment.charge_id).where(CardPayment.charge_id.is_not(None)))).all())
-        for session_id, charge_id, delivered in charged:
-            if delivered is None or charge_id not in known:
+        applied = set((await session.scalars(select(CardPayment.charge_id).where(CardPayment.charge_id.is_not(None)))).all())
+        owed = set((await session.scalars(select(Refund.external_key).where(Refund.external_key.like("charge:%")))).all())
+        for session_id, charge_id, delivered in charged:  # applied to its payment, or owed back
+            if delivered is None or (charge_id not in applied and f"charge:{charge_id}" not in owed):
                 problems.append(f"gateway charge {charge_id} (session {session_id[:12]}…) never reached us "
                                 f"(delivered {delivered})")
         for payment_id, expires in (await session.execute(select(CardPayment.id, CardPayment.expires_at).where(
@@ -650,8 +685,20 @@ async def stuck_problems(db, expiry_ran_at: dt.datetime) -> list[str]:
                 select(Application.id, CardPayment.status).join(CardPayment, CardPayment.id == Application.checkout_payment_id)
                 .where(CardPayment.status != "OPEN"))).all():
             problems.append(f"application {app_id} still held by a {status} checkout")
-        for deposit_id, in (await session.execute(select(BankDeposit.id).where(BankDeposit.processed_at.is_(None)))).all():
-            problems.append(f"deposit {deposit_id} never applied")
+        refunded = set((await session.scalars(select(Refund.external_key).where(Refund.external_key.like("deposit:%")))).all())
+        issuing: dict[int, int] = {}
+        for deposit_id, outcome, purchase_id, processed in (await session.execute(
+                select(BankDeposit.id, BankDeposit.outcome, BankDeposit.purchase_id, BankDeposit.processed_at))).all():
+            if processed is None:
+                problems.append(f"deposit {deposit_id} never applied")
+            elif outcome in ("issued", "issued_over"):
+                issuing[purchase_id] = issuing.get(purchase_id, 0) + 1
+            if outcome in ("issued_over", "short", "refunded") and f"deposit:{deposit_id}" not in refunded:
+                problems.append(f"deposit {deposit_id} ({outcome}) is owed back, but no refund is recorded")
+        for purchase_id, status in (await session.execute(select(CouponPurchase.id, CouponPurchase.status).where(
+                CouponPurchase.method == "BANK_TRANSFER"))).all():
+            if issuing.get(purchase_id, 0) != (1 if status == "ISSUED" else 0):
+                problems.append(f"bank order {purchase_id} {status}, issued by {issuing.get(purchase_id, 0)} deposit(s)")
     return problems
 
 
@@ -707,7 +754,7 @@ def run_model(seed: int, workdir: Path, *, operations: int | None = None, second
         closing = Client(clients, seed, server, world, tally, tokens)
         expiry_ran_at = dt.datetime.now(dt.timezone.utc)
         tally.count("final jobs", closing.jobs("bank-reconciliation", "card-notification-redelivery",
-                                               "card-session-expiry", "purchase-expiry"))
+                                               "card-session-expiry", "purchase-expiry", closing=True))
         trace = sorted(line for c in [*workers, closing] for line in c.trace)
         trace_path = workdir / "trace.txt"
         trace_path.write_text("\n".join(trace) + "\n", encoding="utf-8")
@@ -715,7 +762,7 @@ def run_model(seed: int, workdir: Path, *, operations: int | None = None, second
         async def check():
             db = Database(PG_BASE, schema=schema)
             try:
-                return await money_problems(db) + await stuck_problems(db, expiry_ran_at)
+                return await money_problems(db) + await settlement_problems(db, expiry_ran_at)
             finally:
                 await db.dispose()
 

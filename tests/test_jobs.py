@@ -91,3 +91,55 @@ async def test_a_daily_job_runs_once_a_day_from_its_tokyo_time(migrated):
     assert not await jobs.daily_due(services, job, clock.now())
     clock.set(tokyo(2026, 4, 2, 9, 30))  # the server was down at 02:00: it catches up
     assert await jobs.daily_due(services, job, clock.now())
+
+
+async def test_a_daily_run_is_not_repeated_by_a_host_that_saw_it_due_before_it_finished(migrated):
+    _target, db = migrated
+    clock = FixedClock(tokyo(2026, 4, 1, 2, 0))
+    services = services_for(db, clock)
+    runs = []
+
+    async def nightly(_services):
+        runs.append(clock.now())
+        return "done"
+
+    job = jobs.Job("test-once", "", nightly, every=dt.timedelta(hours=24), daily_at=dt.time(2, 0))
+    assert await jobs.daily_due(services, job, clock.now())  # both hosts see it due …
+    assert (await jobs.run_job(services, job, unless_done_since=tokyo(2026, 4, 1, 2, 0))).status == "ok"
+    clock.advance(dt.timedelta(seconds=5))
+    late = await jobs.run_job(services, job, unless_done_since=tokyo(2026, 4, 1, 2, 0))  # … the second comes late
+    assert late.status == "skipped" and len(runs) == 1
+
+
+async def test_job_health_names_a_job_overdue_after_its_allowance(migrated):
+    _target, db = migrated
+    clock = FixedClock(tokyo(2026, 4, 1, 12, 0))
+    services = services_for(db, clock)
+
+    async def quick(_services):
+        return "ok"
+
+    every = jobs.Job("test-every", "", quick, every=dt.timedelta(minutes=1), lease=dt.timedelta(minutes=2))
+    nightly = jobs.Job("test-nightly", "", quick, every=dt.timedelta(hours=24), lease=dt.timedelta(minutes=10),
+                       daily_at=dt.time(2, 0))
+
+    async def overdue(since=tokyo(2026, 4, 1, 12, 0)):
+        health = await jobs.job_health(services, since, [every, nightly])
+        return {item.name for item in health if item.overdue(clock.now())}
+
+    assert await overdue() == set()  # never run, but this process has only just started
+    clock.advance(dt.timedelta(minutes=5))
+    assert await overdue() == {"test-every"}  # 2 × 1 min + 2 min after the start
+    clock.advance(dt.timedelta(minutes=16))
+    assert await overdue() == {"test-every", "test-nightly"}  # 02:00 (or, later, the start) + 2 × 10 min
+    await jobs.run_job(services, every)
+    await jobs.run_job(services, nightly)
+    assert await overdue() == set()
+    clock.advance(dt.timedelta(minutes=5))
+    assert await overdue() == {"test-every"}
+    clock.set(tokyo(2026, 4, 2, 2, 19))
+    await jobs.run_job(services, every)
+    assert await overdue() == set()  # the nightly run has until 02:20
+    clock.set(tokyo(2026, 4, 2, 2, 21))
+    await jobs.run_job(services, every)
+    assert await overdue() == {"test-nightly"}

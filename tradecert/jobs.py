@@ -12,6 +12,7 @@ and ``job_health`` tells /readyz and /metrics which job is overdue.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -241,11 +242,9 @@ class Scheduler:
                       job.name, count, delay.total_seconds())
 
 
-async def run_schedule(services: Services, tick: float = 5.0, jobs: list[Job] | None = None) -> None:
+async def run_schedule(services: Services, tick: float = 5.0) -> None:
     """`serve`'s scheduler (leases keep several hosts from running one job at once)."""
-    import asyncio
-
-    scheduler = Scheduler(list(JOBS.values()) if jobs is None else jobs, tick)
+    scheduler = Scheduler(list(JOBS.values()), tick)
     while True:
         try:
             await scheduler.run_due(services)
