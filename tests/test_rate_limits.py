@@ -12,10 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from starlette.requests import Request
 
 from persistence.models import Application as ApplicationRow
+from persistence.models import RateLimit
 from resolvers.ratelimit import client_address
 from tests.conftest import settings_for, start_server, tokyo
 from tests.test_applications import act, create, give_coupons
@@ -103,6 +104,18 @@ async def test_concurrent_guesses_from_one_address_get_exactly_the_limit_answere
     requests = [({"query": VERIFY, "variables": {"n": f"2701260000{n:05d}", "c": "0000AAAA"}}, {}) for n in range(90)]
     bodies = [r.json() for r in await asyncio.to_thread(post_all, live.url, requests)]
     assert sum(1 for b in bodies if refused(b)) == 30 and sum(1 for b in bodies if "errors" not in b) == 60
+
+
+async def test_ended_windows_are_pruned_when_a_new_one_opens(live, migrated):
+    _target, db = migrated
+    for n in range(5):
+        live.graphql(VERIFY, {"n": f"27012600000000{n}", "c": "0000AAAA"})
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(RateLimit)) == 6  # the address and 5 numbers
+    live.clock.advance(WINDOW)
+    live.graphql(VERIFY, {"n": "270126000000009", "c": "0000AAAA"})
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(RateLimit)) == 2
 
 
 def test_a_forged_x_forwarded_for_does_not_escape_the_address_limit(live):
