@@ -347,3 +347,22 @@ def test_text_checks_refuse_what_no_database_can_store():
         assert (failure.code, failure.field) == ("INVALID", ["input", "exporterName"]), bad
     assert person_name("山田 花\x00子", ["input", "name"]).code == "INVALID"
     assert text("加古川 😀", ["input", "exporterName"], 200, "輸出者名") == "加古川 😀"
+
+
+def test_a_body_over_the_limit_is_refused_with_413_json(live):
+    """No request needs more than 1 MiB; a bigger one is refused before it is read whole."""
+    import httpx
+
+    big = b'{"query": "{ me { id } }", "variables": {"x": "' + b"a" * 1_100_000 + b'"}}'
+    response = httpx.post(f"{live.url}/graphql", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+    def chunks():
+        yield b'{"query": "{ me { id } }", "variables": {"x": "'
+        for _ in range(40):
+            yield b"a" * 50_000
+        yield b'"}}'
+
+    chunked = httpx.post(f"{live.url}/graphql", content=chunks(), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
+    assert live.graphql("{ feeSchedule { rulesVersion } }").status_code == 200

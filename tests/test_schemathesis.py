@@ -30,7 +30,7 @@ SEED = 2701
 # Examples per operation, account and database (~48 operations x 8 accounts x 2 databases):
 # the file takes about 3 minutes on a 2-core machine. Operations that check a password
 # (argon2, tens of milliseconds by design) get fewer.
-EXAMPLES = 5
+EXAMPLES = 6
 EXAMPLES_PER_OPERATION = {"login": 3, "changePassword": 2}
 # Mostly valid requests (they reach our resolvers); some invalid ones (GraphQL validation).
 MODES = (GenerationMode.POSITIVE, GenerationMode.POSITIVE, GenerationMode.POSITIVE, GenerationMode.NEGATIVE)

@@ -106,17 +106,54 @@ def _check_literals(query: str, max_tokens: int) -> None:
         return
 
 
+MAX_BODY_BYTES = 1_048_576  # 1 MiB: the largest real request (a 100-line bulk filing) is far below
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
 class UrlGuard:
     """Refuses a NUL in the path or the query string (``/verify?code=%00``): no route takes one,
-    and a link's parameters reach the database."""
+    and a link's parameters reach the database. Refuses a body over ``MAX_BODY_BYTES``
+    (413), by its Content-Length or, for a chunked body, as soon as it grows past it."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            query = scope.get("query_string", b"")
-            if b"%00" in query or b"\x00" in query or "\x00" in scope.get("path", ""):
-                await refusal(_unsafe_text(["url"]))(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query or "\x00" in scope.get("path", ""):
+            await refusal(_unsafe_text(["url"]))(scope, receive, send)
+            return
+        too_large = refusal(Refused(413, "BAD_REQUEST", f"The body is larger than {self.max_body_bytes} bytes."))
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await too_large(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if not started:
+                await too_large(scope, receive, send)
