@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 from dataclasses import dataclass, field, fields
 
 import pycountry

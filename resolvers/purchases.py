@@ -22,7 +22,6 @@ import uuid
 from dataclasses import dataclass, replace
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from persistence import locks
 from persistence.models import (
