@@ -111,7 +111,7 @@ class ModelServer:
         limits = rules / "limits.yaml"
         text, changed = re.subn(r"(limit: card_session_minutes\n\s+value: )\d+", rf"\g<1>{CARD_SESSION_MINUTES}",
                                 limits.read_text(encoding="utf-8"))
-        assert changed == 1, "rules/limits.yaml: card_session_minutes not found"
+        assert changed, "rules/limits.yaml: card_session_minutes not found"
         limits.write_text(text, encoding="utf-8")
         key = workdir / "signing-key.pem"  # made before two workers race to create it
         from cryptography.hazmat.primitives import serialization
@@ -287,6 +287,11 @@ class World:
             parts.append((time.monotonic() - self.started) / self.seconds)
         return max(parts)
 
+    def near_the_end(self) -> bool:
+        if self.seconds and self.started + self.seconds - time.monotonic() < 15:
+            return True
+        return bool(self.operations) and self.done_operations > 0.97 * self.operations
+
     def tick(self) -> None:
         with self.lock:
             self.done_operations += 1
@@ -412,7 +417,7 @@ class Client:
         return outcome
 
     def jobs(self, *names: str, closing: bool = False) -> str:
-        if self.world.progress() > 0.9 and not closing:
+        if self.world.near_the_end() and not closing:
             return "too late to start"  # a job process takes seconds: the run would overrun its size
         if not JOB_SLOTS.acquire(timeout=15):
             return "no job slot"
@@ -656,11 +661,13 @@ async def settlement_problems(db, expiry_ran_at: dt.datetime) -> list[str]:
     """What must hold once the jobs ran, beyond tests/invariants.py: every charge the gateway
     took reached us; no card payment is open past its time; no order or application waits
     on a closed payment; every deposit was applied, and each either issued its order (the
-    only one that did) or is owed back."""
+    only one that did) or is owed back; a registration that left the chamber (退会) keeps
+    no coupon, which it could neither use nor have refunded."""
     from sqlalchemy import select
 
     from persistence.models import (
-        Application, BankDeposit, CardPayment, CouponPurchase, Refund, SandboxGatewaySession,
+        Application, BankDeposit, CardPayment, CouponAccount, CouponPurchase, Refund, SandboxGatewaySession,
+        TradeRegistration,
     )
 
     problems = []
@@ -699,6 +706,12 @@ async def settlement_problems(db, expiry_ran_at: dt.datetime) -> list[str]:
                 CouponPurchase.method == "BANK_TRANSFER"))).all():
             if issuing.get(purchase_id, 0) != (1 if status == "ISSUED" else 0):
                 problems.append(f"bank order {purchase_id} {status}, issued by {issuing.get(purchase_id, 0)} deposit(s)")
+        for number, balance in (await session.execute(
+                select(TradeRegistration.number, CouponAccount.balance)
+                .join(CouponAccount, CouponAccount.registration_id == TradeRegistration.id)
+                .where(TradeRegistration.withdrawn_at.is_not(None), CouponAccount.balance != 0))).all():
+            problems.append(f"registration {number} left the chamber but holds {balance} coupon(s): "
+                            "neither usable nor refunded")
     return problems
 
 
