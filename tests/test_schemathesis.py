@@ -3,9 +3,12 @@ and invalid inputs) and sends them over real HTTP to a running server, on SQLite
 PostgreSQL, anonymously and logged in as each kind of account. No answer may be a server
 error: every one is JSON, below 500, and has no INTERNAL_SERVER_ERROR.
 
-Generation is seeded (one seed per account and operation, derived from ``SEED``), so CI
-repeats the same requests in the same order. One server per database serves all the
-accounts in turn (a server start with its migrations costs more than an account's run).
+The logged-in runs use an auth provider (``LoginAuth``) that logs in with the `login`
+mutation, sends the bearer token, and logs in again if the session ends. Generation is
+seeded (one seed per account and operation, derived from ``SEED``), so CI repeats the same
+requests in the same order. One server per database serves all the accounts in turn (a
+server start with its migrations costs more than an account's run). A failure names the
+account, the operation, the shrunk request and the answer.
 """
 
 from __future__ import annotations
@@ -178,7 +181,8 @@ async def _log_in(live, who: Who) -> LoginAuth | None:
     return auth
 
 
-def _fuzz(operation, storage: AuthStorage | None, auth: LoginAuth | None, examples: int, label: str) -> tuple[int, str | None]:
+def _fuzz(operation, storage: AuthStorage | None, auth: LoginAuth | None, examples: int,
+          label: str) -> tuple[int, str | None]:
     """Send ``examples`` generated requests (valid and invalid) for one operation; the count
     sent and, on failure, the shrunk failing request and the answer."""
     sent = 0
@@ -224,7 +228,7 @@ def _expect(holds: bool, what: str, case, answer: str) -> None:
 
 
 def _printable(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate as \\ud800
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate prints as \ud800
 
 
 def _unauthenticated(response) -> bool:
