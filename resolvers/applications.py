@@ -336,7 +336,7 @@ async def submit_application(ctx: Context, app_id: int) -> Application:
     return await get(ctx, app_id)
 
 
-async def _give_back_coupon(session, app: Application, now: dt.datetime, actor_id: int, note: str) -> None:
+async def give_back_coupon(session, app: Application, now: dt.datetime, actor_id: int, note: str) -> None:
     """The coupon of the current submission comes back (``app`` is the locked row)."""
     if app.fee_payment == "COUPON" and app.coupon_uses > 0:
         uses = app.coupon_uses
@@ -354,7 +354,7 @@ async def withdraw_application(ctx: Context, app_id: int) -> Application:
         was = app.state
         await transition(tx, Application, app_id, ("DRAFT", "SUBMITTED", "ON_HOLD"), {"state": "WITHDRAWN", "updated_at": now})
         if was == "SUBMITTED":
-            await _give_back_coupon(tx, app, now, who.account.id, "申請取下げ")
+            await give_back_coupon(tx, app, now, who.account.id, "申請取下げ")
         audit(tx, ctx, who.account, "application.withdraw", target=f"Application:{app_id}")
     return await get(ctx, app_id)
 
@@ -370,7 +370,7 @@ async def hold_application(ctx: Context, app_id: int, reason: str) -> Applicatio
             raise checked
         await transition(tx, Application, app_id, ("SUBMITTED",),
                          {"state": "ON_HOLD", "hold_reason": checked, "updated_at": now})
-        await _give_back_coupon(tx, app, now, who.account.id, "保留")
+        await give_back_coupon(tx, app, now, who.account.id, "保留")
         await _mail(tx, app, now, "application.hold", "【貿易関係証明発給システム】申請保留のお知らせ",
                     f"受付番号 {app.receipt_number} の申請は保留になりました。\n理由: {checked}\n内容を修正して再申請してください。\n")
         audit(tx, ctx, who.account, "application.hold", target=f"Application:{app_id}", detail=checked)

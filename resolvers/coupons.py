@@ -197,17 +197,22 @@ async def virtual_account(ctx: Context, purchase_id: int) -> VirtualAccount | No
 
 
 async def withdraw_registration(ctx: Context, registration_number: str, reason: str | None) -> tuple[TradeRegistration, list[Refund]]:
-    """退会: unused coupons are erased and refunded per lot (as on a membership change), an
-    order awaiting payment is cancelled, the validity ends today, and every session of
-    the registration's IDs ends; its IDs can no longer log in. History stays. One unit
-    of work under the registration's lock."""
-    from persistence.models import Account, Session
+    """退会: open applications are withdrawn (a submitted one's coupon comes back), unused
+    coupons are erased and refunded per lot (as on a membership change), an order
+    awaiting payment is cancelled and every open card session closed (a late charge is
+    owed back), the validity ends today, and every session of the registration's IDs
+    ends; its IDs can no longer log in. History stays. One unit of work under the
+    registration's lock."""
+    from persistence.models import Account, Application, CardPayment, Session
+    from resolvers.applications import give_back_coupon
+    from resolvers.gateway import gateway_of
     from resolvers.purchases import cancel_in_session
 
     who = await require_viewer(ctx)
     checked_reason = validation.text(reason, ["input", "reason"], 500, "理由", required=False)
     now, today = ctx.clock.now(), ctx.clock.today()
     refunds: list[Refund] = []
+    closed_sessions: list[str] = []
     async with ctx.services.db.write() as tx:
         registration = await _locked_registration(tx, ctx, who, registration_number, ["input", "registrationNumber"],
                                                   "registration.withdraw")
@@ -217,11 +222,31 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
             raise UserFailure("INVALID_STATE", ["input", "registrationNumber"])
         await tx.execute(update(TradeRegistration).where(TradeRegistration.id == registration.id)
                          .values(withdrawn_at=now, valid_until=today))
+        # its open applications end with it: a submitted one gives its coupon back first, so
+        # the refund below pays for it (nobody can use or withdraw it any more)
+        open_ids = (await tx.scalars(select(Application.id).where(
+            Application.registration_id == registration.id,
+            Application.state.in_(("DRAFT", "SUBMITTED", "ON_HOLD")) | Application.checkout_payment_id.is_not(None)))).all()
+        for app in await locks.applications(tx, open_ids):
+            if app.state in ("DRAFT", "SUBMITTED", "ON_HOLD"):
+                if app.state == "SUBMITTED":
+                    await give_back_coupon(tx, app, now, who.account.id, "退会による取下げ")
+                await tx.execute(update(Application).where(Application.id == app.id)
+                                 .values(state="WITHDRAWN", updated_at=now))
         pending = await tx.scalar(select(CouponPurchase).where(
             CouponPurchase.registration_id == registration.id, CouponPurchase.status == "AWAITING_PAYMENT"))
         if pending is not None:
             [pending] = await locks.purchases(tx, [pending.id])
             await cancel_in_session(tx, pending, now, "退会による取消")
+        # open card sessions (an order's, a checkout's) close: a charge that still arrives is owed back
+        open_payments = (await tx.scalars(select(CardPayment.id).where(
+            CardPayment.registration_id == registration.id, CardPayment.status == "OPEN").order_by(CardPayment.id))).all()
+        for payment_id in open_payments:
+            payment = await locks.card_payment(tx, payment_id)
+            await tx.execute(update(CardPayment).where(CardPayment.id == payment_id).values(status="CANCELLED", closed_at=now))
+            await tx.execute(update(Application).where(Application.checkout_payment_id == payment_id)
+                             .values(checkout_payment_id=None, updated_at=now))
+            closed_sessions.append(payment.gateway_session)
         refund, _ = await ledger.erase_and_refund(
             tx, ctx.services.rules.current, registration_id=registration.id, key=f"withdrawal:{registration.id}",
             now=now, reason="退会に伴う未使用クーポンの返金" + (f" ({checked_reason})" if checked_reason else ""),
@@ -234,6 +259,8 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
                          .values(ended_at=now, end_reason="withdrawn"))
         audit(tx, ctx, who.account, "registration.withdraw", target=f"TradeRegistration:{registration.id}",
               detail=f"refund {refund.amount if refund else 0}" + (f"; {checked_reason}" if checked_reason else ""))
+    for gateway_session in closed_sessions:  # after the commit: the provider is a network call
+        await gateway_of(ctx.services).cancel_session(ctx.services, gateway_session)
     async with ctx.services.db.read() as session:
         return await session.get(TradeRegistration, registration.id), refunds
 

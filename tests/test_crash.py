@@ -457,7 +457,7 @@ async def test_a_card_checkout_issues_each_application_once_or_is_refunded_when_
                 CardPaymentItem, CardPaymentItem.application_id == Application.id)
                 .where(CardPaymentItem.card_payment_id == payment.id).order_by(Application.id))).all()
             mails = {a.receipt_number: await session.scalar(select(func.count()).select_from(OutboxMail).where(
-                OutboxMail.kind == "application.issued", OutboxMail.body.contains(a.receipt_number))) for a in apps}
+                OutboxMail.kind == "application.issued", OutboxMail.body.contains(f"受付番号 {a.receipt_number} の"))) for a in apps}
             refunds = (await session.scalars(select(Refund.amount).where(
                 Refund.external_key == f"charge:{before.charge_id}"))).all()
         assert len(apps) == len(app_ids), context

@@ -191,3 +191,44 @@ async def test_coupon_account_answers_every_kind_of_viewer_with_a_code(live, mig
     assert code_of("naccs-demo") == "FORBIDDEN"
     assert code_of("naccs-center") == "FORBIDDEN"
     assert code_of("signer-2701000002", "2701000003") == "FORBIDDEN"
+
+
+LEAVE = """mutation($n: String!) { withdrawTradeRegistration(input: {registrationNumber: $n, reason: "廃業"}) {
+  refunds { amount } errors { code } } }"""
+
+
+async def test_withdrawal_from_the_chamber_ends_open_applications_and_card_sessions(live, migrated):
+    """Found by the concurrent model test: after 退会 a submitted application could still be
+    held, giving its coupon back to a registration nobody can use or refund; and the card
+    page of an order cancelled by 退会 still took the card. Now 退会 withdraws the open
+    applications (the submitted one's coupon is refunded with the rest) and closes every
+    open card session."""
+    from sqlalchemy import select
+
+    from persistence.models import CardPayment, CouponEntry
+    from tests.test_card_payments import GOOD, card_start, pay, purchase_node
+
+    _target, db = migrated
+    signer, staff = as_user(live, "signer-2701000002"), as_user(live, "staff-2701")
+    give_coupons(live, 3)
+    [submitted] = await _submitted_applications(live, signer, 1)
+    draft = create(live, signer)["application"]["id"]
+    purchase = card_start(live, signer)
+    url = purchase_node(live, signer, purchase["id"])["paymentUrl"]
+
+    left = _post(live, LEAVE, {"n": "2701000002"}, staff)["withdrawTradeRegistration"]
+    assert left["errors"] == []
+    hold = _post(live, HOLD_Q, {"id": submitted, "r": "退会後"}, staff)["holdApplication"]
+    assert _codes(hold) == ["INVALID_STATE"]
+    assert pay(url, GOOD).status_code == 410  # the hosted page closed with the order
+    async with db.read() as session:
+        assert (await session.scalar(select(CardPayment.status))) == "CANCELLED"
+        erased = await session.scalar(select(CouponEntry.coupons).where(CouponEntry.kind == "REFUND"))
+    assert erased == -3  # all three coupons, the submitted one's included (chamber additions refund 0 yen)
+    from persistence.models import Application
+    from schema.identity import from_global_id
+
+    async with db.read() as session:
+        states = {a.id: a.state for a in (await session.scalars(select(Application))).all()}
+    assert states[from_global_id(submitted)[1]] == "WITHDRAWN" and states[from_global_id(draft)[1]] == "WITHDRAWN"
+    assert await money_problems(db) == []
