@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: serve test install install-test schema bench clean
+.PHONY: serve test install install-test schema bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: install
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/consume.py
 	$(BIN)/python bench/applications.py
+
+## make model: the concurrent model test of the money use cases at its long size (~10 min, PostgreSQL)
+model: install-test
+	$(BIN)/python bench/model.py --seconds $(or $(MODEL_SECONDS),600)
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-*
