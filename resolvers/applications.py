@@ -160,15 +160,20 @@ def relations(who: Viewer, app: Application, chamber_id: int | None) -> set[str]
 async def _load(ctx: Context, who: Viewer, app_id: int, action: str) -> Application:
     """Read-only look-up with the same answers as :func:`_locked` (queries, copy)."""
     async with ctx.services.db.read() as session:
-        row = (await session.execute(
-            select(Application, TradeRegistration.chamber_id)
-            .join(TradeRegistration, TradeRegistration.id == Application.registration_id)
-            .where(Application.id == app_id))).first()
-    if row is None:
-        raise UserFailure("NOT_FOUND", ["input", "applicationId"])
-    app, chamber_id = row
+        app, chamber_id = await _with_chamber(session, app_id)
     await _authorize(ctx, who, app, chamber_id, action)
     return app
+
+
+async def _with_chamber(session, app_id: int) -> tuple[Application, int]:
+    """The application and its registration's chamber (NOT_FOUND when there is none)."""
+    row = (await session.execute(
+        select(Application, TradeRegistration.chamber_id)
+        .join(TradeRegistration, TradeRegistration.id == Application.registration_id)
+        .where(Application.id == app_id))).first()
+    if row is None:
+        raise UserFailure("NOT_FOUND", ["input", "applicationId"])
+    return row[0], row[1]
 
 
 async def _authorize(ctx: Context, who: Viewer, app: Application, chamber_id: int, action: str) -> None:
@@ -275,13 +280,7 @@ async def copy_application(ctx: Context, app_id: int) -> Application:
     if who.account.registration_id is None:
         raise Forbidden()
     async with ctx.services.db.write() as tx:
-        row = (await tx.execute(
-            select(Application, TradeRegistration.chamber_id)
-            .join(TradeRegistration, TradeRegistration.id == Application.registration_id)
-            .where(Application.id == app_id))).first()
-        if row is None:
-            raise UserFailure("NOT_FOUND", ["input", "applicationId"])
-        source, chamber_id = row
+        source, chamber_id = await _with_chamber(tx, app_id)
         await _authorize(ctx, who, source, chamber_id, "application.create")
         await authorize(ctx, who, "application.create", {"own_registration"})
         lines = (await tx.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id == app_id)

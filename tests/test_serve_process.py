@@ -45,6 +45,27 @@ def serve(tmp_path: Path, prefix: list[str] | None = None, env: dict | None = No
         time.sleep(0.2)
 
 
+def serve_two_workers(tmp_path, env_changes: dict, ready_within: float = 90) -> tuple[subprocess.Popen, str]:
+    """`tradecert serve --demo --workers 2` as a real process on a free port, once /readyz says ready."""
+    port = _free_port()
+    log = open(tmp_path / "workers.log", "w+", encoding="utf-8")
+    process = subprocess.Popen([TRADECERT, "serve", "--demo", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
+                               env={**os.environ, **env_changes}, stdout=log, stderr=subprocess.STDOUT, text=True)
+    process.log = log  # type: ignore[attr-defined]
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_within
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise AssertionError(_output(process))
+        time.sleep(0.2)
+
+
 def _output(process: subprocess.Popen) -> str:
     process.log.flush()  # type: ignore[attr-defined]
     process.log.seek(0)  # type: ignore[attr-defined]
@@ -151,23 +172,8 @@ def test_sighup_reloads_edited_rules_and_keeps_them_when_broken(tmp_path, rules_
 
 
 def test_serve_with_two_workers(tmp_path):
-    port = _free_port()
-    env = {**os.environ, "TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"}
-    log = open(tmp_path / "workers.log", "w+", encoding="utf-8")
-    process = subprocess.Popen([TRADECERT, "serve", "--demo", "--workers", "2", "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    process.log = log  # type: ignore[attr-defined]
-    base = f"http://127.0.0.1:{port}"
+    process, base = serve_two_workers(tmp_path, {"TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, _output(process)
-            time.sleep(0.2)
         answers = {
             httpx.post(f"{base}/graphql", json={"query": '{ feeSchedule(on: "2026-03-31") { applicationFee(membership: MEMBER) } }'}).json()["data"]["feeSchedule"]["applicationFee"]
             for _ in range(20)

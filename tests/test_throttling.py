@@ -5,8 +5,6 @@ at most ``login_lock_after`` password checks for one login name, then TOO_MANY_A
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from persistence.models import LoginThrottle
-from tests.conftest import PG_BASE, _free_port, create_pg_schema, drop_pg_schema, require_postgres
+from tests.conftest import PG_BASE, create_pg_schema, drop_pg_schema, require_postgres
 from tests.test_identity_sessions import LOGIN, PASSWORD
-from tests.test_serve_process import TRADECERT, _output, stop
+from tests.test_serve_process import serve_two_workers, stop
 
 WRONG = "wrong-password-1"
 LIMIT = 5  # Settings.login_lock_after (docs/decisions.md "Throttling")
@@ -101,24 +99,10 @@ async def test_a_success_clears_the_count_and_unknown_ids_are_throttled_alike(li
 def test_two_worker_processes_on_postgresql_check_at_most_the_limit(tmp_path):
     require_postgres()
     schema = asyncio.run(create_pg_schema())
-    port = _free_port()
-    env = {**os.environ, "TRADECERT_DATABASE_URL": PG_BASE, "TRADECERT_DATABASE_SCHEMA": schema,
-           "TRADECERT_RUN_JOBS": "0", "TRADECERT_RULES_POLL_SECONDS": "0", "TRADECERT_LOG_LEVEL": "WARNING"}
-    log = open(tmp_path / "workers.log", "w+", encoding="utf-8")
-    process = subprocess.Popen([TRADECERT, "serve", "--demo", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    process.log = log  # type: ignore[attr-defined]
-    base = f"http://127.0.0.1:{port}"
+    process, base = serve_two_workers(tmp_path, {
+        "TRADECERT_DATABASE_URL": PG_BASE, "TRADECERT_DATABASE_SCHEMA": schema, "TRADECERT_RUN_JOBS": "0",
+        "TRADECERT_RULES_POLL_SECONDS": "0", "TRADECERT_LOG_LEVEL": "WARNING"})
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, _output(process)
-            time.sleep(0.2)
         answers = burst(base, [body("signer2-2701000002", WRONG)] * 100)
     finally:
         stop(process)
