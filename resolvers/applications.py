@@ -1,4 +1,4 @@
-"""Applications (発給申請; SPEC A4): create, update, copy, submit, withdraw; chamber staff
+"""Applications (発給申請; the seeds): create, update, copy, submit, withdraw; chamber staff
 hold and approve; coupons consumed and returned in the same transaction as the state
 change; issue with a certificate number and an access code.
 

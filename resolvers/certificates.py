@@ -1,4 +1,4 @@
-"""Issued certificates anyone can verify (SPEC A4 "Printing"; issue: Ed25519 signatures).
+"""Issued certificates anyone can verify (the seeds "Printing"; issue: Ed25519 signatures).
 
 On issue, the certificate's content — number, type, dates, chamber, exporter, consignee,
 transport, destination, invoice number and goods — is written as canonical JSON

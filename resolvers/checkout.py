@@ -1,4 +1,4 @@
-"""Card payment of approved applications (SPEC A7; eco-payment-2026 §1): the cart, the
+"""Card payment of approved applications (the seeds: eco-payment-2026 §1): the cart, the
 checkout through the payment gateway, and the per-application card statements.
 
 An application joins a checkout only through ``UPDATE applications SET

@@ -1,4 +1,4 @@
-"""Coupon accounts as users see them, and the chamber's operations on them (SPEC A5–A6).
+"""Coupon accounts as users see them, and the chamber's operations on them.
 Purchases by bank transfer and card build on these and arrive separately."""
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ async def adjust_coupons(ctx: Context, registration_number: str, coupons: int, r
 
 async def set_membership(ctx: Context, registration_number: str, membership: str) -> tuple[TradeRegistration, list[Refund]]:
     """Chamber staff change member ⇄ non-member: the history gets a new period, and the
-    unused coupons are erased and refunded per lot (SPEC A5). The same status again
+    unused coupons are erased and refunded per lot. The same status again
     changes nothing. Decided under the registration's lock, so a hold or a submission of
     the same registration runs wholly before or wholly after it."""
     who = await require_viewer(ctx)

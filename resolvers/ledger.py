@@ -182,7 +182,7 @@ async def give_back(session, *, registration_id: int, of_key: str, key: str, now
 
 async def erase_and_refund(session, policy: PolicySet, *, registration_id: int, key: str, now: dt.datetime,
                            reason: str, actor_id: int | None = None) -> tuple[Refund | None, LedgerResult]:
-    """Membership change or withdrawal (SPEC A5): every unused coupon is erased and
+    """Membership change or withdrawal: every unused coupon is erased and
     refunded per lot — singles at their price, a pack at unused × its single price less
     its own version's deduction (never below zero); chamber additions refund nothing.
     The lots are read after the registration's lock, so a coupon a concurrent hold gave

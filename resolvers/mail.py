@@ -1,6 +1,6 @@
 """Mail: queued in the outbox within the transaction of the change that causes it, then
 delivered over SMTP (``TRADECERT_SMTP_URL``) by the ``mail-delivery`` job, with retries
-and exponential backoff. The outbox keeps every mail (API.md §1)."""
+and exponential backoff. The outbox keeps every mail (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""NACCS support system (SPEC part B): user-code additions and digital-certificate reissues
+"""NACCS support system: user-code additions and digital-certificate reissues
 on the business calendar of the rules.
 
 * Passwords of new user IDs exist only inside their viewing window — from approval to the

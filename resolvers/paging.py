@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from resolvers.context import Context
 
 DEFAULT_PAGE = 20
-MAX_PAGE = 100  # API.md: `first` is 1–100, default 20; schema/paging.py refuses anything else
+MAX_PAGE = 100  # docs/api.md: `first` is 1–100, default 20; schema/paging.py refuses anything else
 
 
 async def newest_first(ctx: Context, model, scope, first: int | None, before_id: int | None) -> tuple[list, int, bool]:

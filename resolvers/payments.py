@@ -1,4 +1,4 @@
-"""Card payments on our side (SPEC A6–A7; eco-payment-2026): open a hosted session at the
+"""Card payments on our side (the seeds: eco-payment-2026): open a hosted session at the
 gateway, take its signed notifications, settle once, expire after the limit in the rules.
 
 * A payment is settled by one conditional ``UPDATE card_payments … WHERE status = 'OPEN'

@@ -1,4 +1,4 @@
-"""Coupon purchases by bank transfer (SPEC A6; eco-coupon-purchase-2022) and by card
+"""Coupon purchases by bank transfer (the seeds: eco-coupon-purchase-2022) and by card
 (the hosted page and its notifications: resolvers/payments.py).
 
 start → a one-time virtual account and a mail with its details → the buyer transfers →

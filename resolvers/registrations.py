@@ -1,4 +1,4 @@
-"""Trade registrations (SPEC A1): chamber staff create them (the admin ID comes with
+"""Trade registrations: chamber staff create them (the admin ID comes with
 them) and add signers; a registration's admin renews it. Chamber staff read the audit log."""
 
 from __future__ import annotations

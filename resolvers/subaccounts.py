@@ -1,4 +1,4 @@
-"""Sub-ID lifecycle (SPEC A3; eco-sub-id.ja.txt): create → notify (mail with the
+"""Sub-ID lifecycle (the seeds: eco-sub-id.ja.txt): create → notify (mail with the
 activation link, never the password) → activate within 72 hours → manage.
 
 Every check of *who* may act goes through ``authorize`` (rules/permissions.yaml); this

@@ -16,7 +16,7 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def person_name(value: str | None, field: list[str], label: str = "氏名") -> UserFailure | str:
-    """Family and given name separated by exactly one space (SPEC A3), at most 60 characters."""
+    """Family and given name separated by exactly one space, at most 60 characters."""
     if value is None or not value.strip():
         return UserFailure("REQUIRED", field, label=label)
     value = value.strip()

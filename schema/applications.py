@@ -1,4 +1,4 @@
-"""Applications (API.md "Applications"): types, the filtered connection, the lifecycle mutations."""
+"""Applications (docs/api.md): types, the filtered connection, the lifecycle mutations."""
 
 from __future__ import annotations
 

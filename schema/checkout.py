@@ -1,4 +1,4 @@
-"""Card payment of approved applications (API.md "Card payments"): cart, checkout, statements."""
+"""Card payment of approved applications (docs/api.md): cart, checkout, statements."""
 
 from __future__ import annotations
 

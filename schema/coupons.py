@@ -1,4 +1,4 @@
-"""Coupons (API.md "Coupons"): the account, its history, and the chamber's operations.
+"""Coupons (docs/api.md): the account, its history, and the chamber's operations.
 Purchases (startCouponPurchase …) arrive with the bank-transfer and card work."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""UserError and the error codes of API.md §5, defined once."""
+"""UserError and the error codes of docs/api.md, defined once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ T = TypeVar("T")
 P = TypeVar("P")
 
 
-@strawberry.enum(description="Why a mutation did nothing (API.md §5).")
+@strawberry.enum(description="Why a mutation did nothing (docs/api.md).")
 class ErrorCode(Enum):
     INVALID = "INVALID"
     REQUIRED = "REQUIRED"

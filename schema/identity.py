@@ -1,4 +1,4 @@
-"""Identity: accounts, registrations, login and sessions (API.md "Identity")."""
+"""Identity: accounts, registrations, login and sessions (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from graphql import GraphQLError
 
 from resolvers.errors import UserFailure
 
-MAX_LIST_ITEMS = 100  # a list no rule bounds (cart ids, order lines): a page's worth (API.md: pages are 1–100)
+MAX_LIST_ITEMS = 100  # a list no rule bounds (cart ids, order lines): a page's worth (docs/api.md: pages are 1–100)
 
 
 class BadUserInput(GraphQLError):

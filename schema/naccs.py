@@ -1,4 +1,4 @@
-"""NACCS support system (API.md "NACCS support system")."""
+"""NACCS support system (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ async def _seed(settings: Settings):
 
 @main.group()
 def demo() -> None:
-    """Demo data (API.md §2)."""
+    """Demo data (docs/api.md)."""
 
 
 @demo.command("seed")

@@ -1,4 +1,4 @@
-"""The demo data set of API.md §2, loaded idempotently (`tradecert demo seed`).
+"""The demo data set (docs/api.md), loaded idempotently (`tradecert demo seed`).
 
 Running it again changes nothing: every row is found by its natural key first.
 """
@@ -41,7 +41,7 @@ ACCOUNTS = [
     ("naccs-center", "NACCS_CENTER", None, "審査 一郎", "review@naccs-center.example"),
 ]
 
-# The demo NACCS office (API.md §2): its user ID and logical terminals
+# The demo NACCS office (docs/api.md): its user ID and logical terminals
 NACCS_OFFICE = ("naccs-demo", "―商事株式会社 ―事業所", "通関 花子", "hanako@naccs-demo.example")
 NACCS_USER_IDS = [("1ANAC", "A0A", ["通関業"])]
 NACCS_TERMINALS = [("11110A", "海上", "netNACCS"), ("11110B", "海上", "netNACCS")]

@@ -1,4 +1,4 @@
-"""Configuration from the environment, read once into one object (API.md §1)."""
+"""Configuration from the environment, read once into one object ."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     smtp_url: str | None = None
     mail_from: str = "noreply@tradecert.example"
-    invoice_issuer: str = "日本商工会議所"  # SPEC A1: statements are issued in its name
+    invoice_issuer: str = "日本商工会議所"  # statements are issued in its name
     invoice_registration_number: str = "T5010005003975"  # its qualified-invoice registration number
     run_jobs: bool = True  # `serve` runs the jobs on their schedule
     environment: str = "development"  # "production" turns GraphiQL and introspection off by default
