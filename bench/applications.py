@@ -38,15 +38,17 @@ from bench.pg import pgbench_tps  # noqa: E402
 from persistence import locks, migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
 from persistence.models import Account, Application, CouponAccount, RegistrationMembership, TradeRegistration  # noqa: E402
-from resolvers import applications, ledger  # noqa: E402
-from resolvers.context import Context, Services  # noqa: E402
-from resolvers.errors import UserFailure  # noqa: E402
-from resolvers.identity import Viewer, login  # noqa: E402
+from resolvers.applications import use_cases as applications
+from resolvers.coupons import ledger  # noqa: E402
+from resolvers.core.context import Context, Services  # noqa: E402
+from tradecert.composition import build_services
+from resolvers.core.errors import UserFailure  # noqa: E402
+from resolvers.identity.accounts import Viewer, login  # noqa: E402
 from rules.runtime import RulesRuntime  # noqa: E402
 from schema import build_schema  # noqa: E402
-from tradecert.clock import TOKYO, FixedClock  # noqa: E402
+from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
 from tradecert.demo import DEMO_PASSWORD, seed_demo  # noqa: E402
-from tradecert.settings import PROJECT_DIR, Settings  # noqa: E402
+from resolvers.core.settings import PROJECT_DIR, Settings  # noqa: E402
 
 NOW = dt.datetime(2026, 4, 1, 10, tzinfo=TOKYO)
 PAGE = """{ applications(first: 20) { totalCount edges { node { receiptNumber state invoiceNumber fee
@@ -113,7 +115,7 @@ async def page_ratio(seconds: float) -> tuple[float, float]:
                                       "TRADECERT_RULES_DIR": str(PROJECT_DIR / "rules")})
         clock = FixedClock(NOW)
         db = Database(settings.database_url)
-        services = Services(settings=settings, db=db, rules=RulesRuntime(settings.rules_dir), clock=clock)
+        services = build_services(settings=settings, db=db, rules=RulesRuntime(settings.rules_dir), clock=clock)
         await migrate.upgrade(db.engine)
         await seed_demo(db, clock)
         token = (await login(Context(services=services), "2701", "signer-2701000002", DEMO_PASSWORD)).token
@@ -159,7 +161,7 @@ def psql(sql: str) -> None:
 def _services(schema: str) -> Services:
     settings = Settings.from_env({"TRADECERT_DATABASE_URL": DSN, "TRADECERT_DATABASE_SCHEMA": schema,
                                   "TRADECERT_RULES_DIR": str(PROJECT_DIR / "rules")})
-    return Services(settings=settings, db=Database(DSN, schema=schema), rules=RulesRuntime(settings.rules_dir),
+    return build_services(settings=settings, db=Database(DSN, schema=schema), rules=RulesRuntime(settings.rules_dir),
                     clock=FixedClock(NOW))
 
 

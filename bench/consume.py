@@ -31,9 +31,9 @@ from persistence import migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
 from persistence.models import CouponEntry, TradeRegistration  # noqa: E402
 from persistence import locks
-from resolvers import ledger  # noqa: E402
-from resolvers.errors import UserFailure  # noqa: E402
-from tradecert.clock import TOKYO, FixedClock  # noqa: E402
+from resolvers.coupons import ledger  # noqa: E402
+from resolvers.core.errors import UserFailure  # noqa: E402
+from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
 from tradecert.demo import seed_demo  # noqa: E402
 
 DSN = "postgresql://postgres@127.0.0.1:5432"

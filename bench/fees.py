@@ -19,12 +19,12 @@ import time
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 
-from resolvers.context import Context, Services
+from resolvers.core.context import Context, Services
 from rules.policy import load_policy
 from rules.runtime import RulesRuntime
 from schema import Query, build_schema
-from tradecert.clock import Clock
-from tradecert.settings import PROJECT_DIR, Settings
+from resolvers.core.clock import Clock
+from resolvers.core.settings import PROJECT_DIR, Settings
 
 FEE_QUERY = """
 query Fees {

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from persistence import migrate  # noqa: E402
 from persistence.db import Database  # noqa: E402
 from tests.conftest import settings_for, start_server  # noqa: E402
-from tradecert.clock import TOKYO, FixedClock  # noqa: E402
+from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
 from tradecert.demo import seed_demo  # noqa: E402
-from tradecert.settings import PROJECT_DIR  # noqa: E402
+from resolvers.core.settings import PROJECT_DIR  # noqa: E402
 
 
 @strawberry.type

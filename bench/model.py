@@ -2,7 +2,7 @@
 interleavings of the money use cases against `tradecert serve --workers 2` on PostgreSQL,
 then the invariants (tests/invariants.py) and "nothing stuck" are checked, and every answer
 must have been free of 5xx and INTERNAL_SERVER_ERROR. The CI size is
-tests/test_concurrent_model.py (about a minute); this is the same model for longer.
+tests/system/test_concurrent_model.py (about a minute); this is the same model for longer.
 
     .venv/bin/python bench/model.py [--seed N] [--seconds 600 | --operations N] [--clients 6] [--keep]
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.test_concurrent_model import describe_failure, run_model  # noqa: E402
+from tests.system.test_concurrent_model import describe_failure, run_model  # noqa: E402
 
 
 def main() -> int:

@@ -28,12 +28,13 @@ from persistence.db import Database  # noqa: E402
 from persistence.models import (  # noqa: E402
     Account, Chamber, CouponAccount, CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount,
 )
-from resolvers.context import Services  # noqa: E402
-from resolvers.purchases import DepositInput, DepositSource, import_deposits, reconcile  # noqa: E402
+from resolvers.core.context import Services  # noqa: E402
+from tradecert.composition import build_services
+from resolvers.coupons.purchases import DepositInput, DepositSource, import_deposits, reconcile  # noqa: E402
 from rules.runtime import RulesRuntime  # noqa: E402
-from tradecert.clock import TOKYO, FixedClock  # noqa: E402
+from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
 from tradecert.demo import seed_demo  # noqa: E402
-from tradecert.settings import PROJECT_DIR, Settings  # noqa: E402
+from resolvers.core.settings import PROJECT_DIR, Settings  # noqa: E402
 
 NOW = dt.datetime(2026, 4, 1, 10, tzinfo=TOKYO)
 
@@ -73,7 +74,7 @@ async def measure(url: str, schema: str | None, sizes: list[int]) -> None:
     await migrate.upgrade(db.engine)
     await seed_demo(db, FixedClock(NOW))
     settings = Settings.from_env({"TRADECERT_RULES_DIR": str(PROJECT_DIR / "rules")})
-    services = Services(settings=settings, db=db, rules=RulesRuntime(settings.rules_dir), clock=FixedClock(NOW))
+    services = build_services(settings=settings, db=db, rules=RulesRuntime(settings.rules_dir), clock=FixedClock(NOW))
     offset = 0
     for n in sizes:
         deposits = await prepare(db, n, offset)

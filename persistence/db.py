@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -52,6 +53,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection):
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def dialect_insert(session):
+    """The INSERT construct of the session's database (both have ON CONFLICT)."""
+    return sqlite.insert if session.bind.dialect.name == "sqlite" else postgresql.insert
 
 
 class Database:

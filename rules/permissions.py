@@ -1,6 +1,6 @@
 """Who may do what: every answer comes from rules/permissions.yaml through durable_rules.
 
-The code names the *actions* it asks about (below) and works out how a resource relates
+The code names the *actions* it asks about (rules/actions.py) and works out how a resource relates
 to the actor; which account kinds may do an action under which relation is policy.
 """
 
@@ -9,35 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from rules.actions import ACTIONS  # the actions the code asks about (rules/actions.py)
 from rules.policy import PolicySet, RowRef
-
-# The actions the code asks about. A rule row naming another action is a typo.
-ACTIONS = frozenset(
-    {
-        "account.view_self",           # me
-        "account.change_own_password",  # changePassword
-        "account.reset_password",       # resetAccountPassword
-        "subaccount.create",            # createSubAccount
-        "subaccount.view",              # subAccounts
-        "subaccount.manage",            # update / notify / delete a sub-ID
-        "registration.create",          # chamber staff
-        "registration.renew",
-        "registration.withdraw",       # 退会 (chamber staff)
-        "signer.add",
-        "audit.view",
-        "coupon.purchase",
-        "coupon.view",
-        "coupon.adjust",
-        "payment.check",             # record bank deposits, check an order's payment by hand
-        "application.create",
-        "application.view",
-        "application.edit",
-        "application.pay",
-        "application.review",
-        "naccs.apply",
-        "naccs.review",
-    }
-)
 
 RELATIONS = ("self", "own_registration", "generated_by_me", "created_by_me", "same_chamber", "own_office", "none")
 

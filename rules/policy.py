@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping
 import jsonschema
 import yaml
 
+from rules.actions import ACTIONS  # the actions the code asks about
 from rules.engine import Rule, RuleEngine, default_engine
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "rules.schema.json"
@@ -389,8 +390,6 @@ def _cross_check(tables: dict[str, Table], problems: list[Problem]) -> None:
         _check_tiers(costs.file, costs.versions, problems)
     permissions = tables.get("permissions")
     if permissions:
-        from rules.permissions import ACTIONS  # the actions the code asks about
-
         for v in permissions.versions:
             for j, row in enumerate(v.rows):
                 if row["action"] not in ACTIONS:

@@ -9,11 +9,14 @@ from typing import Optional
 import strawberry
 
 from persistence import models
-from resolvers import applications, certificates, loaders, ratelimit
-from resolvers.context import Context
+from resolvers.applications import use_cases as applications
+from resolvers.applications import certificates
+from resolvers.core import loaders
+from resolvers.core import ratelimit
+from resolvers.core.context import Context
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Account, Chamber, Node, TradeRegistration, from_global_id, to_global_id
-from tradecert.clock import tokyo_date
+from resolvers.core.clock import tokyo_date
 from schema.inputs import at_most
 from schema.paging import PageInfo, encode_cursor, page_info, page_window
 

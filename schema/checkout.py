@@ -7,8 +7,8 @@ from typing import Optional
 
 import strawberry
 
-from resolvers import checkout
-from resolvers.context import Context
+from resolvers.payments import checkout
+from resolvers.core.context import Context
 from schema.applications import Application
 from schema.errors import ErrorCode, UserError, run_mutation
 from schema.identity import from_global_id
@@ -115,7 +115,7 @@ class CheckoutQuery:
 
     @strawberry.field(description="クレジット利用明細 of a month (\"2026-04\", Tokyo): what the viewer itself paid.")
     async def card_statements(self, info: strawberry.Info[Context], month: str) -> list[CardStatement]:
-        from resolvers.errors import UserFailure
+        from resolvers.core.errors import UserFailure
 
         try:
             rows = await checkout.card_statements(info.context, month)

@@ -10,8 +10,10 @@ from typing import Optional
 import strawberry
 
 from persistence import models
-from resolvers import coupons, identity, payments
-from resolvers.context import Context
+from resolvers.coupons import accounts as coupons
+from resolvers.identity import accounts as identity
+from resolvers.payments import card as payments
+from resolvers.core.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership
 from schema.identity import NODE_TYPES, Account, Node, TradeRegistration, from_global_id, to_global_id
@@ -211,7 +213,7 @@ class CouponsMutation:
 
 # --------------------------------------------------------------------------- purchases
 
-from resolvers import purchases  # noqa: E402
+from resolvers.coupons import purchases  # noqa: E402
 from schema.fees import PurchaseMethod  # noqa: E402
 
 

@@ -7,7 +7,7 @@ from typing import Awaitable, Callable, Optional, TypeVar
 
 import strawberry
 
-from resolvers.errors import UserFailure, UserFailures
+from resolvers.core.errors import UserFailure, UserFailures
 
 T = TypeVar("T")
 P = TypeVar("P")

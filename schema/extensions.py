@@ -11,8 +11,8 @@ from graphql import GraphQLError
 from prometheus_client import Counter, Histogram
 from strawberry.extensions import MaskErrors
 
-from resolvers.errors import UserFailure, UserFailures
-from tradecert.logs import request_id_var
+from resolvers.core.errors import UserFailure, UserFailures
+from resolvers.core.logs import request_id_var
 
 log = logging.getLogger("tradecert.graphql")
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import strawberry
 
-from resolvers import fees as fee_resolvers
+from resolvers.fees import schedule as fee_resolvers
 from rules.policy import RowRef
 
 

@@ -11,9 +11,11 @@ from typing import Optional
 import strawberry
 
 from persistence import models
-from resolvers import identity, loaders, subaccounts
-from resolvers.context import Context
-from resolvers.errors import UserFailure
+from resolvers.identity import accounts as identity
+from resolvers.core import loaders
+from resolvers.identity import subaccounts
+from resolvers.core.context import Context
+from resolvers.core.errors import UserFailure
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
 

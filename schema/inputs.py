@@ -13,7 +13,7 @@ from typing import Sized
 
 from graphql import GraphQLError
 
-from resolvers.errors import UserFailure
+from resolvers.core.errors import UserFailure
 
 MAX_LIST_ITEMS = 100  # a list no rule bounds (cart ids, order lines): a page's worth (docs/api.md: pages are 1–100)
 

@@ -10,8 +10,8 @@ from typing import Optional
 import strawberry
 
 from persistence import models
-from resolvers import naccs
-from resolvers.context import Context
+from resolvers.naccs import use_cases as naccs
+from resolvers.core.context import Context
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Node, from_global_id, to_global_id
 

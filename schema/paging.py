@@ -8,7 +8,7 @@ from typing import Optional
 
 import strawberry
 
-from resolvers.paging import DEFAULT_PAGE, MAX_PAGE
+from resolvers.core.paging import DEFAULT_PAGE, MAX_PAGE
 from schema.identity import parse_pk
 from schema.inputs import BadUserInput
 

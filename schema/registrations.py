@@ -7,8 +7,9 @@ from typing import Optional
 
 import strawberry
 
-from resolvers import identity, registrations
-from resolvers.context import Context
+from resolvers.identity import accounts as identity
+from resolvers.identity import registrations
+from resolvers.core.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
 from schema.identity import Account, TradeRegistration

@@ -26,12 +26,13 @@ import uvicorn
 
 from persistence import migrate
 from persistence.db import Database
-from resolvers.context import Services
+from resolvers.core.context import Services
+from tradecert.composition import build_services
 from rules.runtime import RulesRuntime
 from tradecert.app import create_app
-from tradecert.clock import TOKYO, FixedClock
+from resolvers.core.clock import TOKYO, FixedClock
 from tradecert.demo import seed_demo
-from tradecert.settings import PROJECT_DIR, Settings
+from resolvers.core.settings import PROJECT_DIR, Settings
 
 PG_BASE = os.environ.get("TRADECERT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 PG_DSN = PG_BASE.replace("postgresql+asyncpg://", "postgresql://")
@@ -157,7 +158,7 @@ def start_server(settings: Settings, clock: FixedClock, schema: str | None = Non
     """uvicorn on a free loopback port in a thread; the app builds its own engine there."""
     port = _free_port()
     settings = settings.with_(public_url=f"http://127.0.0.1:{port}")
-    services = Services(
+    services = build_services(
         settings=settings,
         db=Database(settings.database_url, schema=schema),
         rules=RulesRuntime(settings.rules_dir),
@@ -235,7 +236,7 @@ async def live(migrated, rules_copy, smtp):
     async def run_job(name: str):
         from tradecert import jobs
 
-        services = Services(settings=server.services.settings, db=db, rules=server.services.rules, clock=clock)
+        services = build_services(settings=server.services.settings, db=db, rules=server.services.rules, clock=clock)
         [outcome] = await jobs.run_jobs(services, [name])
         return outcome
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from persistence.models import (
     Application, CardPayment, CouponAccount, CouponEntry, CouponLot, CouponPurchase, Refund,
 )
-from resolvers import ledger
+from resolvers.coupons import ledger
 
 _APP_KEY = re.compile(r"^(use|return):app:(\d+):(\d+)$")
 

@@ -27,17 +27,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from persistence.db import Database
-from resolvers.context import Context, Services
+from resolvers.core.context import Context, Services
 from rules.runtime import RulesRuntime
 from schema import build_schema
-from tradecert.clock import Clock
-from resolvers.gateway import gateway_of
+from resolvers.core.clock import Clock
+from resolvers.adapters.gateway import gateway_of
+from tradecert.composition import DOCUMENTS, Document, build_services
 from tradecert.gateway_pages import routes as gateway_routes
 from tradecert.jobs import job_health, publish_health
-from tradecert.logs import new_request_id, request_id_var
+from resolvers.core.logs import new_request_id, request_id_var
 from tradecert.pages import activate_page
 from tradecert.request_guards import UrlGuard, decode_graphql_body, refusal
-from tradecert.settings import Settings
+from resolvers.core.settings import Settings
 
 log = logging.getLogger("tradecert.http")
 
@@ -184,16 +185,6 @@ def _language(accept: str) -> str:
     return best
 
 
-def build_services(settings: Settings, clock: Clock | None = None, db: Database | None = None,
-                   rules: RulesRuntime | None = None) -> Services:
-    return Services(
-        settings=settings,
-        db=db or Database(settings.database_url, schema=settings.database_schema),
-        rules=rules or RulesRuntime(settings.rules_dir),
-        clock=clock or Clock(),
-    )
-
-
 async def _watch_rules(services: Services) -> None:
     interval = services.settings.rules_poll_seconds
     while True:
@@ -254,35 +245,30 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                     ok = ok and not checks["overdueJobs"]
         return JSONResponse({"status": "ready" if ok else "not ready", **checks}, status_code=200 if ok else 503)
 
-    def document(loader_name: str, filename: str, type_name: str = "CouponPurchase", key: str = "purchase_id",
-                 module: str = "documents"):
+    def document(spec: Document):
         """A PDF of an order or application with that object's session and permissions."""
 
         async def endpoint(request: Request) -> Response:
             from graphql import GraphQLError
 
-            import importlib
-
             from schema.identity import from_global_id
 
-            documents = importlib.import_module(f"resolvers.{module}")
-
-            decoded = from_global_id(request.path_params[key])
-            if decoded is None or decoded[0] != type_name:
+            decoded = from_global_id(request.path_params[spec.key])
+            if decoded is None or decoded[0] != spec.type_name:
                 return JSONResponse({"error": "not found"}, status_code=404)
             context = Context(services=services, request=request, request_id=request_id_var.get())
             try:
-                pdf = await getattr(documents, loader_name)(context, decoded[1])
+                pdf = await spec.render(context, decoded[1])
             except GraphQLError as exc:
                 code = (exc.extensions or {}).get("code")
                 return JSONResponse({"error": code}, status_code=401 if code == "UNAUTHENTICATED" else 403)
             return Response(pdf, media_type="application/pdf", headers={
-                "Content-Disposition": f'inline; filename="{filename}-{decoded[1]}.pdf"', "Cache-Control": "no-store"})
+                "Content-Disposition": f'inline; filename="{spec.filename}-{decoded[1]}.pdf"', "Cache-Control": "no-store"})
 
         return endpoint
 
     async def public_keys(_: Request) -> Response:
-        from resolvers.certificates import published_keys
+        from resolvers.applications.certificates import published_keys
 
         return JSONResponse(published_keys(services), headers={"Cache-Control": "public, max-age=300"})
 
@@ -328,20 +314,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/activate", activate_page, methods=["GET"]),
-            Route("/documents/purchases/{purchase_id}/transfer-request.pdf",
-                  document("purchase_transfer_request", "transfer-request"), methods=["GET"]),
-            Route("/documents/purchases/{purchase_id}/card-statement.pdf",
-                  document("purchase_card_statement", "card-statement"), methods=["GET"]),
-            Route("/documents/applications/{application_id}/certificate.pdf",
-                  document("certificate", "certificate", "Application", "application_id"), methods=["GET"]),
-            Route("/documents/applications/{application_id}/card-statement.pdf",
-                  document("application_card_statement", "card-statement", "Application", "application_id"), methods=["GET"]),
-            Route("/documents/naccs/{application_id}/form.pdf",
-                  document("application_form", "naccs-application", "NaccsApplication", "application_id", "naccs_documents"),
-                  methods=["GET"]),
-            Route("/documents/naccs/{application_id}/approval-notice.pdf",
-                  document("approval_notice", "naccs-approval-notice", "NaccsApplication", "application_id", "naccs_documents"),
-                  methods=["GET"]),
+            *(Route(spec.path, document(spec), methods=["GET"]) for spec in DOCUMENTS),
             Route("/.well-known/tradecert-keys.json", public_keys, methods=["GET"]),
             Route("/verify", verify_page, methods=["GET"]),
             *gateway_routes(services),
@@ -358,7 +331,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory tradecert.app:app_from_env` (multi-worker serve)."""
-    from tradecert.logs import configure_logging
+    from resolvers.core.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tradecert.settings import Settings
+from resolvers.core.settings import Settings
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -75,7 +75,7 @@ def db_upgrade() -> None:
 
 
 async def _seed(settings: Settings):
-    from tradecert.clock import Clock
+    from resolvers.core.clock import Clock
     from tradecert.demo import seed_demo
 
     async with _database(settings) as db:
@@ -108,7 +108,7 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     """Serve GraphQL (+ GraphiQL), /healthz, /readyz, /metrics."""
     import uvicorn
 
-    from tradecert.logs import configure_logging
+    from resolvers.core.logs import configure_logging
 
     settings = _settings()
     _require_gateway(settings)
@@ -141,7 +141,7 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
 
 def _require_gateway(settings: Settings) -> None:
     """Refuse to start (before any worker does) without a usable card gateway: one line, exit 1."""
-    from resolvers.gateway import GatewayNotConfigured, gateway_for
+    from resolvers.adapters.gateway import GatewayNotConfigured, gateway_for
 
     try:
         gateway_for(settings)
@@ -199,7 +199,7 @@ def rules_test() -> None:
 def rules_show(what: str, on: dt.datetime | None) -> None:
     """Print the fee schedule (or the permission matrix) in force on a date."""
     from rules import fees
-    from tradecert.clock import Clock
+    from resolvers.core.clock import Clock
 
     settings = _settings()
     policy = _load_rules(settings)
@@ -268,8 +268,9 @@ def jobs() -> None:
 @click.argument("names", nargs=-1)
 def jobs_run(names: tuple[str, ...]) -> None:
     """Run the named jobs (default: all) once, now."""
-    from tradecert.app import build_services
-    from tradecert.jobs import JOBS, run_jobs
+    from tradecert.composition import build_services
+    from tradecert.composition import JOBS
+    from tradecert.jobs import run_jobs
 
     settings = _settings()
     if not JOBS and not names:
@@ -312,11 +313,11 @@ def bank_import(path: Path, no_reconcile: bool) -> None:
     line naming the file and its line; then nothing is recorded and the exit status is 1."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from resolvers.bank_files import StatementError, describe, parse_statement
-    from resolvers.errors import UserFailure, UserFailures
-    from resolvers.purchases import DepositSource, import_deposits, reconcile
-    from tradecert.app import build_services
-    from tradecert.clock import Clock
+    from resolvers.adapters.bank_files import StatementError, describe, parse_statement
+    from resolvers.core.errors import UserFailure, UserFailures
+    from resolvers.coupons.purchases import DepositSource, import_deposits, reconcile
+    from tradecert.composition import build_services
+    from resolvers.core.clock import Clock
 
     settings = _settings()
     name = path.name

@@ -15,8 +15,8 @@ from persistence.db import Database
 from persistence.models import (
     Account, Chamber, NaccsOffice, NaccsTerminal, NaccsUserId, RegistrationMembership, TradeRegistration,
 )
-from tradecert.clock import TOKYO, Clock
-from tradecert.passwords import hash_password
+from resolvers.core.clock import TOKYO, Clock
+from resolvers.identity.passwords import hash_password
 
 DEMO_PASSWORD = "demo-pass-2701"
 CHAMBER = ("2701", "大阪商工会議所")

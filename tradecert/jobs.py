@@ -26,8 +26,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from persistence.models import JobLease
-from resolvers.context import Services
-from tradecert.clock import TOKYO
+from resolvers.core.context import Services
+from resolvers.core.clock import TOKYO
 
 log = logging.getLogger("tradecert.jobs")
 
@@ -47,16 +47,6 @@ class Job:
     every: dt.timedelta  # how often `serve` runs it
     lease: dt.timedelta = dt.timedelta(minutes=10)
     daily_at: dt.time | None = None  # instead of `every`: once a day from this Asia/Tokyo time on
-
-
-JOBS: dict[str, Job] = {}
-
-
-def register(job: Job) -> Job:
-    if job.name in JOBS:
-        raise ValueError(f"job {job.name} already registered")
-    JOBS[job.name] = job
-    return job
 
 
 @dataclass(frozen=True)
@@ -120,49 +110,11 @@ async def run_job(services: Services, job: Job, unless_done_since: dt.datetime |
 
 
 async def run_jobs(services: Services, names: list[str] | None = None) -> list[JobOutcome]:
-    unknown = [n for n in names or [] if n not in JOBS]
+    known = services.jobs
+    unknown = [n for n in names or [] if n not in known]
     if unknown:
-        raise KeyError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(JOBS) or 'none yet'}")
-    return [await run_job(services, JOBS[n]) for n in (names or list(JOBS))]
-
-
-# --------------------------------------------------------------------------- the jobs
-
-from resolvers.mail import deliver_pending  # noqa: E402
-
-
-async def ledger_audit(services: Services) -> str:
-    """Entries sum to every balance and lots hold it; a disagreement fails the job."""
-    from resolvers.ledger import audit_ledger
-
-    async with services.db.read() as session:
-        problems = await audit_ledger(session)
-    if problems:
-        raise RuntimeError("; ".join(problems[:20]))
-    return "every balance agrees with its entries and lots"
-
-register(Job("mail-delivery", "send queued mails over SMTP, retrying with backoff", deliver_pending,
-             every=dt.timedelta(seconds=15), lease=dt.timedelta(minutes=5)))
-from resolvers.purchases import expire_unpaid, reconcile_job  # noqa: E402
-
-register(Job("bank-reconciliation", "match recorded bank deposits to coupon orders (nightly)", reconcile_job,
-             every=dt.timedelta(hours=24), daily_at=dt.time(2, 0)))
-register(Job("purchase-expiry", "cancel coupon orders unpaid past their validity", expire_unpaid,
-             every=dt.timedelta(hours=1)))
-from resolvers.payments import expiry_job, redelivery_job  # noqa: E402
-
-register(Job("card-session-expiry", "close card payment sessions past their time and cancel their orders", expiry_job,
-             every=dt.timedelta(seconds=30), lease=dt.timedelta(minutes=2)))
-register(Job("card-notification-redelivery", "sandbox gateway: send unacknowledged payment events again",
-             redelivery_job, every=dt.timedelta(minutes=1), lease=dt.timedelta(minutes=2)))
-from resolvers.naccs import process_reissues, purge_passwords  # noqa: E402
-
-register(Job("naccs-reissue", "NACCS: process digital-certificate reissues due today (mornings)", process_reissues,
-             every=dt.timedelta(hours=24), daily_at=dt.time(6, 0)))
-register(Job("naccs-password-purge", "NACCS: destroy issued passwords whose viewing window has closed", purge_passwords,
-             every=dt.timedelta(hours=1)))
-register(Job("ledger-audit", "check that coupon entries and lots sum to every balance", ledger_audit,
-             every=dt.timedelta(hours=1)))
+        raise KeyError(f"unknown job(s): {', '.join(unknown)}; known: {', '.join(known) or 'none yet'}")
+    return [await run_job(services, known[n]) for n in (names or list(known))]
 
 
 # --------------------------------------------------------------------------- the schedule
@@ -244,7 +196,7 @@ class Scheduler:
 
 async def run_schedule(services: Services, tick: float = 5.0) -> None:
     """`serve`'s scheduler (leases keep several hosts from running one job at once)."""
-    scheduler = Scheduler(list(JOBS.values()), tick)
+    scheduler = Scheduler(list(services.jobs.values()), tick)
     while True:
         try:
             await scheduler.run_due(services)
@@ -294,7 +246,7 @@ async def job_health(services: Services, watching_since: dt.datetime, jobs: list
         rows = {row.name: row for row in (await session.execute(
             select(JobLease.name, JobLease.last_succeeded_at, JobLease.last_started_at, JobLease.last_status))).all()}
     health = []
-    for job in (list(JOBS.values()) if jobs is None else jobs):
+    for job in (list(services.jobs.values()) if jobs is None else jobs):
         row = rows.get(job.name)
         success = row.last_succeeded_at if row else None
         health.append(JobHealth(job.name, success, row.last_started_at if row else None, row.last_status if row else None,

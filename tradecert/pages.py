@@ -107,8 +107,8 @@ VERIFY_PAGE = """<!doctype html>
 async def verification_page(request: Request, services) -> HTMLResponse:
     """Public: the same answer as Query.verifyCertificate — validity, type, issue date,
     exporter and chamber, and the signed content's hash; never more."""
-    from resolvers.certificates import verify
-    from resolvers.ratelimit import RateLimited, client_address
+    from resolvers.applications.certificates import verify
+    from resolvers.core.ratelimit import RateLimited, client_address
 
     number = request.query_params.get("number", "")[:20]
     code = request.query_params.get("code", "")[:24]
@@ -129,8 +129,8 @@ async def verification_page(request: Request, services) -> HTMLResponse:
 
 
 def _verification_result(found) -> str:
-    from resolvers.applications import TYPE_NAMES
-    from tradecert.clock import tokyo_date
+    from resolvers.applications.use_cases import TYPE_NAMES
+    from resolvers.core.clock import tokyo_date
 
     if not found.valid:
         return '<p class="invalid" data-valid="false">該当する有効な証明書はありません。 No valid certificate matches.</p>'

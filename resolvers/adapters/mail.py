@@ -1,0 +1,101 @@
+"""Mail: queued in the outbox within the transaction of the change that causes it, then
+delivered over SMTP (``TRADECERT_SMTP_URL``) by the ``mail-delivery`` job, with retries
+and exponential backoff. The outbox keeps every mail (docs/api.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+from sqlalchemy import select, update
+
+from persistence.models import OutboxMail
+from resolvers.core.context import Services
+
+log = logging.getLogger("tradecert.mail")
+
+MAX_ATTEMPTS = 8
+FIRST_RETRY = dt.timedelta(seconds=30)
+LAST_RETRY = dt.timedelta(hours=1)
+BATCH = 100
+
+
+def queue_mail(session, now: dt.datetime, kind: str, to: str, subject: str, body: str, account_id: int | None = None) -> None:
+    session.add(
+        OutboxMail(
+            created_at=now, kind=kind, to_address=to, subject=subject, body=body, status="PENDING",
+            attempts=0, next_attempt_at=now, account_id=account_id,
+        )
+    )
+
+
+def _smtp_target(url: str) -> dict:
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError(f"TRADECERT_SMTP_URL must be smtp:// or smtps://, got {parts.scheme!r}")
+    return {
+        "hostname": parts.hostname or "127.0.0.1",
+        "port": parts.port or (465 if parts.scheme == "smtps" else 25),
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "use_tls": parts.scheme == "smtps",
+        "start_tls": False,
+        "timeout": 20,
+    }
+
+
+def _message(mail: OutboxMail, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = mail.to_address
+    message["Subject"] = mail.subject
+    message["Message-ID"] = f"<outbox-{mail.id}@tradecert>"
+    message.set_content(mail.body, charset="utf-8")
+    return message
+
+
+async def deliver_pending(services: Services) -> str:
+    """Send what is due; a failure schedules a retry (30 s, doubling, at most 1 h) and
+    gives up after 8 attempts (status FAILED, kept for staff to see)."""
+    settings = services.settings
+    now = services.clock.now()
+    async with services.db.read() as session:
+        due = (
+            await session.scalars(
+                select(OutboxMail).where(OutboxMail.status == "PENDING", OutboxMail.next_attempt_at <= now)
+                .order_by(OutboxMail.id).limit(BATCH)
+            )
+        ).all()
+    if not due:
+        return "nothing to send"
+    if not settings.smtp_url:
+        return f"{len(due)} mail(s) waiting: TRADECERT_SMTP_URL is not set"
+    target = _smtp_target(settings.smtp_url)
+    sent = failed = 0
+    for mail in due:
+        try:
+            await aiosmtplib.send(_message(mail, settings.mail_from), **target)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            attempts = mail.attempts + 1
+            delay = min(FIRST_RETRY * 2 ** (attempts - 1), LAST_RETRY)
+            status = "FAILED" if attempts >= MAX_ATTEMPTS else "PENDING"
+            log.warning("mail %s to %s failed (attempt %s): %s", mail.id, mail.to_address, attempts, exc)
+            async with services.db.write() as session:
+                await session.execute(
+                    update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "PENDING").values(
+                        attempts=attempts, status=status, next_attempt_at=now + delay, last_error=str(exc)[:2000],
+                    )
+                )
+            failed += 1
+            continue
+        async with services.db.write() as session:
+            await session.execute(
+                update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "PENDING").values(
+                    status="SENT", sent_at=services.clock.now(), attempts=mail.attempts + 1, last_error=None,
+                )
+            )
+        sent += 1
+    return f"{sent} sent, {failed} failed"

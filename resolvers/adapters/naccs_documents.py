@@ -1,0 +1,99 @@
+"""NACCS PDFs: the application form (any time) and the approval notice (利用申込確認完了の
+お知らせ; from the start date on). Only the office that applied and the NACCS center."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfgen import canvas
+from sqlalchemy import select
+
+from persistence.models import NaccsOffice, NaccsUserId
+from resolvers.core.context import Context
+from resolvers.adapters.documents import _font, _table
+from resolvers.core.errors import Forbidden
+from resolvers.naccs.use_cases import REASONS, visible_application
+from resolvers.core.clock import tokyo_date
+
+KINDS = {"USER_CODE_ADDITION": "利用申込(変更申込) — 利用者コードの追加", "CERTIFICATE_REISSUE": "電子証明書の再発行申込"}
+
+
+def _start(title: str):
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf.setTitle(title)
+    font = _font()
+    width, height = A4
+    pdf.setFont(font, 16)
+    pdf.drawCentredString(width / 2, height - 28 * mm, title)
+    pdf.setFont(font, 10)
+    return buffer, pdf, height
+
+
+async def _load(ctx: Context, app_id: int):
+    app = await visible_application(ctx, app_id)
+    if app is None:
+        raise Forbidden()
+    async with ctx.services.db.read() as session:
+        office = await session.get(NaccsOffice, app.office_id)
+        ids = (await session.scalars(select(NaccsUserId).where(NaccsUserId.application_id == app.id)
+                                     .order_by(NaccsUserId.user_code, NaccsUserId.identification_number))).all()
+    return app, office, list(ids)
+
+
+async def application_form(ctx: Context, app_id: int) -> bytes:
+    app, office, _ids = await _load(ctx, app_id)
+    contact, details = json.loads(app.contact), json.loads(app.details)
+    buffer, pdf, height = _start("NACCS 申込書")
+    y = _table(pdf, 20 * mm, height - 40 * mm, [
+        ("申込種別", KINDS[app.kind]),
+        ("受付番号", app.receipt_number),
+        ("申込日", f"{tokyo_date(app.submitted_at):%Y年%m月%d日}"),
+        ("事業所", office.name),
+        ("担当者", f"{contact['family_name']} {contact['given_name']} ({contact['family_name_kana']} {contact['given_name_kana']})"),
+        ("部署・役職", f"{contact['department']} {contact['title']}"),
+        ("電話 / FAX", f"{contact['phone']} / {contact.get('fax') or '-'}"),
+        ("E-mail", contact["email"]),
+        ("希望日", f"{app.desired_date:%Y年%m月%d日}"),
+        ("理由", app.reason[:60]),
+    ])
+    y -= 8 * mm
+    if app.kind == "USER_CODE_ADDITION":
+        for i, code in enumerate(details["userCodes"], start=1):
+            pdf.drawString(20 * mm, y, f"利用者コード{i}: {code['category']} / 業種 {'・'.join(code['industries'])} / "
+                                       f"{code['processingMethod']} / SSO {'有' if code['singleSignOn'] else '無'} / "
+                                       f"識別番号数 {code['identificationCount']} / 統計(有料 {code['statisticsPaid']}・無料 {code['statisticsFree']})")
+            y -= 6 * mm
+    else:
+        pdf.drawString(20 * mm, y, f"対象論理端末: {', '.join(details['terminals'])}  再発行理由: {REASONS.get(details.get('reasonCode'), app.reason)}")
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+async def approval_notice(ctx: Context, app_id: int) -> bytes:
+    """From the start date on; never with passwords (those are shown only in the ID notice window)."""
+    app, office, ids = await _load(ctx, app_id)
+    if app.kind != "USER_CODE_ADDITION" or app.start_date is None or ctx.clock.today() < app.start_date:
+        raise Forbidden()
+    buffer, pdf, height = _start("利用申込確認完了のお知らせ")
+    y = _table(pdf, 20 * mm, height - 40 * mm, [
+        ("事業所", office.name),
+        ("受付番号", app.receipt_number),
+        ("利用開始日", f"{app.start_date:%Y年%m月%d日}"),
+        ("確認完了日", f"{tokyo_date(app.approved_at):%Y年%m月%d日}"),
+    ])
+    y -= 8 * mm
+    pdf.drawString(20 * mm, y, "追加された利用者ID (利用者コード + 識別番号) / 業種")
+    for row in ids:
+        y -= 6 * mm
+        pdf.drawString(24 * mm, y, f"{row.user_code}{row.identification_number}  /  {'・'.join(json.loads(row.industries))}")
+    y -= 12 * mm
+    pdf.setFont(_font(), 8)
+    pdf.drawString(20 * mm, y, "パスワードはID通知の閲覧期間内にのみ表示されます。期間後は再発行の手続きが必要です。")
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()

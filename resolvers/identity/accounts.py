@@ -1,0 +1,332 @@
+"""Identity use cases: login, logout, password change, the viewer, permission checks.
+
+Sessions: an opaque random token is handed to the client once; the database keeps only
+its SHA-256. A session ends after ``session_idle_minutes`` unused, ``session_absolute_hours``
+after login, at logout, and — all of an account's sessions — when its password changes.
+
+Throttling counts password checks per login name (chamber code + ID) whether or not the ID
+exists. An attempt is counted, atomically and committed, *before* its password is checked,
+so parallel requests and worker processes together get at most ``login_lock_after`` checks
+before the name is refused; a success clears the count. When refused, no password is
+checked, so the answer and its timing say nothing about which IDs exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from persistence.models import Account, AuditEntry, Chamber, LoginThrottle, Session, TradeRegistration
+from resolvers.core.context import Context
+from resolvers.core.errors import Forbidden, Unauthenticated, UserFailure
+from rules.permissions import Actor, is_allowed
+from resolvers.identity.passwords import (
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    hash_password,
+    needs_rehash,
+    password_is_acceptable,
+    verify_or_spend,
+    verify_password,
+)
+
+SESSION_COOKIE = "tradecert_session"
+ECO_KINDS = ("ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF")
+TOUCH_EVERY = dt.timedelta(minutes=1)  # last_seen_at is written at most this often
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The logged-in account of this request."""
+
+    account: Account
+    session_id: int
+    registration_kind: str | None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.account.id, self.account.kind, self.registration_kind)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def _presented_token(ctx: Context) -> str | None:
+    request = ctx.request
+    if request is None:
+        return None
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+async def viewer(ctx: Context) -> Viewer | None:
+    """The account behind the presented token, or None. Cached for the request."""
+    if "viewer" in ctx.loaders:
+        return ctx.loaders["viewer"]
+    token = _presented_token(ctx)
+    found: Viewer | None = None
+    if token and len(token) <= 128:
+        now = ctx.clock.now()
+        settings = ctx.services.settings
+        async with ctx.services.db.read() as session:
+            row = (
+                await session.execute(
+                    select(Session, Account, TradeRegistration.kind, TradeRegistration.withdrawn_at)
+                    .join(Account, Account.id == Session.account_id)
+                    .outerjoin(TradeRegistration, TradeRegistration.id == Account.registration_id)
+                    .where(Session.token_hash == hash_token(token))
+                )
+            ).first()
+        if row is not None:
+            sess, account, registration_kind, withdrawn_at = row
+            idle_limit = sess.last_seen_at + dt.timedelta(minutes=settings.session_idle_minutes)
+            alive = sess.ended_at is None and now < sess.absolute_expires_at and now < idle_limit
+            if alive and account.status == "ACTIVE" and account.deleted_at is None and withdrawn_at is None:
+                found = Viewer(account, sess.id, registration_kind)
+                if now - sess.last_seen_at >= TOUCH_EVERY:
+                    async with ctx.services.db.write() as session:
+                        await session.execute(update(Session).where(Session.id == sess.id).values(last_seen_at=now))
+    ctx.loaders["viewer"] = found
+    return found
+
+
+async def require_viewer(ctx: Context) -> Viewer:
+    found = await viewer(ctx)
+    if found is None:
+        raise Unauthenticated()
+    return found
+
+
+async def authorize(ctx: Context, who: Viewer, action: str, relations: set[str]) -> None:
+    """Raise Forbidden unless permissions.yaml allows ``action`` under one of ``relations``."""
+    if not is_allowed(ctx.services.rules.current, ctx.clock.today(), who.actor, action, relations):
+        raise Forbidden()
+
+
+def _set_cookie(ctx: Context, token: str | None) -> None:
+    response = ctx.response
+    if response is None:
+        return
+    secure = ctx.services.settings.public_url.startswith("https://")
+    if token is None:
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=secure)
+    else:
+        response.set_cookie(
+            SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/",
+            max_age=ctx.services.settings.session_absolute_hours * 3600,
+        )
+
+
+async def _new_session(session, ctx: Context, account_id: int, now: dt.datetime) -> str:
+    token = secrets.token_urlsafe(32)
+    session.add(
+        Session(
+            account_id=account_id, token_hash=hash_token(token), created_at=now, last_seen_at=now,
+            absolute_expires_at=now + dt.timedelta(hours=ctx.services.settings.session_absolute_hours),
+        )
+    )
+    return token
+
+
+def audit(session, ctx: Context, account: Account | None, action: str, target: str | None = None, detail: str | None = None) -> None:
+    """Record who did what; for a sub-ID the responsible signer is the one that generated it."""
+    responsible = None
+    if account is not None:
+        responsible = account.generated_by_id if account.kind == "SUB" else account.id
+    session.add(
+        AuditEntry(
+            at=ctx.clock.now(), actor_id=account.id if account else None, responsible_id=responsible,
+            chamber_id=account.chamber_id if account else None, action=action, target=target,
+            request_id=ctx.request_id, detail=detail,
+        )
+    )
+
+
+# --------------------------------------------------------------------------- login
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    account: Account
+
+
+def _login_key(chamber_code: str | None, username: str) -> str:
+    return f"{(chamber_code or '-').strip()}|{username.strip().lower()}"[:128]
+
+
+async def login(ctx: Context, chamber_code: str | None, username: str, password: str) -> LoginResult:
+    db = ctx.services.db
+    now = ctx.clock.now()
+    key = _login_key(chamber_code, username)
+    if len(username) > 64 or len(password) > 1024 or (chamber_code is not None and len(chamber_code) > 8) \
+            or "\x00" in key:  # no ID is that long or holds a NUL (PostgreSQL text cannot)
+        raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
+
+    locked_until = await _take_attempt(ctx, key, now)  # counted before the password is checked
+    if locked_until is not None:
+        minutes = max(1, -(-int((locked_until - now).total_seconds()) // 60))
+        raise UserFailure("TOO_MANY_ATTEMPTS", ["input", "username"], minutes=minutes)
+
+    async with db.read() as session:
+        account = await session.scalar(_usable_account(chamber_code, username))
+    ok = await verify_or_spend(account.password_hash if account is not None else None, password)
+    if not ok:
+        raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])  # the attempt is already counted
+
+    new_hash = await hash_password(password) if needs_rehash(account.password_hash) else None
+    presented = _presented_token(ctx)
+    async with db.write() as session:
+        account = await session.scalar(_usable_account(chamber_code, username).where(Account.id == account.id))
+        if account is None:  # deleted or withdrawn while its password was being checked
+            raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
+        await session.execute(delete(LoginThrottle).where(LoginThrottle.login_key == key))  # a success clears the count
+        if presented:  # rotate: the session this browser had before ends
+            await session.execute(
+                update(Session).where(Session.token_hash == hash_token(presented), Session.ended_at.is_(None))
+                .values(ended_at=now, end_reason="rotated")
+            )
+        if new_hash:
+            await session.execute(update(Account).where(Account.id == account.id).values(password_hash=new_hash))
+        token = await _new_session(session, ctx, account.id, now)
+        audit(session, ctx, account, "login")
+    _set_cookie(ctx, token)
+    return LoginResult(token, account)
+
+
+def _usable_account(chamber_code: str | None, username: str):
+    """The account that may log in under this name: active, not deleted, its registration
+    (if any) not withdrawn."""
+    kinds = ECO_KINDS if chamber_code else ("NACCS_OFFICE", "NACCS_CENTER")
+    query = (
+        select(Account).outerjoin(TradeRegistration, TradeRegistration.id == Account.registration_id)
+        .where(Account.username == username.strip(), Account.kind.in_(kinds), Account.status == "ACTIVE",
+               Account.deleted_at.is_(None), TradeRegistration.withdrawn_at.is_(None))
+    )
+    if chamber_code:
+        query = query.join(Chamber, Chamber.id == Account.chamber_id).where(Chamber.code == chamber_code.strip())
+    return query
+
+
+async def _take_attempt(ctx: Context, key: str, now: dt.datetime) -> dt.datetime | None:
+    """Count one password check for ``key`` unless the name is refused; returns the end of
+    the refusal, or None when the check may go ahead.
+
+    Its own short transaction, committed before the password is checked, so parallel
+    requests and other worker processes see every attempt: the conditional upsert adds
+    one only while the name is not locked (PostgreSQL re-evaluates the condition on the
+    newest row after waiting for its lock; SQLite's write lock serialises), and the
+    attempt that reaches ``login_lock_after`` sets the lock in the same transaction. A
+    failure then needs no further write; a success deletes the row.
+    """
+    settings = ctx.services.settings
+    db = ctx.services.db
+    insert = sqlite.insert if db.is_sqlite else postgresql.insert
+    table = LoginThrottle.__table__
+    upsert = insert(LoginThrottle).values(login_key=key, failures=1, last_failure_at=now)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[table.c.login_key],
+        set_={"failures": table.c.failures + 1, "last_failure_at": upsert.excluded.last_failure_at},
+        where=or_(table.c.locked_until.is_(None), table.c.locked_until <= now),
+    ).returning(table.c.failures)
+    async with db.write() as session:
+        attempts = await session.scalar(upsert)
+        if attempts is None:  # refused: no check
+            return await session.scalar(select(LoginThrottle.locked_until).where(LoginThrottle.login_key == key))
+        if attempts >= settings.login_lock_after:
+            seconds = min(settings.login_lock_seconds * 2 ** (attempts - settings.login_lock_after),
+                          settings.login_lock_max_seconds)
+            await session.execute(
+                update(LoginThrottle).where(LoginThrottle.login_key == key)
+                .values(locked_until=now + dt.timedelta(seconds=seconds))
+            )
+    return None
+
+
+async def logout(ctx: Context, all_sessions: bool = False) -> None:
+    who = await require_viewer(ctx)
+    scope = Session.account_id == who.account.id if all_sessions else Session.id == who.session_id
+    async with ctx.services.db.write() as session:
+        await session.execute(
+            update(Session).where(scope, Session.ended_at.is_(None)).values(ended_at=ctx.clock.now(), end_reason="logout")
+        )
+        audit(session, ctx, who.account, "logout")
+    _set_cookie(ctx, None)
+
+
+async def change_password(ctx: Context, current_password: str, new_password: str) -> str:
+    """Change the viewer's own password; every session of the account ends and a new one
+    (returned) begins."""
+    who = await require_viewer(ctx)
+    await authorize(ctx, who, "account.change_own_password", {"self"})
+    if not await verify_password(who.account.password_hash or "", current_password[:1024]):
+        raise UserFailure("INVALID_CREDENTIALS", ["input", "currentPassword"])
+    if not password_is_acceptable(new_password, who.account.username):
+        raise UserFailure("PASSWORD_TOO_WEAK", ["input", "newPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX)
+    new_hash = await hash_password(new_password)
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as session:
+        await session.execute(
+            update(Account).where(Account.id == who.account.id).values(password_hash=new_hash, updated_at=now)
+        )
+        await session.execute(
+            update(Session).where(Session.account_id == who.account.id, Session.ended_at.is_(None))
+            .values(ended_at=now, end_reason="password_changed")
+        )
+        token = await _new_session(session, ctx, who.account.id, now)
+        audit(session, ctx, who.account, "account.change_own_password", target=f"Account:{who.account.id}")
+    _set_cookie(ctx, token)
+    ctx.loaders.pop("viewer", None)
+    return token
+
+
+# --------------------------------------------------------------------------- reads
+
+
+async def registration_of(ctx: Context, registration_id: int) -> TradeRegistration | None:
+    async with ctx.services.db.read() as session:
+        return await session.get(TradeRegistration, registration_id)
+
+
+async def chamber_of(ctx: Context, chamber_id: int) -> Chamber | None:
+    async with ctx.services.db.read() as session:
+        return await session.get(Chamber, chamber_id)
+
+
+async def account_by_id(ctx: Context, account_id: int) -> Account | None:
+    async with ctx.services.db.read() as session:
+        return await session.get(Account, account_id)
+
+
+async def membership_now(ctx: Context, registration_id: int) -> str | None:
+    """The membership in force at this moment (the history decides prices)."""
+    async with ctx.services.db.read() as session:
+        return await membership_at(session, registration_id, ctx.clock.now())
+
+
+async def membership_at(session, registration_id: int, now: dt.datetime) -> str | None:
+    """The membership in force at ``now``, read in the caller's unit of work (a use case
+    that fixes a fee reads it after taking the registration's lock)."""
+    from persistence.models import RegistrationMembership
+
+    return await session.scalar(
+        select(RegistrationMembership.membership)
+        .where(
+            RegistrationMembership.registration_id == registration_id,
+            RegistrationMembership.valid_from <= now,
+            (RegistrationMembership.valid_until.is_(None)) | (RegistrationMembership.valid_until > now),
+        )
+        .order_by(RegistrationMembership.valid_from.desc())
+        .limit(1)
+    )

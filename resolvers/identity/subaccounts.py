@@ -1,0 +1,370 @@
+"""Sub-ID lifecycle (the seeds: eco-sub-id.ja.txt): create → notify (mail with the
+activation link, never the password) → activate within 72 hours → manage.
+
+Every check of *who* may act goes through ``authorize`` (rules/permissions.yaml); this
+module works out how the target account relates to the actor and enforces the facts
+the seed states about data (target eligibility, e-mail domain, the lock after notify).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import string
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from persistence.models import Account, ActivationToken, Chamber, Session, TradeRegistration
+from resolvers.core import ratelimit
+from resolvers.core import validation
+from resolvers.core.context import Context
+from resolvers.core.errors import Forbidden, UserFailure, UserFailures
+from resolvers.identity.accounts import Viewer, audit, authorize, hash_token, require_viewer
+from resolvers.adapters.mail import queue_mail
+from rules.permissions import is_allowed
+from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable, verify_password
+
+ACTIVATION_VALID = dt.timedelta(hours=72)  # eco-sub-id: URLの有効期限はメール送信後3日(72時間)
+SUB_ID_LENGTH = 12  # eco-sub-id: e.g. GRdCyg4TeUUJ
+_ALPHABET = string.ascii_letters + string.digits
+
+DEFAULT_SUBJECT = "【貿易関係証明発給システム】サブID付与のお知らせ"
+DEFAULT_BODY = """{company} {name} 様
+
+貿易関係証明発給システムのサブIDが付与されました。
+下記確認サイトへアクセスし、サブIDおよびパスワードを入力して、サブIDを有効化(アクティベート)してください。
+有効化後、システムへのログインが可能となります。
+
+・確認サイト: {activation_url}
+・商工会議所コード: {chamber_code}
+・サブID: {sub_id}
+・パスワード: 通知者にご確認ください。
+※上記URLの有効期限はメール送信後3日(72時間)です({expires_at}まで)。
+
+通知者: {signer_name}
+"""
+
+
+def relations(actor: Account, target: Account) -> set[str]:
+    """How ``target`` stands to ``actor`` (the facts permissions are decided on)."""
+    found: set[str] = set()
+    if target.id == actor.id:
+        found.add("self")
+    if target.generated_by_id is not None and target.generated_by_id == actor.id:
+        found.add("generated_by_me")
+    if target.registration_id is not None and target.registration_id == actor.registration_id:
+        found.add("own_registration")
+    if target.chamber_id is not None and target.chamber_id == actor.chamber_id:
+        found.add("same_chamber")
+    return found or {"none"}
+
+
+def _failures(*results) -> list[UserFailure]:
+    return [r for r in results if isinstance(r, UserFailure)]
+
+
+async def _load(ctx: Context, account_id: int) -> Account:
+    async with ctx.services.db.read() as session:
+        target = await session.get(Account, account_id)
+    if target is None or target.kind != "SUB" or target.deleted_at is not None:
+        raise UserFailure("NOT_FOUND", ["input", "accountId"])
+    return target
+
+
+async def _end_sessions(session, account_id: int, now: dt.datetime, reason: str) -> None:
+    await session.execute(
+        update(Session).where(Session.account_id == account_id, Session.ended_at.is_(None)).values(ended_at=now, end_reason=reason)
+    )
+
+
+# --------------------------------------------------------------------------- create
+
+
+async def create_sub_account(ctx: Context, name: str, password: str, email: str, phone: str | None) -> Account:
+    who = await require_viewer(ctx)
+    await authorize(ctx, who, "subaccount.create", {"none"})
+    checked_name = validation.person_name(name, ["input", "name"])
+    checked_email = validation.email(email, ["input", "email"])
+    checked_phone = validation.phone(phone, ["input", "phone"])
+    problems = _failures(checked_name, checked_email, checked_phone)
+    if len(password) > PASSWORD_MAX * 8 or not password_is_acceptable(password, None):
+        problems.append(UserFailure("PASSWORD_TOO_WEAK", ["input", "password"], min=PASSWORD_MIN, max=PASSWORD_MAX))
+    if problems:
+        raise UserFailures(problems)
+    password_hash = await hash_password(password)
+    now = ctx.clock.now()
+    for _ in range(5):  # a 12-character id collides practically never; the unique index decides
+        username = "".join(secrets.choice(_ALPHABET) for _ in range(SUB_ID_LENGTH))
+        try:
+            async with ctx.services.db.write() as session:
+                account = Account(
+                    kind="SUB", username=username, chamber_id=who.account.chamber_id,
+                    registration_id=who.account.registration_id, name=checked_name, email=checked_email,
+                    phone=checked_phone, password_hash=password_hash, status="CREATED",
+                    generated_by_id=who.account.id, created_at=now, updated_at=now,
+                )
+                session.add(account)
+                await session.flush()
+                audit(session, ctx, who.account, "subaccount.create", target=f"Account:{account.id}")
+            return account
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not generate a unique sub-ID")
+
+
+# --------------------------------------------------------------------------- notify
+
+
+@dataclass(frozen=True)
+class NotifyInput:
+    account_id: int
+    target_registration_number: str
+    phone: str
+    email: str
+    subject: str | None = None
+    body: str | None = None
+
+
+async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
+    """Send (or send again) the activation mail. The target must be the signer's own
+    registration or an agent registered with the same chamber; the address must share a
+    domain with the signer's or the target contact person's; once notified, the address
+    is locked."""
+    who = await require_viewer(ctx)
+    target = await _load(ctx, data.account_id)
+    await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
+    checked_phone = validation.phone(data.phone, ["input", "phone"], required=True)
+    checked_email = validation.email(data.email, ["input", "email"])
+    subject = validation.text(data.subject, ["input", "subject"], 200, "件名", required=False) or DEFAULT_SUBJECT
+    body = validation.text(data.body, ["input", "body"], 5000, "本文", required=False) or DEFAULT_BODY
+    problems = _failures(checked_phone, checked_email, subject, body)
+    if problems:
+        raise UserFailures(problems)
+
+    async with ctx.services.db.read() as session:
+        registration = await session.scalar(
+            select(TradeRegistration).where(TradeRegistration.number == data.target_registration_number.strip())
+        )
+        chamber = await session.get(Chamber, who.account.chamber_id)
+    own = registration is not None and registration.id == who.account.registration_id
+    agent_here = registration is not None and registration.kind == "AGENT" and registration.chamber_id == who.account.chamber_id
+    if not (own or agent_here):
+        raise UserFailure("TARGET_NOT_ELIGIBLE", ["input", "targetRegistrationNumber"])
+    if target.notified_at is not None and target.email and target.email.lower() != checked_email.lower():
+        raise UserFailure("EMAIL_LOCKED", ["input", "email"])
+    allowed_domains = {validation.domain_of(who.account.email), validation.domain_of(registration.contact_email)} - {None}
+    if validation.domain_of(checked_email) not in allowed_domains:
+        raise UserFailure("EMAIL_DOMAIN_MISMATCH", ["input", "email"])
+
+    now = ctx.clock.now()
+    expires = now + ACTIVATION_VALID
+    token = secrets.token_urlsafe(32)
+    url = f"{ctx.services.settings.public_url}/activate?token={token}"
+    values = {
+        "company": registration.name, "agent_company": registration.name, "name": target.name,
+        "activation_url": url, "chamber_code": chamber.code, "sub_id": target.username,
+        "expires_at": expires.astimezone(dt.timezone(dt.timedelta(hours=9))).strftime("%Y-%m-%d %H:%M JST"),
+        "signer_name": who.account.name,
+    }
+    text_body = _fill(body, values)
+    if url not in text_body:  # the link, chamber code and sub-ID always reach the recipient
+        text_body += f"\n\n確認サイト: {url}\n商工会議所コード: {chamber.code}\nサブID: {target.username}\n"
+    async with ctx.services.db.write() as session:
+        # a new link replaces every earlier one
+        await session.execute(
+            update(ActivationToken).where(ActivationToken.account_id == target.id, ActivationToken.used_at.is_(None))
+            .values(used_at=now)
+        )
+        session.add(ActivationToken(account_id=target.id, token_hash=hash_token(token), created_at=now, expires_at=expires))
+        status = "ACTIVE" if target.status == "ACTIVE" else "NOTIFIED"
+        await session.execute(
+            update(Account).where(Account.id == target.id).values(
+                email=checked_email, phone=checked_phone, notified_at=now, activation_expires_at=expires,
+                target_registration_id=registration.id, status=status, updated_at=now,
+            )
+        )
+        queue_mail(session, now, "subaccount.notify", checked_email, _fill(subject, values), text_body, account_id=target.id)
+        audit(session, ctx, who.account, "subaccount.notify", target=f"Account:{target.id}", detail=f"to {checked_email}")
+    return await _load(ctx, target.id)
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """Replace {placeholders}; text in braces that is not a placeholder stays as typed."""
+    out = template
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", value)
+    return out
+
+
+# --------------------------------------------------------------------------- activate
+
+
+async def activate_sub_account(ctx: Context, token: str, username: str, password: str) -> Account:
+    """Public: the link's token + sub-ID + the password the signer passed on. The token
+    is consumed by a conditional UPDATE, so a link works once even when two activations race.
+
+    Every call is an attempt against the limits per client address and per link
+    (resolvers/ratelimit.py), counted before anything is checked: a leaked link cannot be
+    used to guess the password, nor an address to guess links."""
+    now = ctx.clock.now()
+    settings = ctx.services.settings
+    per_address, per_token = ratelimit.activation_limits(settings)
+    charges = [ratelimit.address_charge(per_address, ratelimit.client_address(ctx.request, settings))]
+    if token and len(token) <= 128:
+        charges.append(ratelimit.Charge(per_token, token))  # stored hashed, like the link
+    await ratelimit.spend(ctx.services.db, now, charges, ["input", "token"])
+    if len(charges) == 1:
+        raise UserFailure("TOKEN_INVALID", ["input", "token"])
+    async with ctx.services.db.read() as session:
+        row = (
+            await session.execute(
+                select(ActivationToken, Account).join(Account, Account.id == ActivationToken.account_id)
+                .where(ActivationToken.token_hash == hash_token(token))
+            )
+        ).first()
+    if row is None or row[0].used_at is not None or row[1].deleted_at is not None:
+        raise UserFailure("TOKEN_INVALID", ["input", "token"])
+    link, account = row
+    if link.expires_at <= now:
+        raise UserFailure("TOKEN_EXPIRED", ["input", "token"])
+    if username.strip() != account.username or not await verify_password(account.password_hash or "", password[:1024]):
+        raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
+    async with ctx.services.db.write() as session:
+        consumed = await session.scalar(
+            update(ActivationToken)
+            .where(ActivationToken.id == link.id, ActivationToken.used_at.is_(None), ActivationToken.expires_at > now)
+            .values(used_at=now).returning(ActivationToken.id)
+        )
+        if consumed is None:
+            raise UserFailure("TOKEN_INVALID", ["input", "token"])
+        await session.execute(
+            update(Account).where(Account.id == account.id).values(status="ACTIVE", activated_at=now, updated_at=now)
+        )
+        audit(session, ctx, account, "subaccount.activate", target=f"Account:{account.id}")
+    return await _load(ctx, account.id)
+
+
+# --------------------------------------------------------------------------- manage
+
+
+async def update_sub_account(ctx: Context, account_id: int, name: str | None, password: str | None,
+                             email: str | None, phone: str | None) -> Account:
+    who = await require_viewer(ctx)
+    target = await _load(ctx, account_id)
+    await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
+    changes: dict = {}
+    problems: list[UserFailure] = []
+    if name is not None:
+        checked = validation.person_name(name, ["input", "name"])
+        problems += _failures(checked)
+        changes["name"] = checked
+    if email is not None:
+        checked = validation.email(email, ["input", "email"])
+        problems += _failures(checked)
+        if target.notified_at is not None and not isinstance(checked, UserFailure) and checked.lower() != (target.email or "").lower():
+            problems.append(UserFailure("EMAIL_LOCKED", ["input", "email"]))
+        changes["email"] = checked
+    if phone is not None:
+        checked = validation.phone(phone, ["input", "phone"])
+        problems += _failures(checked)
+        changes["phone"] = checked
+    if password is not None and not password_is_acceptable(password, target.username):
+        problems.append(UserFailure("PASSWORD_TOO_WEAK", ["input", "password"], min=PASSWORD_MIN, max=PASSWORD_MAX))
+    if problems:
+        raise UserFailures(problems)
+    now = ctx.clock.now()
+    if password is not None:
+        changes["password_hash"] = await hash_password(password)
+    async with ctx.services.db.write() as session:
+        if changes:
+            await session.execute(update(Account).where(Account.id == target.id).values(**changes, updated_at=now))
+        if password is not None:
+            await _end_sessions(session, target.id, now, "password_reset")
+        audit(session, ctx, who.account, "subaccount.update", target=f"Account:{target.id}",
+              detail=",".join(sorted(k for k in changes if k != "password_hash")) + (",password" if password else ""))
+    return await _load(ctx, target.id)
+
+
+async def delete_sub_account(ctx: Context, account_id: int) -> Account:
+    """Soft delete: the sub-ID can no longer log in; what it did stays attributable.
+    Decided from the account row held in the deleting unit of work."""
+    who = await require_viewer(ctx)
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as tx:
+        target = await _lock_account(tx, account_id)
+        if target is None or target.kind != "SUB" or target.deleted_at is not None:
+            raise UserFailure("NOT_FOUND", ["input", "accountId"])
+        await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
+        await tx.execute(update(Account).where(Account.id == target.id).values(status="DELETED", deleted_at=now, updated_at=now))
+        await tx.execute(update(ActivationToken).where(ActivationToken.account_id == target.id, ActivationToken.used_at.is_(None)).values(used_at=now))
+        await _end_sessions(tx, target.id, now, "deleted")
+        audit(tx, ctx, who.account, "subaccount.delete", target=f"Account:{target.id}")
+    async with ctx.services.db.read() as session:
+        return await session.get(Account, account_id)
+
+
+async def reset_account_password(ctx: Context, account_id: int, new_password: str) -> Account:
+    """By the applicant's admin (its signers and activated sub-IDs) or the generating
+    signer (its sub-IDs) — whatever permissions.yaml says. All sessions of the account end.
+
+    The argon2 hash is computed before the unit of work (it takes tens of milliseconds and
+    must not hold a write lock); the unit then locks the account and decides again from
+    the row it holds, so a sub-ID deleted meanwhile is not given a password."""
+    who = await require_viewer(ctx)
+    async with ctx.services.db.read() as session:
+        target = await session.get(Account, account_id)
+    await _may_reset(ctx, who, target)
+    if not password_is_acceptable(new_password, target.username):
+        raise UserFailure("PASSWORD_TOO_WEAK", ["input", "newPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX)
+    new_hash = await hash_password(new_password)
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as tx:
+        held = await _lock_account(tx, account_id)
+        await _may_reset(ctx, who, held)
+        await tx.execute(update(Account).where(Account.id == held.id).values(password_hash=new_hash, updated_at=now))
+        await _end_sessions(tx, held.id, now, "password_reset")
+        audit(tx, ctx, who.account, "account.reset_password", target=f"Account:{held.id}")
+    async with ctx.services.db.read() as session:
+        return await session.get(Account, account_id)
+
+
+async def _may_reset(ctx: Context, who, target: Account | None) -> None:
+    if target is None or target.deleted_at is not None or target.id == who.account.id:
+        raise UserFailure("NOT_FOUND", ["input", "accountId"])
+    if target.kind not in ("SIGNER", "SUB") or (who.account.kind == "ADMIN" and target.kind == "SUB" and target.status != "ACTIVE"):
+        raise Forbidden()  # admins manage signers and *activated* sub-IDs only (eco-sub-id)
+    await authorize(ctx, who, "account.reset_password", relations(who.account, target))
+
+
+async def _lock_account(tx, account_id: int) -> Account | None:
+    """The account row, locked for the rest of the unit (identity use cases touch no money,
+    so accounts stand outside the money lock order: nothing that holds a money lock waits
+    for an account row)."""
+    return await tx.scalar(select(Account).where(Account.id == account_id)
+                           .with_for_update(key_share=True).execution_options(populate_existing=True))
+
+
+async def list_sub_accounts(ctx: Context) -> list[Account]:
+    """A signer: the sub-IDs it generated. An applicant's admin: every activated sub-ID of
+    its registration. Anyone else: forbidden (permissions.yaml)."""
+    who = await require_viewer(ctx)
+    if who.account.kind == "SIGNER":
+        await authorize(ctx, who, "subaccount.view", {"generated_by_me"})
+        query = select(Account).where(Account.generated_by_id == who.account.id)
+    else:
+        await authorize(ctx, who, "subaccount.view", {"own_registration"})
+        query = select(Account).where(Account.registration_id == who.account.registration_id, Account.status == "ACTIVE")
+    async with ctx.services.db.read() as session:
+        rows = (await session.scalars(query.where(Account.kind == "SUB", Account.deleted_at.is_(None)).order_by(Account.id))).all()
+    return list(rows)
+
+
+def may_view(ctx: Context, who: Viewer, target: Account) -> bool:
+    """Query.node on a sub-ID: the same rule as subAccounts (an admin sees activated ones only)."""
+    if target.kind != "SUB" or target.deleted_at is not None:
+        return False
+    if who.account.kind == "ADMIN" and target.status != "ACTIVE":
+        return False
+    return is_allowed(ctx.services.rules.current, ctx.clock.today(), who.actor, "subaccount.view", relations(who.account, target))

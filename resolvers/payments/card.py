@@ -1,0 +1,251 @@
+"""Card payments on our side (the seeds: eco-payment-2026): open a hosted session at the
+gateway, take its signed notifications, settle once, expire after the limit in the rules.
+
+* A payment is settled by one conditional ``UPDATE card_payments … WHERE status = 'OPEN'
+  RETURNING``; a notification is recorded under its unique event id first, so a replay
+  (the provider retries, a test posts it twice) changes nothing.
+* A charge that arrives for a payment that is no longer open (expired, cancelled, paid
+  by another charge) is never applied: it becomes a refund due, so no money is lost.
+* What a paid payment does depends on its purpose: coupons are issued at once here;
+  the applications issue registers its own purpose (a paid cart issues applications).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from persistence.models import CardNotification, CardPayment, CouponAccount, CouponPurchase, CouponPurchaseLine, Refund
+from persistence import locks
+from resolvers.coupons import ledger
+from resolvers.core.counters import next_number
+from resolvers.core.context import Services
+from resolvers.adapters.gateway import gateway_of, verify  # noqa: F401 (gateway_of: used by purchases)
+from resolvers.adapters.mail import queue_mail
+from rules.limits import limit
+
+log = logging.getLogger("tradecert.payments")
+
+
+class InvalidNotification(Exception):
+    """Not signed by the gateway (or too old): refused, nothing recorded."""
+
+
+@dataclass(frozen=True)
+class Purpose:
+    paid: Callable[..., Awaitable[bool]]  # (session, services, payment, now) → False: cannot apply, refund
+    failed: Callable[..., Awaitable[None]]  # (session, services, payment, now, reason)
+    # (session, payment): lock what paid/failed will change that comes before the payment
+    # in the lock order (applications, the purchase); the registration is locked already
+    lock_related: Callable[..., Awaitable[None]]
+
+
+def session_minutes(services: Services) -> int:
+    return limit(services.rules.current, services.clock.today(), "card_session_minutes")
+
+
+async def open_payment(services: Services, *, purpose: str, registration_id: int,
+                       payer_id: int, amount: int, description: str, expires_at: dt.datetime,
+                       idempotency_key: str | None = None):
+    """Open the hosted session first (outside our transaction: a real provider is a network
+    call) and return ``(row, cancel)``: the caller adds the row in its own transaction, and
+    calls ``cancel()`` if that transaction fails."""
+    gateway = gateway_of(services)
+    reference = "pay_" + secrets.token_urlsafe(18)
+    hosted = await gateway.open_session(services, reference=reference, amount=amount, description=description,
+                                        expires_at=expires_at)
+    now = services.clock.now()
+    row = CardPayment(  # payment_number: set by number_payment() inside the caller's transaction
+        reference=reference, purpose=purpose, registration_id=registration_id, payer_id=payer_id, amount=amount,
+        description=description, status="OPEN", gateway_session=hosted.session_id, payment_url=hosted.payment_url,
+        created_at=now, expires_at=expires_at, idempotency_key=idempotency_key,
+    )
+
+    async def cancel() -> None:
+        await gateway.cancel_session(services, hosted.session_id)
+
+    return row, cancel
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def _insert(services: Services):
+    return sqlite.insert if services.db.is_sqlite else postgresql.insert
+
+
+MAX_AMOUNT = 10_000_000_000  # no card charge comes near it; a bound for a hostile body
+_TEXT_LIMITS = {"id": 64, "type": 32, "reference": 48, "chargeId": 64, "brand": 24, "last4": 4}
+
+
+def _checked_event(event: object) -> tuple[dict | None, str]:
+    """The event's fields if they fit our records, else (None, why): a signed event that
+    we cannot apply is recorded as rejected and acknowledged, so the gateway stops
+    retrying it (its log shows it; staff look at it) — never a 500."""
+    if not isinstance(event, dict):
+        return None, "not an object"
+    for name, size in _TEXT_LIMITS.items():
+        value = event.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > size or "\x00" in value:
+            return None, f"bad {name}"
+    if not all(event.get(name) for name in ("id", "type", "reference")):
+        return None, "id, type and reference are required"
+    amount = event.get("amount")
+    if event.get("type") == "charge.succeeded" and (
+            type(amount) is not int or not 0 < amount <= MAX_AMOUNT or not event.get("chargeId")):
+        return None, "bad amount or chargeId"
+    return event, ""
+
+
+def _event_key(raw: object) -> str:
+    """A key for recording any signed event once: its id when it fits, else a hash of it."""
+    if isinstance(raw, str) and 0 < len(raw) <= 64 and "\x00" not in raw:
+        return raw
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(repr(raw).encode("utf-8", "backslashreplace")).hexdigest()[:56]
+
+
+async def receive_notification(services: Services, body: bytes, signature: str | None) -> str:
+    """The merchant's side of ``POST /payments/notify``: verify, record once, settle once.
+    Returns the outcome (``paid``, ``declined``, ``refund_due``, ``duplicate``,
+    ``rejected`` …).
+
+    One unit of work in the lock order: the payment's registration, what the payment
+    settles (applications or the coupon order), the payment, then the notification's
+    record — so settlement decides from the rows it holds."""
+    now = services.clock.now()
+    if not verify(services.settings.payment_secret, body, signature, now):
+        raise InvalidNotification("bad or stale signature")
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise InvalidNotification("not a gateway event") from None
+    event, why = _checked_event(raw)
+    async with services.db.write() as tx:
+        if event is None:
+            key = _event_key(raw.get("id") if isinstance(raw, dict) else None)
+            await tx.execute(_insert(services)(CardNotification).values(
+                event_id=key, reference=str(raw.get("reference") if isinstance(raw, dict) else "")[:48].replace("\x00", ""),
+                kind="rejected", outcome="rejected", received_at=now).on_conflict_do_nothing(index_elements=["event_id"]))
+            log.error("signed card notification %s rejected: %s", key, why)
+            return "rejected"
+        event_id, kind, reference = event["id"], event["type"], event["reference"]
+        found = (await tx.execute(select(CardPayment.id, CardPayment.registration_id)
+                                  .where(CardPayment.reference == reference))).first()
+        payment = None
+        if found is not None:
+            await locks.registration(tx, found.registration_id)
+            await services.purposes[await tx.scalar(select(CardPayment.purpose).where(CardPayment.id == found.id))] \
+                .lock_related(tx, found.id)
+            payment = await locks.card_payment(tx, found.id)
+        locks.note(tx, "record")
+        recorded = await tx.scalar(
+            _insert(services)(CardNotification)
+            .values(event_id=event_id, reference=reference, kind=kind, outcome="received", received_at=now)
+            .on_conflict_do_nothing(index_elements=["event_id"]).returning(CardNotification.id))
+        if recorded is None:
+            return "duplicate"
+        if payment is None:
+            outcome = "unknown_reference"
+            log.error("card notification %s for unknown reference %s", event_id, reference)
+        elif kind == "charge.succeeded":
+            outcome = await _succeeded(tx, services, payment, event, now)
+        elif kind == "charge.declined":
+            outcome = await _close(tx, services, payment, now, "DECLINED", "カード決済が承認されませんでした")
+        else:
+            outcome = "ignored"
+        await tx.execute(update(CardNotification).where(CardNotification.id == recorded).values(outcome=outcome))
+    return outcome
+
+
+async def _succeeded(session, services: Services, payment: CardPayment, event: dict, now: dt.datetime) -> str:
+    charge_id, amount = str(event.get("chargeId") or ""), event.get("amount")
+    if payment.charge_id is not None and payment.charge_id == charge_id:
+        return "duplicate"  # the same charge told again under another event id
+    settled = None
+    if payment.status == "OPEN" and amount == payment.amount:
+        settled = await session.scalar(
+            update(CardPayment).where(CardPayment.id == payment.id, CardPayment.status == "OPEN")
+            .values(status="PAID", closed_at=now, charge_id=charge_id, brand=event.get("brand"), last4=event.get("last4"))
+            .returning(CardPayment.id))
+    if settled is not None and await services.purposes[payment.purpose].paid(session, services, payment, now):
+        return "paid"
+    # money taken for something we can no longer deliver: owe it back, never apply it
+    if settled is not None:
+        await session.execute(update(CardPayment).where(CardPayment.id == payment.id).values(status="CANCELLED"))
+    await session.execute(_insert(services)(Refund).values(
+        registration_id=payment.registration_id, amount=int(amount or 0), created_at=now,
+        reason=f"カード決済の取消・返金 (決済番号 {payment.payment_number}, charge {charge_id})",
+        external_key=f"charge:{charge_id or event.get('id')}").on_conflict_do_nothing(index_elements=["external_key"]))
+    log.warning("card charge %s for %s not applied (payment %s): refund due", charge_id, payment.reference, payment.status)
+    return "refund_due"
+
+
+async def _close(session, services: Services, payment: CardPayment, now: dt.datetime, status: str, reason: str) -> str:
+    closed = await session.scalar(
+        update(CardPayment).where(CardPayment.id == payment.id, CardPayment.status == "OPEN")
+        .values(status=status, closed_at=now).returning(CardPayment.id))
+    if closed is None:
+        return "not_open"
+    await services.purposes[payment.purpose].failed(session, services, payment, now, reason)
+    return status.lower()
+
+
+async def expire_payments(services: Services, registration_id: int | None = None) -> int:
+    """Close open payments past their time (job `card-session-expiry`, and before a new
+    card order of the same registration). The candidates are read first; each is then
+    closed in its own unit of work under the lock order, and only if still open and due."""
+    now = services.clock.now()
+    query = select(CardPayment.id, CardPayment.registration_id, CardPayment.purpose).where(
+        CardPayment.status == "OPEN", CardPayment.expires_at < now)
+    if registration_id is not None:
+        query = query.where(CardPayment.registration_id == registration_id)
+    async with services.db.read() as session:
+        due = (await session.execute(query.order_by(CardPayment.id).limit(1000))).all()
+    expired = 0
+    for payment_id, payment_registration, purpose in due:
+        async with services.db.write() as tx:
+            await locks.registration(tx, payment_registration)
+            await services.purposes[purpose].lock_related(tx, payment_id)
+            payment = await locks.card_payment(tx, payment_id)
+            if payment.status != "OPEN" or payment.expires_at >= now:
+                continue
+            expired += await _close(tx, services, payment, now, "EXPIRED", "カード決済の有効期限切れ") == "expired"
+        await gateway_of(services).cancel_session(services, payment.gateway_session)
+    return expired
+
+
+async def expiry_job(services: Services) -> str:
+    return f"{await expire_payments(services)} card session(s) expired"
+
+
+async def redelivery_job(services: Services) -> str:
+    gateway = gateway_of(services)
+    return await gateway.redeliver(services) if hasattr(gateway, "redeliver") else "nothing to redeliver"
+
+
+# --------------------------------------------------------------------------- coupons by card
+
+
+
+
+async def payment_of_purchase(services: Services, purchase_id: int) -> CardPayment | None:
+    async with services.db.read() as session:
+        return await session.scalar(select(CardPayment).where(CardPayment.purchase_id == purchase_id))
+
+
+async def number_payment(session, row: CardPayment, today: dt.date, registration_number: str) -> None:
+    """クレジットカード決済番号 as the seed shows it: date-registration-serial (unique in the database)."""
+    serial = await next_number(session, f"card-payment:{row.registration_id}")
+    row.payment_number = f"{today:%Y%m%d}-{registration_number}-{serial:05d}"
+

@@ -1,0 +1,33 @@
+"""The actions the code asks permission for (rules/permissions.yaml names them).
+
+A leaf: rules/policy.py checks the rule rows against it, rules/permissions.py answers."""
+
+from __future__ import annotations
+
+# The actions the code asks about. A rule row naming another action is a typo.
+ACTIONS = frozenset(
+    {
+        "account.view_self",           # me
+        "account.change_own_password",  # changePassword
+        "account.reset_password",       # resetAccountPassword
+        "subaccount.create",            # createSubAccount
+        "subaccount.view",              # subAccounts
+        "subaccount.manage",            # update / notify / delete a sub-ID
+        "registration.create",          # chamber staff
+        "registration.renew",
+        "registration.withdraw",       # 退会 (chamber staff)
+        "signer.add",
+        "audit.view",
+        "coupon.purchase",
+        "coupon.view",
+        "coupon.adjust",
+        "payment.check",             # record bank deposits, check an order's payment by hand
+        "application.create",
+        "application.view",
+        "application.edit",
+        "application.pay",
+        "application.review",
+        "naccs.apply",
+        "naccs.review",
+    }
+)
