@@ -30,25 +30,25 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import strawberry  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
-from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
+import strawberry
+from sqlalchemy import func, select
+from strawberry.extensions import ParserCache, ValidationCache
 
-from bench.pg import pgbench_tps  # noqa: E402
-from persistence import locks, migrate  # noqa: E402
-from persistence.db import Database  # noqa: E402
-from persistence.models import Account, Application, CouponAccount, RegistrationMembership, TradeRegistration  # noqa: E402
+from bench.pg import pgbench_tps
+from persistence import locks, migrate
+from persistence.db import Database
+from persistence.models import Account, Application, CouponAccount, RegistrationMembership, TradeRegistration
 from resolvers.applications import use_cases as applications
-from resolvers.coupons import ledger  # noqa: E402
-from resolvers.core.context import Context, Services  # noqa: E402
+from resolvers.core.clock import TOKYO, FixedClock
+from resolvers.core.context import Context, Services
+from resolvers.core.errors import UserFailure
+from resolvers.core.settings import PROJECT_DIR, Settings
+from resolvers.coupons import ledger
+from resolvers.identity.accounts import Viewer, login
+from rules.runtime import RulesRuntime
+from schema import build_schema
 from tradecert.composition import build_services
-from resolvers.core.errors import UserFailure  # noqa: E402
-from resolvers.identity.accounts import Viewer, login  # noqa: E402
-from rules.runtime import RulesRuntime  # noqa: E402
-from schema import build_schema  # noqa: E402
-from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
-from tradecert.demo import DEMO_PASSWORD, seed_demo  # noqa: E402
-from resolvers.core.settings import PROJECT_DIR, Settings  # noqa: E402
+from tradecert.demo import DEMO_PASSWORD, seed_demo
 
 NOW = dt.datetime(2026, 4, 1, 10, tzinfo=TOKYO)
 PAGE = """{ applications(first: 20) { totalCount edges { node { receiptNumber state invoiceNumber fee

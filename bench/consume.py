@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import datetime as dt
+import multiprocessing
 import subprocess
 import sys
 import time
@@ -24,17 +24,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from bench.pg import pgbench_tps  # noqa: E402
-from persistence import migrate  # noqa: E402
-from persistence.db import Database  # noqa: E402
-from persistence.models import CouponEntry, TradeRegistration  # noqa: E402
-from persistence import locks
-from resolvers.coupons import ledger  # noqa: E402
-from resolvers.core.errors import UserFailure  # noqa: E402
-from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
-from tradecert.demo import seed_demo  # noqa: E402
+from bench.pg import pgbench_tps
+from persistence import (
+    locks,
+    migrate,
+)
+from persistence.db import Database
+from persistence.models import CouponEntry, TradeRegistration
+from resolvers.core.clock import TOKYO, FixedClock
+from resolvers.core.errors import UserFailure
+from resolvers.coupons import ledger
+from tradecert.demo import seed_demo
 
 DSN = "postgresql://postgres@127.0.0.1:5432"
 NOW = dt.datetime(2026, 4, 1, 10, tzinfo=TOKYO)

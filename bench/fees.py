@@ -19,12 +19,12 @@ import time
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 
+from resolvers.core.clock import Clock
 from resolvers.core.context import Context, Services
+from resolvers.core.settings import PROJECT_DIR, Settings
 from rules.policy import load_policy
 from rules.runtime import RulesRuntime
 from schema import Query, build_schema
-from resolvers.core.clock import Clock
-from resolvers.core.settings import PROJECT_DIR, Settings
 
 FEE_QUERY = """
 query Fees {

@@ -28,12 +28,12 @@ from strawberry.extensions import ParserCache, ValidationCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from persistence import migrate  # noqa: E402
-from persistence.db import Database  # noqa: E402
-from tests.conftest import settings_for, start_server  # noqa: E402
-from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
-from tradecert.demo import seed_demo  # noqa: E402
-from resolvers.core.settings import PROJECT_DIR  # noqa: E402
+from persistence import migrate
+from persistence.db import Database
+from resolvers.core.clock import TOKYO, FixedClock
+from resolvers.core.settings import PROJECT_DIR
+from tests.conftest import settings_for, start_server
+from tradecert.demo import seed_demo
 
 
 @strawberry.type

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.system.test_concurrent_model import describe_failure, run_model  # noqa: E402
+from tests.system.test_concurrent_model import describe_failure, run_model
 
 
 def main() -> int:

@@ -21,20 +21,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import insert, select
 
-from persistence import migrate  # noqa: E402
-from persistence.db import Database  # noqa: E402
-from persistence.models import (  # noqa: E402
-    Account, Chamber, CouponAccount, CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount,
+from persistence import migrate
+from persistence.db import Database
+from persistence.models import (
+    Account,
+    Chamber,
+    CouponAccount,
+    CouponPurchase,
+    CouponPurchaseLine,
+    TradeRegistration,
+    VirtualAccount,
 )
-from resolvers.core.context import Services  # noqa: E402
+from resolvers.core.clock import TOKYO, FixedClock
+from resolvers.core.settings import PROJECT_DIR, Settings
+from resolvers.coupons.purchases import DepositInput, DepositSource, import_deposits, reconcile
+from rules.runtime import RulesRuntime
 from tradecert.composition import build_services
-from resolvers.coupons.purchases import DepositInput, DepositSource, import_deposits, reconcile  # noqa: E402
-from rules.runtime import RulesRuntime  # noqa: E402
-from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
-from tradecert.demo import seed_demo  # noqa: E402
-from resolvers.core.settings import PROJECT_DIR, Settings  # noqa: E402
+from tradecert.demo import seed_demo
 
 NOW = dt.datetime(2026, 4, 1, 10, tzinfo=TOKYO)
 

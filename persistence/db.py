@@ -13,8 +13,8 @@ PostgreSQL: asyncpg; an optional schema (search_path) lets test runs never colli
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -85,9 +85,8 @@ class Database:
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A unit of work that commits when the block ends without an exception."""
-        async with self._writer() as session:
-            async with session.begin():
-                yield session
+        async with self._writer() as session, session.begin():
+            yield session
 
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:

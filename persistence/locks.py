@@ -29,7 +29,7 @@ a wrong order on either database — reviewers need not find it by reading.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 

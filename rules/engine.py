@@ -23,8 +23,9 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from durable import engine as _engine
 
@@ -36,7 +37,7 @@ class RuleEngineError(RuntimeError):
 class _QuietHost(_engine.Host):
     """A host without the background dispatch/timer threads (we use no timers)."""
 
-    def _run(self) -> None:  # noqa: D401 - overriding the thread starter
+    def _run(self) -> None:
         return None
 
 

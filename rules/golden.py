@@ -7,9 +7,10 @@ uses and reports each case that disagrees, with its file and case number.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rules import calendar, fees
 from rules.limits import limit

@@ -22,14 +22,14 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from schema.applications import ApplicationsMutation, ApplicationsQuery
+from schema.checkout import CheckoutMutation, CheckoutQuery
+from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
 from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
-from schema.registrations import RegistrationsMutation, RegistrationsQuery
-from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
-from schema.applications import ApplicationsMutation, ApplicationsQuery
-from schema.checkout import CheckoutMutation, CheckoutQuery
 from schema.naccs import NaccsMutation, NaccsQuery
+from schema.registrations import RegistrationsMutation, RegistrationsQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Optional
 
 import strawberry
 
 from persistence import models
-from resolvers.applications import use_cases as applications
 from resolvers.applications import certificates
-from resolvers.core import loaders
-from resolvers.core import ratelimit
+from resolvers.applications import use_cases as applications
+from resolvers.core import loaders, ratelimit
+from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Account, Chamber, Node, TradeRegistration, from_global_id, to_global_id
-from resolvers.core.clock import tokyo_date
 from schema.inputs import at_most
 from schema.paging import PageInfo, encode_cursor, page_info, page_window
 
@@ -55,35 +53,35 @@ class GoodsLine:
 
 @strawberry.type(description="発給申請.")
 class Application(Node):
-    receipt_number: Optional[str] = strawberry.field(description="9-digit 発給受付番号, from the first submission.")
+    receipt_number: str | None = strawberry.field(description="9-digit 発給受付番号, from the first submission.")
     state: ApplicationState
     type: CertificateType
-    signature_kind: Optional[str] = strawberry.field(description="サイン証明の種類 (e.g. 自販, 衛生).")
+    signature_kind: str | None = strawberry.field(description="サイン証明の種類 (e.g. 自販, 衛生).")
     destination_country: str = strawberry.field(description="ISO 3166-1 alpha-2.")
     goods_category: str
     invoice_number: str
     exporter_name: str
-    consignee: Optional[str]
-    transport: Optional[str]
-    person_in_charge: Optional[str]
+    consignee: str | None
+    transport: str | None
+    person_in_charge: str | None
     fee_payment: FeePayment
-    fee: Optional[int] = strawberry.field(description="Fixed at the first submission by the rules in force that Tokyo date.")
-    fee_rule: Optional[str] = strawberry.field(description="The rule table and version that fixed the fee.")
-    submitted_at: Optional[dt.datetime]
-    approved_at: Optional[dt.datetime]
-    issued_at: Optional[dt.datetime]
-    hold_reason: Optional[str]
-    certificate_number: Optional[str]
-    access_code: Optional[str] = strawberry.field(description="With the certificate number, lets anyone verify the certificate.")
+    fee: int | None = strawberry.field(description="Fixed at the first submission by the rules in force that Tokyo date.")
+    fee_rule: str | None = strawberry.field(description="The rule table and version that fixed the fee.")
+    submitted_at: dt.datetime | None
+    approved_at: dt.datetime | None
+    issued_at: dt.datetime | None
+    hold_reason: str | None
+    certificate_number: str | None
+    access_code: str | None = strawberry.field(description="With the certificate number, lets anyone verify the certificate.")
     _pk: strawberry.Private[int]
     _registration_id: strawberry.Private[int]
-    _agent_id: strawberry.Private[Optional[int]]
+    _agent_id: strawberry.Private[int | None]
     _created_by_id: strawberry.Private[int]
     _signer_id: strawberry.Private[int]
-    _issued_row: strawberry.Private[Optional[models.Application]] = None
+    _issued_row: strawberry.Private[models.Application | None] = None
 
     @classmethod
-    def of(cls, row: models.Application) -> "Application":
+    def of(cls, row: models.Application) -> Application:
         return cls(
             id=to_global_id("Application", row.id), receipt_number=row.receipt_number, state=ApplicationState(row.state),
             type=CertificateType(row.type), signature_kind=row.signature_kind, destination_country=row.destination_country,
@@ -103,7 +101,7 @@ class Application(Node):
         return TradeRegistration.of(await loaders.registration(info.context, self._registration_id))
 
     @strawberry.field(description="The agent (代行業者) whose sub-ID filed it, if any.")
-    async def agent(self, info: strawberry.Info[Context]) -> Optional[TradeRegistration]:
+    async def agent(self, info: strawberry.Info[Context]) -> TradeRegistration | None:
         if self._agent_id is None:
             return None
         return TradeRegistration.of(await loaders.registration(info.context, self._agent_id))
@@ -117,7 +115,7 @@ class Application(Node):
         return Account.of(await loaders.account(info.context, self._signer_id))
 
     @strawberry.field(description="Once issued, during the print window (rules), for those who may view it.")
-    async def certificate_pdf_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+    async def certificate_pdf_url(self, info: strawberry.Info[Context]) -> str | None:
         if self.state != ApplicationState.ISSUED or self._issued_row is None:
             return None
         if not certificates.printable(info.context, self._issued_row):
@@ -125,11 +123,11 @@ class Application(Node):
         return f"{info.context.services.settings.public_url}/documents/applications/{self.id}/certificate.pdf"
 
     @strawberry.field(description="Last day the certificate may be printed.")
-    def print_until(self, info: strawberry.Info[Context]) -> Optional[dt.date]:
+    def print_until(self, info: strawberry.Info[Context]) -> dt.date | None:
         return certificates.print_until(info.context.services, self._issued_row) if self._issued_row else None
 
     @strawberry.field(description="SHA-256 of the signed certificate content (also on the PDF and the verification page).")
-    def content_hash(self) -> Optional[str]:
+    def content_hash(self) -> str | None:
         return self._issued_row.content_hash if self._issued_row else None
 
     @strawberry.field
@@ -139,7 +137,7 @@ class Application(Node):
                 for g in found[self._pk]]
 
 
-async def _application_node(info: strawberry.Info[Context], pk: int) -> Optional[Application]:
+async def _application_node(info: strawberry.Info[Context], pk: int) -> Application | None:
     row = await applications.visible(info.context, pk)
     return Application.of(row) if row else None
 
@@ -162,13 +160,13 @@ class ApplicationConnection:
 
 @strawberry.input(description="発給申請状況一覧の検索条件. Dates are Tokyo submission dates, inclusive.")
 class ApplicationFilter:
-    type: Optional[CertificateType] = None
-    state: Optional[ApplicationState] = None
-    submitted_from: Optional[dt.date] = None
-    submitted_to: Optional[dt.date] = None
-    receipt_number: Optional[str] = None
-    invoice_number: Optional[str] = None
-    person_in_charge: Optional[str] = None
+    type: CertificateType | None = None
+    state: ApplicationState | None = None
+    submitted_from: dt.date | None = None
+    submitted_to: dt.date | None = None
+    receipt_number: str | None = None
+    invoice_number: str | None = None
+    person_in_charge: str | None = None
 
 
 @strawberry.input
@@ -187,27 +185,27 @@ class CreateApplicationInput:
     invoice_number: str
     exporter_name: str
     fee_payment: FeePayment
-    signature_kind: Optional[str] = None
-    consignee: Optional[str] = None
-    transport: Optional[str] = None
-    person_in_charge: Optional[str] = None
-    goods: Optional[list[GoodsLineInput]] = None
+    signature_kind: str | None = None
+    consignee: str | None = None
+    transport: str | None = None
+    person_in_charge: str | None = None
+    goods: list[GoodsLineInput] | None = None
 
 
 @strawberry.input(description="Only the fields given change; DRAFT or ON_HOLD only.")
 class UpdateApplicationInput:
     application_id: strawberry.ID
-    type: Optional[CertificateType] = None
-    destination_country: Optional[str] = None
-    goods_category: Optional[str] = None
-    invoice_number: Optional[str] = None
-    exporter_name: Optional[str] = None
-    fee_payment: Optional[FeePayment] = None
-    signature_kind: Optional[str] = None
-    consignee: Optional[str] = None
-    transport: Optional[str] = None
-    person_in_charge: Optional[str] = None
-    goods: Optional[list[GoodsLineInput]] = None
+    type: CertificateType | None = None
+    destination_country: str | None = None
+    goods_category: str | None = None
+    invoice_number: str | None = None
+    exporter_name: str | None = None
+    fee_payment: FeePayment | None = None
+    signature_kind: str | None = None
+    consignee: str | None = None
+    transport: str | None = None
+    person_in_charge: str | None = None
+    goods: list[GoodsLineInput] | None = None
 
 
 @strawberry.input
@@ -238,43 +236,43 @@ class ApproveApplicationInput:
 
 @strawberry.type
 class CreateApplicationPayload:
-    application: Optional[Application]
+    application: Application | None
     errors: list[UserError]
 
 
 @strawberry.type
 class UpdateApplicationPayload:
-    application: Optional[Application]
+    application: Application | None
     errors: list[UserError]
 
 
 @strawberry.type
 class CopyApplicationPayload:
-    application: Optional[Application]
+    application: Application | None
     errors: list[UserError]
 
 
 @strawberry.type
 class SubmitApplicationPayload:
-    application: Optional[Application]
+    application: Application | None
     errors: list[UserError]
 
 
 @strawberry.type
 class WithdrawApplicationPayload:
-    application: Optional[Application]
+    application: Application | None
     errors: list[UserError]
 
 
 @strawberry.type
 class HoldApplicationPayload:
-    application: Optional[Application]
+    application: Application | None
     errors: list[UserError]
 
 
 @strawberry.type
 class ApproveApplicationPayload:
-    application: Optional[Application]
+    application: Application | None
     errors: list[UserError]
 
 
@@ -302,12 +300,12 @@ async def _run(info, payload, call):
 @strawberry.type(description="The public answer about a certificate: validity and, when valid, no more than this.")
 class CertificateVerification:
     valid: bool
-    type: Optional[CertificateType] = None
-    issue_date: Optional[dt.date] = None
-    exporter_name: Optional[str] = None
-    chamber: Optional[Chamber] = None
-    content_hash: Optional[str] = strawberry.field(default=None, description="SHA-256 of the signed content; compare with the PDF.")
-    key_id: Optional[str] = strawberry.field(default=None, description="The key in /.well-known/tradecert-keys.json that signed it.")
+    type: CertificateType | None = None
+    issue_date: dt.date | None = None
+    exporter_name: str | None = None
+    chamber: Chamber | None = None
+    content_hash: str | None = strawberry.field(default=None, description="SHA-256 of the signed content; compare with the PDF.")
+    key_id: str | None = strawberry.field(default=None, description="The key in /.well-known/tradecert-keys.json that signed it.")
 
 
 @strawberry.type
@@ -328,8 +326,8 @@ class ApplicationsQuery:
             key_id=app.key_id)
 
     @strawberry.field(description="発給申請状況一覧: what the viewer may see, newest first, 20 per page by default.")
-    async def applications(self, info: strawberry.Info[Context], filter: Optional[ApplicationFilter] = None,
-                           first: Optional[int] = None, after: Optional[str] = None) -> ApplicationConnection:
+    async def applications(self, info: strawberry.Info[Context], filter: ApplicationFilter | None = None,
+                           first: int | None = None, after: str | None = None) -> ApplicationConnection:
         size, before = page_window("Application", first, after)
         f = filter or ApplicationFilter()
         flt = applications.Filter(

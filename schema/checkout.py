@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 import strawberry
 
-from resolvers.payments import checkout
 from resolvers.core.context import Context
+from resolvers.payments import checkout
 from schema.applications import Application
 from schema.errors import ErrorCode, UserError, run_mutation
 from schema.identity import from_global_id
@@ -21,7 +20,7 @@ class CardCheckout:
     status: str = strawberry.field(description="OPEN, PAID, DECLINED, EXPIRED or CANCELLED.")
     amount: int
     expires_at: dt.datetime
-    failure: Optional[ErrorCode] = strawberry.field(description="SESSION_EXPIRED or PAYMENT_DECLINED when it failed.")
+    failure: ErrorCode | None = strawberry.field(description="SESSION_EXPIRED or PAYMENT_DECLINED when it failed.")
 
 
 @strawberry.type(description="Approved card applications the viewer may pay, and those it chose.")
@@ -31,12 +30,12 @@ class CardCart:
     total: int
 
     @classmethod
-    def of(cls, cart: checkout.Cart) -> "CardCart":
+    def of(cls, cart: checkout.Cart) -> CardCart:
         return cls(payable=[Application.of(a) for a in cart.payable], items=[Application.of(a) for a in cart.items],
                    total=cart.total)
 
     @strawberry.field
-    async def last_checkout(self, info: strawberry.Info[Context]) -> Optional[CardCheckout]:
+    async def last_checkout(self, info: strawberry.Info[Context]) -> CardCheckout | None:
         row = await checkout.last_checkout(info.context)
         if row is None:
             return None
@@ -76,26 +75,26 @@ class RemoveFromCardCartInput:
 
 @strawberry.type
 class AddToCardCartPayload:
-    cart: Optional[CardCart]
+    cart: CardCart | None
     errors: list[UserError]
 
 
 @strawberry.type
 class RemoveFromCardCartPayload:
-    cart: Optional[CardCart]
+    cart: CardCart | None
     errors: list[UserError]
 
 
 @strawberry.input
 class StartCardCheckoutInput:
-    idempotency_key: Optional[str] = strawberry.field(default=None, description="A repeat with the same key returns the first checkout.")
+    idempotency_key: str | None = strawberry.field(default=None, description="A repeat with the same key returns the first checkout.")
 
 
 @strawberry.type
 class StartCardCheckoutPayload:
-    payment_url: Optional[str] = None
-    expires_at: Optional[dt.datetime] = None
-    amount: Optional[int] = None
+    payment_url: str | None = None
+    expires_at: dt.datetime | None = None
+    amount: int | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Optional
 
 import strawberry
 
 from persistence import models
+from resolvers.core.context import Context
 from resolvers.coupons import accounts as coupons
 from resolvers.identity import accounts as identity
 from resolvers.payments import card as payments
-from resolvers.core.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership
 from schema.identity import NODE_TYPES, Account, Node, TradeRegistration, from_global_id, to_global_id
@@ -36,19 +35,19 @@ class CouponEntry:
     at: dt.datetime
     confirmed: bool
     coupons: int = strawberry.field(description="The change: positive in, negative out.")
-    balance_after: Optional[int]
-    note: Optional[str]
-    receipt_number: Optional[str]
-    _actor_id: strawberry.Private[Optional[int]]
-    _purchase_id: strawberry.Private[Optional[int]] = None
+    balance_after: int | None
+    note: str | None
+    receipt_number: str | None
+    _actor_id: strawberry.Private[int | None]
+    _purchase_id: strawberry.Private[int | None] = None
 
     @strawberry.field
-    async def actor(self, info: strawberry.Info[Context]) -> Optional[Account]:
+    async def actor(self, info: strawberry.Info[Context]) -> Account | None:
         row = await identity.account_by_id(info.context, self._actor_id) if self._actor_id else None
         return Account.of(row) if row else None
 
     @strawberry.field(description="The order a PURCHASE entry came from.")
-    async def purchase(self, info: strawberry.Info[Context]) -> Optional["CouponPurchase"]:
+    async def purchase(self, info: strawberry.Info[Context]) -> CouponPurchase | None:
         row = await coupons.purchase_by_id(info.context, self._purchase_id) if self._purchase_id else None
         return CouponPurchase.of(row) if row else None
 
@@ -74,19 +73,19 @@ class CouponAccount:
     _registration_id: strawberry.Private[int]
 
     @classmethod
-    def of(cls, view: coupons.AccountView) -> "CouponAccount":
+    def of(cls, view: coupons.AccountView) -> CouponAccount:
         return cls(registration=TradeRegistration.of(view.registration), balance=view.balance, pending=view.pending,
                    _registration_id=view.registration.id)
 
     @strawberry.field(description="Newest first.")
-    async def purchases(self, info: strawberry.Info[Context], first: Optional[int] = 20, after: Optional[str] = None) -> "CouponPurchaseConnection":
+    async def purchases(self, info: strawberry.Info[Context], first: int | None = 20, after: str | None = None) -> CouponPurchaseConnection:
         size, before = page_window("CouponPurchase", first, after)
         rows, total, more = await coupons.purchases_of(info.context, self._registration_id, size, before)
         edges = [CouponPurchaseEdge(cursor=encode_cursor("CouponPurchase", r.id), node=CouponPurchase.of(r)) for r in rows]
         return CouponPurchaseConnection(edges=edges, total_count=total, page_info=page_info(edges, more))
 
     @strawberry.field(description="Newest first.")
-    async def history(self, info: strawberry.Info[Context], first: Optional[int] = 20, after: Optional[str] = None) -> CouponEntryConnection:
+    async def history(self, info: strawberry.Info[Context], first: int | None = 20, after: str | None = None) -> CouponEntryConnection:
         size, before = page_window("CouponEntry", first, after)
         rows, total, more = await coupons.history(info.context, self._registration_id, size, before)
         edges = [CouponEntryEdge(cursor=encode_cursor("CouponEntry", r.id), node=CouponEntry(
@@ -100,11 +99,11 @@ class Refund(Node):
     amount: int
     reason: str
     created_at: dt.datetime
-    paid_at: Optional[dt.datetime]
+    paid_at: dt.datetime | None
     _registration_id: strawberry.Private[int]
 
     @classmethod
-    def of(cls, row: models.Refund) -> "Refund":
+    def of(cls, row: models.Refund) -> Refund:
         return cls(id=to_global_id("Refund", row.id), amount=row.amount, reason=row.reason, created_at=row.created_at,
                    paid_at=row.paid_at, _registration_id=row.registration_id)
 
@@ -122,7 +121,7 @@ class AdjustCouponsInput:
 
 @strawberry.type
 class AdjustCouponsPayload:
-    account: Optional[CouponAccount]
+    account: CouponAccount | None
     errors: list[UserError]
 
 
@@ -134,7 +133,7 @@ class SetMembershipInput:
 
 @strawberry.type
 class SetMembershipPayload:
-    registration: Optional[TradeRegistration]
+    registration: TradeRegistration | None
     refunds: list[Refund]
     errors: list[UserError]
 
@@ -146,19 +145,19 @@ class MarkRefundPaidInput:
 
 @strawberry.type
 class MarkRefundPaidPayload:
-    refund: Optional[Refund]
+    refund: Refund | None
     errors: list[UserError]
 
 
 @strawberry.input
 class WithdrawTradeRegistrationInput:
     registration_number: str
-    reason: Optional[str] = None
+    reason: str | None = None
 
 
 @strawberry.type
 class WithdrawTradeRegistrationPayload:
-    registration: Optional[TradeRegistration]
+    registration: TradeRegistration | None
     refunds: list[Refund]
     errors: list[UserError]
 
@@ -166,11 +165,11 @@ class WithdrawTradeRegistrationPayload:
 @strawberry.type
 class CouponsQuery:
     @strawberry.field(description="The viewer's applicant registration; chamber staff name one.")
-    async def coupon_account(self, info: strawberry.Info[Context], registration_number: Optional[str] = None) -> CouponAccount:
+    async def coupon_account(self, info: strawberry.Info[Context], registration_number: str | None = None) -> CouponAccount:
         return CouponAccount.of(await coupons.coupon_account(info.context, registration_number))
 
     @strawberry.field(description="Chamber staff: refunds owed by the chamber; `paid` filters.")
-    async def refunds(self, info: strawberry.Info[Context], paid: Optional[bool] = None) -> list[Refund]:
+    async def refunds(self, info: strawberry.Info[Context], paid: bool | None = None) -> list[Refund]:
         return [Refund.of(r) for r in await coupons.list_refunds(info.context, paid)]
 
 
@@ -253,16 +252,16 @@ class CouponPurchase(Node):
     coupons: int
     amount: int
     ordered_at: dt.datetime
-    expires_at: Optional[dt.datetime]
-    paid_at: Optional[dt.datetime]
-    deposited_amount: Optional[int]
-    refund_due: Optional[int]
-    cancel_reason: Optional[str]
+    expires_at: dt.datetime | None
+    paid_at: dt.datetime | None
+    deposited_amount: int | None
+    refund_due: int | None
+    cancel_reason: str | None
     _pk: strawberry.Private[int]
     _buyer_id: strawberry.Private[int]
 
     @classmethod
-    def of(cls, row: models.CouponPurchase) -> "CouponPurchase":
+    def of(cls, row: models.CouponPurchase) -> CouponPurchase:
         return cls(
             id=to_global_id("CouponPurchase", row.id), order_number=row.order_number, status=PurchaseStatus(row.status),
             method=PurchaseMethod(row.method), membership=Membership(row.membership), coupons=row.coupons,
@@ -272,13 +271,13 @@ class CouponPurchase(Node):
         )
 
     @strawberry.field(description="振込依頼書 (PDF), for bank-transfer orders; same session and permissions as the order.")
-    def transfer_request_pdf_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+    def transfer_request_pdf_url(self, info: strawberry.Info[Context]) -> str | None:
         if self.method != PurchaseMethod.BANK_TRANSFER:
             return None
         return f"{info.context.services.settings.public_url}/documents/purchases/{self.id}/transfer-request.pdf"
 
     @strawberry.field(description="Card orders: the payment gateway's hosted page while its session is open (5 minutes).")
-    async def payment_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+    async def payment_url(self, info: strawberry.Info[Context]) -> str | None:
         if self.method != PurchaseMethod.CARD or self.status != PurchaseStatus.AWAITING_PAYMENT:
             return None
         payment = await payments.payment_of_purchase(info.context.services, self._pk)
@@ -286,7 +285,7 @@ class CouponPurchase(Node):
         return payment.payment_url if open_ else None
 
     @strawberry.field(description="Card orders once paid: 利用明細 (PDF) — only for the account that paid.")
-    async def card_statement_pdf_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+    async def card_statement_pdf_url(self, info: strawberry.Info[Context]) -> str | None:
         if self.method != PurchaseMethod.CARD or self.status != PurchaseStatus.ISSUED:
             return None
         payment = await payments.payment_of_purchase(info.context.services, self._pk)
@@ -302,7 +301,7 @@ class CouponPurchase(Node):
                                    coupons=r.coupons, amount=r.amount) for r in rows]
 
     @strawberry.field
-    async def virtual_account(self, info: strawberry.Info[Context]) -> Optional[VirtualAccount]:
+    async def virtual_account(self, info: strawberry.Info[Context]) -> VirtualAccount | None:
         row = await coupons.virtual_account(info.context, self._pk)
         if row is None:
             return None
@@ -315,7 +314,7 @@ class CouponPurchase(Node):
         return Account.of(await identity.account_by_id(info.context, self._buyer_id))
 
 
-async def _purchase_node(info: strawberry.Info[Context], pk: int) -> Optional[CouponPurchase]:
+async def _purchase_node(info: strawberry.Info[Context], pk: int) -> CouponPurchase | None:
     row = await coupons.visible_purchase(info.context, pk)
     return CouponPurchase.of(row) if row else None
 
@@ -346,13 +345,13 @@ class CouponPurchaseLineInput:
 class StartCouponPurchaseInput:
     lines: list[CouponPurchaseLineInput]
     method: PurchaseMethod
-    notify_email: Optional[str] = None
-    idempotency_key: Optional[str] = strawberry.field(default=None, description="A repeat with the same key returns the first result.")
+    notify_email: str | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description="A repeat with the same key returns the first result.")
 
 
 @strawberry.type
 class StartCouponPurchasePayload:
-    purchase: Optional[CouponPurchase]
+    purchase: CouponPurchase | None
     errors: list[UserError]
 
 
@@ -363,7 +362,7 @@ class CancelCouponPurchaseInput:
 
 @strawberry.type
 class CancelCouponPurchasePayload:
-    purchase: Optional[CouponPurchase]
+    purchase: CouponPurchase | None
     errors: list[UserError]
 
 
@@ -372,8 +371,8 @@ class BankDepositInput:
     account_number: str
     amount: int
     deposited_on: dt.date
-    payer_name: Optional[str] = None
-    deposit_id: Optional[str] = strawberry.field(default=None, description=(
+    payer_name: str | None = None
+    deposit_id: str | None = strawberry.field(default=None, description=(
         "The bank's id of this deposit (照会番号, ≤ 64 characters): the same id again with the same account, amount "
         "and date is a replay and changes nothing; with another deposit it is refused. Without it every entry is "
         "a new deposit."))
@@ -398,7 +397,7 @@ class CheckPurchasePaymentInput:
 
 @strawberry.type
 class CheckPurchasePaymentPayload:
-    purchase: Optional[CouponPurchase]
+    purchase: CouponPurchase | None
     errors: list[UserError]
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Awaitable, Callable, Optional, TypeVar
+from typing import TypeVar
 
 import strawberry
 
@@ -45,7 +46,7 @@ class ErrorCode(Enum):
 @strawberry.type(description="A business-rule violation or bad input; `field` is the input path.")
 class UserError:
     code: ErrorCode
-    field: Optional[list[str]]
+    field: list[str] | None
     message: str = strawberry.field(description="Japanese; English when Accept-Language prefers en.")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from graphql import GraphQLError
 from prometheus_client import Counter, Histogram

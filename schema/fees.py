@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Optional
 
 import strawberry
 
@@ -37,13 +36,13 @@ class RuleReference:
     version: int = strawberry.field(description="1-based position of the version in the file.")
     row: int = strawberry.field(description="1-based position of the row within its version.")
     effective_from: dt.date
-    effective_until: Optional[dt.date] = strawberry.field(description="Last day in force; null when open-ended.")
-    source: Optional[str] = strawberry.field(description="Where the decision comes from (the seed or circular).")
-    note: Optional[str]
+    effective_until: dt.date | None = strawberry.field(description="Last day in force; null when open-ended.")
+    source: str | None = strawberry.field(description="Where the decision comes from (the seed or circular).")
+    note: str | None
     rules_version: str
 
     @classmethod
-    def of(cls, row: RowRef, rules_version: str) -> "RuleReference":
+    def of(cls, row: RowRef, rules_version: str) -> RuleReference:
         return cls(
             file=row.file, table=row.table, version=row.version, row=row.row,
             effective_from=row.effective_from, effective_until=row.effective_until,
@@ -93,7 +92,7 @@ class FeeSchedule:
         ]
 
     @strawberry.field(description="Trade registration fee (tax included); null: not offered.")
-    def registration_fee(self, kind: RegistrationKind, membership: Membership) -> Optional[int]:
+    def registration_fee(self, kind: RegistrationKind, membership: Membership) -> int | None:
         return self.view.registration_fee(kind.value, membership.value).value
 
     @strawberry.field(description="Why registrationFee is what it is.")
@@ -112,5 +111,5 @@ class FeeSchedule:
 @strawberry.type
 class FeesQuery:
     @strawberry.field(description="The fee schedule in force on `on` (default: today, Asia/Tokyo).")
-    def fee_schedule(self, info: strawberry.Info, on: Optional[dt.date] = None) -> FeeSchedule:
+    def fee_schedule(self, info: strawberry.Info, on: dt.date | None = None) -> FeeSchedule:
         return FeeSchedule(view=fee_resolvers.fee_schedule(info.context, on))

@@ -6,16 +6,15 @@ import base64
 import binascii
 import datetime as dt
 from enum import Enum
-from typing import Optional
 
 import strawberry
 
 from persistence import models
-from resolvers.identity import accounts as identity
 from resolvers.core import loaders
-from resolvers.identity import subaccounts
 from resolvers.core.context import Context
 from resolvers.core.errors import UserFailure
+from resolvers.identity import accounts as identity
+from resolvers.identity import subaccounts
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
 
@@ -82,7 +81,7 @@ class Chamber:
     name: str
 
     @classmethod
-    def of(cls, row: models.Chamber) -> "Chamber":
+    def of(cls, row: models.Chamber) -> Chamber:
         return cls(code=row.code, name=row.name)
 
 
@@ -92,13 +91,13 @@ class TradeRegistration(Node):
     kind: RegistrationKind
     name: str
     valid_from: dt.date
-    valid_until: Optional[dt.date] = strawberry.field(description="Last day of validity; renewed by the admin.")
+    valid_until: dt.date | None = strawberry.field(description="Last day of validity; renewed by the admin.")
     purchase_methods: list[PurchaseMethod] = strawberry.field(description="Coupon purchase methods the chamber allows (商工会議所管理項目).")
     _pk: strawberry.Private[int]
     _chamber_id: strawberry.Private[int]
 
     @classmethod
-    def of(cls, row: models.TradeRegistration) -> "TradeRegistration":
+    def of(cls, row: models.TradeRegistration) -> TradeRegistration:
         methods = [m for m, on in ((PurchaseMethod.BANK_TRANSFER, row.allows_bank_transfer), (PurchaseMethod.CARD, row.allows_card)) if on]
         return cls(
             id=to_global_id("TradeRegistration", row.id), number=row.number, kind=RegistrationKind(row.kind),
@@ -120,16 +119,16 @@ class Account(Node):
     kind: AccountKind
     username: str
     name: str
-    email: Optional[str]
-    phone: Optional[str]
+    email: str | None
+    phone: str | None
     status: AccountStatus
-    notified_at: Optional[dt.datetime] = None
-    activation_expires_at: Optional[dt.datetime] = None
-    _registration_id: strawberry.Private[Optional[int]] = None
-    _generated_by_id: strawberry.Private[Optional[int]] = None
+    notified_at: dt.datetime | None = None
+    activation_expires_at: dt.datetime | None = None
+    _registration_id: strawberry.Private[int | None] = None
+    _generated_by_id: strawberry.Private[int | None] = None
 
     @classmethod
-    def of(cls, row: models.Account) -> "Account":
+    def of(cls, row: models.Account) -> Account:
         return cls(
             id=to_global_id("Account", row.id), kind=AccountKind(row.kind), username=row.username, name=row.name,
             email=row.email, phone=row.phone, status=AccountStatus(row.status),
@@ -138,14 +137,14 @@ class Account(Node):
         )
 
     @strawberry.field
-    async def registration(self, info: strawberry.Info[Context]) -> Optional[TradeRegistration]:
+    async def registration(self, info: strawberry.Info[Context]) -> TradeRegistration | None:
         if self._registration_id is None:
             return None
         row = await loaders.registration(info.context, self._registration_id)
         return TradeRegistration.of(row) if row else None
 
     @strawberry.field(description="For a sub-ID: the signer that generated it (and is responsible for it).")
-    async def generated_by(self, info: strawberry.Info[Context]) -> Optional["Account"]:
+    async def generated_by(self, info: strawberry.Info[Context]) -> Account | None:
         if self._generated_by_id is None:
             return None
         row = await loaders.account(info.context, self._generated_by_id)
@@ -157,15 +156,15 @@ class Account(Node):
 
 @strawberry.input
 class LoginInput:
-    chamber_code: Optional[str] = strawberry.field(default=None, description="Required for eCO IDs; omitted for NACCS accounts.")
+    chamber_code: str | None = strawberry.field(default=None, description="Required for eCO IDs; omitted for NACCS accounts.")
     username: str
     password: str
 
 
 @strawberry.type
 class LoginPayload:
-    token: Optional[str] = strawberry.field(description="Send as `Authorization: Bearer <token>`; browsers also get an HttpOnly cookie.")
-    account: Optional[Account]
+    token: str | None = strawberry.field(description="Send as `Authorization: Bearer <token>`; browsers also get an HttpOnly cookie.")
+    account: Account | None
     errors: list[UserError]
 
 
@@ -188,7 +187,7 @@ class ChangePasswordInput:
 @strawberry.type
 class ChangePasswordPayload:
     errors: list[UserError]
-    token: Optional[str] = strawberry.field(default=None, description="Every session ended; this is the new one's token.")
+    token: str | None = strawberry.field(default=None, description="Every session ended; this is the new one's token.")
 
 
 # --------------------------------------------------------------------------- root fields
@@ -197,7 +196,7 @@ class ChangePasswordPayload:
 NODE_TYPES: dict = {}  # type name → async (info, pk) → the object when the viewer may see it (other modules add theirs)
 
 
-async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Optional[Node]:
+async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Node | None:
     decoded = from_global_id(id)
     who = await identity.viewer(info.context)
     if decoded is None or who is None:
@@ -221,27 +220,27 @@ class CreateSubAccountInput:
     name: str = strawberry.field(description="Family and given name separated by one space.")
     password: str
     email: str
-    phone: Optional[str] = None
+    phone: str | None = None
 
 
 @strawberry.type
 class CreateSubAccountPayload:
-    account: Optional[Account]
+    account: Account | None
     errors: list[UserError]
 
 
 @strawberry.input
 class UpdateSubAccountInput:
     account_id: strawberry.ID
-    name: Optional[str] = None
-    password: Optional[str] = None
-    email: Optional[str] = None
-    phone: Optional[str] = None
+    name: str | None = None
+    password: str | None = None
+    email: str | None = None
+    phone: str | None = None
 
 
 @strawberry.type
 class UpdateSubAccountPayload:
-    account: Optional[Account]
+    account: Account | None
     errors: list[UserError]
 
 
@@ -251,8 +250,8 @@ class NotifySubAccountInput:
     target_registration_number: str = strawberry.field(description="Own registration, or an agent registered with the same chamber.")
     phone: str
     email: str = strawberry.field(description="Same domain as the signer's or the target contact person's e-mail; locked once notified.")
-    subject: Optional[str] = None
-    body: Optional[str] = strawberry.field(
+    subject: str | None = None
+    body: str | None = strawberry.field(
         default=None,
         description="Placeholders: {company} {name} {activation_url} {chamber_code} {sub_id} {expires_at} {signer_name}.",
     )
@@ -260,7 +259,7 @@ class NotifySubAccountInput:
 
 @strawberry.type
 class NotifySubAccountPayload:
-    account: Optional[Account]
+    account: Account | None
     errors: list[UserError]
 
 
@@ -271,7 +270,7 @@ class DeleteSubAccountInput:
 
 @strawberry.type
 class DeleteSubAccountPayload:
-    account: Optional[Account]
+    account: Account | None
     errors: list[UserError]
 
 
@@ -284,7 +283,7 @@ class ActivateSubAccountInput:
 
 @strawberry.type
 class ActivateSubAccountPayload:
-    account: Optional[Account]
+    account: Account | None
     errors: list[UserError]
 
 
@@ -296,7 +295,7 @@ class ResetAccountPasswordInput:
 
 @strawberry.type
 class ResetAccountPasswordPayload:
-    account: Optional[Account]
+    account: Account | None
     errors: list[UserError]
 
 
@@ -319,7 +318,7 @@ async def _account_mutation(info, payload_cls, call):
 @strawberry.type
 class IdentityQuery:
     @strawberry.field(description="The logged-in account; null when not logged in.")
-    async def me(self, info: strawberry.Info[Context]) -> Optional[Account]:
+    async def me(self, info: strawberry.Info[Context]) -> Account | None:
         who = await identity.viewer(info.context)
         return Account.of(who.account) if who else None
 
@@ -328,7 +327,7 @@ class IdentityQuery:
         return [Account.of(row) for row in await subaccounts.list_sub_accounts(info.context)]
 
     @strawberry.field(description="Relay: any object by its global id, when the viewer may see it.")
-    async def node(self, info: strawberry.Info[Context], id: strawberry.ID) -> Optional[Node]:
+    async def node(self, info: strawberry.Info[Context], id: strawberry.ID) -> Node | None:
         return await _node(info, id)
 
 

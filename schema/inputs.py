@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Sized
+from collections.abc import Sized
 
 from graphql import GraphQLError
 

@@ -10,8 +10,8 @@ from typing import Optional
 import strawberry
 
 from persistence import models
-from resolvers.naccs import use_cases as naccs
 from resolvers.core.context import Context
+from resolvers.naccs import use_cases as naccs
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Node, from_global_id, to_global_id
 
@@ -47,7 +47,7 @@ class NaccsUserId:
     industries: list[str]
 
     @classmethod
-    def of(cls, row: models.NaccsUserId) -> "NaccsUserId":
+    def of(cls, row: models.NaccsUserId) -> NaccsUserId:
         return cls(user_id=row.user_code + row.identification_number, user_code=row.user_code,
                    identification_number=row.identification_number, net_naccs=row.identification_number[0].isalpha(),
                    industries=json.loads(row.industries))
@@ -76,7 +76,7 @@ class NaccsIdNotice:
     user_code: str
     identification_number: str
     industries: list[str]
-    password: Optional[str]
+    password: str | None
 
 
 @strawberry.type
@@ -85,15 +85,15 @@ class NaccsApplication(Node):
     kind: NaccsApplicationKind
     state: NaccsApplicationState
     desired_date: dt.date
-    start_date: Optional[dt.date]
-    clarification: Optional[str]
+    start_date: dt.date | None
+    clarification: str | None
     reason: str
-    password_viewable_until: Optional[dt.date]
+    password_viewable_until: dt.date | None
     terminal_names: list[str] = strawberry.field(description="Certificate reissues: the selected terminals.")
     _row: strawberry.Private[models.NaccsApplication]
 
     @classmethod
-    def of(cls, row: models.NaccsApplication) -> "NaccsApplication":
+    def of(cls, row: models.NaccsApplication) -> NaccsApplication:
         details = json.loads(row.details)
         return cls(id=to_global_id("NaccsApplication", row.id), receipt_number=row.receipt_number,
                    kind=NaccsApplicationKind(row.kind), state=NaccsApplicationState(row.state),
@@ -106,7 +106,7 @@ class NaccsApplication(Node):
         return f"{info.context.services.settings.public_url}/documents/naccs/{self.id}/form.pdf"
 
     @strawberry.field(description="利用申込確認完了のお知らせ (PDF), from the start date on.")
-    def approval_notice_pdf_url(self, info: strawberry.Info[Context]) -> Optional[str]:
+    def approval_notice_pdf_url(self, info: strawberry.Info[Context]) -> str | None:
         start = self._row.start_date
         if self._row.kind != "USER_CODE_ADDITION" or start is None or info.context.clock.today() < start:
             return None
@@ -122,7 +122,7 @@ class NaccsApplication(Node):
                               password=naccs.password_of(info.context.services, r, self._row)) for r in rows]
 
 
-async def _naccs_node(info: strawberry.Info[Context], pk: int) -> Optional[NaccsApplication]:
+async def _naccs_node(info: strawberry.Info[Context], pk: int) -> NaccsApplication | None:
     row = await naccs.visible_application(info.context, pk)
     return NaccsApplication.of(row) if row else None
 
@@ -172,7 +172,7 @@ class ContactInput:
     phone: str
     email: str
     email_confirmation: str
-    fax: Optional[str] = None
+    fax: str | None = None
 
 
 @strawberry.input
@@ -181,9 +181,9 @@ class UserCodeInput:
     industries: list[str]
     processing_method: str
     single_sign_on: bool
-    identification_count: Optional[int] = None
-    statistics_paid: Optional[int] = None
-    statistics_free: Optional[int] = None
+    identification_count: int | None = None
+    statistics_paid: int | None = None
+    statistics_free: int | None = None
 
 
 @strawberry.input
@@ -205,10 +205,10 @@ class SubmitCertificateReissueInput:
 @strawberry.input(description="While CLARIFICATION_REQUESTED: the fields given replace the old ones; back to SUBMITTED.")
 class UpdateNaccsApplicationInput:
     application_id: strawberry.ID
-    desired_date: Optional[dt.date] = None
-    reason: Optional[str] = None
-    contact: Optional[ContactInput] = None
-    user_codes: Optional[list[UserCodeInput]] = None
+    desired_date: dt.date | None = None
+    reason: str | None = None
+    contact: ContactInput | None = None
+    user_codes: list[UserCodeInput] | None = None
 
 
 @strawberry.input
@@ -264,7 +264,7 @@ async def _run(info, payload, call):
 @strawberry.type
 class NaccsQuery:
     @strawberry.field(description="The viewer's office (NACCS_OFFICE accounts); null for others.")
-    async def naccs_office(self, info: strawberry.Info[Context]) -> Optional[NaccsOffice]:
+    async def naccs_office(self, info: strawberry.Info[Context]) -> NaccsOffice | None:
         office = await naccs.viewer_office(info.context)
         return NaccsOffice(name=office.name, _pk=office.id) if office else None
 

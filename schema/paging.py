@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Optional
 
 import strawberry
 
@@ -16,14 +15,14 @@ from schema.inputs import BadUserInput
 @strawberry.type
 class PageInfo:
     has_next_page: bool
-    end_cursor: Optional[str]
+    end_cursor: str | None
 
 
 def encode_cursor(type_name: str, pk: int) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
-def decode_cursor(type_name: str, cursor: Optional[str]) -> Optional[int]:
+def decode_cursor(type_name: str, cursor: str | None) -> int | None:
     """The id in a cursor of ``type_name``; None for no cursor. Anything else — another list's
     cursor, a malformed one, an id no row can have — is BAD_USER_INPUT: starting over silently
     would send a paging client round in circles."""
@@ -39,7 +38,7 @@ def decode_cursor(type_name: str, cursor: Optional[str]) -> Optional[int]:
     return pk
 
 
-def page_window(type_name: str, first: Optional[int], after: Optional[str]) -> tuple[int, Optional[int]]:
+def page_window(type_name: str, first: int | None, after: str | None) -> tuple[int, int | None]:
     """(page size, id to continue below) from ``first`` (1–100, default 20) and ``after``."""
     if first is None:
         first = DEFAULT_PAGE

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 import strawberry
 
+from resolvers.core.context import Context
 from resolvers.identity import accounts as identity
 from resolvers.identity import registrations
-from resolvers.core.context import Context
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
 from schema.identity import Account, TradeRegistration
@@ -31,8 +30,8 @@ class CreateTradeRegistrationInput:
 
 @strawberry.type
 class CreateTradeRegistrationPayload:
-    registration: Optional[TradeRegistration]
-    admin: Optional[Account] = strawberry.field(description="The admin ID created with the registration (admin-<number>).")
+    registration: TradeRegistration | None
+    admin: Account | None = strawberry.field(description="The admin ID created with the registration (admin-<number>).")
     errors: list[UserError]
 
 
@@ -42,13 +41,13 @@ class AddSignerInput:
     name: str
     email: str
     password: str
-    username: Optional[str] = strawberry.field(default=None, description="Default signer<N>-<registration number>.")
-    reason: Optional[str] = strawberry.field(default=None, description="Required beyond the signer limit (SIGNER_LIMIT).")
+    username: str | None = strawberry.field(default=None, description="Default signer<N>-<registration number>.")
+    reason: str | None = strawberry.field(default=None, description="Required beyond the signer limit (SIGNER_LIMIT).")
 
 
 @strawberry.type
 class AddSignerPayload:
-    account: Optional[Account]
+    account: Account | None
     errors: list[UserError]
 
 
@@ -59,7 +58,7 @@ class RenewTradeRegistrationInput:
 
 @strawberry.type
 class RenewTradeRegistrationPayload:
-    registration: Optional[TradeRegistration]
+    registration: TradeRegistration | None
     errors: list[UserError]
 
 
@@ -67,19 +66,19 @@ class RenewTradeRegistrationPayload:
 class AuditEntry:
     at: dt.datetime
     action: str
-    target: Optional[str]
-    request_id: Optional[str]
-    detail: Optional[str]
-    _actor_id: strawberry.Private[Optional[int]]
-    _responsible_id: strawberry.Private[Optional[int]]
+    target: str | None
+    request_id: str | None
+    detail: str | None
+    _actor_id: strawberry.Private[int | None]
+    _responsible_id: strawberry.Private[int | None]
 
     @strawberry.field
-    async def actor(self, info: strawberry.Info[Context]) -> Optional[Account]:
+    async def actor(self, info: strawberry.Info[Context]) -> Account | None:
         row = await identity.account_by_id(info.context, self._actor_id) if self._actor_id else None
         return Account.of(row) if row else None
 
     @strawberry.field
-    async def responsible(self, info: strawberry.Info[Context]) -> Optional[Account]:
+    async def responsible(self, info: strawberry.Info[Context]) -> Account | None:
         row = await identity.account_by_id(info.context, self._responsible_id) if self._responsible_id else None
         return Account.of(row) if row else None
 
@@ -100,7 +99,7 @@ class AuditEntryConnection:
 @strawberry.type
 class RegistrationsQuery:
     @strawberry.field(description="Chamber staff: the chamber's audit trail, newest first.")
-    async def audit_log(self, info: strawberry.Info[Context], first: int = 20, after: Optional[str] = None) -> AuditEntryConnection:
+    async def audit_log(self, info: strawberry.Info[Context], first: int = 20, after: str | None = None) -> AuditEntryConnection:
         size, before = page_window("AuditEntry", first, after)
         rows, total, more = await registrations.audit_log(info.context, size, before)
         edges = [

@@ -26,13 +26,13 @@ import uvicorn
 
 from persistence import migrate
 from persistence.db import Database
+from resolvers.core.clock import TOKYO, FixedClock
 from resolvers.core.context import Services
-from tradecert.composition import build_services
+from resolvers.core.settings import PROJECT_DIR, Settings
 from rules.runtime import RulesRuntime
 from tradecert.app import create_app
-from resolvers.core.clock import TOKYO, FixedClock
+from tradecert.composition import build_services
 from tradecert.demo import seed_demo
-from resolvers.core.settings import PROJECT_DIR, Settings
 
 PG_BASE = os.environ.get("TRADECERT_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 PG_DSN = PG_BASE.replace("postgresql+asyncpg://", "postgresql://")

@@ -9,7 +9,13 @@ from collections import defaultdict
 from sqlalchemy import func, select
 
 from persistence.models import (
-    Application, CardPayment, CouponAccount, CouponEntry, CouponLot, CouponPurchase, Refund,
+    Application,
+    CardPayment,
+    CouponAccount,
+    CouponEntry,
+    CouponLot,
+    CouponPurchase,
+    Refund,
 )
 from resolvers.coupons import ledger
 

@@ -26,19 +26,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from persistence.db import Database
-from resolvers.core.context import Context, Services
-from rules.runtime import RulesRuntime
-from schema import build_schema
-from resolvers.core.clock import Clock
 from resolvers.adapters.gateway import gateway_of
+from resolvers.core.context import Context, Services
+from resolvers.core.logs import new_request_id, request_id_var
+from resolvers.core.settings import Settings
+from schema import build_schema
 from tradecert.composition import DOCUMENTS, Document, build_services
 from tradecert.gateway_pages import routes as gateway_routes
 from tradecert.jobs import job_health, publish_health
-from resolvers.core.logs import new_request_id, request_id_var
 from tradecert.pages import activate_page
 from tradecert.request_guards import UrlGuard, decode_graphql_body, refusal
-from resolvers.core.settings import Settings
 
 log = logging.getLogger("tradecert.http")
 
@@ -338,4 +335,4 @@ def app_from_env() -> Starlette:
     return create_app(settings)
 
 
-__all__ = ["create_app", "build_services", "app_from_env"]
+__all__ = ["app_from_env", "build_services", "create_app"]

@@ -198,8 +198,8 @@ def rules_test() -> None:
 @click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="Date (Asia/Tokyo); default today.")
 def rules_show(what: str, on: dt.datetime | None) -> None:
     """Print the fee schedule (or the permission matrix) in force on a date."""
-    from rules import fees
     from resolvers.core.clock import Clock
+    from rules import fees
 
     settings = _settings()
     policy = _load_rules(settings)
@@ -268,8 +268,7 @@ def jobs() -> None:
 @click.argument("names", nargs=-1)
 def jobs_run(names: tuple[str, ...]) -> None:
     """Run the named jobs (default: all) once, now."""
-    from tradecert.composition import build_services
-    from tradecert.composition import JOBS
+    from tradecert.composition import JOBS, build_services
     from tradecert.jobs import run_jobs
 
     settings = _settings()
@@ -314,10 +313,10 @@ def bank_import(path: Path, no_reconcile: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from resolvers.adapters.bank_files import StatementError, describe, parse_statement
+    from resolvers.core.clock import Clock
     from resolvers.core.errors import UserFailure, UserFailures
     from resolvers.coupons.purchases import DepositSource, import_deposits, reconcile
     from tradecert.composition import build_services
-    from resolvers.core.clock import Clock
 
     settings = _settings()
     name = path.name

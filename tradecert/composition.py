@@ -10,8 +10,8 @@ payment purpose or a document, add a line here.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from persistence.db import Database
 from resolvers.adapters import documents, mail, naccs_documents

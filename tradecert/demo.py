@@ -13,7 +13,13 @@ from sqlalchemy import select
 
 from persistence.db import Database
 from persistence.models import (
-    Account, Chamber, NaccsOffice, NaccsTerminal, NaccsUserId, RegistrationMembership, TradeRegistration,
+    Account,
+    Chamber,
+    NaccsOffice,
+    NaccsTerminal,
+    NaccsUserId,
+    RegistrationMembership,
+    TradeRegistration,
 )
 from resolvers.core.clock import TOKYO, Clock
 from resolvers.identity.passwords import hash_password

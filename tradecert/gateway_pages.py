@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from resolvers.core.context import Services
 from resolvers.adapters.gateway import SIGNATURE_HEADER, SandboxGateway, check_card
-from resolvers.payments.card import InvalidNotification, receive_notification
 from resolvers.core.clock import TOKYO
+from resolvers.core.context import Services
+from resolvers.payments.card import InvalidNotification, receive_notification
 from tradecert.pages import FORM_PAGE_CSP, page_headers
 
 log = logging.getLogger("tradecert.payments")

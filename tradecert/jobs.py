@@ -18,16 +18,16 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from persistence.models import JobLease
-from resolvers.core.context import Services
 from resolvers.core.clock import TOKYO
+from resolvers.core.context import Services
 
 log = logging.getLogger("tradecert.jobs")
 

@@ -7,6 +7,7 @@ import html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+
 def page_headers(csp: str) -> dict[str, str]:
     """What every small HTML page sends: its Content-Security-Policy, no referrer (links may
     carry tokens), never cached."""

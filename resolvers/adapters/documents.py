@@ -15,11 +15,11 @@ from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
 from persistence.models import CardPayment, Chamber, CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount
+from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden, UserFailure
 from resolvers.identity.accounts import authorize, require_viewer
 from rules import fees
-from resolvers.core.clock import tokyo_date
 
 FONT = "HeiseiKakuGo-W5"  # Adobe-Japan1 CID font: text stays text, viewers supply the glyphs
 _registered = False
@@ -222,8 +222,8 @@ async def application_card_statement(ctx: Context, app_id: int) -> bytes:
 
 async def certificate(ctx: Context, app_id: int) -> bytes:
     """The certificate PDF: those who may view the application, during the print window."""
-    from resolvers.applications import use_cases as applications
     from resolvers.applications import certificates
+    from resolvers.applications import use_cases as applications
 
     who = await require_viewer(ctx)
     try:
@@ -243,8 +243,8 @@ def certificate_pdf(content: dict, app, verify_url: str) -> bytes:
     from reportlab.graphics.barcode.qr import QrCodeWidget
     from reportlab.graphics.shapes import Drawing
 
-    from resolvers.applications.use_cases import TYPE_NAMES
     from resolvers.applications.certificates import canonical, format_access_code
+    from resolvers.applications.use_cases import TYPE_NAMES
 
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)

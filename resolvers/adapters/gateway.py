@@ -102,7 +102,7 @@ def verify(secret: str, body: bytes, header: str | None, now: dt.datetime) -> bo
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, parts.get("v1", "")):
         return False
-    return abs(now - dt.datetime.fromtimestamp(timestamp, dt.timezone.utc)) <= SIGNATURE_TOLERANCE
+    return abs(now - dt.datetime.fromtimestamp(timestamp, dt.UTC)) <= SIGNATURE_TOLERANCE
 
 
 # --------------------------------------------------------------------------- card checks

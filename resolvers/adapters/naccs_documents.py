@@ -12,11 +12,11 @@ from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
 from persistence.models import NaccsOffice, NaccsUserId
-from resolvers.core.context import Context
 from resolvers.adapters.documents import _font, _table
+from resolvers.core.clock import tokyo_date
+from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden
 from resolvers.naccs.use_cases import REASONS, visible_application
-from resolvers.core.clock import tokyo_date
 
 KINDS = {"USER_CODE_ADDITION": "利用申込(変更申込) — 利用者コードの追加", "CERTIFICATE_REISSUE": "電子証明書の再発行申込"}
 

@@ -32,9 +32,9 @@ from sqlalchemy import select
 
 from persistence.models import Application, ApplicationGoods, Chamber, TradeRegistration
 from resolvers.core import ratelimit
+from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context, Services
 from rules.limits import limit
-from resolvers.core.clock import tokyo_date
 
 _lock = threading.Lock()
 _keys: dict[str, Ed25519PrivateKey] = {}

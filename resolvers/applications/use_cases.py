@@ -20,17 +20,17 @@ from sqlalchemy import and_, or_, select, update
 
 from persistence import locks
 from persistence.models import Account, Application, ApplicationGoods, Chamber, CouponEntry, TradeRegistration
-from resolvers.applications import certificates
-from resolvers.coupons import ledger
-from resolvers.core import validation
-from resolvers.core.counters import next_number
-from resolvers.core.transitions import transition
-from resolvers.core.context import Context
-from resolvers.core.errors import Forbidden, UserFailure, UserFailures
-from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
 from resolvers.adapters.mail import queue_mail
-from rules import fees
+from resolvers.applications import certificates
+from resolvers.core import validation
 from resolvers.core.clock import tokyo_date
+from resolvers.core.context import Context
+from resolvers.core.counters import next_number
+from resolvers.core.errors import Forbidden, UserFailure, UserFailures
+from resolvers.core.transitions import transition
+from resolvers.coupons import ledger
+from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
+from rules import fees
 
 TYPES = ("ORIGIN_JAPANESE", "ORIGIN_FOREIGN", "INVOICE", "SIGNATURE")
 TYPE_NAMES = {"ORIGIN_JAPANESE": "原産地証明書(日本産)", "ORIGIN_FOREIGN": "原産地証明書(外国産)",

@@ -19,7 +19,7 @@ class Clock:
 
     def now(self) -> dt.datetime:
         """The current instant, timezone-aware (UTC)."""
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
 
     def today(self) -> dt.date:
         """The current business date: today in Tokyo."""
@@ -37,7 +37,7 @@ class FixedClock(Clock):
 
     def now(self) -> dt.datetime:
         with self._lock:
-            return self._at.astimezone(dt.timezone.utc)
+            return self._at.astimezone(dt.UTC)
 
     def set(self, at: dt.datetime) -> None:
         if at.tzinfo is None:

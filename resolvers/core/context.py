@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from persistence.db import Database
-from rules.runtime import RulesRuntime
 from resolvers.core.clock import Clock
 from resolvers.core.settings import Settings
+from rules.runtime import RulesRuntime
 
 
 @dataclass

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from persistence import locks
-from persistence.models import Counter
 from persistence.db import dialect_insert
+from persistence.models import Counter
 
 
 async def next_number(session, name: str) -> int:

@@ -3,7 +3,7 @@ signer, their membership and chamber) cost one query per kind, not one per row."
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader

@@ -10,13 +10,20 @@ from sqlalchemy import select, update
 
 from persistence import locks
 from persistence.models import (
-    CouponAccount, CouponEntry, CouponPurchase, CouponPurchaseLine, RegistrationMembership, Refund, TradeRegistration, VirtualAccount,
+    CouponAccount,
+    CouponEntry,
+    CouponPurchase,
+    CouponPurchaseLine,
+    Refund,
+    RegistrationMembership,
+    TradeRegistration,
+    VirtualAccount,
 )
-from resolvers.coupons import ledger
 from resolvers.core import validation
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden, UserFailure, UserFailures
 from resolvers.core.paging import newest_first
+from resolvers.coupons import ledger
 from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
 
 MAX_ADJUSTMENT = 10_000  # a typo guard, not policy: no real adjustment comes near it
@@ -205,8 +212,8 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
     ends; its IDs can no longer log in. History stays. One unit of work under the
     registration's lock."""
     from persistence.models import Account, Application, CardPayment, Session
-    from resolvers.applications.use_cases import give_back_coupon
     from resolvers.adapters.gateway import gateway_of
+    from resolvers.applications.use_cases import give_back_coupon
     from resolvers.coupons.purchases import cancel_in_session
 
     who = await require_viewer(ctx)

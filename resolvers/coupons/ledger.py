@@ -26,7 +26,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from persistence import locks
 from persistence.db import dialect_insert

@@ -25,17 +25,28 @@ from sqlalchemy import bindparam, func, insert, select, update
 
 from persistence import locks
 from persistence.models import (
-    Account, BankDeposit, CardPayment, CouponAccount, CouponEntry, CouponEntryLot, CouponLot, CouponPurchase, CouponPurchaseLine,
-    OutboxMail, Refund, TradeRegistration, VirtualAccount,
+    Account,
+    BankDeposit,
+    CardPayment,
+    CouponAccount,
+    CouponEntry,
+    CouponEntryLot,
+    CouponLot,
+    CouponPurchase,
+    CouponPurchaseLine,
+    OutboxMail,
+    Refund,
+    TradeRegistration,
+    VirtualAccount,
 )
-from resolvers.coupons import ledger
-from resolvers.payments import card as payments
-from resolvers.core import validation
 from resolvers.adapters.bank import Bank, SandboxBank
+from resolvers.adapters.mail import queue_mail
+from resolvers.core import validation
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import Forbidden, UserFailure, UserFailures
+from resolvers.coupons import ledger
 from resolvers.identity.accounts import audit, authorize, membership_at, require_viewer
-from resolvers.adapters.mail import queue_mail
+from resolvers.payments import card as payments
 from rules import fees
 from rules.limits import limit
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from resolvers.core.context import Context
 from rules import fees
 from rules.policy import PolicySet, RowRef
-from resolvers.core.context import Context
 
 
 @dataclass(frozen=True)

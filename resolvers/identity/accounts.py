@@ -24,7 +24,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from persistence.models import Account, AuditEntry, Chamber, LoginThrottle, Session, TradeRegistration
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden, Unauthenticated, UserFailure
-from rules.permissions import Actor, is_allowed
 from resolvers.identity.passwords import (
     PASSWORD_MAX,
     PASSWORD_MIN,
@@ -34,6 +33,7 @@ from resolvers.identity.passwords import (
     verify_or_spend,
     verify_password,
 )
+from rules.permissions import Actor, is_allowed
 
 SESSION_COOKIE = "tradecert_session"
 ECO_KINDS = ("ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF")

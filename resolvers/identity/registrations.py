@@ -14,10 +14,10 @@ from persistence.models import Account, AuditEntry, Chamber, RegistrationMembers
 from resolvers.core import validation
 from resolvers.core.context import Context
 from resolvers.core.errors import UserFailure, UserFailures
-from resolvers.identity.accounts import audit, authorize, require_viewer
 from resolvers.core.paging import newest_first
-from rules.limits import limit
+from resolvers.identity.accounts import audit, authorize, require_viewer
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable
+from rules.limits import limit
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -17,14 +17,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from persistence.models import Account, ActivationToken, Chamber, Session, TradeRegistration
-from resolvers.core import ratelimit
-from resolvers.core import validation
+from resolvers.adapters.mail import queue_mail
+from resolvers.core import ratelimit, validation
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden, UserFailure, UserFailures
 from resolvers.identity.accounts import Viewer, audit, authorize, hash_token, require_viewer
-from resolvers.adapters.mail import queue_mail
-from rules.permissions import is_allowed
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable, verify_password
+from rules.permissions import is_allowed
 
 ACTIVATION_VALID = dt.timedelta(hours=72)  # eco-sub-id: URLの有効期限はメール送信後3日(72時間)
 SUB_ID_LENGTH = 12  # eco-sub-id: e.g. GRdCyg4TeUUJ

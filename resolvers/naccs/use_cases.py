@@ -26,16 +26,16 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, update
 
 from persistence.models import NaccsApplication, NaccsNotice, NaccsOffice, NaccsTerminal, NaccsUserId
+from resolvers.adapters.mail import queue_mail
 from resolvers.core import validation
+from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context, Services
 from resolvers.core.counters import next_number
 from resolvers.core.errors import Forbidden, UserFailure, UserFailures
-from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
-from resolvers.adapters.mail import queue_mail
 from resolvers.core.transitions import transition
+from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
 from rules import calendar
 from rules.limits import limit
-from resolvers.core.clock import tokyo_date
 
 REASONS = {"EXPIRED": "有効期限切れ", "TERMINAL_REPLACEMENT": "端末の入替", "OTHER": "その他"}
 CATEGORIES = ("利用申込", "システム設定", "利用料金", "証明書発行")

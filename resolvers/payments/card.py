@@ -16,19 +16,17 @@ import datetime as dt
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from persistence.models import CardNotification, CardPayment, CouponAccount, CouponPurchase, CouponPurchaseLine, Refund
 from persistence import locks
-from resolvers.coupons import ledger
-from resolvers.core.counters import next_number
+from persistence.models import CardNotification, CardPayment, Refund
+from resolvers.adapters.gateway import gateway_of, verify
 from resolvers.core.context import Services
-from resolvers.adapters.gateway import gateway_of, verify  # noqa: F401 (gateway_of: used by purchases)
-from resolvers.adapters.mail import queue_mail
+from resolvers.core.counters import next_number
 from rules.limits import limit
 
 log = logging.getLogger("tradecert.payments")

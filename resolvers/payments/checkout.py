@@ -17,16 +17,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, select, update
 
-from persistence.models import Application, CardCartItem, CardPayment, CardPaymentItem, TradeRegistration
 from persistence import locks
+from persistence.db import dialect_insert
+from persistence.models import Application, CardCartItem, CardPayment, CardPaymentItem, TradeRegistration
 from resolvers.applications import use_cases as applications
-from resolvers.payments import card as payments
+from resolvers.core.clock import TOKYO, tokyo_date
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import Forbidden, UserFailure, UserFailures
 from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
-from persistence.db import dialect_insert
+from resolvers.payments import card as payments
 from rules.permissions import is_allowed
-from resolvers.core.clock import TOKYO, tokyo_date
 
 MAX_ITEMS = 100  # per checkout: a sanity bound, not policy
 
@@ -191,7 +191,7 @@ async def card_paid(session, services: Services, payment: CardPayment, now: dt.d
     held = set((await session.scalars(select(Application.id).where(
         Application.checkout_payment_id == payment.id, Application.state == "APPROVED"))).all())
     if held != ids:
-        await _failed(session, services, payment, now, "not all applications could be issued")
+        await card_failed(session, services, payment, now, "not all applications could be issued")
         return False
     for app_id in sorted(ids):
         if not await applications.issue(session, services, app_id, now, paid_by_id=payment.payer_id):

@@ -13,7 +13,7 @@ from persistence.models import CouponEntry, OutboxMail
 from schema.identity import from_global_id
 from tests.conftest import tokyo
 from tests.identity.test_identity_sessions import bearer, login
-from tests.identity.test_subaccounts import SUB_PASSWORD, ACTIVATE, as_user, create_sub, mailed_token, notify
+from tests.identity.test_subaccounts import ACTIVATE, SUB_PASSWORD, as_user, create_sub, mailed_token, notify
 
 FIELDS = """id receiptNumber state type fee feePayment feeRule holdReason certificateNumber accessCode
   destinationCountry invoiceNumber registration { number } agent { number } createdBy { username } signer { username }

@@ -17,12 +17,12 @@ from starlette.requests import Request
 
 from persistence.models import Application as ApplicationRow
 from persistence.models import RateLimit
-from resolvers.core.ratelimit import client_address
-from tests.conftest import settings_for, start_server, tokyo
-from tests.applications.test_applications import act, create, give_coupons
-from tests.identity.test_subaccounts import ACTIVATE, SUB_PASSWORD, as_user, create_sub, mailed_token, notify
 from resolvers.core.clock import FixedClock
+from resolvers.core.ratelimit import client_address
 from resolvers.core.settings import Settings
+from tests.applications.test_applications import act, create, give_coupons
+from tests.conftest import settings_for, start_server, tokyo
+from tests.identity.test_subaccounts import ACTIVATE, SUB_PASSWORD, as_user, create_sub, mailed_token, notify
 
 VERIFY = """query($n: String!, $c: String!) { verifyCertificate(number: $n, accessCode: $c) { valid exporterName } }"""
 WINDOW = dt.timedelta(seconds=600)  # Settings.rate_limit_window_seconds

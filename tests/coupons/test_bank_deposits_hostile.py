@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 
 from persistence.models import Account, BankDeposit, Chamber, CouponPurchase, Refund
 from resolvers.adapters.bank_files import write_zengin
-from tests.identity.test_identity_sessions import bearer, login
+from resolvers.identity.passwords import hash_password
 from tests.coupons.test_purchases import CHECK, DEPOSIT, start
+from tests.identity.test_identity_sessions import bearer, login
 from tests.identity.test_subaccounts import as_user
 from tradecert.demo import DEMO_PASSWORD
-from resolvers.identity.passwords import hash_password
 
 TRADECERT = str(Path(sys.executable).parent / "tradecert")
 TWO_SINGLES = [{"productCode": "SINGLE", "quantity": 2}]  # 2,420 yen
@@ -180,9 +180,9 @@ async def test_an_overlong_deposit_id_or_a_control_character_is_a_user_error_and
 
 async def test_the_use_case_refuses_control_characters_itself(live, migrated):
     """Behind the edge (the CLI, a job, a later API), recording checks the text itself."""
-    from tradecert.composition import build_services
     from resolvers.core.errors import UserFailures
     from resolvers.coupons.purchases import DepositInput, DepositSource, import_deposits
+    from tradecert.composition import build_services
 
     _target, db = migrated
     account = start(live, as_user(live, "signer-2701000002"), lines=TWO_SINGLES)["purchase"]["virtualAccount"]["accountNumber"]
@@ -305,10 +305,10 @@ async def test_reconcilers_expiry_and_checks_racing_keep_every_yen(live, migrate
     each deposit applied once, and every yen issued or owed back."""
     import asyncio
 
-    from tradecert.composition import build_services
     from resolvers.coupons.purchases import expire_unpaid, reconcile
-    from tests.invariants import money_problems
     from tests.coupons.test_purchases import _orders
+    from tests.invariants import money_problems
+    from tradecert.composition import build_services
 
     _target, db = migrated
     staff = as_user(live, "staff-2701")

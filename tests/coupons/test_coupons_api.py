@@ -6,8 +6,8 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from persistence.models import CouponEntry
 from persistence import locks
+from persistence.models import CouponEntry
 from resolvers.coupons import ledger
 from tests.coupons.test_ledger import buy, registration_id
 from tests.identity.test_subaccounts import as_user
@@ -95,8 +95,8 @@ async def test_a_membership_change_refunds_unused_coupons_per_lot_and_staff_mark
 
 
 async def test_withdrawal_refunds_unused_coupons_and_ends_the_registrations_logins(live, migrated):
-    from tests.identity.test_identity_sessions import login
     from tests.coupons.test_purchases import start
+    from tests.identity.test_identity_sessions import login
 
     _target, db = migrated
     reg = await registration_id(db)

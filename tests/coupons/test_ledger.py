@@ -8,10 +8,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from persistence.models import CouponAccount, CouponEntry, CouponLot, TradeRegistration
 from persistence import locks
-from resolvers.coupons import ledger
+from persistence.models import CouponAccount, CouponEntry, CouponLot, TradeRegistration
 from resolvers.core.errors import UserFailure
+from resolvers.coupons import ledger
 from rules.policy import load_policy
 from tests.conftest import RULES_DIR, tokyo
 

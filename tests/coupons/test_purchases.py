@@ -268,8 +268,8 @@ async def test_one_chunk_with_every_outcome_keeps_the_ledger_exact(live, migrate
 
 
 async def test_two_reconcilers_at_once_apply_each_deposit_once(live, migrated):
-    from tradecert.composition import build_services
     from resolvers.coupons.purchases import reconcile
+    from tradecert.composition import build_services
 
     _target, db = migrated
     staff = as_user(live, "staff-2701")
@@ -284,7 +284,6 @@ async def test_two_reconcilers_at_once_apply_each_deposit_once(live, migrated):
 
 
 async def test_the_transfer_request_pdf_is_real_japanese_text_for_those_who_may_see_the_order(live, tmp_path):
-    pass
 
     import httpx
 

@@ -12,10 +12,10 @@ import threading
 import httpx
 
 from resolvers.applications.certificates import canonical, verify_signature
-from tests.conftest import pdf_text, tokyo
 from tests.applications.test_applications import act, create
-from tests.payments.test_card_payments import DECLINED, GOOD, pay
+from tests.conftest import pdf_text, tokyo
 from tests.identity.test_subaccounts import as_user
+from tests.payments.test_card_payments import DECLINED, GOOD, pay
 
 CART = """{ cardCart { total payable { id invoiceNumber } items { id invoiceNumber } lastCheckout { status failure amount } } }"""
 ADD = """mutation($ids: [ID!]!) { addToCardCart(input: {applicationIds: $ids}) { cart { total items { id } } errors { code field } } }"""

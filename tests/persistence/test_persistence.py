@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from persistence import migrate
 from persistence.models import Account, Base, Chamber, RegistrationMembership, TradeRegistration
 from resolvers.core.clock import FixedClock
-from tradecert.demo import seed_demo
 from tests.conftest import tokyo
+from tradecert.demo import seed_demo
 
 
 async def test_the_migration_chain_runs_up_down_and_up_again(db_target):
@@ -77,7 +77,7 @@ async def test_a_registration_has_at_most_one_open_membership_period(migrated):
 )
 async def test_account_constraints_are_enforced_by_the_database(migrated, values):
     _target, db = migrated
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with pytest.raises(IntegrityError):
         async with db.write() as session:
             chamber = await session.scalar(select(Chamber))
@@ -93,7 +93,7 @@ async def test_account_constraints_are_enforced_by_the_database(migrated, values
 
 async def test_usernames_are_unique_within_a_chamber(migrated):
     _target, db = migrated
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with pytest.raises(IntegrityError):
         async with db.write() as session:
             chamber = await session.scalar(select(Chamber))

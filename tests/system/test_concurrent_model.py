@@ -44,8 +44,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PG_BASE, RULES_DIR, _free_port, create_pg_schema, drop_pg_schema, require_postgres
 from tests.applications.test_applications import ORIGIN
+from tests.conftest import PG_BASE, RULES_DIR, _free_port, create_pg_schema, drop_pg_schema, require_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -666,7 +666,14 @@ async def settlement_problems(db, expiry_ran_at: dt.datetime) -> list[str]:
     from sqlalchemy import func, select
 
     from persistence.models import (
-        Application, BankDeposit, CardPayment, CouponLot, CouponPurchase, Refund, SandboxGatewaySession, TradeRegistration,
+        Application,
+        BankDeposit,
+        CardPayment,
+        CouponLot,
+        CouponPurchase,
+        Refund,
+        SandboxGatewaySession,
+        TradeRegistration,
     )
 
     problems = []
@@ -765,7 +772,7 @@ def run_model(seed: int, workdir: Path, *, operations: int | None = None, second
             t.join()
         elapsed = time.monotonic() - world.started
         closing = Client(clients, seed, server, world, tally, tokens)
-        expiry_ran_at = dt.datetime.now(dt.timezone.utc)
+        expiry_ran_at = dt.datetime.now(dt.UTC)
         tally.count("final jobs", closing.jobs("bank-reconciliation", "card-notification-redelivery",
                                                "card-session-expiry", "purchase-expiry", closing=True))
         trace = sorted(line for c in [*workers, closing] for line in c.trace)

@@ -49,25 +49,36 @@ from sqlalchemy import func, select
 from persistence import migrate
 from persistence.db import Database
 from persistence.models import (
-    Account, Application, BankDeposit, CardNotification, CardPayment, CardPaymentItem, CouponEntry, CouponPurchase,
-    CouponPurchaseLine, JobLease, OutboxMail, Refund, SandboxGatewaySession,
+    Account,
+    Application,
+    BankDeposit,
+    CardNotification,
+    CardPayment,
+    CardPaymentItem,
+    CouponEntry,
+    CouponPurchase,
+    CouponPurchaseLine,
+    JobLease,
+    OutboxMail,
+    Refund,
+    SandboxGatewaySession,
 )
 from resolvers.adapters.bank_files import write_zengin
+from resolvers.core.clock import Clock, FixedClock, tokyo_date
 from resolvers.core.context import Services
+from resolvers.core.settings import Settings
 from rules.runtime import RulesRuntime
-from tests.conftest import PG_BASE, RULES_DIR, _free_port, create_pg_schema, drop_pg_schema, require_postgres
-from tests.invariants import money_problems
 from tests.applications.test_applications import act, create
+from tests.conftest import PG_BASE, RULES_DIR, _free_port, create_pg_schema, drop_pg_schema, require_postgres
+from tests.coupons.test_purchases import START
+from tests.identity.test_subaccounts import as_user
+from tests.invariants import money_problems
 from tests.payments.test_card_checkout import ADD, CHECKOUT
 from tests.payments.test_card_payments import GOOD
-from tests.coupons.test_purchases import START
 from tests.tradecert.test_serve_process import _require_faketime
-from tests.identity.test_subaccounts import as_user
 from tradecert import jobs
 from tradecert.composition import JOBS, build_services
-from resolvers.core.clock import Clock, FixedClock, tokyo_date
 from tradecert.demo import seed_demo
-from resolvers.core.settings import Settings
 
 TRADECERT = str(Path(sys.executable).parent / "tradecert")
 SEED = int(os.environ.get("TRADECERT_CRASH_SEED") or random.SystemRandom().randrange(2**32))

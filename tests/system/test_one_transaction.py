@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from persistence import locks
-from tests.invariants import money_problems
 from tests.applications.test_applications import ACTION, HOLD, create, give_coupons
 from tests.coupons.test_coupons_api import SET_MEMBERSHIP
 from tests.identity.test_subaccounts import as_user
+from tests.invariants import money_problems
 
 SUBMIT = ACTION.format(name="submitApplication", fields="state")
 WITHDRAW = ACTION.format(name="withdrawApplication", fields="state")

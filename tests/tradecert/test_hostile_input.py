@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 
 from persistence.models import Application as ApplicationRow
 from persistence.models import NaccsApplication
+from resolvers.core.clock import FixedClock
 from tests.conftest import settings_for, start_server, tokyo
 from tests.identity.test_identity_sessions import LOGIN, PASSWORD
-from tests.naccs.test_naccs import CODES, CONTACT, SUBMIT_CODES, SUBMIT_REISSUE, office
 from tests.identity.test_subaccounts import as_user
-from resolvers.core.clock import FixedClock
+from tests.naccs.test_naccs import CODES, CONTACT, SUBMIT_CODES, SUBMIT_REISSUE, office
 
 CREATE = """mutation($input: CreateApplicationInput!) { createApplication(input: $input) { application { id } errors { code field } } }"""
 VERIFY = """query($n: String!, $c: String!) { verifyCertificate(number: $n, accessCode: $c) { valid } }"""

@@ -8,13 +8,13 @@ import datetime as dt
 from sqlalchemy import select
 
 from persistence.models import JobLease
+from resolvers.core.clock import FixedClock
 from resolvers.core.context import Services
+from resolvers.core.settings import Settings
 from rules.runtime import RulesRuntime
 from tests.conftest import RULES_DIR, tokyo
 from tradecert import jobs
 from tradecert.composition import JOBS, build_services
-from resolvers.core.clock import FixedClock
-from resolvers.core.settings import Settings
 
 
 def services_for(db, clock) -> Services:

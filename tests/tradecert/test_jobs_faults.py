@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import func, select, text
 
 from persistence.models import BankDeposit, CouponPurchase, JobLease, Refund
+from resolvers.core.clock import TOKYO, FixedClock
 from resolvers.core.context import Services
-from tradecert.composition import build_services
+from resolvers.core.settings import Settings
 from rules.runtime import RulesRuntime
 from tests.conftest import RULES_DIR, settings_for, start_server, tokyo
 from tradecert import jobs
-from resolvers.core.clock import TOKYO, FixedClock
-from resolvers.core.settings import Settings
+from tradecert.composition import build_services
 
 TRADECERT = str(Path(sys.executable).parent / "tradecert")
 

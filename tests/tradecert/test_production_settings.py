@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from resolvers.core.settings import Settings
 from tests.conftest import RULES_DIR, _free_port
 from tradecert.app import create_app
-from resolvers.core.settings import Settings
 
 TRADECERT = str(Path(sys.executable).parent / "tradecert")
 SECRET = "a-production-notification-secret-of-40-chars"

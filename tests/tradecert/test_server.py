@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.conftest import settings_for, start_server, tokyo
 from resolvers.core.clock import FixedClock
+from tests.conftest import settings_for, start_server, tokyo
 
 
 @pytest.fixture
@@ -138,9 +138,8 @@ async def test_an_unexpected_error_is_masked_and_logged_with_the_request_id(sqli
             raise RuntimeError("secret internal detail")
 
     live.services.rules = Broken()
-    with caplog.at_level(logging.ERROR, logger="tradecert.graphql"):
-        with live.client() as client:
-            response = client.post("/graphql", json={"query": "{ feeSchedule { on } }"}, headers={"X-Request-ID": "req-42"})
+    with caplog.at_level(logging.ERROR, logger="tradecert.graphql"), live.client() as client:
+        response = client.post("/graphql", json={"query": "{ feeSchedule { on } }"}, headers={"X-Request-ID": "req-42"})
     assert response.status_code == 200
     error = response.json()["errors"][0]
     assert "secret internal detail" not in response.text
