@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: serve test install install-test schema bench model clean
+.PHONY: serve test lint install install-test schema bench model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: install-test
 	$(BIN)/tradecert rules test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## make lint: ruff over the tree, mypy (strict; pyproject.toml) over the packages
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy rules resolvers persistence schema tradecert
+
 ## make schema: re-export schema/schema.graphql after a schema change
 schema: install
 	$(BIN)/tradecert schema export > schema/schema.graphql
@@ -43,6 +48,8 @@ bench: install
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/consume.py
 	$(BIN)/python bench/applications.py
+	$(BIN)/python bench/over_http.py --json var/bench-http.json
+	$(BIN)/python bench/memory.py --json var/bench-memory.json
 
 ## make model: the concurrent model test of the money use cases at its long size (~10 min, PostgreSQL)
 model: install-test

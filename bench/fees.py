@@ -13,12 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 
+from bench.over_http import FEE_SCHEDULE, baseline_schema
 from resolvers.core.clock import Clock
 from resolvers.core.context import Context, Services
 from resolvers.core.settings import PROJECT_DIR, Settings
@@ -94,6 +101,12 @@ async def main(seconds: float) -> None:
     ours = build_schema(settings)
 
     ours_plain = strawberry.Schema(query=Query, extensions=[lambda: ParserCache(maxsize=1024), lambda: ValidationCache(maxsize=1024)])
+    # the floor of the schedule clients ask for: the same fields and arguments over dictionaries
+    answer = await ours.execute(FEE_SCHEDULE, context_value=context)
+    assert not answer.errors, answer.errors
+    floor_file = Path(tempfile.mkdtemp(prefix="tradecert-bench-fees-")) / "fees.json"
+    floor_file.write_text(json.dumps({"data": answer.data}, ensure_ascii=False), encoding="utf-8")
+    floor = baseline_schema(None, str(floor_file))
     results = await interleaved(
         {
             "bare strawberry { hello }, parser+validation caches": (bare, "{ hello }", None),
@@ -101,6 +114,8 @@ async def main(seconds: float) -> None:
             "feeSchedule minimal (1 amount), full extension set": (ours, FEE_QUERY_MINIMAL, context),
             "feeSchedule minimal (1 amount), caches only": (ours_plain, FEE_QUERY_MINIMAL, context),
             "feeSchedule full (17 fields), full extension set": (ours, FEE_QUERY, context),
+            "client schedule (over_http.py), full extensions": (ours, FEE_SCHEDULE, context),
+            "client schedule in memory, caches only (floor)": (floor, FEE_SCHEDULE, None),
         },
         seconds,
     )

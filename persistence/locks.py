@@ -29,13 +29,19 @@ a wrong order on either database — reviewers need not find it by reading.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from persistence.models import Application, CardPayment, CouponPurchase, TradeRegistration
 
-ORDER = {
+Level = Literal["registration", "coupon_account", "coupon_lot", "application", "purchase", "card_payment", "record", "counter"]
+
+ORDER: dict[Level, int] = {
     "registration": 1,
     "coupon_account": 2,
     "coupon_lot": 3,
@@ -46,42 +52,54 @@ ORDER = {
     "counter": 8,
 }
 
+_Rows = TypeVar("_Rows", bound=tuple[object, ...])
+
 
 class LockOrderViolation(RuntimeError):
     """A use case took a lock out of the documented order (a bug, never user input)."""
 
 
-def _held(session) -> dict:
-    return session.info.setdefault("tradecert_locks", {"level": 0, "ids": {}})
+@dataclass
+class _Held:
+    """The locks a session took so far: the highest level, and the ids per level."""
+
+    level: int = 0
+    ids: dict[Level, set[int]] = field(default_factory=dict)
 
 
-def note(session, level: str, ids: Iterable[int] = ()) -> None:
+def _held(session: AsyncSession | Session) -> _Held:
+    held = session.info.get("tradecert_locks")
+    if not isinstance(held, _Held):
+        held = session.info["tradecert_locks"] = _Held()
+    return held
+
+
+def note(session: AsyncSession | Session, level: Level, ids: Iterable[int] = ()) -> None:
     """Record that ``level`` is being locked now; refuse to go back up the order.
 
     Within one level, ids must grow (or be held already), as the sorted lock statements
     below take them."""
     held = _held(session)
     rank = ORDER[level]
-    ids = list(ids)
-    if rank < held["level"]:
-        raise LockOrderViolation(f"lock {level} taken after a later level ({held['level']})")
-    taken = held["ids"].setdefault(level, set())
+    if rank < held.level:
+        raise LockOrderViolation(f"lock {level} taken after a later level ({held.level})")
+    taken = held.ids.setdefault(level, set())
     new = [i for i in ids if i not in taken]
-    if rank == held["level"] and taken and new and min(new) < max(taken):
+    if rank == held.level and taken and new and min(new) < max(taken):
         raise LockOrderViolation(f"{level} {min(new)} locked after {max(taken)}")
     taken.update(new)
-    held["level"] = max(held["level"], rank)
+    held.level = max(held.level, rank)
 
 
-def holds(session, level: str, id_: int) -> bool:
-    return id_ in _held(session)["ids"].get(level, set())
+def holds(session: AsyncSession | Session, level: Level, id_: int) -> bool:
+    return id_ in _held(session).ids.get(level, set())
 
 
-def _for_update(query):
+def _for_update(query: Select[_Rows]) -> Select[_Rows]:
     return query.with_for_update(key_share=True).execution_options(populate_existing=True)
 
 
-async def registrations(session, ids: Iterable[int]) -> list[TradeRegistration]:
+async def registrations(session: AsyncSession, ids: Iterable[int]) -> list[TradeRegistration]:
     """Lock registrations (level 1) in id order and return them as they are now."""
     wanted = sorted(set(ids))
     note(session, "registration", wanted)
@@ -91,12 +109,12 @@ async def registrations(session, ids: Iterable[int]) -> list[TradeRegistration]:
         select(TradeRegistration).where(TradeRegistration.id.in_(wanted)).order_by(TradeRegistration.id)))).all())
 
 
-async def registration(session, id_: int) -> TradeRegistration | None:
+async def registration(session: AsyncSession, id_: int) -> TradeRegistration | None:
     found = await registrations(session, [id_])
     return found[0] if found else None
 
 
-async def applications(session, ids: Iterable[int]) -> list[Application]:
+async def applications(session: AsyncSession, ids: Iterable[int]) -> list[Application]:
     """Lock applications (level 4) in id order; their registrations must be locked already."""
     wanted = sorted(set(ids))
     note(session, "application", wanted)
@@ -108,12 +126,12 @@ async def applications(session, ids: Iterable[int]) -> list[Application]:
     return rows
 
 
-async def application(session, id_: int) -> Application | None:
+async def application(session: AsyncSession, id_: int) -> Application | None:
     found = await applications(session, [id_])
     return found[0] if found else None
 
 
-async def purchases(session, ids: Iterable[int]) -> list[CouponPurchase]:
+async def purchases(session: AsyncSession, ids: Iterable[int]) -> list[CouponPurchase]:
     wanted = sorted(set(ids))
     note(session, "purchase", wanted)
     if not wanted:
@@ -124,7 +142,7 @@ async def purchases(session, ids: Iterable[int]) -> list[CouponPurchase]:
     return rows
 
 
-async def card_payment(session, id_: int) -> CardPayment | None:
+async def card_payment(session: AsyncSession, id_: int) -> CardPayment | None:
     note(session, "card_payment", [id_])
     row = await session.scalar(_for_update(select(CardPayment).where(CardPayment.id == id_)))
     if row is not None:
@@ -132,12 +150,12 @@ async def card_payment(session, id_: int) -> CardPayment | None:
     return row
 
 
-def require_registration(session, registration_id: int, what: str) -> None:
+def require_registration(session: AsyncSession | Session, registration_id: int, what: str) -> None:
     """Ledger and order changes refuse to run unless their registration is locked here."""
     _require_registrations(session, [registration_id], what)
 
 
-def _require_registrations(session, ids: Sequence[int] | Iterable[int], what: str) -> None:
+def _require_registrations(session: AsyncSession | Session, ids: Iterable[int], what: str) -> None:
     missing = sorted({i for i in ids if not holds(session, "registration", i)})
     if missing:
         raise LockOrderViolation(f"{what} of registration(s) {missing} changed without the registration lock")

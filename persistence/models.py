@@ -22,6 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -33,13 +34,13 @@ NAMING = {
 }
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[dt.datetime]):
     """Timestamps stored in UTC and always returned timezone-aware (SQLite keeps no offset)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -47,7 +48,7 @@ class UTCDateTime(TypeDecorator):
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -57,10 +58,6 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-ECO_ACCOUNT_KINDS = ("ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF")
-NACCS_ACCOUNT_KINDS = ("NACCS_OFFICE", "NACCS_CENTER")
 
 
 class Chamber(Base):
@@ -604,13 +601,26 @@ class ApplicationGoods(Base):
 
 
 class Counter(Base):
-    """Named sequences shared by every database kind (receipt and certificate numbers):
-    ``UPDATE counters SET value = value + 1 WHERE name = … RETURNING value``."""
+    """Gapless named numbers (certificate, card payment and NACCS numbers): one upsert
+    ``… DO UPDATE SET value = value + 1 RETURNING value``, whose row lock holds until the
+    transaction ends, so a rolled-back number is given back (resolvers/core/counters.py)."""
 
     __tablename__ = "counters"
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class ReceiptNumber(Base):
+    """Receipt numbers (発給受付番号), gaps allowed, so no row every submission must lock.
+    PostgreSQL draws ``nextval('receipt_numbers_id_seq')`` and inserts nothing; SQLite
+    inserts a row (AUTOINCREMENT never hands out an id twice, and the insert is undone with
+    its unit of work)."""
+
+    __tablename__ = "receipt_numbers"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class CardCartItem(Base):
@@ -733,3 +743,10 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     attempts: Mapped[int] = mapped_column(Integer)
     window_ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# Set-based reconciliation (issue 11, migration 0017): a lot's allocations by lot (SQLite
+# checks them when an INSERT … SELECT adds lots), and the deposits not yet applied.
+Index("ix_coupon_entry_lots_lot_id", CouponEntryLot.lot_id)
+Index("ix_bank_deposits_unprocessed", BankDeposit.id, sqlite_where=text("processed_at IS NULL"),
+      postgresql_where=text("processed_at IS NULL"))

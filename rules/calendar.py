@@ -26,10 +26,10 @@ def holiday_name(day: dt.date) -> str | None:
 def _closed(policy: PolicySet, day: dt.date) -> str | None:
     md = f"{day:%m-%d}"
     for row in policy.lookup("business_calendar", day):
-        start, end = row.values["from"], row.values["to"]
+        start, end = row.text("from"), row.text("to")  # MM-DD
         inside = start <= md <= end if start <= end else (md >= start or md <= end)
         if inside:
-            return row.values["closure"]
+            return row.text("closure")
     return None
 
 

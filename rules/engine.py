@@ -11,7 +11,10 @@ durable_rules 2.0.28 (unmaintained since 2020) has traps this module absorbs:
 * A ruleset name cannot be registered twice and its definition dict is mutated:
   definitions are deep-copied, and names carry a version (``fees@<hash>``) so reloaded
   rules are registered beside the old ones.
-* Messages hold JSON types only (ISO date strings, integer yen).
+* Messages hold JSON types only (ISO date strings, integer yen): ``JSON`` below.
+
+durable_rules ships no type information; typings/durable/engine.pyi declares the part of
+it used here.
 
 Every rule we register has the same action: it appends the rule's id to
 ``state['hits']``. Evaluations assert a *fact*, so all matching rules fire; the caller
@@ -20,14 +23,18 @@ decides whether it expects one hit or many.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 
 from durable import engine as _engine
+
+# What a condition, a fact and a message may hold.
+JSON: TypeAlias = "str | int | float | bool | Sequence[JSON] | Mapping[str, JSON] | None"
 
 
 class RuleEngineError(RuntimeError):
@@ -46,16 +53,20 @@ class Rule:
     """One compiled rule: an id reported when it fires and a durable_rules condition."""
 
     id: str
-    condition: Mapping[str, Any]
+    condition: Mapping[str, JSON]
 
 
-def _record_hit(rule_id: str):
-    def action(c) -> None:  # durable_rules calls actions with one closure argument
-        hits = list(c.s.hits or [])
-        hits.append(rule_id)
-        c.s.hits = hits
+def _record_hit(rule_id: str) -> _engine.Action:
+    def action(c: _engine.Closure) -> None:
+        hits = c.s.hits
+        c.s.hits = [*hits, rule_id] if isinstance(hits, list) else [rule_id]
 
     return action
+
+
+def _hits(state: Mapping[str, object]) -> list[str]:
+    hits = state.get("hits")
+    return [str(h) for h in hits] if isinstance(hits, list) else []
 
 
 class RuleEngine:
@@ -75,7 +86,7 @@ class RuleEngine:
         """
         if "@" not in name:
             raise ValueError(f"ruleset name must be versioned (table@hash): {name!r}")
-        definition: dict[str, Any] = {}
+        definition: dict[str, dict[str, object]] = {}
         for rule in rules:
             definition[rule.id] = {
                 "all": [{"m": copy.deepcopy(dict(rule.condition))}],
@@ -92,7 +103,7 @@ class RuleEngine:
             self._registered.add(name)
         return name
 
-    def matches(self, name: str, fact: Mapping[str, Any]) -> list[str]:
+    def matches(self, name: str, fact: Mapping[str, JSON]) -> list[str]:
         """Ids of every rule of ``name`` whose condition holds for ``fact``."""
         with self._lock:
             if name not in self._registered:
@@ -101,8 +112,7 @@ class RuleEngine:
             if ruleset is None:  # registered empty
                 return []
             sid = f"e{next(self._sids)}"
-            message = dict(fact)
-            message["sid"] = sid
+            message: dict[str, JSON] = {**fact, "sid": sid}
             try:
                 try:
                     state = self._host.assert_fact(name, message)
@@ -112,12 +122,10 @@ class RuleEngine:
                     raise RuleEngineError(f"ruleset {name}: no state returned for {fact!r}")
                 if state.get("exception"):
                     raise RuleEngineError(f"ruleset {name}: action failed: {state['exception']}")
-                return list(state.get("hits") or [])
+                return _hits(state)
             finally:
-                try:
+                with contextlib.suppress(Exception):  # nothing was stored for this sid
                     self._host.delete_state(name, sid)
-                except Exception:  # pragma: no cover - nothing was stored for this sid
-                    pass
 
 
 _default_engine: RuleEngine | None = None

@@ -34,12 +34,12 @@ def application_fee(policy: PolicySet, on: dt.date, membership: str) -> Amount:
     """The fee of one application submitted on ``on`` (Tokyo date) by a registration
     with ``membership`` at that moment."""
     row = policy.lookup_one("application_fees", on, membership=membership)
-    return Amount(row.values["amount"], row)
+    return Amount(row.integer("amount"), row)
 
 
 def registration_fee(policy: PolicySet, on: dt.date, kind: str, membership: str) -> Amount:
     row = policy.lookup_one("registration_fees", on, kind=kind, membership=membership)
-    return Amount(row.values["amount"], row)
+    return Amount(row.optional_integer("amount"), row)  # null: not offered
 
 
 def tax_rule(policy: PolicySet, on: dt.date) -> RowRef:
@@ -48,12 +48,13 @@ def tax_rule(policy: PolicySet, on: dt.date) -> RowRef:
 
 def tax_part(policy: PolicySet, on: dt.date, price: int) -> int:
     """The consumption tax contained in a tax-included ``price`` (rate and rounding from tax.yaml)."""
-    rule = tax_rule(policy, on).values
-    rate = rule["rate_percent"]
+    rule = tax_rule(policy, on)
+    rate = rule.integer("rate_percent")
+    rounding = rule.text("rounding")
     numerator, denominator = price * rate, 100 + rate
-    if rule["rounding"] == "floor":
+    if rounding == "floor":
         return numerator // denominator
-    if rule["rounding"] == "ceil":
+    if rounding == "ceil":
         return -(-numerator // denominator)
     return (2 * numerator + denominator) // (2 * denominator)  # half_up
 
@@ -63,12 +64,12 @@ def coupon_products(policy: PolicySet, on: dt.date, membership: str) -> list[Cou
     rows = policy.lookup("coupon_products", on, membership=membership)
     products = [
         CouponProduct(
-            code=r.values["code"],
-            name=r.values["name"],
-            coupons=r.values["coupons"],
-            price=r.values["price"],
-            face_value=r.values["face_value"],
-            tax=tax_part(policy, on, r.values["price"]),
+            code=r.text("code"),
+            name=r.text("name"),
+            coupons=r.integer("coupons"),
+            price=r.integer("price"),
+            face_value=r.integer("face_value"),
+            tax=tax_part(policy, on, r.integer("price")),
             rule=r,
         )
         for r in rows
@@ -82,7 +83,7 @@ def coupon_product(policy: PolicySet, on: dt.date, membership: str, code: str) -
 
 def pack_refund_deduction(policy: PolicySet, on: dt.date, product: str) -> Amount:
     row = policy.lookup_one("pack_refund_deductions", on, product=product)
-    return Amount(row.values["deduction"], row)
+    return Amount(row.integer("deduction"), row)
 
 
 def lot_refund(policy: PolicySet, bought_on: dt.date, membership: str, product: str, unused: int) -> int:
@@ -103,7 +104,7 @@ def lot_refund(policy: PolicySet, bought_on: dt.date, membership: str, product: 
 
 def refund_transfer_cost(policy: PolicySet, on: dt.date, refund: int) -> Amount:
     row = policy.lookup_one("refund_transfer_costs", on, refund=max(refund, 0))
-    return Amount(row.values["cost"], row)
+    return Amount(row.integer("cost"), row)
 
 
 def refund_after_costs(policy: PolicySet, on: dt.date, refund: int) -> int:

@@ -7,43 +7,72 @@ uses and reports each case that disagrees, with its file and case number.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rules import calendar, fees
 from rules.limits import limit
 from rules.permissions import Actor, is_allowed
 from rules.policy import PolicySet, read_yaml
 
+# One golden case as written in rules/tests/*.yaml: `ask`, `expect` and the inputs.
+Case = Mapping[str, object]
 
-def _date(value: Any) -> dt.date:
+
+def _text(case: Case, key: str) -> str:
+    value = case.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be text, got {value!r}")
+    return value
+
+
+def _number(case: Case, key: str) -> int:
+    value = case.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} must be a whole number, got {value!r}")
+    return value
+
+
+def _date(case: Case, key: str) -> dt.date:
+    value = case.get(key)
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
-def _products(p: PolicySet, case: dict) -> list[dict]:
+def _texts(case: Case, key: str) -> set[str]:
+    value = case.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a list of text, got {value!r}")
+    return {str(v) for v in value}
+
+
+def _products(p: PolicySet, case: Case) -> list[dict[str, object]]:
     return [
         {"code": x.code, "coupons": x.coupons, "price": x.price, "face_value": x.face_value, "tax": x.tax}
-        for x in fees.coupon_products(p, _date(case["on"]), case["membership"])
+        for x in fees.coupon_products(p, _date(case, "on"), _text(case, "membership"))
     ]
 
 
-QUESTIONS: dict[str, Callable[[PolicySet, dict], Any]] = {
-    "application_fee": lambda p, c: fees.application_fee(p, _date(c["on"]), c["membership"]).value,
-    "registration_fee": lambda p, c: fees.registration_fee(p, _date(c["on"]), c["kind"], c["membership"]).value,
+def _allowed(p: PolicySet, c: Case) -> bool:
+    registration = _text(c, "registration")
+    actor = Actor(0, _text(c, "kind"), None if registration == "none" else registration)
+    return is_allowed(p, _date(c, "on"), actor, _text(c, "action"), _texts(c, "relations"))
+
+
+QUESTIONS: dict[str, Callable[[PolicySet, Case], object]] = {
+    "application_fee": lambda p, c: fees.application_fee(p, _date(c, "on"), _text(c, "membership")).value,
+    "registration_fee": lambda p, c: fees.registration_fee(p, _date(c, "on"), _text(c, "kind"), _text(c, "membership")).value,
     "coupon_products": _products,
-    "tax_part": lambda p, c: fees.tax_part(p, _date(c["on"]), c["price"]),
-    "lot_refund": lambda p, c: fees.lot_refund(p, _date(c["bought_on"]), c["membership"], c["product"], c["unused"]),
-    "refund_after_costs": lambda p, c: fees.refund_after_costs(p, _date(c["on"]), c["refund"]),
-    "limit": lambda p, c: limit(p, _date(c["on"]), c["limit"]),
-    "business_day": lambda p, c: calendar.is_business_day(p, _date(c["on"])),
-    "next_business_day": lambda p, c: calendar.next_business_day(p, _date(c["on"])).isoformat(),
-    "add_business_days": lambda p, c: calendar.add_business_days(p, _date(c["on"]), c["days"]).isoformat(),
-    "allowed": lambda p, c: is_allowed(
-        p, _date(c["on"]), Actor(0, c["kind"], None if c["registration"] == "none" else c["registration"]),
-        c["action"], set(c["relations"]),
+    "tax_part": lambda p, c: fees.tax_part(p, _date(c, "on"), _number(c, "price")),
+    "lot_refund": lambda p, c: fees.lot_refund(
+        p, _date(c, "bought_on"), _text(c, "membership"), _text(c, "product"), _number(c, "unused")
     ),
+    "refund_after_costs": lambda p, c: fees.refund_after_costs(p, _date(c, "on"), _number(c, "refund")),
+    "limit": lambda p, c: limit(p, _date(c, "on"), _text(c, "limit")),
+    "business_day": lambda p, c: calendar.is_business_day(p, _date(c, "on")),
+    "next_business_day": lambda p, c: calendar.next_business_day(p, _date(c, "on")).isoformat(),
+    "add_business_days": lambda p, c: calendar.add_business_days(p, _date(c, "on"), _number(c, "days")).isoformat(),
+    "allowed": _allowed,
 }
 
 
@@ -51,8 +80,8 @@ QUESTIONS: dict[str, Callable[[PolicySet, dict], Any]] = {
 class GoldenResult:
     file: str
     number: int
-    case: dict
-    actual: Any
+    case: Case
+    actual: object
     error: str | None = None
 
     @property
@@ -76,10 +105,13 @@ def run_golden(policy: PolicySet, directory: Path | None = None) -> list[GoldenR
     results: list[GoldenResult] = []
     for path in golden_files(directory):
         cases = read_yaml(path.read_text(encoding="utf-8")) or []
+        if not isinstance(cases, list):
+            results.append(GoldenResult(path.name, 0, {}, None, "a golden file is a list of cases"))
+            continue
         for number, case in enumerate(cases, start=1):
             ask = case.get("ask") if isinstance(case, dict) else None
-            question = QUESTIONS.get(ask)
-            if question is None:
+            question = QUESTIONS.get(ask) if isinstance(ask, str) else None
+            if question is None or not isinstance(case, dict):
                 results.append(GoldenResult(path.name, number, case if isinstance(case, dict) else {}, None,
                                             f"unknown question {ask!r}; known: {', '.join(QUESTIONS)}"))
                 continue

@@ -8,4 +8,4 @@ from rules.policy import PolicySet
 
 
 def limit(policy: PolicySet, on: dt.date, name: str) -> int:
-    return policy.lookup_one("limits", on, limit=name).values["value"]
+    return policy.lookup_one("limits", on, limit=name).integer("value")

@@ -20,13 +20,13 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypeAlias, TypedDict, cast
 
 import jsonschema
 import yaml
 
 from rules.actions import ACTIONS  # the actions the code asks about
-from rules.engine import Rule, RuleEngine, default_engine
+from rules.engine import JSON, Rule, RuleEngine, default_engine
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "rules.schema.json"
 DEFAULT_RULES_DIR = Path(__file__).parent
@@ -85,6 +85,39 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
+# What one cell of a validated row holds (rules.schema.json allows no other types), and
+# what a question asks with.
+Cell: TypeAlias = str | int | bool | None
+Row: TypeAlias = Mapping[str, Cell]
+Question: TypeAlias = str | int
+
+
+class VersionDoc(TypedDict):
+    effective_from: str
+    source: NotRequired[str]
+    rows: list[dict[str, Cell]]
+
+
+class RuleFileDoc(TypedDict):
+    """A rule file as rules.schema.json admits it."""
+
+    table: str
+    title: NotRequired[str]
+    versions: list[VersionDoc]
+
+
+def _int(row: Row, key: str) -> int:
+    """A whole-number cell of a validated row (the schema has checked it)."""
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{key} is {value!r}, not a whole number")
+    return value
+
+
+def _optional_int(row: Row, key: str) -> int | None:
+    return None if row.get(key) is None else _int(row, key)
+
+
 # --------------------------------------------------------------------------- problems
 
 
@@ -115,7 +148,7 @@ class Version:
     effective_from: dt.date
     effective_until: dt.date | None  # last day in force; None = open-ended
     source: str | None
-    rows: tuple[Mapping[str, Any], ...]
+    rows: tuple[Row, ...]
 
 
 @dataclass(frozen=True)
@@ -129,11 +162,41 @@ class RowRef:
     effective_from: dt.date
     effective_until: dt.date | None
     source: str | None
-    values: Mapping[str, Any]
+    values: Row
 
     @property
     def note(self) -> str | None:
-        return self.values.get("note")
+        return self.optional_text("note")
+
+    def _wrong(self, name: str, expected: str) -> TypeError:
+        where = f"{self.file} version {self.version} row {self.row}"
+        return TypeError(f"{where}: {name} is {self.values.get(name)!r}, not {expected}")
+
+    def integer(self, name: str) -> int:
+        """A whole-number cell (yen, a count); the schema guarantees the type."""
+        value = self.values.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._wrong(name, "a whole number")
+        return value
+
+    def optional_integer(self, name: str) -> int | None:
+        """A whole-number cell that may be left empty (null: not offered)."""
+        return None if self.values.get(name) is None else self.integer(name)
+
+    def text(self, name: str) -> str:
+        value = self.values.get(name)
+        if not isinstance(value, str):
+            raise self._wrong(name, "text")
+        return value
+
+    def optional_text(self, name: str) -> str | None:
+        return None if self.values.get(name) is None else self.text(name)
+
+    def flag(self, name: str) -> bool:
+        value = self.values.get(name)
+        if not isinstance(value, bool):
+            raise self._wrong(name, "true or false")
+        return value
 
 
 @dataclass
@@ -165,8 +228,10 @@ for _first in "tTfF":
     )
 
 
-def read_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=PolicyYamlLoader)
+def read_yaml(text: str) -> object:
+    """A YAML document, not yet validated: its shape is known only after the schema check."""
+    loaded: object = yaml.load(text, Loader=PolicyYamlLoader)
+    return loaded
 
 
 def policy_files(directory: Path) -> list[Path]:
@@ -195,23 +260,22 @@ def _validator() -> jsonschema.Draft202012Validator:
     return _schema_validator
 
 
-def _describe_path(doc: Any, path: Iterable[Any]) -> str:
+def _describe_path(doc: object, steps: Iterable[str | int]) -> str:
     """Words for a JSON path: 'version 2 (effective_from 2026-04-01), row 1 (membership=MEMBER), amount'."""
     parts: list[str] = []
-    path = list(path)
+    path = list(steps)
     node = doc
     i = 0
     while i < len(path):
         key = path[i]
-        if key == "versions" and i + 1 < len(path) and isinstance(path[i + 1], int):
-            idx = path[i + 1]
+        idx = path[i + 1] if i + 1 < len(path) else None
+        if key == "versions" and isinstance(idx, int):
             node = node["versions"][idx] if isinstance(node, dict) else None
             eff = node.get("effective_from") if isinstance(node, dict) else None
             parts.append(f"version {idx + 1}" + (f" (effective_from {eff})" if eff is not None else ""))
             i += 2
             continue
-        if key == "rows" and i + 1 < len(path) and isinstance(path[i + 1], int):
-            idx = path[i + 1]
+        if key == "rows" and isinstance(idx, int):
             node = node["rows"][idx] if isinstance(node, dict) else None
             parts.append(f"row {idx + 1}" + _row_label(node))
             i += 2
@@ -222,26 +286,27 @@ def _describe_path(doc: Any, path: Iterable[Any]) -> str:
     return ", ".join(parts)
 
 
-def _row_label(row: Any) -> str:
+def _row_label(row: object) -> str:
     if not isinstance(row, dict):
         return ""
     keys = [k for k in ("kind", "membership", "code", "product") if k in row]
     return " (" + ", ".join(f"{k}={row[k]}" for k in keys) + ")" if keys else ""
 
 
-def _read(path: Path, problems: list[Problem]) -> Any:
+def _read(path: Path, problems: list[Problem]) -> object:
     try:
         return read_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problems.append(Problem(path.name, where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+        problem = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem is not None else exc
+        problems.append(Problem(path.name, where, f"not valid YAML: {problem}"))
     except UnicodeDecodeError as exc:
         problems.append(Problem(path.name, "", f"not UTF-8 text: {exc}"))
     return None
 
 
-def _parse_versions(name: str, doc: dict, problems: list[Problem]) -> list[Version] | None:
+def _parse_versions(name: str, doc: RuleFileDoc, problems: list[Problem]) -> list[Version] | None:
     versions: list[Version] = []
     dates: list[dt.date] = []
     ok = True
@@ -272,10 +337,10 @@ def _parse_versions(name: str, doc: dict, problems: list[Problem]) -> list[Versi
     return versions
 
 
-def _ranges_overlap(spec: TableSpec, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+def _ranges_overlap(spec: TableSpec, a: Row, b: Row) -> bool:
     for _q, lo, hi in spec.ranges:
-        a_lo, a_hi = a[lo], a.get(hi)
-        b_lo, b_hi = b[lo], b.get(hi)
+        a_lo, a_hi = _int(a, lo), _optional_int(a, hi)
+        b_lo, b_hi = _int(b, lo), _optional_int(b, hi)
         if (a_hi is not None and a_hi < b_lo) or (b_hi is not None and b_hi < a_lo):
             return False
     return True
@@ -298,9 +363,10 @@ def _check_table(name: str, spec: TableSpec, versions: list[Version], problems: 
                     problems.append(Problem(name, f"{label}, row {j + 1}", f"overlaps row {k + 1} ({ids})"))
         for _q, lo, hi in spec.ranges:
             for j, row in enumerate(v.rows):
-                if row.get(hi) is not None and row[hi] < row[lo]:
+                upper = _optional_int(row, hi)
+                if upper is not None and upper < _int(row, lo):
                     problems.append(
-                        Problem(name, f"{label}, row {j + 1}", f"{hi} {row[hi]} is below {lo} {row[lo]}")
+                        Problem(name, f"{label}, row {j + 1}", f"{hi} {upper} is below {lo} {row[lo]}")
                     )
         if spec.complete:
             fields = [f for f, _ in spec.complete]
@@ -314,7 +380,7 @@ def _check_tiers(name: str, versions: list[Version], problems: list[Problem]) ->
     """refund_transfer_costs: tiers start at 0 and leave no gap, so every refund has a cost."""
     for v in versions:
         label = f"version {v.number} (effective_from {v.effective_from})"
-        rows = sorted(v.rows, key=lambda r: r["refund_from"])
+        rows = sorted(v.rows, key=lambda r: _int(r, "refund_from"))
         expected: int | None = 0
         gap = False
         for row in rows:
@@ -325,7 +391,7 @@ def _check_tiers(name: str, versions: list[Version], problems: list[Problem]) ->
             if row.get("refund_to") is None:
                 expected = None
                 break
-            expected = row["refund_to"] + 1
+            expected = _int(row, "refund_to") + 1
         if expected is not None and not gap:
             problems.append(Problem(name, label, f"no row covers refunds from {expected} yen upwards (leave refund_to out on the last row)"))
 
@@ -346,7 +412,7 @@ def _cross_check(tables: dict[str, Table], problems: list[Problem]) -> None:
             singles = {r["membership"]: r for r in v.rows if r["code"] == "SINGLE"}
             for j, row in enumerate(v.rows):
                 where = f"{label}, row {j + 1}{_row_label(row)}"
-                if row["price"] > row["face_value"]:
+                if _int(row, "price") > _int(row, "face_value"):
                     problems.append(Problem(products.file, where, f"price {row['price']} exceeds face_value {row['face_value']}"))
                 single = singles.get(row["membership"])
                 if single is None:
@@ -354,7 +420,7 @@ def _cross_check(tables: dict[str, Table], problems: list[Problem]) -> None:
                     continue
                 if row["code"] == "SINGLE" and (row["coupons"] != 1 or row["face_value"] != row["price"]):
                     problems.append(Problem(products.file, where, "SINGLE must be 1 coupon with face_value = price"))
-                expected = row["coupons"] * single["price"]
+                expected = _int(row, "coupons") * _int(single, "price")
                 if row["face_value"] != expected:
                     problems.append(
                         Problem(
@@ -376,14 +442,14 @@ def _cross_check(tables: dict[str, Table], problems: list[Problem]) -> None:
                     problems.append(
                         Problem(products.file, where, f"{deductions.file} has no deduction for {row['code']} on {v.effective_from}")
                     )
-                elif match[0]["deduction"] != row["face_value"] - row["price"]:
+                elif _int(match[0], "deduction") != _int(row, "face_value") - _int(row, "price"):
                     problems.append(
                         Problem(
                             deductions.file,
                             f"version {dv.number} (effective_from {dv.effective_from}), product={row['code']}",
                             f"deduction {match[0]['deduction']} ≠ face_value − price of {row['code']} in "
                             f"{products.file} version {v.number} ({row['face_value']} − {row['price']} = "
-                            f"{row['face_value'] - row['price']})",
+                            f"{_int(row, 'face_value') - _int(row, 'price')})",
                         )
                     )
     costs = tables.get("refund_transfer_costs")
@@ -411,7 +477,7 @@ def _compile(table: Table, version_hash: str, engine: RuleEngine) -> None:
     rules: list[Rule] = []
     for i, v in enumerate(table.versions):
         for j, row in enumerate(v.rows):
-            terms: list[dict[str, Any]] = [{"q": spec.name}]
+            terms: list[dict[str, JSON]] = [{"q": spec.name}]
             if i > 0:
                 terms.append({"$gte": {"on": v.effective_from.isoformat()}})
             if i + 1 < len(table.versions):
@@ -452,17 +518,17 @@ class PolicySet:
         self.version = version
         self.tables = tables
         self._engine = engine
-        self._cache: dict[tuple, tuple[RowRef, ...]] = {}
+        self._cache: dict[tuple[str, dt.date, tuple[tuple[str, Question], ...]], tuple[RowRef, ...]] = {}
         self._cache_lock = threading.Lock()
 
-    def evaluate(self, table: str, on: dt.date, **question: Any) -> tuple[RowRef, ...]:
+    def evaluate(self, table: str, on: dt.date, **question: Question) -> tuple[RowRef, ...]:
         """Every row of ``table`` that applies on ``on`` to ``question``, uncached."""
         t = self.tables[table]
-        fact = {"q": table, "on": on.isoformat(), **question}
+        fact: dict[str, JSON] = {"q": table, "on": on.isoformat(), **question}
         ids = self._engine.matches(t.ruleset, fact)
         return tuple(sorted((t._rows_by_id[i] for i in ids), key=lambda r: (r.version, r.row)))
 
-    def lookup(self, table: str, on: dt.date, **question: Any) -> tuple[RowRef, ...]:
+    def lookup(self, table: str, on: dt.date, **question: Question) -> tuple[RowRef, ...]:
         key = (table, on, tuple(sorted(question.items())))
         hit = self._cache.get(key)
         if hit is not None:
@@ -474,7 +540,7 @@ class PolicySet:
             self._cache[key] = rows
         return rows
 
-    def lookup_one(self, table: str, on: dt.date, **question: Any) -> RowRef:
+    def lookup_one(self, table: str, on: dt.date, **question: Question) -> RowRef:
         rows = self.lookup(table, on, **question)
         if not rows:
             asked = ", ".join(f"{k}={v}" for k, v in question.items())
@@ -488,15 +554,15 @@ def load_policy(directory: Path | str | None = None, engine: RuleEngine | None =
     """Read, validate and compile the rule files; raise ``RulesInvalid`` with every problem."""
     directory = Path(directory) if directory is not None else DEFAULT_RULES_DIR
     engine = engine or default_engine()
+    tables: dict[str, Table] = {}
     problems: list[Problem] = []
     if not directory.is_dir():
         raise RulesInvalid([Problem(str(directory), "", "rules directory does not exist")])
     version = fingerprint(directory)
     found = {p.stem: p for p in policy_files(directory)}
-    for stem, path in found.items():
+    for stem, extra in found.items():
         if stem not in TABLES:
-            problems.append(Problem(path.name, "", f"unknown rule file; expected one of: {', '.join(f'{t}.yaml' for t in TABLES)}"))
-    tables: dict[str, Table] = {}
+            problems.append(Problem(extra.name, "", f"unknown rule file; expected one of: {', '.join(f'{t}.yaml' for t in TABLES)}"))
     validator = _validator()
     for name, spec in TABLES.items():
         path = found.get(name)
@@ -519,11 +585,12 @@ def load_policy(directory: Path | str | None = None, engine: RuleEngine | None =
                 shown = f" (value {value!r})" if value is not None or err.validator == "type" else ""
                 problems.append(Problem(file, _describe_path(doc, err.absolute_path), f"{err.message}{shown}"))
             continue
-        versions = _parse_versions(file, doc, problems)
+        valid = cast(RuleFileDoc, doc)  # no schema errors: the document has the schema's shape
+        versions = _parse_versions(file, valid, problems)
         if versions is None:
             continue
         _check_table(file, spec, versions, problems)
-        tables[name] = Table(spec, file, doc.get("title"), versions)
+        tables[name] = Table(spec, file, valid.get("title"), versions)
     _cross_check(tables, problems)  # over the tables that validated on their own
     if problems:
         raise RulesInvalid(problems)

@@ -22,6 +22,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
+from resolvers.core.settings import Settings
 from schema.applications import ApplicationsMutation, ApplicationsQuery
 from schema.checkout import CheckoutMutation, CheckoutQuery
 from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
@@ -79,7 +80,7 @@ class TradecertSchema(strawberry.Schema):
         log_errors(errors)
 
 
-def build_schema(settings=None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     depth = getattr(settings, "max_query_depth", 12)
     tokens = getattr(settings, "max_query_tokens", 2000)
     aliases = getattr(settings, "max_aliases", 30)

@@ -1,18 +1,27 @@
-"""Applications (docs/api.md): types, the filtered connection, the lifecycle mutations."""
+"""Applications (docs/api.md): types, the filtered connection, the lifecycle mutations.
+
+``Application`` is built from an ``ApplicationView`` (resolvers/applications/queries.py)
+that already holds its registrations, creator and signer: the connection resolver loads a
+page in a fixed number of statements and every field below it is a plain attribute, except
+``goods`` (on demand, batched) and the print window (computed for issued ones).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from enum import Enum
+from typing import TypeVar, cast
 
 import strawberry
 
-from persistence import models
-from resolvers.applications import certificates
+from resolvers.applications import certificates, queries
 from resolvers.applications import use_cases as applications
-from resolvers.core import loaders, ratelimit
+from resolvers.applications.queries import ApplicationView, GoodsLineView
+from resolvers.core import ratelimit
 from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
+from resolvers.identity.queries import AccountView, RegistrationView
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Account, Chamber, Node, TradeRegistration, from_global_id, to_global_id
 from schema.inputs import at_most
@@ -50,6 +59,38 @@ class GoodsLine:
     hs_code: str
     origin_country: str = strawberry.field(description="ISO 3166-1 alpha-2.")
 
+    @classmethod
+    def from_view(cls, view: GoodsLineView) -> GoodsLine:
+        return cls(description=view.description, quantity=view.quantity, hs_code=view.hs_code,
+                   origin_country=view.origin_country)
+
+
+class Shared:
+    """The registrations and accounts built for one answer, by id: immutable, so every
+    application of a page that shows the same one points to the same object."""
+
+    __slots__ = ("_accounts", "_registrations")
+
+    def __init__(self) -> None:
+        self._registrations: dict[int, TradeRegistration] = {}
+        self._accounts: dict[int, Account] = {}
+
+    def registration(self, view: RegistrationView) -> TradeRegistration:
+        found = self._registrations.get(view.id)
+        if found is None:
+            found = self._registrations[view.id] = TradeRegistration.from_view(view)
+        return found
+
+    def account(self, view: AccountView) -> Account:
+        found = self._accounts.get(view.id)
+        if found is None:
+            found = self._accounts[view.id] = Account.from_view(view)
+        return found
+
+
+async def _goods(ctx: Context, pk: int) -> list[GoodsLine]:
+    return [GoodsLine.from_view(view) for view in await queries.goods(ctx, pk)]
+
 
 @strawberry.type(description="発給申請.")
 class Application(Node):
@@ -73,73 +114,57 @@ class Application(Node):
     hold_reason: str | None
     certificate_number: str | None
     access_code: str | None = strawberry.field(description="With the certificate number, lets anyone verify the certificate.")
-    _pk: strawberry.Private[int]
-    _registration_id: strawberry.Private[int]
-    _agent_id: strawberry.Private[int | None]
-    _created_by_id: strawberry.Private[int]
-    _signer_id: strawberry.Private[int]
-    _issued_row: strawberry.Private[models.Application | None] = None
+    registration: TradeRegistration = strawberry.field(description="The applicant registration.")
+    agent: TradeRegistration | None = strawberry.field(description="The agent (代行業者) whose sub-ID filed it, if any.")
+    created_by: Account
+    signer: Account = strawberry.field(description="The responsible signer (the creator, or the signer that generated the sub-ID).")
+    _view: strawberry.Private[ApplicationView]
 
     @classmethod
-    def of(cls, row: models.Application) -> Application:
+    def from_view(cls, view: ApplicationView, shared: Shared | None = None) -> Application:
+        """``shared``: the related objects already built for this page (20 applications of one
+        applicant share one registration, creator and signer: built once, not 20 times)."""
+        shared = shared or Shared()
+        issued = view.state == ApplicationState.ISSUED.value
         return cls(
-            id=to_global_id("Application", row.id), receipt_number=row.receipt_number, state=ApplicationState(row.state),
-            type=CertificateType(row.type), signature_kind=row.signature_kind, destination_country=row.destination_country,
-            goods_category=row.goods_category, invoice_number=row.invoice_number, exporter_name=row.exporter_name,
-            consignee=row.consignee, transport=row.transport, person_in_charge=row.person_in_charge,
-            fee_payment=FeePayment(row.fee_payment), fee=row.fee, fee_rule=row.fee_rules_version,
-            submitted_at=row.submitted_at, approved_at=row.approved_at, issued_at=row.issued_at,
-            hold_reason=row.hold_reason, certificate_number=row.certificate_number,
-            access_code=certificates.format_access_code(row.access_code) if row.state == "ISSUED" else None,
-            _pk=row.id, _registration_id=row.registration_id, _agent_id=row.agent_registration_id,
-            _created_by_id=row.created_by_id, _signer_id=row.signer_id,
-            _issued_row=row if row.state == "ISSUED" else None,
+            id=to_global_id("Application", view.id), receipt_number=view.receipt_number, state=ApplicationState(view.state),
+            type=CertificateType(view.type), signature_kind=view.signature_kind, destination_country=view.destination_country,
+            goods_category=view.goods_category, invoice_number=view.invoice_number, exporter_name=view.exporter_name,
+            consignee=view.consignee, transport=view.transport, person_in_charge=view.person_in_charge,
+            fee_payment=FeePayment(view.fee_payment), fee=view.fee, fee_rule=view.fee_rules_version,
+            submitted_at=view.submitted_at, approved_at=view.approved_at, issued_at=view.issued_at,
+            hold_reason=view.hold_reason, certificate_number=view.certificate_number,
+            access_code=certificates.format_access_code(view.access_code) if issued else None,
+            registration=shared.registration(view.registration),
+            agent=shared.registration(view.agent) if view.agent is not None else None,
+            created_by=shared.account(view.created_by), signer=shared.account(view.signer), _view=view,
         )
 
-    @strawberry.field(description="The applicant registration.")
-    async def registration(self, info: strawberry.Info[Context]) -> TradeRegistration:
-        return TradeRegistration.of(await loaders.registration(info.context, self._registration_id))
-
-    @strawberry.field(description="The agent (代行業者) whose sub-ID filed it, if any.")
-    async def agent(self, info: strawberry.Info[Context]) -> TradeRegistration | None:
-        if self._agent_id is None:
-            return None
-        return TradeRegistration.of(await loaders.registration(info.context, self._agent_id))
-
-    @strawberry.field
-    async def created_by(self, info: strawberry.Info[Context]) -> Account:
-        return Account.of(await loaders.account(info.context, self._created_by_id))
-
-    @strawberry.field(description="The responsible signer (the creator, or the signer that generated the sub-ID).")
-    async def signer(self, info: strawberry.Info[Context]) -> Account:
-        return Account.of(await loaders.account(info.context, self._signer_id))
-
     @strawberry.field(description="Once issued, during the print window (rules), for those who may view it.")
-    async def certificate_pdf_url(self, info: strawberry.Info[Context]) -> str | None:
-        if self.state != ApplicationState.ISSUED or self._issued_row is None:
-            return None
-        if not certificates.printable(info.context, self._issued_row):
+    def certificate_pdf_url(self, info: strawberry.Info[Context]) -> str | None:
+        if self.state != ApplicationState.ISSUED or not certificates.printable(info.context, self._view):
             return None
         return f"{info.context.services.settings.public_url}/documents/applications/{self.id}/certificate.pdf"
 
     @strawberry.field(description="Last day the certificate may be printed.")
     def print_until(self, info: strawberry.Info[Context]) -> dt.date | None:
-        return certificates.print_until(info.context.services, self._issued_row) if self._issued_row else None
+        if self.state != ApplicationState.ISSUED:
+            return None
+        return certificates.print_until(info.context.services, self._view)
 
     @strawberry.field(description="SHA-256 of the signed certificate content (also on the PDF and the verification page).")
     def content_hash(self) -> str | None:
-        return self._issued_row.content_hash if self._issued_row else None
+        return self._view.content_hash if self.state == ApplicationState.ISSUED else None
 
     @strawberry.field
-    async def goods(self, info: strawberry.Info[Context]) -> list[GoodsLine]:
-        found = await applications.goods_of(info.context, [self._pk])
-        return [GoodsLine(description=g.description, quantity=g.quantity, hs_code=g.hs_code, origin_country=g.origin_country)
-                for g in found[self._pk]]
+    def goods(self, info: strawberry.Info[Context]) -> list[GoodsLine]:
+        # not preloaded (a page shows no goods): an awaitable, which graphql-core awaits
+        return cast(list[GoodsLine], _goods(info.context, self._view.id))
 
 
 async def _application_node(info: strawberry.Info[Context], pk: int) -> Application | None:
-    row = await applications.visible(info.context, pk)
-    return Application.of(row) if row else None
+    view = await queries.visible_application(info.context, pk)
+    return Application.from_view(view) if view else None
 
 
 NODE_TYPES["Application"] = _application_node
@@ -281,7 +306,7 @@ def _pk(value: str) -> int:
     return decoded[1] if decoded and decoded[0] == "Application" else -1
 
 
-def _data(input) -> applications.ApplicationData:
+def _data(input: CreateApplicationInput | UpdateApplicationInput) -> applications.ApplicationData:
     at_most(input.goods, applications.MAX_GOODS, ["input", "goods"], "品目")
     goods = None if input.goods is None else [
         applications.GoodsInput(g.description, g.quantity, g.hs_code, g.origin_country) for g in input.goods]
@@ -292,9 +317,19 @@ def _data(input) -> applications.ApplicationData:
         consignee=input.consignee, transport=input.transport, person_in_charge=input.person_in_charge, goods=goods)
 
 
-async def _run(info, payload, call):
-    return await run_mutation(info, call, ok=lambda row: payload(application=Application.of(row), errors=[]),
-                              failed=lambda errors: payload(application=None, errors=errors))
+P = TypeVar("P")
+
+
+async def _run(info: strawberry.Info[Context], payload: Callable[..., P], call: Callable[[], Awaitable[int]]) -> P:
+    """Run a use case returning an application's id; the payload reads it (with its relations)
+    after the write (run_mutation: a read unit of its own)."""
+    async def run() -> ApplicationView | None:
+        done = await call()
+        return await queries.application(info.context, done)
+
+    return await run_mutation(
+        info, run, ok=lambda view: payload(application=Application.from_view(view) if view else None, errors=[]),
+        failed=lambda errors: payload(application=None, errors=errors))
 
 
 @strawberry.type(description="The public answer about a certificate: validity and, when valid, no more than this.")
@@ -317,12 +352,12 @@ class ApplicationsQuery:
         services = info.context.services
         client = ratelimit.client_address(info.context.request, services.settings)
         found = await certificates.verify(services, number, access_code, client)  # RateLimited: a top-level error
-        if not found.valid:
-            return CertificateVerification(valid=False)
         app = found.application
+        if not found.valid or app is None or app.issued_at is None or found.chamber is None:
+            return CertificateVerification(valid=False)
         return CertificateVerification(
             valid=True, type=CertificateType(app.type), issue_date=tokyo_date(app.issued_at),
-            exporter_name=app.exporter_name, chamber=Chamber.of(found.chamber), content_hash=app.content_hash,
+            exporter_name=app.exporter_name, chamber=Chamber(code=found.chamber.code, name=found.chamber.name), content_hash=app.content_hash,
             key_id=app.key_id)
 
     @strawberry.field(description="発給申請状況一覧: what the viewer may see, newest first, 20 per page by default.")
@@ -330,13 +365,15 @@ class ApplicationsQuery:
                            first: int | None = None, after: str | None = None) -> ApplicationConnection:
         size, before = page_window("Application", first, after)
         f = filter or ApplicationFilter()
-        flt = applications.Filter(
+        flt = queries.Filter(
             type=f.type.value if f.type else None, state=f.state.value if f.state else None,
             submitted_from=f.submitted_from, submitted_to=f.submitted_to, receipt_number=f.receipt_number,
             invoice_number=f.invoice_number, person_in_charge=f.person_in_charge)
-        rows, total, more = await applications.list_applications(info.context, flt, size, before)
-        edges = [ApplicationEdge(cursor=encode_cursor("Application", r.id), node=Application.of(r)) for r in rows]
-        return ApplicationConnection(edges=edges, page_info=page_info(edges, more), total_count=total)
+        page = await queries.application_page(info.context, flt, size, before)
+        shared = Shared()
+        edges = [ApplicationEdge(cursor=encode_cursor("Application", view.id), node=Application.from_view(view, shared))
+                 for view in page.applications]
+        return ApplicationConnection(edges=edges, page_info=page_info(edges, page.has_more), total_count=page.total)
 
 
 @strawberry.type

@@ -1,13 +1,19 @@
-"""Card payment of approved applications (docs/api.md): cart, checkout, statements."""
+"""Card payment of approved applications (docs/api.md): cart, checkout, statements.
+
+Types are built from the views of resolvers/payments/queries.py (amounts and the tax part
+of a statement are decided there) and hold plain attributes."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 import strawberry
 
 from resolvers.core.context import Context
-from resolvers.payments import checkout
+from resolvers.core.errors import UserFailure
+from resolvers.payments import checkout, queries
+from resolvers.payments.names import CardPaymentStatus
 from schema.applications import Application
 from schema.errors import ErrorCode, UserError, run_mutation
 from schema.identity import from_global_id
@@ -23,25 +29,25 @@ class CardCheckout:
     failure: ErrorCode | None = strawberry.field(description="SESSION_EXPIRED or PAYMENT_DECLINED when it failed.")
 
 
+_FAILURES: dict[str, ErrorCode] = {CardPaymentStatus.EXPIRED: ErrorCode.SESSION_EXPIRED,
+                                   CardPaymentStatus.DECLINED: ErrorCode.PAYMENT_DECLINED}
+
+
 @strawberry.type(description="Approved card applications the viewer may pay, and those it chose.")
 class CardCart:
     payable: list[Application]
     items: list[Application]
     total: int
+    last_checkout: CardCheckout | None
 
     @classmethod
-    def of(cls, cart: checkout.Cart) -> CardCart:
-        return cls(payable=[Application.of(a) for a in cart.payable], items=[Application.of(a) for a in cart.items],
-                   total=cart.total)
-
-    @strawberry.field
-    async def last_checkout(self, info: strawberry.Info[Context]) -> CardCheckout | None:
-        row = await checkout.last_checkout(info.context)
-        if row is None:
-            return None
-        failure = {"EXPIRED": ErrorCode.SESSION_EXPIRED, "DECLINED": ErrorCode.PAYMENT_DECLINED}.get(row.status)
-        return CardCheckout(payment_number=row.payment_number, status=row.status, amount=row.amount,
-                            expires_at=row.expires_at, failure=failure)
+    def from_view(cls, cart: queries.CartView) -> CardCart:
+        last = cart.last_checkout
+        return cls(payable=[Application.from_view(a) for a in cart.payable],
+                   items=[Application.from_view(a) for a in cart.items], total=cart.total,
+                   last_checkout=CardCheckout(payment_number=last.payment_number, status=last.status, amount=last.amount,
+                                              expires_at=last.expires_at, failure=_FAILURES.get(last.status))
+                   if last else None)
 
 
 @strawberry.type(description="クレジットカード利用明細: one per application, only for the account that paid.")
@@ -53,14 +59,12 @@ class CardStatement:
     paid_at: dt.datetime
     pdf_url: str
 
-
-def _statement(info, s: checkout.Statement) -> CardStatement:
-    from rules import fees
-
-    tax = fees.tax_part(info.context.services.rules.current, s.application.submitted_on, s.amount)
-    app = Application.of(s.application)
-    url = f"{info.context.services.settings.public_url}/documents/applications/{app.id}/card-statement.pdf"
-    return CardStatement(statement_number=s.number, application=app, amount=s.amount, tax=tax, paid_at=s.paid_at, pdf_url=url)
+    @classmethod
+    def from_view(cls, view: queries.StatementView, ctx: Context) -> CardStatement:
+        app = Application.from_view(view.application)
+        url = f"{ctx.services.settings.public_url}/documents/applications/{app.id}/card-statement.pdf"
+        return cls(statement_number=view.number, application=app, amount=view.amount, tax=view.tax,
+                   paid_at=view.paid_at, pdf_url=url)
 
 
 @strawberry.input
@@ -98,7 +102,7 @@ class StartCardCheckoutPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-def _ids(values: list[str]) -> list[int]:
+def _ids(values: list[strawberry.ID]) -> list[int]:
     found = []
     for value in values:
         decoded = from_global_id(value)
@@ -106,41 +110,45 @@ def _ids(values: list[str]) -> list[int]:
     return found
 
 
+async def _cart_after(info: strawberry.Info[Context], call: Callable[[], Awaitable[object]]) -> queries.CartView:
+    """Run a use case changing the cart; answer the cart as read after it (inside run_mutation)."""
+    await call()
+    return await queries.card_cart(info.context)
+
+
 @strawberry.type
 class CheckoutQuery:
     @strawberry.field(description="クレジット決済: payable approved card applications and the viewer's cart.")
     async def card_cart(self, info: strawberry.Info[Context]) -> CardCart:
-        return CardCart.of(await checkout.card_cart(info.context))
+        return CardCart.from_view(await queries.card_cart(info.context))
 
     @strawberry.field(description="クレジット利用明細 of a month (\"2026-04\", Tokyo): what the viewer itself paid.")
     async def card_statements(self, info: strawberry.Info[Context], month: str) -> list[CardStatement]:
-        from resolvers.core.errors import UserFailure
-
         try:
-            rows = await checkout.card_statements(info.context, month)
+            views = await queries.card_statements(info.context, month)
         except UserFailure as failure:
             raise query_failure(failure, info.context.language) from None
-        return [_statement(info, s) for s in rows]
+        return [CardStatement.from_view(s, info.context) for s in views]
 
 
 @strawberry.type
 class CheckoutMutation:
     @strawberry.mutation(description="カートに追加.")
     async def add_to_card_cart(self, info: strawberry.Info[Context], input: AddToCardCartInput) -> AddToCardCartPayload:
-        async def call():
+        async def call() -> queries.CartView:
             at_most(input.application_ids, MAX_LIST_ITEMS, ["input", "applicationIds"], "申請")
-            return await checkout.add_to_cart(info.context, _ids(input.application_ids))
+            return await _cart_after(info, lambda: checkout.add_to_cart(info.context, _ids(input.application_ids)))
         return await run_mutation(info, call,
-                                  ok=lambda cart: AddToCardCartPayload(cart=CardCart.of(cart), errors=[]),
+                                  ok=lambda cart: AddToCardCartPayload(cart=CardCart.from_view(cart), errors=[]),
                                   failed=lambda errors: AddToCardCartPayload(cart=None, errors=errors))
 
     @strawberry.mutation(description="カートから削除.")
     async def remove_from_card_cart(self, info: strawberry.Info[Context], input: RemoveFromCardCartInput) -> RemoveFromCardCartPayload:
-        async def call():
+        async def call() -> queries.CartView:
             at_most(input.application_ids, MAX_LIST_ITEMS, ["input", "applicationIds"], "申請")
-            return await checkout.remove_from_cart(info.context, _ids(input.application_ids))
+            return await _cart_after(info, lambda: checkout.remove_from_cart(info.context, _ids(input.application_ids)))
         return await run_mutation(info, call,
-                                  ok=lambda cart: RemoveFromCardCartPayload(cart=CardCart.of(cart), errors=[]),
+                                  ok=lambda cart: RemoveFromCardCartPayload(cart=CardCart.from_view(cart), errors=[]),
                                   failed=lambda errors: RemoveFromCardCartPayload(cart=None, errors=errors))
 
     @strawberry.mutation(description="決済する: the cart's applications in one card payment at the gateway (5 minutes).")

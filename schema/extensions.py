@@ -6,8 +6,9 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from typing import cast
 
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from prometheus_client import Counter, Histogram
 from strawberry.extensions import MaskErrors
 
@@ -24,11 +25,12 @@ GRAPHQL_LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_children: dict[str, tuple] = {}  # operation name → (ok counter, error counter, latency histogram)
+_Children = tuple[Counter, Counter, Histogram]  # label children: ok counter, error counter, latency histogram
+_children: dict[str, _Children] = {}  # by operation name
 MAX_OPERATION_NAMES = 500  # names are client-chosen: bound the label cardinality
 
 
-def _metrics_for(name: str) -> tuple:
+def _metrics_for(name: str) -> _Children:
     """Label children, looked up once per operation name (labels() takes a lock each call)."""
     children = _children.get(name)
     if children is None:
@@ -64,7 +66,7 @@ class OperationPolicy(MaskErrors):
       exception itself was logged by ``TradecertSchema.process_errors``.
     """
 
-    def __init__(self, validation_rules: tuple = ()) -> None:
+    def __init__(self, validation_rules: tuple[type[ASTValidationRule], ...] = ()) -> None:
         super().__init__(should_mask_error=_replaced)
         self.validation_rules = validation_rules
 
@@ -82,7 +84,7 @@ class OperationPolicy(MaskErrors):
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         if _is_domain_failure(error):  # a query's bad input or rule: its code, field and message
             failure = error.original_error
-            first = failure.failures[0] if isinstance(failure, UserFailures) else failure
+            first = failure.failures[0] if isinstance(failure, UserFailures) else cast(UserFailure, failure)
             language = getattr(self.execution_context.context, "language", "ja")
             return GraphQLError(message=first.message(language), nodes=error.nodes, source=error.source,
                                 positions=error.positions, path=error.path,
@@ -100,8 +102,8 @@ class OperationPolicy(MaskErrors):
 
 def log_errors(errors: list[GraphQLError]) -> None:
     for error in errors:
-        if is_unexpected(error):
-            original = error.original_error
+        original = error.original_error
+        if original is not None and is_unexpected(error):
             log.error(
                 "unexpected error in %s: %s", ".".join(str(p) for p in error.path or []) or "operation", original,
                 exc_info=(type(original), original, original.__traceback__),

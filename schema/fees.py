@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum
 
 import strawberry
 
 from resolvers.fees import schedule as fee_resolvers
+from rules import fees
 from rules.policy import RowRef
 
-
-@strawberry.enum(description="会員 MEMBER / 非会員 NON_MEMBER: the status at a moment decides prices.")
-class Membership(Enum):
-    MEMBER = "MEMBER"  # 会員
-    NON_MEMBER = "NON_MEMBER"  # 非会員
-
-
-@strawberry.enum(description="申請者 APPLICANT / 代行業者 AGENT.")
-class RegistrationKind(Enum):
-    APPLICANT = "APPLICANT"  # 申請者
-    AGENT = "AGENT"  # 代行業者
-
-
-@strawberry.enum(description="銀行振込 BANK_TRANSFER / クレジットカード CARD.")
-class PurchaseMethod(Enum):
-    BANK_TRANSFER = "BANK_TRANSFER"  # 銀行振込
-    CARD = "CARD"  # クレジットカード
+# re-exported: other schema modules import these from here (the one definition is schema/enums.py)
+from schema.enums import Membership as Membership
+from schema.enums import PurchaseMethod as PurchaseMethod
+from schema.enums import RegistrationKind as RegistrationKind
 
 
 @strawberry.type(description="The rule row that produced an amount: which file, version and row, and why.")
@@ -58,58 +45,63 @@ class CouponProduct:
     price: int
     face_value: int = strawberry.field(description="coupons × the single price (額面).")
     tax: int = strawberry.field(description="Consumption tax contained in the price.")
-    rule: RuleReference
+    source: strawberry.Private[RowRef]
+    rules_version: strawberry.Private[str]
+
+    @strawberry.field
+    def rule(self) -> RuleReference:
+        return RuleReference.of(self.source, self.rules_version)
+
+    @classmethod
+    def of(cls, product: fees.CouponProduct, rules_version: str) -> CouponProduct:
+        return cls(code=product.code, name=product.name, coupons=product.coupons, price=product.price,
+                   face_value=product.face_value, tax=product.tax, source=product.rule, rules_version=rules_version)
 
 
 @strawberry.type(description="The fees in force on one Asia/Tokyo date, from one rules version.")
 class FeeSchedule:
+    """Plain values and synchronous fields over a cached schedule (resolvers/fees/schedule.py):
+    after the first request for a date, answering is reading dictionaries."""
+
+    on: dt.date
+    rules_version: str = strawberry.field(description="Hash of the rule files' content that produced this schedule.")
     view: strawberry.Private[fee_resolvers.FeeScheduleView]
-
-    @strawberry.field
-    def on(self) -> dt.date:
-        return self.view.on
-
-    @strawberry.field(description="Hash of the rule files' content that produced this schedule.")
-    def rules_version(self) -> str:
-        return self.view.rules_version
 
     @strawberry.field(description="Fee of one application (tax included).")
     def application_fee(self, membership: Membership) -> int:
-        return self.view.application_fee(membership.value).value
+        value = self.view.application_fee(membership).value
+        if value is None:  # validation requires an amount on every application fee row
+            raise LookupError(f"no application fee for {membership} on {self.on}")
+        return value
 
     @strawberry.field(description="Why applicationFee is what it is.")
     def application_fee_rule(self, membership: Membership) -> RuleReference:
-        return RuleReference.of(self.view.application_fee(membership.value).rule, self.view.rules_version)
+        return RuleReference.of(self.view.application_fee(membership).rule, self.rules_version)
 
     @strawberry.field(description="Only what a registration with that status may buy.")
     def coupon_products(self, membership: Membership) -> list[CouponProduct]:
-        return [
-            CouponProduct(
-                code=p.code, name=p.name, coupons=p.coupons, price=p.price, face_value=p.face_value, tax=p.tax,
-                rule=RuleReference.of(p.rule, self.view.rules_version),
-            )
-            for p in self.view.coupon_products(membership.value)
-        ]
+        return [CouponProduct.of(p, self.rules_version) for p in self.view.coupon_products(membership)]
 
     @strawberry.field(description="Trade registration fee (tax included); null: not offered.")
     def registration_fee(self, kind: RegistrationKind, membership: Membership) -> int | None:
-        return self.view.registration_fee(kind.value, membership.value).value
+        return self.view.registration_fee(kind, membership).value
 
     @strawberry.field(description="Why registrationFee is what it is.")
     def registration_fee_rule(self, kind: RegistrationKind, membership: Membership) -> RuleReference:
-        return RuleReference.of(self.view.registration_fee(kind.value, membership.value).rule, self.view.rules_version)
+        return RuleReference.of(self.view.registration_fee(kind, membership).rule, self.rules_version)
 
     @strawberry.field(description="Consumption tax rate in percent; every price includes it.")
     def tax_rate_percent(self) -> int:
-        return self.view.tax_rule().values["rate_percent"]
+        return self.view.tax_rule().integer("rate_percent")
 
     @strawberry.field
     def tax_rule(self) -> RuleReference:
-        return RuleReference.of(self.view.tax_rule(), self.view.rules_version)
+        return RuleReference.of(self.view.tax_rule(), self.rules_version)
 
 
 @strawberry.type
 class FeesQuery:
     @strawberry.field(description="The fee schedule in force on `on` (default: today, Asia/Tokyo).")
     def fee_schedule(self, info: strawberry.Info, on: dt.date | None = None) -> FeeSchedule:
-        return FeeSchedule(view=fee_resolvers.fee_schedule(info.context, on))
+        view = fee_resolvers.fee_schedule(info.context, on)
+        return FeeSchedule(on=view.on, rules_version=view.rules_version, view=view)

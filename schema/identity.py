@@ -1,22 +1,32 @@
-"""Identity: accounts, registrations, login and sessions (docs/api.md)."""
+"""Identity: accounts, registrations, login and sessions (docs/api.md).
+
+Types are built from the views of resolvers/identity/queries.py (``from_view``) and hold
+plain attributes: a reader preloads every relation it shows (``me`` and a page read an
+account with its registration), so graphql-core resolves them without a task or an await.
+``Account.generatedBy`` is loaded on demand (a DataLoader) — a sub-ID's signer is rarely
+asked for — as is ``Account.registration`` when a reader did not preload it.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from enum import Enum
+from typing import Protocol, TypeVar, cast
 
 import strawberry
 
-from persistence import models
-from resolvers.core import loaders
 from resolvers.core.context import Context
-from resolvers.core.errors import UserFailure
+from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.identity import accounts as identity
-from resolvers.identity import subaccounts
+from resolvers.identity import queries, subaccounts
+from resolvers.identity.queries import AccountView, ChamberView, RegistrationView
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod, RegistrationKind
+
+T = TypeVar("T")
 
 
 @strawberry.enum(description="管理者ID ADMIN · ユーザーID(署名者) SIGNER · サブID SUB · 商工会議所 CHAMBER_STAFF · NACCS 事業所/センター.")
@@ -81,8 +91,17 @@ class Chamber:
     name: str
 
     @classmethod
-    def of(cls, row: models.Chamber) -> Chamber:
-        return cls(code=row.code, name=row.name)
+    def from_view(cls, view: ChamberView) -> Chamber:
+        return cls(code=view.code, name=view.name)
+
+
+def _purchase_methods(bank_transfer: bool, card: bool) -> list[PurchaseMethod]:
+    methods = []
+    if bank_transfer:
+        methods.append(PurchaseMethod.BANK_TRANSFER)
+    if card:
+        methods.append(PurchaseMethod.CARD)
+    return methods
 
 
 @strawberry.type(description="貿易登録: an applicant or agent registered with one chamber.")
@@ -93,25 +112,34 @@ class TradeRegistration(Node):
     valid_from: dt.date
     valid_until: dt.date | None = strawberry.field(description="Last day of validity; renewed by the admin.")
     purchase_methods: list[PurchaseMethod] = strawberry.field(description="Coupon purchase methods the chamber allows (商工会議所管理項目).")
+    membership: Membership = strawberry.field(description="The membership in force now (its history decides prices).")
+    chamber: Chamber
     _pk: strawberry.Private[int]
-    _chamber_id: strawberry.Private[int]
 
     @classmethod
-    def of(cls, row: models.TradeRegistration) -> TradeRegistration:
-        methods = [m for m, on in ((PurchaseMethod.BANK_TRANSFER, row.allows_bank_transfer), (PurchaseMethod.CARD, row.allows_card)) if on]
+    def from_view(cls, view: RegistrationView) -> TradeRegistration:
         return cls(
-            id=to_global_id("TradeRegistration", row.id), number=row.number, kind=RegistrationKind(row.kind),
-            name=row.name, valid_from=row.valid_from, valid_until=row.valid_until, purchase_methods=methods,
-            _pk=row.id, _chamber_id=row.chamber_id,
+            id=to_global_id("TradeRegistration", view.id), number=view.number, kind=RegistrationKind(view.kind),
+            name=view.name, valid_from=view.valid_from, valid_until=view.valid_until,
+            purchase_methods=_purchase_methods(view.allows_bank_transfer, view.allows_card),
+            membership=Membership(view.membership), chamber=Chamber.from_view(view.chamber), _pk=view.id,
         )
 
-    @strawberry.field(description="The membership in force now (its history decides prices).")
-    async def membership(self, info: strawberry.Info[Context]) -> Membership:
-        return Membership(await loaders.membership(info.context, self._pk))
 
-    @strawberry.field
-    async def chamber(self, info: strawberry.Info[Context]) -> Chamber:
-        return Chamber.of(await loaders.chamber(info.context, self._chamber_id))
+async def _registration_on_demand(ctx: Context, registration_id: int) -> TradeRegistration | None:
+    view = await queries.registration(ctx, registration_id)
+    return TradeRegistration.from_view(view) if view else None
+
+
+async def _account_on_demand(ctx: Context, account_id: int) -> Account | None:
+    view = await queries.account(ctx, account_id)
+    return Account.from_view(view) if view else None
+
+
+def _on_demand(load: Awaitable[T]) -> T:
+    """A relation the reader did not preload: the awaitable itself, which graphql-core awaits
+    (a sync resolver may return one), so a preloaded relation costs no task and no await."""
+    return cast(T, load)
 
 
 @strawberry.type(description="A login: admin, signer or sub-ID of a registration, chamber staff, or a NACCS account.")
@@ -124,31 +152,33 @@ class Account(Node):
     status: AccountStatus
     notified_at: dt.datetime | None = None
     activation_expires_at: dt.datetime | None = None
-    _registration_id: strawberry.Private[int | None] = None
-    _generated_by_id: strawberry.Private[int | None] = None
+    _view: strawberry.Private[AccountView | None] = None
 
     @classmethod
-    def of(cls, row: models.Account) -> Account:
+    def from_view(cls, view: AccountView) -> Account:
         return cls(
-            id=to_global_id("Account", row.id), kind=AccountKind(row.kind), username=row.username, name=row.name,
-            email=row.email, phone=row.phone, status=AccountStatus(row.status),
-            notified_at=row.notified_at, activation_expires_at=row.activation_expires_at,
-            _registration_id=row.registration_id, _generated_by_id=row.generated_by_id,
+            id=to_global_id("Account", view.id), kind=AccountKind(view.kind), username=view.username, name=view.name,
+            email=view.email, phone=view.phone, status=AccountStatus(view.status),
+            notified_at=view.notified_at, activation_expires_at=view.activation_expires_at, _view=view,
         )
 
     @strawberry.field
-    async def registration(self, info: strawberry.Info[Context]) -> TradeRegistration | None:
-        if self._registration_id is None:
+    def registration(self, info: strawberry.Info[Context]) -> TradeRegistration | None:
+        view = self._view
+        if view is None or view.registration_id is None:
             return None
-        row = await loaders.registration(info.context, self._registration_id)
-        return TradeRegistration.of(row) if row else None
+        if view.registration is not None:
+            return TradeRegistration.from_view(view.registration)
+        return _on_demand(_registration_on_demand(info.context, view.registration_id))
 
     @strawberry.field(description="For a sub-ID: the signer that generated it (and is responsible for it).")
-    async def generated_by(self, info: strawberry.Info[Context]) -> Account | None:
-        if self._generated_by_id is None:
+    def generated_by(self, info: strawberry.Info[Context]) -> Account | None:
+        view = self._view
+        if view is None or view.generated_by_id is None:
             return None
-        row = await loaders.account(info.context, self._generated_by_id)
-        return Account.of(row) if row else None
+        if view.generated_by is not None:
+            return Account.from_view(view.generated_by)
+        return _on_demand(_account_on_demand(info.context, view.generated_by_id))
 
 
 # --------------------------------------------------------------------------- inputs / payloads
@@ -190,10 +220,11 @@ class ChangePasswordPayload:
     token: str | None = strawberry.field(default=None, description="Every session ended; this is the new one's token.")
 
 
+
 # --------------------------------------------------------------------------- root fields
 
-
-NODE_TYPES: dict = {}  # type name → async (info, pk) → the object when the viewer may see it (other modules add theirs)
+# type name → async (info, pk) → the object when the viewer may see it (other modules add theirs)
+NODE_TYPES: dict[str, Callable[[strawberry.Info[Context], int], Awaitable[Node | None]]] = {}
 
 
 async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Node | None:
@@ -203,13 +234,15 @@ async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Node | Non
         return None
     type_name, pk = decoded
     if type_name == "Account":
-        if pk == who.account.id:
-            return Account.of(who.account)
+        if pk == who.id:
+            return Account.from_view(who.view)
         row = await identity.account_by_id(info.context, pk)
-        return Account.of(row) if row is not None and subaccounts.may_view(info.context, who, row) else None
-    if type_name == "TradeRegistration" and pk == who.account.registration_id:
-        row = await identity.registration_of(info.context, pk)
-        return TradeRegistration.of(row) if row else None
+        if row is None or not subaccounts.may_view(info.context, who, row):
+            return None
+        return await _account_on_demand(info.context, pk)
+    if type_name == "TradeRegistration" and pk == who.registration_id:
+        view = await queries.registration(info.context, pk)
+        return TradeRegistration.from_view(view) if view else None
     if type_name in NODE_TYPES:
         return await NODE_TYPES[type_name](info, pk)
     return None
@@ -299,18 +332,37 @@ class ResetAccountPasswordPayload:
     errors: list[UserError]
 
 
+
 def _account_pk(value: str) -> int:
     decoded = from_global_id(value)
     if decoded is None or decoded[0] != "Account":
-        raise UserFailure("NOT_FOUND", ["input", "accountId"])
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "accountId"])
     return decoded[1]
 
 
-async def _account_mutation(info, payload_cls, call):
-    """Run a use case returning an account row."""
+P = TypeVar("P")
+
+
+class _HasId(Protocol):
+    id: int
+
+
+async def account_after(ctx: Context, done: _HasId) -> AccountView:
+    """The account a use case just wrote, read again by id (with its registration) — inside
+    ``run_mutation``, so after the write."""
+    found = await queries.accounts(ctx, [done.id])
+    return found[done.id]
+
+
+async def _account_mutation(info: strawberry.Info[Context], payload_cls: Callable[..., P],
+                            call: Callable[[], Awaitable[_HasId]]) -> P:
+    """Run a use case returning an account; the payload maps it as read after the write."""
+    async def run() -> AccountView:
+        return await account_after(info.context, await call())
+
     return await run_mutation(
-        info, call,
-        ok=lambda row: payload_cls(account=Account.of(row), errors=[]),
+        info, run,
+        ok=lambda view: payload_cls(account=Account.from_view(view), errors=[]),
         failed=lambda errors: payload_cls(account=None, errors=errors),
     )
 
@@ -319,12 +371,12 @@ async def _account_mutation(info, payload_cls, call):
 class IdentityQuery:
     @strawberry.field(description="The logged-in account; null when not logged in.")
     async def me(self, info: strawberry.Info[Context]) -> Account | None:
-        who = await identity.viewer(info.context)
-        return Account.of(who.account) if who else None
+        view = await identity.me(info.context)
+        return Account.from_view(view) if view else None
 
     @strawberry.field(description="Signer: the sub-IDs it generated. Applicant admin: all activated sub-IDs of its registration.")
     async def sub_accounts(self, info: strawberry.Info[Context]) -> list[Account]:
-        return [Account.of(row) for row in await subaccounts.list_sub_accounts(info.context)]
+        return [Account.from_view(view) for view in await identity.sub_accounts(info.context)]
 
     @strawberry.field(description="Relay: any object by its global id, when the viewer may see it.")
     async def node(self, info: strawberry.Info[Context], id: strawberry.ID) -> Node | None:
@@ -335,15 +387,20 @@ class IdentityQuery:
 class IdentityMutation:
     @strawberry.mutation(description="Chamber code + ID + password → a session token.")
     async def login(self, info: strawberry.Info[Context], input: LoginInput) -> LoginPayload:
+        async def call() -> tuple[str, AccountView]:
+            result = await identity.login(info.context, input.chamber_code, input.username, input.password)
+            return result.token, await account_after(info.context, result.account)
+
         return await run_mutation(
-            info, lambda: identity.login(info.context, input.chamber_code, input.username, input.password),
-            ok=lambda result: LoginPayload(token=result.token, account=Account.of(result.account), errors=[]),
+            info, call,
+            ok=lambda done: LoginPayload(token=done[0], account=Account.from_view(done[1]), errors=[]),
             failed=lambda errors: LoginPayload(token=None, account=None, errors=errors),
         )
 
     @strawberry.mutation(description="End this session (or every session of the account).")
     async def logout(self, info: strawberry.Info[Context], input: LogoutInput) -> LogoutPayload:
-        await identity.logout(info.context, all_sessions=input.all_sessions)
+        async with info.context.writing():  # as run_mutation; an anonymous logout is UNAUTHENTICATED
+            await identity.logout(info.context, all_sessions=input.all_sessions)
         return LogoutPayload(errors=[])
 
     @strawberry.mutation(description="Change the viewer's own password; all sessions end, a new one begins.")
@@ -361,14 +418,14 @@ class IdentityMutation:
 
     @strawberry.mutation(description="Generating signer: change name, password, e-mail (until notified) or phone.")
     async def update_sub_account(self, info: strawberry.Info[Context], input: UpdateSubAccountInput) -> UpdateSubAccountPayload:
-        async def call():
+        async def call() -> _HasId:
             return await subaccounts.update_sub_account(
                 info.context, _account_pk(input.account_id), input.name, input.password, input.email, input.phone)
         return await _account_mutation(info, UpdateSubAccountPayload, call)
 
     @strawberry.mutation(description="Generating signer: mail the activation link (72 hours) — never the password. Again to re-notify.")
     async def notify_sub_account(self, info: strawberry.Info[Context], input: NotifySubAccountInput) -> NotifySubAccountPayload:
-        async def call():
+        async def call() -> _HasId:
             return await subaccounts.notify_sub_account(info.context, subaccounts.NotifyInput(
                 _account_pk(input.account_id), input.target_registration_number, input.phone, input.email,
                 input.subject, input.body))
@@ -376,7 +433,7 @@ class IdentityMutation:
 
     @strawberry.mutation(description="Generating signer: delete a sub-ID (its history stays attributable).")
     async def delete_sub_account(self, info: strawberry.Info[Context], input: DeleteSubAccountInput) -> DeleteSubAccountPayload:
-        async def call():
+        async def call() -> _HasId:
             return await subaccounts.delete_sub_account(info.context, _account_pk(input.account_id))
         return await _account_mutation(info, DeleteSubAccountPayload, call)
 
@@ -387,7 +444,7 @@ class IdentityMutation:
 
     @strawberry.mutation(description="Applicant admin (signers, activated sub-IDs) or generating signer (its sub-IDs).")
     async def reset_account_password(self, info: strawberry.Info[Context], input: ResetAccountPasswordInput) -> ResetAccountPasswordPayload:
-        async def call():
+        async def call() -> _HasId:
             return await subaccounts.reset_account_password(info.context, _account_pk(input.account_id), input.new_password)
         return await _account_mutation(info, ResetAccountPasswordPayload, call)
 

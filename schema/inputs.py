@@ -13,7 +13,7 @@ from collections.abc import Sized
 
 from graphql import GraphQLError
 
-from resolvers.core.errors import UserFailure
+from resolvers.core.errors import ErrorCode, UserFailure
 
 MAX_LIST_ITEMS = 100  # a list no rule bounds (cart ids, order lines): a page's worth (docs/api.md: pages are 1–100)
 
@@ -31,4 +31,4 @@ def query_failure(failure: UserFailure, language: str) -> BadUserInput:
 def at_most(values: Sized | None, limit: int, field: list[str], label: str) -> None:
     """TOO_MANY_ITEMS when ``values`` holds more than ``limit`` items."""
     if values is not None and len(values) > limit:
-        raise UserFailure("TOO_MANY_ITEMS", field, label=label, limit=limit)
+        raise UserFailure(ErrorCode.TOO_MANY_ITEMS, field, label=label, limit=limit)

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from enum import Enum
-from typing import Optional
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import strawberry
 
-from persistence import models
 from resolvers.core.context import Context
+from resolvers.naccs import queries
 from resolvers.naccs import use_cases as naccs
+from schema.enums import NaccsApplicationKind, NaccsApplicationState, ReissueReason
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Node, from_global_id, to_global_id
-
-
-@strawberry.enum
-class NaccsApplicationKind(Enum):
-    USER_CODE_ADDITION = "USER_CODE_ADDITION"
-    CERTIFICATE_REISSUE = "CERTIFICATE_REISSUE"
-
-
-@strawberry.enum
-class NaccsApplicationState(Enum):
-    SUBMITTED = "SUBMITTED"
-    CLARIFICATION_REQUESTED = "CLARIFICATION_REQUESTED"
-    APPROVED = "APPROVED"
-    COMPLETED = "COMPLETED"
-    WITHDRAWN = "WITHDRAWN"
-
-
-@strawberry.enum
-class ReissueReason(Enum):
-    EXPIRED = "EXPIRED"
-    TERMINAL_REPLACEMENT = "TERMINAL_REPLACEMENT"
-    OTHER = "OTHER"
 
 
 @strawberry.type(description="利用者ID: user code (5) + identification number (3); alphabetic identification → netNACCS.")
@@ -47,10 +25,9 @@ class NaccsUserId:
     industries: list[str]
 
     @classmethod
-    def of(cls, row: models.NaccsUserId) -> NaccsUserId:
-        return cls(user_id=row.user_code + row.identification_number, user_code=row.user_code,
-                   identification_number=row.identification_number, net_naccs=row.identification_number[0].isalpha(),
-                   industries=json.loads(row.industries))
+    def from_view(cls, view: queries.UserIdView) -> NaccsUserId:
+        return cls(user_id=view.user_id, user_code=view.user_code, identification_number=view.identification_number,
+                   net_naccs=view.net_naccs, industries=list(view.industries))
 
 
 @strawberry.type(description="論理端末 and its digital certificate.")
@@ -76,7 +53,12 @@ class NaccsIdNotice:
     user_code: str
     identification_number: str
     industries: list[str]
-    password: str | None
+    _sealed_password: strawberry.Private[str | None]
+
+    @strawberry.field
+    def password(self, info: strawberry.Info[Context]) -> str | None:
+        # opened only when asked for: a plain password exists in memory for the response alone
+        return queries.reveal_password(info.context.services, self._sealed_password) if self._sealed_password else None
 
 
 @strawberry.type
@@ -90,41 +72,31 @@ class NaccsApplication(Node):
     reason: str
     password_viewable_until: dt.date | None
     terminal_names: list[str] = strawberry.field(description="Certificate reissues: the selected terminals.")
-    _row: strawberry.Private[models.NaccsApplication]
+    form_pdf_url: str = strawberry.field(description="The application form (PDF), any time.")
+    approval_notice_pdf_url: str | None = strawberry.field(description="利用申込確認完了のお知らせ (PDF), from the start date on.")
+    id_notice: list[NaccsIdNotice]
 
     @classmethod
-    def of(cls, row: models.NaccsApplication) -> NaccsApplication:
-        details = json.loads(row.details)
-        return cls(id=to_global_id("NaccsApplication", row.id), receipt_number=row.receipt_number,
-                   kind=NaccsApplicationKind(row.kind), state=NaccsApplicationState(row.state),
-                   desired_date=row.desired_date, start_date=row.start_date, clarification=row.clarification,
-                   reason=row.reason, password_viewable_until=row.password_viewable_until,
-                   terminal_names=details.get("terminals", []), _row=row)
-
-    @strawberry.field(description="The application form (PDF), any time.")
-    def form_pdf_url(self, info: strawberry.Info[Context]) -> str:
-        return f"{info.context.services.settings.public_url}/documents/naccs/{self.id}/form.pdf"
-
-    @strawberry.field(description="利用申込確認完了のお知らせ (PDF), from the start date on.")
-    def approval_notice_pdf_url(self, info: strawberry.Info[Context]) -> str | None:
-        start = self._row.start_date
-        if self._row.kind != "USER_CODE_ADDITION" or start is None or info.context.clock.today() < start:
-            return None
-        return f"{info.context.services.settings.public_url}/documents/naccs/{self.id}/approval-notice.pdf"
-
-    @strawberry.field
-    async def id_notice(self, info: strawberry.Info[Context]) -> list[NaccsIdNotice]:
-        if self._row.kind != "USER_CODE_ADDITION" or self._row.approved_at is None:
-            return []
-        rows = await naccs.issued_ids(info.context, self._row.id)
-        return [NaccsIdNotice(user_id=r.user_code + r.identification_number, user_code=r.user_code,
-                              identification_number=r.identification_number, industries=json.loads(r.industries),
-                              password=naccs.password_of(info.context.services, r, self._row)) for r in rows]
+    def from_view(cls, view: queries.ApplicationView, ctx: Context) -> NaccsApplication:
+        gid = to_global_id("NaccsApplication", view.id)
+        documents = f"{ctx.services.settings.public_url}/documents/naccs/{gid}"
+        started = (view.kind == NaccsApplicationKind.USER_CODE_ADDITION and view.start_date is not None
+                   and ctx.clock.today() >= view.start_date)
+        return cls(id=gid, receipt_number=view.receipt_number, kind=NaccsApplicationKind(view.kind),
+                   state=NaccsApplicationState(view.state), desired_date=view.desired_date, start_date=view.start_date,
+                   clarification=view.clarification, reason=view.reason,
+                   password_viewable_until=view.password_viewable_until, terminal_names=list(view.terminal_names),
+                   form_pdf_url=f"{documents}/form.pdf",
+                   approval_notice_pdf_url=f"{documents}/approval-notice.pdf" if started else None,
+                   id_notice=[NaccsIdNotice(user_id=i.user_id, user_code=i.user_code,
+                                            identification_number=i.identification_number,
+                                            industries=list(i.industries), _sealed_password=i.sealed_password)
+                              for i in view.issued_ids])
 
 
 async def _naccs_node(info: strawberry.Info[Context], pk: int) -> NaccsApplication | None:
-    row = await naccs.visible_application(info.context, pk)
-    return NaccsApplication.of(row) if row else None
+    view = await queries.visible_application(info.context, pk)
+    return NaccsApplication.from_view(view, info.context) if view else None
 
 
 NODE_TYPES["NaccsApplication"] = _naccs_node
@@ -133,32 +105,20 @@ NODE_TYPES["NaccsApplication"] = _naccs_node
 @strawberry.type
 class NaccsOffice:
     name: str
-    _pk: strawberry.Private[int]
+    user_ids: list[NaccsUserId]
+    terminals: list[LogicalTerminal]
+    notices: list[Notice] = strawberry.field(description="The latest 10, newest first.")
+    applications: list[NaccsApplication]
 
-    @strawberry.field
-    async def user_ids(self, info: strawberry.Info[Context]) -> list[NaccsUserId]:
-        user_ids, _t, _n, _a = await naccs.office_details(info.context, self._pk)
-        return [NaccsUserId.of(r) for r in user_ids]
-
-    @strawberry.field
-    async def terminals(self, info: strawberry.Info[Context]) -> list[LogicalTerminal]:
-        _u, terminals, _n, _a = await naccs.office_details(info.context, self._pk)
-        result = []
-        for t in terminals:
-            expires, renewable = naccs.certificate_dates(info.context.services, t.issued_on)
-            result.append(LogicalTerminal(name=t.name, area=t.area, equipment=t.equipment, issued_on=t.issued_on,
-                                          expires_on=expires, renewable_from=renewable))
-        return result
-
-    @strawberry.field(description="The latest 10, newest first.")
-    async def notices(self, info: strawberry.Info[Context]) -> list[Notice]:
-        _u, _t, notices, _a = await naccs.office_details(info.context, self._pk)
-        return [Notice(at=n.at, category=n.category, message=n.message) for n in notices]
-
-    @strawberry.field
-    async def applications(self, info: strawberry.Info[Context]) -> list[NaccsApplication]:
-        _u, _t, _n, apps = await naccs.office_details(info.context, self._pk)
-        return [NaccsApplication.of(a) for a in apps]
+    @classmethod
+    def from_view(cls, view: queries.OfficeView, ctx: Context) -> NaccsOffice:
+        return cls(
+            name=view.name, user_ids=[NaccsUserId.from_view(u) for u in view.user_ids],
+            terminals=[LogicalTerminal(name=t.name, area=t.area, equipment=t.equipment, issued_on=t.issued_on,
+                                       expires_on=t.expires_on, renewable_from=t.renewable_from) for t in view.terminals],
+            notices=[Notice(at=n.at, category=n.category, message=n.message) for n in view.notices],
+            applications=[NaccsApplication.from_view(a, ctx) for a in view.applications],
+        )
 
 
 @strawberry.input
@@ -228,17 +188,43 @@ class ApproveUserCodeApplicationInput:
     start_date: dt.date
 
 
-def _payload(name: str):
-    return strawberry.type(type(name, (), {"__annotations__": {"application": Optional[NaccsApplication],
-                                                                  "errors": list[UserError]}}))
+@strawberry.type
+class SubmitUserCodeApplicationPayload:
+    application: NaccsApplication | None
+    errors: list[UserError]
 
 
-SubmitUserCodeApplicationPayload = _payload("SubmitUserCodeApplicationPayload")
-SubmitCertificateReissuePayload = _payload("SubmitCertificateReissuePayload")
-UpdateNaccsApplicationPayload = _payload("UpdateNaccsApplicationPayload")
-WithdrawNaccsApplicationPayload = _payload("WithdrawNaccsApplicationPayload")
-RequestClarificationPayload = _payload("RequestClarificationPayload")
-ApproveUserCodeApplicationPayload = _payload("ApproveUserCodeApplicationPayload")
+@strawberry.type
+class SubmitCertificateReissuePayload:
+    application: NaccsApplication | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class UpdateNaccsApplicationPayload:
+    application: NaccsApplication | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class WithdrawNaccsApplicationPayload:
+    application: NaccsApplication | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class RequestClarificationPayload:
+    application: NaccsApplication | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class ApproveUserCodeApplicationPayload:
+    application: NaccsApplication | None
+    errors: list[UserError]
+
+
+P = TypeVar("P")  # one of the payloads above: (application, errors)
 
 
 def _contact(c: ContactInput) -> naccs.Contact:
@@ -256,21 +242,27 @@ def _pk(value: str) -> int:
     return decoded[1] if decoded and decoded[0] == "NaccsApplication" else -1
 
 
-async def _run(info, payload, call):
-    return await run_mutation(info, call, ok=lambda row: payload(application=NaccsApplication.of(row), errors=[]),
-                              failed=lambda errors: payload(application=None, errors=errors))
+async def _run(info: strawberry.Info[Context], payload: Callable[..., P], call: Callable[[], Awaitable[int]]) -> P:
+    """Run a use case, then map the application it changed, read again by id (a plain view)."""
+    async def changed() -> queries.ApplicationView | None:
+        done = await call()  # inside run_mutation: the read that follows sees what it wrote
+        return await queries.application(info.context, done)
+    return await run_mutation(
+        info, changed,
+        ok=lambda view: payload(application=NaccsApplication.from_view(view, info.context) if view else None, errors=[]),
+        failed=lambda errors: payload(application=None, errors=errors))
 
 
 @strawberry.type
 class NaccsQuery:
     @strawberry.field(description="The viewer's office (NACCS_OFFICE accounts); null for others.")
     async def naccs_office(self, info: strawberry.Info[Context]) -> NaccsOffice | None:
-        office = await naccs.viewer_office(info.context)
-        return NaccsOffice(name=office.name, _pk=office.id) if office else None
+        office = await queries.viewer_office(info.context)
+        return NaccsOffice.from_view(office, info.context) if office else None
 
     @strawberry.field(description="NACCS center: applications waiting for review.")
     async def naccs_review_queue(self, info: strawberry.Info[Context]) -> list[NaccsApplication]:
-        return [NaccsApplication.of(a) for a in await naccs.center_queue(info.context)]
+        return [NaccsApplication.from_view(a, info.context) for a in await queries.review_queue(info.context)]
 
 
 @strawberry.type

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
+from typing import Protocol
 
 import strawberry
 
@@ -47,5 +49,10 @@ def page_window(type_name: str, first: int | None, after: str | None) -> tuple[i
     return first, decode_cursor(type_name, after)
 
 
-def page_info(edges: list, more: bool) -> PageInfo:
+class _Edge(Protocol):
+    @property
+    def cursor(self) -> str: ...
+
+
+def page_info(edges: Sequence[_Edge], more: bool) -> PageInfo:
     return PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None)

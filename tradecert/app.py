@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +24,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from resolvers.adapters.gateway import gateway_of
@@ -45,7 +47,8 @@ KNOWN_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/activate")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])  # the ASGI spec's shape
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
@@ -67,7 +70,7 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         status = {"code": 500}
 
-        async def send_with_id(message):
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 headers = list(message.get("headers", []))
@@ -128,12 +131,12 @@ class CsrfGuard:
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(scope, receive, send, status: int, code: str, message: str) -> None:
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:
         body = {"errors": [{"message": message, "extensions": {"code": code}}]}
         await JSONResponse(body, status_code=status)(scope, receive, send)
 
 
-class TradecertGraphQL(GraphQL):
+class TradecertGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services, **kwargs: Any):
         super().__init__(**kwargs)
         self.services = services
@@ -142,10 +145,15 @@ class TradecertGraphQL(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            response = await self.run(request)
         except HTTPException as exc:  # ours and strawberry's: a JSON body, never plain text
             response = refusal(exc)
+        finally:  # the request's read unit ends before the response goes out (resolvers/core/context.py)
+            context = getattr(request.state, "context", None)
+            if context is not None:
+                await context.close()
         await response(scope, receive, send)
 
     def decode_json(self, data: str | bytes) -> object:
@@ -153,14 +161,16 @@ class TradecertGraphQL(GraphQL):
         surrogate anywhere (tradecert/request_guards.py)."""
         return decode_graphql_body(data, self.services.settings.max_query_tokens)
 
-    async def get_context(self, request: Request, response: Response | None = None) -> Context:
-        return Context(
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None = None) -> Context:
+        context = Context(
             services=self.services,
             request=request,
             response=response,
             request_id=request_id_var.get(),
             language=_language(request.headers.get("accept-language", "")),
         )
+        request.state.context = context  # closed by __call__ when the operation is done
+        return context
 
 
 def _language(accept: str) -> str:
@@ -242,7 +252,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                     ok = ok and not checks["overdueJobs"]
         return JSONResponse({"status": "ready" if ok else "not ready", **checks}, status_code=200 if ok else 503)
 
-    def document(spec: Document):
+    def document(spec: Document) -> Callable[[Request], Awaitable[Response]]:
         """A PDF of an order or application with that object's session and permissions."""
 
         async def endpoint(request: Request) -> Response:
@@ -259,6 +269,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             except GraphQLError as exc:
                 code = (exc.extensions or {}).get("code")
                 return JSONResponse({"error": code}, status_code=401 if code == "UNAUTHENTICATED" else 403)
+            finally:
+                await context.close()
             return Response(pdf, media_type="application/pdf", headers={
                 "Content-Disposition": f'inline; filename="{spec.filename}-{decoded[1]}.pdf"', "Cache-Control": "no-store"})
 
@@ -282,7 +294,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         watcher = asyncio.create_task(_watch_rules(services)) if settings.rules_poll_seconds > 0 else None
         scheduler = None
         if settings.run_jobs:

@@ -7,13 +7,25 @@ import contextlib
 import datetime as dt
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from resolvers.core.settings import Settings
+from resolvers.identity.names import AccountKind, Membership, RegistrationKind
+
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast `--help`)
+    from persistence.db import Database
+    from resolvers.core.errors import UserFailure
+    from resolvers.coupons.purchases import StoredDeposits
+    from rules.fees import Amount, CouponProduct
+    from rules.policy import PolicySet
+    from tradecert.demo import SeedReport
+    from tradecert.jobs import JobOutcome
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -35,7 +47,7 @@ def main() -> None:
 
 
 @contextlib.asynccontextmanager
-async def _database(settings: Settings):
+async def _database(settings: Settings) -> AsyncIterator[Database]:
     from persistence.db import Database
 
     database = Database(settings.database_url, schema=settings.database_schema)
@@ -74,7 +86,7 @@ def db_upgrade() -> None:
 # --------------------------------------------------------------------------- demo
 
 
-async def _seed(settings: Settings):
+async def _seed(settings: Settings) -> SeedReport:
     from resolvers.core.clock import Clock
     from tradecert.demo import seed_demo
 
@@ -152,7 +164,7 @@ def _require_gateway(settings: Settings) -> None:
 # --------------------------------------------------------------------------- rules
 
 
-def _load_rules(settings: Settings):
+def _load_rules(settings: Settings) -> PolicySet:
     from rules.policy import RulesInvalid, load_policy
 
     try:
@@ -161,7 +173,7 @@ def _load_rules(settings: Settings):
         errors.print(f"[red]rules in {settings.rules_dir} do not validate ({len(exc.problems)} problem(s)):[/]")
         for problem in exc.problems:
             errors.print(f"  {problem}", markup=False, highlight=False)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 @main.group()
@@ -208,45 +220,50 @@ def rules_show(what: str, on: dt.datetime | None) -> None:
         _show_permissions(policy, day)
         return
     table = Table(title=f"Fee schedule on {day} (rules {policy.version}; yen, tax included)")
-    for column in ("item", "MEMBER", "NON_MEMBER", "rule"):
+    for column in ("item", Membership.MEMBER, Membership.NON_MEMBER, "rule"):
         table.add_column(column)
 
-    def ref(amount) -> str:
+    def ref(amount: Amount) -> str:
         r = amount.rule
         return f"{r.file} v{r.version} row {r.row} (from {r.effective_from})"
 
-    member, non = fees.application_fee(policy, day, "MEMBER"), fees.application_fee(policy, day, "NON_MEMBER")
+    member, non = fees.application_fee(policy, day, Membership.MEMBER), fees.application_fee(policy, day, Membership.NON_MEMBER)
     table.add_row("application fee / 発給申請", f"{member.value:,}", f"{non.value:,}", ref(member))
-    for kind in ("APPLICANT", "AGENT"):
-        m, n = fees.registration_fee(policy, day, kind, "MEMBER"), fees.registration_fee(policy, day, kind, "NON_MEMBER")
-        show = lambda a: "—" if a.value is None else f"{a.value:,}"  # noqa: E731
-        table.add_row(f"registration / 貿易登録 {kind}", show(m), show(n), ref(m))
+    for kind in RegistrationKind:
+        m, n = (fees.registration_fee(policy, day, kind, Membership.MEMBER),
+                fees.registration_fee(policy, day, kind, Membership.NON_MEMBER))
+        table.add_row(f"registration / 貿易登録 {kind}", _show(m), _show(n), ref(m))
     by_code: dict[str, dict[str, fees.CouponProduct]] = {}
-    for membership in ("MEMBER", "NON_MEMBER"):
+    for membership in Membership:
         for product in fees.coupon_products(policy, day, membership):
             by_code.setdefault(product.code, {})[membership] = product
     for code, offers in by_code.items():
-        def cell(p):
+        def cell(p: CouponProduct | None) -> str:
             return "not sold" if p is None else f"{p.price:,} (face {p.face_value:,}, tax {p.tax:,})"
         any_offer = next(iter(offers.values()))
-        table.add_row(f"coupon {code} ({any_offer.coupons})", cell(offers.get("MEMBER")), cell(offers.get("NON_MEMBER")),
+        table.add_row(f"coupon {code} ({any_offer.coupons})", cell(offers.get(Membership.MEMBER)), cell(offers.get(Membership.NON_MEMBER)),
                       f"{any_offer.rule.file} v{any_offer.rule.version}")
     console.print(table)
 
 
-def _show_permissions(policy, day: dt.date) -> None:
+def _show(amount: Amount) -> str:
+    return "—" if amount.value is None else f"{amount.value:,}"
+
+
+def _show_permissions(policy: PolicySet, day: dt.date) -> None:
     """The permission matrix: one line per action, one column per account kind."""
     from rules.policy import in_force
 
     table_rules = policy.tables["permissions"]
     version = in_force(table_rules.versions, day)
-    kinds = ["ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF", "NACCS_OFFICE", "NACCS_CENTER"]
+    kinds: list[str] = list(AccountKind)
     cells: dict[str, dict[str, list[str]]] = {}
     for row in version.rows:
-        targets = kinds if row["kind"] == "any" else [row["kind"]]
+        action, row_kind, registration, relation = (str(row[f]) for f in ("action", "kind", "registration", "relation"))
+        targets = kinds if row_kind == "any" else [row_kind]
         for kind in targets:
-            reg = "" if row["registration"] == "any" else f"{row['registration'].lower()}: "
-            cells.setdefault(row["action"], {}).setdefault(kind, []).append(reg + row["relation"])
+            reg = "" if registration == "any" else f"{registration.lower()}: "
+            cells.setdefault(action, {}).setdefault(kind, []).append(reg + relation)
     table = Table(title=f"Permissions on {day} (permissions.yaml version {version.number}, rules {policy.version})")
     table.add_column("action")
     for kind in kinds:
@@ -276,7 +293,7 @@ def jobs_run(names: tuple[str, ...]) -> None:
         console.print("no jobs registered yet")
         return
 
-    async def go():
+    async def go() -> list[JobOutcome]:
         services = build_services(settings)
         try:
             return await run_jobs(services, list(names) or None)
@@ -324,7 +341,7 @@ def bank_import(path: Path, no_reconcile: bool) -> None:
     def say(line: str) -> None:
         errors.print(f"{name}: {line}", markup=False, highlight=False)
 
-    def refuse(problems: list[str]) -> None:
+    def refuse(problems: list[str]) -> NoReturn:
         for problem in problems[:50]:
             say(problem)
         if len(problems) > 50:
@@ -343,26 +360,28 @@ def bank_import(path: Path, no_reconcile: bool) -> None:
         console.print(f"{name}: {statement.format}, no deposits")
         return
 
-    async def go():
+    async def go() -> list[UserFailure] | tuple[StoredDeposits, dict[str, int]]:
         services = build_services(settings)
         try:
             try:
                 stored = await import_deposits(services, statement.deposits, DepositSource.file(name, data))
             except (UserFailure, UserFailures) as failure:
-                return failure.failures if isinstance(failure, UserFailures) else [failure], None, {}
+                return failure.failures if isinstance(failure, UserFailures) else [failure]
             if no_reconcile:
-                return [], stored, {}
+                return stored, {}
             with Progress(TextColumn("reconciling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=True) as bar:
                 task = bar.add_task("reconcile", total=None)
                 counts = await reconcile(services, progress=lambda done, total: bar.update(task, completed=done, total=total))
-            return [], stored, counts
+            return stored, counts
         finally:
             await services.db.dispose()
 
-    failures, stored, counts = asyncio.run(go())
-    if failures:
-        refuse([describe(f, statement.deposits[int(f.field[2])], int(f.field[2])) for f in failures])
+    outcome = asyncio.run(go())
+    if isinstance(outcome, list):  # the deposits' problems: nothing was recorded
+        refuse([str(f) if i is None else describe(f, statement.deposits[i], i)
+                for f in outcome for i in [_deposit_position(f)]])
+    stored, counts = outcome
     recorded = [statement.deposits[i] for i in stored.recorded]
     summary = f"{name}: {statement.format}, {len(recorded)} deposit(s), {sum(d.amount for d in recorded):,} yen"
     if stored.already:
@@ -379,6 +398,12 @@ def bank_import(path: Path, no_reconcile: bool) -> None:
         say(cancellation)
     if not no_reconcile:
         console.print("reconciled: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing new"))
+
+
+def _deposit_position(failure: UserFailure) -> int | None:
+    """The deposit a failure of ``store_deposits`` names (field ["input", "deposits", <position>, …]), if any."""
+    field = failure.field or []
+    return int(field[2]) if len(field) > 2 and field[2].isdigit() else None
 
 
 # --------------------------------------------------------------------------- schema

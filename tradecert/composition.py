@@ -21,13 +21,14 @@ from resolvers.core.settings import Settings
 from resolvers.coupons import ledger, purchases
 from resolvers.naccs import use_cases as naccs
 from resolvers.payments import card, checkout
+from resolvers.payments.names import PaymentPurpose
 from rules.runtime import RulesRuntime
 from tradecert.jobs import Job
 
 # A card payment's purpose → what its settlement, failure and locks do.
 PURPOSES: dict[str, card.Purpose] = {
-    "COUPON_PURCHASE": card.Purpose(purchases.card_paid, purchases.card_failed, purchases.lock_for_card),
-    "APPLICATIONS": card.Purpose(checkout.card_paid, checkout.card_failed, checkout.lock_for_card),
+    PaymentPurpose.COUPON_PURCHASE: card.Purpose(purchases.card_paid, purchases.card_failed, purchases.lock_for_card),
+    PaymentPurpose.APPLICATIONS: card.Purpose(checkout.card_paid, checkout.card_failed, checkout.lock_for_card),
 }
 
 JOBS: dict[str, Job] = {job.name: job for job in (

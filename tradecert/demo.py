@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.db import Database
 from persistence.models import (
@@ -22,6 +23,7 @@ from persistence.models import (
     TradeRegistration,
 )
 from resolvers.core.clock import TOKYO, Clock
+from resolvers.identity.names import ECO_ACCOUNT_KINDS, AccountKind, AccountStatus, Membership, RegistrationKind
 from resolvers.identity.passwords import hash_password
 
 DEMO_PASSWORD = "demo-pass-2701"
@@ -29,22 +31,22 @@ CHAMBER = ("2701", "大阪商工会議所")
 
 # number, kind, membership, name, methods (bank transfer, card), contact e-mail
 REGISTRATIONS = [
-    ("2701000002", "APPLICANT", "MEMBER", "加古川自然食品", (True, True), "kakogawa-admin@kakogawa.example"),
-    ("2701000003", "APPLICANT", "NON_MEMBER", "日商テスト商事", (True, True), "admin@nissho-test.example"),
-    ("2701000004", "AGENT", "MEMBER", "大阪フォワーディング", (False, False), "admin@osaka-fwd.example"),
+    ("2701000002", RegistrationKind.APPLICANT, Membership.MEMBER, "加古川自然食品", (True, True), "kakogawa-admin@kakogawa.example"),
+    ("2701000003", RegistrationKind.APPLICANT, Membership.NON_MEMBER, "日商テスト商事", (True, True), "admin@nissho-test.example"),
+    ("2701000004", RegistrationKind.AGENT, Membership.MEMBER, "大阪フォワーディング", (False, False), "admin@osaka-fwd.example"),
 ]
 
 # username, kind, registration number (None: none), name, e-mail
 ACCOUNTS = [
-    ("admin-2701000002", "ADMIN", "2701000002", "加古川自然食品 管理者", "kakogawa-admin@kakogawa.example"),
-    ("signer-2701000002", "SIGNER", "2701000002", "カール・フリードリヒ・ツァイス", "zeiss@kakogawa.example"),
-    ("signer2-2701000002", "SIGNER", "2701000002", "手塚 治", "tezuka@kakogawa.example"),
-    ("admin-2701000003", "ADMIN", "2701000003", "日商テスト商事 管理者", "admin@nissho-test.example"),
-    ("signer-2701000003", "SIGNER", "2701000003", "日商 一郎", "ichiro@nissho-test.example"),
-    ("admin-2701000004", "ADMIN", "2701000004", "大阪フォワーディング 管理者", "admin@osaka-fwd.example"),
-    ("staff-2701", "CHAMBER_STAFF", None, "会議所 太郎", "staff@osaka.cci.example"),
-    ("naccs-demo", "NACCS_OFFICE", None, "―商事株式会社 ―事業所", "hanako@naccs-demo.example"),
-    ("naccs-center", "NACCS_CENTER", None, "審査 一郎", "review@naccs-center.example"),
+    ("admin-2701000002", AccountKind.ADMIN, "2701000002", "加古川自然食品 管理者", "kakogawa-admin@kakogawa.example"),
+    ("signer-2701000002", AccountKind.SIGNER, "2701000002", "カール・フリードリヒ・ツァイス", "zeiss@kakogawa.example"),
+    ("signer2-2701000002", AccountKind.SIGNER, "2701000002", "手塚 治", "tezuka@kakogawa.example"),
+    ("admin-2701000003", AccountKind.ADMIN, "2701000003", "日商テスト商事 管理者", "admin@nissho-test.example"),
+    ("signer-2701000003", AccountKind.SIGNER, "2701000003", "日商 一郎", "ichiro@nissho-test.example"),
+    ("admin-2701000004", AccountKind.ADMIN, "2701000004", "大阪フォワーディング 管理者", "admin@osaka-fwd.example"),
+    ("staff-2701", AccountKind.CHAMBER_STAFF, None, "会議所 太郎", "staff@osaka.cci.example"),
+    ("naccs-demo", AccountKind.NACCS_OFFICE, None, "―商事株式会社 ―事業所", "hanako@naccs-demo.example"),
+    ("naccs-center", AccountKind.NACCS_CENTER, None, "審査 一郎", "review@naccs-center.example"),
 ]
 
 # The demo NACCS office (docs/api.md): its user ID and logical terminals
@@ -78,11 +80,11 @@ async def seed_demo(db: Database, clock: Clock) -> SeedReport:
         else:
             report.existing += 1
         registrations: dict[str, TradeRegistration] = {}
-        for number, kind, membership, name, (bank, card), contact in REGISTRATIONS:
+        for number, registration_kind, membership, name, (bank, card), contact in REGISTRATIONS:
             reg = await session.scalar(select(TradeRegistration).where(TradeRegistration.number == number))
             if reg is None:
                 reg = TradeRegistration(
-                    number=number, chamber_id=chamber.id, kind=kind, name=name, contact_email=contact,
+                    number=number, chamber_id=chamber.id, kind=registration_kind, name=name, contact_email=contact,
                     valid_from=DEMO_SINCE, valid_until=None, allows_bank_transfer=bank, allows_card=card,
                     created_at=now,
                 )
@@ -94,7 +96,7 @@ async def seed_demo(db: Database, clock: Clock) -> SeedReport:
                 report.existing += 1
             registrations[number] = reg
         for username, kind, reg_number, name, email in ACCOUNTS:
-            eco = kind in ("ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF")
+            eco = kind in ECO_ACCOUNT_KINDS
             query = select(Account).where(Account.username == username)
             query = query.where(Account.chamber_id == chamber.id) if eco else query.where(Account.chamber_id.is_(None))
             if await session.scalar(query) is not None:
@@ -104,7 +106,7 @@ async def seed_demo(db: Database, clock: Clock) -> SeedReport:
                 Account(
                     kind=kind, username=username, chamber_id=chamber.id if eco else None,
                     registration_id=registrations[reg_number].id if reg_number else None,
-                    name=name, email=email, password_hash=password_hash, status="ACTIVE",
+                    name=name, email=email, password_hash=password_hash, status=AccountStatus.ACTIVE,
                     created_at=now, updated_at=now,
                 )
             )
@@ -114,9 +116,11 @@ async def seed_demo(db: Database, clock: Clock) -> SeedReport:
     return report
 
 
-async def _seed_naccs(session, now: dt.datetime, report: SeedReport) -> None:
+async def _seed_naccs(session: AsyncSession, now: dt.datetime, report: SeedReport) -> None:
     username, name, contact, email = NACCS_OFFICE
     account = await session.scalar(select(Account).where(Account.username == username, Account.chamber_id.is_(None)))
+    if account is None:  # seeded with the other accounts just before
+        raise LookupError(f"demo account {username} is missing")
     if await session.scalar(select(NaccsOffice).where(NaccsOffice.account_id == account.id)) is not None:
         report.existing += 1
         return

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from resolvers.adapters.gateway import SIGNATURE_HEADER, SandboxGateway, check_card
+from persistence.models import SandboxGatewaySession
+from resolvers.adapters.gateway import SIGNATURE_HEADER, SandboxGateway, SandboxStatus, check_card
 from resolvers.core.clock import TOKYO
 from resolvers.core.context import Services
 from resolvers.payments.card import InvalidNotification, receive_notification
@@ -67,7 +68,7 @@ FORM = """<h2>クレジットカード情報の入力</h2>
 </form>"""
 
 
-def _page(row, body: str, status: int = 200) -> HTMLResponse:
+def _page(row: SandboxGatewaySession, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(PAGE.format(description=html.escape(row.description), amount=row.amount, body=body),
                         status_code=status, headers=HEADERS)
 
@@ -79,7 +80,7 @@ def _message(code: str, text: str, css: str = "error") -> str:
 def routes(services: Services) -> list[Route]:
     sandbox = SandboxGateway()
 
-    def form(row, values: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
+    def form(row: SandboxGatewaySession, values: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
         values, errors = values or {}, errors or {}
         fields = {k: html.escape(values.get(k, ""), quote=True) for k in ("expiry_month", "expiry_year", "holder")}
         fields["card_number"] = ""  # a card number is never echoed back
@@ -94,9 +95,9 @@ def routes(services: Services) -> list[Route]:
         row = await sandbox.get(services, session_id)
         if row is None:
             return HTMLResponse("<p>決済が見つかりません。</p>", status_code=404, headers=HEADERS)
-        if row.status == "PAID":
+        if row.status == SandboxStatus.PAID:
             return _page(row, _message("PAID", "この決済は完了しています。", "ok"))
-        if row.status != "OPEN":
+        if row.status != SandboxStatus.OPEN:
             return _page(row, _message("SESSION_CLOSED", "この決済は終了しています。最初からやり直してください。"), 410)
         if services.clock.now() > row.expires_at:
             return _page(row, _message("SESSION_EXPIRED", "エラーが発生しました。決済の有効期限 (5分) を過ぎました。"
@@ -109,16 +110,16 @@ def routes(services: Services) -> list[Route]:
         if errors:
             return _page(row, form(row, values, errors), 422)
         status, body = await sandbox.pay(services, session_id, values)
-        if status == "EXPIRED":
+        if status == SandboxStatus.EXPIRED:
             return _page(row, _message("SESSION_EXPIRED", "エラーが発生しました。決済の有効期限 (5分) を過ぎました。"
                                        "再度、決済する内容を選択してください。"), 410)
-        if status == "CLOSED":
+        if status == SandboxStatus.CLOSED or body is None:  # no body: nothing was charged
             return _page(row, _message("SESSION_CLOSED", "この決済は終了しています。"), 409)
         try:
             await sandbox.deliver(services, session_id, body)
         except Exception:  # the merchant did not acknowledge: the redelivery job sends it again
             log.exception("sandbox gateway: notification for %s not delivered", session_id)
-        if status == "DECLINED":
+        if status == SandboxStatus.DECLINED:
             return _page(row, _message("PAYMENT_DECLINED", "カードが承認されませんでした。別のカードで、最初からやり直してください。"), 402)
         return _page(row, _message("PAID", "お支払いが完了しました。システムの画面に戻ってください。", "ok"))
 

@@ -125,6 +125,8 @@ SCHEDULER_MAX_BACKOFF = dt.timedelta(minutes=5)  # retries after the scheduler's
 def fell_due_at(job: Job, now: dt.datetime) -> dt.datetime:
     """The latest instant at or before ``now`` at which a daily job fell due (its Tokyo time
     today, or yesterday's before that time)."""
+    if job.daily_at is None:
+        raise ValueError(f"job {job.name} runs every {job.every}, not daily")
     local = now.astimezone(TOKYO)
     at = dt.datetime.combine(local.date(), job.daily_at, TOKYO)
     return at if at <= local else at - dt.timedelta(days=1)
@@ -135,6 +137,8 @@ async def daily_due(services: Services, job: Job, now: dt.datetime) -> bool:
     since: a run killed mid-way (it left only its start behind) or one that failed is run
     again, though not before its lease has run out since that start — a crashed host's
     lease has expired by then, and a failing job is not retried at every tick."""
+    if job.daily_at is None:
+        raise ValueError(f"job {job.name} runs every {job.every}, not daily")
     local = now.astimezone(TOKYO)
     today_at = dt.datetime.combine(local.date(), job.daily_at, TOKYO)
     if local < today_at:
@@ -219,8 +223,10 @@ class JobHealth:
     def overdue(self, now: dt.datetime) -> bool:
         return now > self.overdue_after
 
-    def as_json(self, now: dt.datetime) -> dict:
-        iso = lambda at: at.isoformat() if at else None  # noqa: E731
+    def as_json(self, now: dt.datetime) -> dict[str, object]:
+        def iso(at: dt.datetime | None) -> str | None:
+            return at.isoformat() if at else None
+
         return {"lastSuccess": iso(self.last_success), "lastStarted": iso(self.last_started),
                 "lastStatus": self.last_status, "overdueAfter": iso(self.overdue_after), "overdue": self.overdue(now)}
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
+
+if TYPE_CHECKING:
+    from resolvers.applications.certificates import Verification
+    from resolvers.core.context import Services
 
 
 def page_headers(csp: str) -> dict[str, str]:
@@ -105,7 +110,7 @@ VERIFY_PAGE = """<!doctype html>
 """
 
 
-async def verification_page(request: Request, services) -> HTMLResponse:
+async def verification_page(request: Request, services: Services) -> HTMLResponse:
     """Public: the same answer as Query.verifyCertificate — validity, type, issue date,
     exporter and chamber, and the signed content's hash; never more."""
     from resolvers.applications.certificates import verify
@@ -129,15 +134,16 @@ async def verification_page(request: Request, services) -> HTMLResponse:
         status_code=status, headers=headers)
 
 
-def _verification_result(found) -> str:
-    from resolvers.applications.use_cases import TYPE_NAMES
+def _verification_result(found: Verification) -> str:
+    from resolvers.applications.messages import CERTIFICATE_TYPE_NAMES
+    from resolvers.applications.names import CertificateType
     from resolvers.core.clock import tokyo_date
 
-    if not found.valid:
-        return '<p class="invalid" data-valid="false">該当する有効な証明書はありません。 No valid certificate matches.</p>'
     app, chamber = found.application, found.chamber
+    if not found.valid or app is None or chamber is None or app.issued_at is None:  # valid: all three are there
+        return '<p class="invalid" data-valid="false">該当する有効な証明書はありません。 No valid certificate matches.</p>'
     rows = [("結果 Result", '<strong class="valid" data-valid="true">有効 VALID</strong>'),
-            ("種別 Type", html.escape(TYPE_NAMES[app.type])),
+            ("種別 Type", html.escape(CERTIFICATE_TYPE_NAMES[CertificateType(app.type)])),
             ("交付日 Issued", f"{tokyo_date(app.issued_at):%Y-%m-%d}"),
             ("輸出者 Exporter", html.escape(app.exporter_name)),
             ("商工会議所 Chamber", html.escape(f"{chamber.name} ({chamber.code})")),

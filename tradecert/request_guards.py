@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import NoReturn
 
 from cross_web import HTTPException
 from graphql import GraphQLError
 from graphql.language import Lexer, Source, TokenKind
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_JSON_DEPTH = 32  # our deepest input nests 4 levels; 100,000 levels would exhaust the recursion limit
 _UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")  # after JSON decoding, a surrogate left in a str is unpaired
@@ -37,9 +37,10 @@ class Refused(HTTPException):
 
 def refusal(exc: HTTPException) -> JSONResponse:
     """The JSON answer for a refusal of ours or one of strawberry's HTTP errors."""
-    extensions: dict[str, Any] = {"code": getattr(exc, "code", None) or _CODES.get(exc.status_code, "BAD_REQUEST")}
-    if getattr(exc, "field", None):
-        extensions["field"] = exc.field
+    ours = exc if isinstance(exc, Refused) else None
+    extensions: dict[str, object] = {"code": (ours and ours.code) or _CODES.get(exc.status_code, "BAD_REQUEST")}
+    if ours and ours.field:
+        extensions["field"] = ours.field
     return JSONResponse({"errors": [{"message": exc.reason, "extensions": extensions}]}, status_code=exc.status_code)
 
 
@@ -48,18 +49,18 @@ def _unsafe_text(field: list[str]) -> Refused:
                    "/ Text must not contain NUL (U+0000) or unpaired surrogates.", field)
 
 
-def _not_a_constant(name: str) -> Any:
+def _not_a_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode_graphql_body(data: bytes | str, max_tokens: int) -> Any:
+def decode_graphql_body(data: bytes | str, max_tokens: int) -> object:
     """The decoded JSON of a GraphQL POST, or Refused."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise Refused(400, "BAD_REQUEST", "The body is not UTF-8.") from None
     try:
-        body = json.loads(text, parse_constant=_not_a_constant)
+        body: object = json.loads(text, parse_constant=_not_a_constant)
     except RecursionError:
         raise Refused(400, "BAD_REQUEST", "The JSON body is nested too deeply.") from None
     except ValueError:  # JSONDecodeError, NaN, a number of more than 4,300 digits
@@ -74,9 +75,9 @@ def decode_graphql_body(data: bytes | str, max_tokens: int) -> Any:
     return body
 
 
-def _check_values(body: Any) -> None:
+def _check_values(body: object) -> None:
     """Every string and key of the body, iteratively (no recursion on hostile depth)."""
-    stack: list[tuple[Any, list[str]]] = [(body, [])]
+    stack: list[tuple[object, list[str]]] = [(body, [])]
     while stack:
         value, path = stack.pop()
         if isinstance(value, str):
@@ -138,7 +139,7 @@ class UrlGuard:
         seen = 0
         started = False
 
-        async def counted_receive():
+        async def counted_receive() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
@@ -147,7 +148,7 @@ class UrlGuard:
                     raise BodyTooLarge()
             return message
 
-        async def tracked_send(message):
+        async def tracked_send(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)

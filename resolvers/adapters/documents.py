@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -14,11 +15,23 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
-from persistence.models import CardPayment, Chamber, CouponPurchase, CouponPurchaseLine, TradeRegistration, VirtualAccount
+from persistence.models import (
+    Application,
+    CardPayment,
+    Chamber,
+    CouponPurchase,
+    CouponPurchaseLine,
+    TradeRegistration,
+    VirtualAccount,
+)
+from resolvers.applications.messages import CERTIFICATE_TYPE_NAMES
+from resolvers.applications.names import ApplicationState, CertificateType
 from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden, UserFailure
+from resolvers.coupons.names import PurchaseMethod
 from resolvers.identity.accounts import authorize, require_viewer
+from resolvers.payments.names import CardPaymentStatus
 from rules import fees
 
 FONT = "HeiseiKakuGo-W5"  # Adobe-Japan1 CID font: text stays text, viewers supply the glyphs
@@ -64,7 +77,7 @@ def transfer_request_pdf(*, issuer: str, registration_number_t: str, printed_on:
                          registration: TradeRegistration, lines: list[tuple[str, int, int]], account: VirtualAccount,
                          tax: int) -> bytes:
     """振込依頼書 as in eco-payment-2026: order, amount with its tax part, and where to pay."""
-    buffer, pdf, width, height = _issuer_page(f"振込依頼書 {purchase.order_number}", "振込依頼書", 20, issuer,
+    buffer, pdf, _width, height = _issuer_page(f"振込依頼書 {purchase.order_number}", "振込依頼書", 20, issuer,
                                               registration_number_t, [f"印刷日: {printed_on:%Y/%m/%d}"])
     font = _font()
     pdf.drawString(20 * mm, height - 66 * mm, "以下の金額につきまして指定口座への御振込みをお願い致します。")
@@ -106,13 +119,15 @@ async def purchase_transfer_request(ctx: Context, purchase_id: int) -> bytes:
     who = await require_viewer(ctx)
     async with ctx.services.db.read() as session:
         purchase = await session.get(CouponPurchase, purchase_id)
-        if purchase is None or purchase.method != "BANK_TRANSFER":
+        if purchase is None or purchase.method != PurchaseMethod.BANK_TRANSFER:
             raise Forbidden()
         registration = await session.get(TradeRegistration, purchase.registration_id)
         account = await session.scalar(select(VirtualAccount).where(VirtualAccount.purchase_id == purchase.id))
+        if registration is None or account is None:
+            raise Forbidden()
         rows = (await session.scalars(select(CouponPurchaseLine).where(CouponPurchaseLine.purchase_id == purchase.id)
                                       .order_by(CouponPurchaseLine.id))).all()
-    relations = set()
+    relations: set[str] = set()
     if who.account.registration_id == registration.id:
         relations.add("own_registration")
     if who.account.chamber_id == registration.chamber_id:
@@ -147,7 +162,7 @@ class CardStatementData:
 
 
 def card_statement_pdf(*, issuer: str, registration_number_t: str, printed_on: dt.date, data: CardStatementData) -> bytes:
-    buffer, pdf, width, height = _issuer_page(
+    buffer, pdf, _width, height = _issuer_page(
         f"クレジットカード決済 利用明細 {data.statement_number}", "クレジットカード決済 利用明細(控)", 18, issuer,
         registration_number_t, [f"発行日: {printed_on:%Y/%m/%d}", f"発行番号: {data.statement_number}"])
     font = _font()
@@ -178,12 +193,14 @@ async def purchase_card_statement(ctx: Context, purchase_id: int) -> bytes:
     who = await require_viewer(ctx)
     async with ctx.services.db.read() as session:
         payment = await session.scalar(select(CardPayment).where(CardPayment.purchase_id == purchase_id,
-                                                                 CardPayment.status == "PAID"))
+                                                                 CardPayment.status == CardPaymentStatus.PAID))
         if payment is None or payment.payer_id != who.account.id:
             raise Forbidden()
         purchase = await session.get(CouponPurchase, purchase_id)
-        registration = await session.get(TradeRegistration, purchase.registration_id)
-        chamber = await session.get(Chamber, registration.chamber_id)
+        registration = await session.get(TradeRegistration, purchase.registration_id) if purchase else None
+        chamber = await session.get(Chamber, registration.chamber_id) if registration else None
+    if purchase is None or purchase.paid_at is None or registration is None or chamber is None:
+        raise Forbidden()
     policy = ctx.services.rules.current
     paid_on = tokyo_date(purchase.paid_at)
     settings = ctx.services.settings
@@ -205,10 +222,10 @@ async def application_card_statement(ctx: Context, app_id: int) -> bytes:
     app, registration, payment = statement.application, statement.registration, statement.payment
     async with ctx.services.db.read() as session:
         chamber = await session.get(Chamber, registration.chamber_id)
+    if chamber is None or app.submitted_on is None:
+        raise Forbidden()
     settings = ctx.services.settings
-    from resolvers.applications.use_cases import TYPE_NAMES
-
-    content = TYPE_NAMES[app.type] + (f"({app.signature_kind})" if app.signature_kind else "")
+    content = CERTIFICATE_TYPE_NAMES[CertificateType(app.type)] + (f"({app.signature_kind})" if app.signature_kind else "")
     return card_statement_pdf(
         issuer=settings.invoice_issuer, registration_number_t=settings.invoice_registration_number,
         printed_on=ctx.clock.today(), data=CardStatementData(
@@ -230,7 +247,8 @@ async def certificate(ctx: Context, app_id: int) -> bytes:
         app = await applications._load(ctx, who, app_id, "application.view")
     except UserFailure:
         raise Forbidden() from None
-    if app.state != "ISSUED" or not certificates.printable(ctx, app):
+    if (app.state != ApplicationState.ISSUED or app.certificate_number is None or app.issued_at is None
+            or not certificates.printable(ctx, app)):
         raise Forbidden()
     async with ctx.services.db.read() as session:
         content = await certificates.content_of(session, app, app.certificate_number, tokyo_date(app.issued_at))
@@ -238,28 +256,35 @@ async def certificate(ctx: Context, app_id: int) -> bytes:
     return certificate_pdf(content, app, url)
 
 
-def certificate_pdf(content: dict, app, verify_url: str) -> bytes:
+_ENGLISH_TITLES = {
+    CertificateType.ORIGIN_JAPANESE: "CERTIFICATE OF ORIGIN",
+    CertificateType.ORIGIN_FOREIGN: "CERTIFICATE OF ORIGIN",
+    CertificateType.INVOICE: "INVOICE CERTIFICATION",
+    CertificateType.SIGNATURE: "CERTIFICATION OF SIGNATURE",
+}
+
+
+def certificate_pdf(content: dict[str, Any], app: Application, verify_url: str) -> bytes:
     from reportlab.graphics import renderPDF
     from reportlab.graphics.barcode.qr import QrCodeWidget
     from reportlab.graphics.shapes import Drawing
 
     from resolvers.applications.certificates import canonical, format_access_code
-    from resolvers.applications.use_cases import TYPE_NAMES
 
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
-    pdf.setTitle(f"{TYPE_NAMES[app.type]} {app.certificate_number}")
+    type_name = CERTIFICATE_TYPE_NAMES[CertificateType(app.type)]
+    pdf.setTitle(f"{type_name} {app.certificate_number}")
     pdf.setAuthor(content["chamber"]["name"])
     pdf.setSubject(f"sha256:{app.content_hash} sig:{app.signature} kid:{app.key_id}")
     pdf.setKeywords(canonical(content).decode())  # the signed content, for offline verification
     font = _font()
     width, height = A4
-    english = "CERTIFICATE OF ORIGIN" if app.type.startswith("ORIGIN") else (
-        "INVOICE CERTIFICATION" if app.type == "INVOICE" else "CERTIFICATION OF SIGNATURE")
+    english = _ENGLISH_TITLES[CertificateType(app.type)]
     pdf.setFont(font, 18)
     pdf.drawCentredString(width / 2, height - 25 * mm, english)
     pdf.setFont(font, 12)
-    pdf.drawCentredString(width / 2, height - 32 * mm, TYPE_NAMES[app.type])
+    pdf.drawCentredString(width / 2, height - 32 * mm, type_name)
     pdf.setFont(font, 9)
     pdf.drawRightString(width - 20 * mm, height - 40 * mm, f"Certificate No. 証明書番号: {app.certificate_number}")
     pdf.drawRightString(width - 20 * mm, height - 45 * mm, f"Date of issue 交付日: {content['issuedOn']}")
@@ -285,9 +310,10 @@ def certificate_pdf(content: dict, app, verify_url: str) -> bytes:
     drawing.add(qr)
     renderPDF.draw(drawing, pdf, width - 52 * mm, 22 * mm)
     pdf.setFont(font, 7)
+    signature = app.signature or ""  # an issued certificate is always signed
     lines = [f"Verify 検証: {verify_url}", f"Access code アクセスコード: {format_access_code(app.access_code)}",
              f"Content SHA-256: {app.content_hash}", f"Ed25519 signature (key {app.key_id}):",
-             *(f"    {app.signature[i:i + 48]}" for i in range(0, len(app.signature), 48))]
+             *(f"    {signature[i:i + 48]}" for i in range(0, len(signature), 48))]
     for i, line in enumerate(lines):  # left of the QR code
         pdf.drawString(20 * mm, (46 - 4.5 * i) * mm, line)
     pdf.showPage()

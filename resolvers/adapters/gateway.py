@@ -23,7 +23,9 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from sqlalchemy import select, update
@@ -159,6 +161,16 @@ def check_card(form: dict[str, str], today: dt.date) -> tuple[dict[str, str], di
 # --------------------------------------------------------------------------- the sandbox
 
 
+class SandboxStatus(StrEnum):
+    """A sandbox session (sandbox_gateway_sessions.status), and what paying on its page did."""
+
+    OPEN = "OPEN"
+    PAID = "PAID"
+    DECLINED = "DECLINED"
+    EXPIRED = "EXPIRED"
+    CLOSED = "CLOSED"  # only as the answer to a payment: the session was no longer open (never stored)
+
+
 class SandboxGateway:
     """A provider in this process: sessions in its own table, the hosted page in gateway_pages."""
 
@@ -167,34 +179,36 @@ class SandboxGateway:
         session_id = "sbx_" + secrets.token_urlsafe(24)
         async with services.db.write() as session:
             session.add(SandboxGatewaySession(
-                id=session_id, merchant_reference=reference, amount=amount, description=description, status="OPEN",
+                id=session_id, merchant_reference=reference, amount=amount, description=description, status=SandboxStatus.OPEN,
                 created_at=services.clock.now(), expires_at=expires_at))
         return HostedSession(session_id, f"{services.settings.public_url}/sandbox-gateway/pay/{session_id}")
 
     async def cancel_session(self, services: Services, session_id: str) -> None:
         async with services.db.write() as session:
             await session.execute(update(SandboxGatewaySession).where(
-                SandboxGatewaySession.id == session_id, SandboxGatewaySession.status == "OPEN").values(status="EXPIRED"))
+                SandboxGatewaySession.id == session_id, SandboxGatewaySession.status == SandboxStatus.OPEN)
+                .values(status=SandboxStatus.EXPIRED))
 
     async def get(self, services: Services, session_id: str) -> SandboxGatewaySession | None:
         async with services.db.read() as session:
             return await session.get(SandboxGatewaySession, session_id)
 
-    async def pay(self, services: Services, session_id: str, card: dict[str, str]) -> tuple[str, bytes | None]:
-        """Charge a checked card: ("PAID" | "DECLINED" | "EXPIRED" | "CLOSED", the event body).
+    async def pay(self, services: Services, session_id: str, card: dict[str, str]) -> tuple[SandboxStatus, bytes | None]:
+        """Charge a checked card: (PAID | DECLINED | EXPIRED | CLOSED, the event body).
         The session is settled once (conditional UPDATE); the expiry is the gateway's own."""
         now = services.clock.now()
         number = card["card_number"]
         async with services.db.write() as session:
             row = await session.get(SandboxGatewaySession, session_id)
-            if row is None or row.status != "OPEN":
-                return "CLOSED", None
+            if row is None or row.status != SandboxStatus.OPEN:
+                return SandboxStatus.CLOSED, None
             if now > row.expires_at:
                 await session.execute(update(SandboxGatewaySession).where(
-                    SandboxGatewaySession.id == session_id, SandboxGatewaySession.status == "OPEN").values(status="EXPIRED"))
-                return "EXPIRED", None
+                    SandboxGatewaySession.id == session_id, SandboxGatewaySession.status == SandboxStatus.OPEN)
+                    .values(status=SandboxStatus.EXPIRED))
+                return SandboxStatus.EXPIRED, None
             declined = number in DECLINED_CARDS
-            status = "DECLINED" if declined else "PAID"
+            status = SandboxStatus.DECLINED if declined else SandboxStatus.PAID
             charge_id = None if declined else "ch_" + secrets.token_hex(12)
             event = {
                 "id": "evt_" + secrets.token_hex(12), "type": "charge.declined" if declined else "charge.succeeded",
@@ -204,12 +218,12 @@ class SandboxGateway:
             body = json.dumps(event, separators=(",", ":")).encode()
             settled = await session.scalar(
                 update(SandboxGatewaySession).where(SandboxGatewaySession.id == session_id,
-                                                    SandboxGatewaySession.status == "OPEN")
+                                                    SandboxGatewaySession.status == SandboxStatus.OPEN)
                 .values(status=status, charge_id=charge_id, brand=brand_of(number), last4=number[-4:],
                         holder=card["holder"], paid_at=None if declined else now, notification=body.decode())
                 .returning(SandboxGatewaySession.id))
             if settled is None:  # a second tab posted first
-                return "CLOSED", None
+                return SandboxStatus.CLOSED, None
         return status, body
 
     async def deliver(self, services: Services, session_id: str, body: bytes) -> str:
@@ -234,4 +248,4 @@ class SandboxGateway:
         return f"{len(rows)} notification(s) redelivered"
 
 
-GATEWAYS: dict[str, type] = {"sandbox": SandboxGateway}  # TRADECERT_PAYMENT_GATEWAY → adapter; a provider adds itself
+GATEWAYS: dict[str, Callable[[], PaymentGateway]] = {"sandbox": SandboxGateway}  # TRADECERT_PAYMENT_GATEWAY → adapter; a provider adds itself

@@ -7,10 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from email.message import EmailMessage
+from enum import StrEnum
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import OutboxMail
 from resolvers.core.context import Services
@@ -23,16 +26,24 @@ LAST_RETRY = dt.timedelta(hours=1)
 BATCH = 100
 
 
-def queue_mail(session, now: dt.datetime, kind: str, to: str, subject: str, body: str, account_id: int | None = None) -> None:
+class OutboxStatus(StrEnum):
+    """mail_outbox.status."""
+
+    PENDING = "PENDING"  # waiting for its next attempt
+    SENT = "SENT"
+    FAILED = "FAILED"  # gave up after MAX_ATTEMPTS; kept for staff to see
+
+
+def queue_mail(session: AsyncSession, now: dt.datetime, kind: str, to: str, subject: str, body: str, account_id: int | None = None) -> None:
     session.add(
         OutboxMail(
-            created_at=now, kind=kind, to_address=to, subject=subject, body=body, status="PENDING",
+            created_at=now, kind=kind, to_address=to, subject=subject, body=body, status=OutboxStatus.PENDING,
             attempts=0, next_attempt_at=now, account_id=account_id,
         )
     )
 
 
-def _smtp_target(url: str) -> dict:
+def _smtp_target(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise ValueError(f"TRADECERT_SMTP_URL must be smtp:// or smtps://, got {parts.scheme!r}")
@@ -65,7 +76,7 @@ async def deliver_pending(services: Services) -> str:
     async with services.db.read() as session:
         due = (
             await session.scalars(
-                select(OutboxMail).where(OutboxMail.status == "PENDING", OutboxMail.next_attempt_at <= now)
+                select(OutboxMail).where(OutboxMail.status == OutboxStatus.PENDING, OutboxMail.next_attempt_at <= now)
                 .order_by(OutboxMail.id).limit(BATCH)
             )
         ).all()
@@ -81,11 +92,11 @@ async def deliver_pending(services: Services) -> str:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             attempts = mail.attempts + 1
             delay = min(FIRST_RETRY * 2 ** (attempts - 1), LAST_RETRY)
-            status = "FAILED" if attempts >= MAX_ATTEMPTS else "PENDING"
+            status = OutboxStatus.FAILED if attempts >= MAX_ATTEMPTS else OutboxStatus.PENDING
             log.warning("mail %s to %s failed (attempt %s): %s", mail.id, mail.to_address, attempts, exc)
             async with services.db.write() as session:
                 await session.execute(
-                    update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "PENDING").values(
+                    update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == OutboxStatus.PENDING).values(
                         attempts=attempts, status=status, next_attempt_at=now + delay, last_error=str(exc)[:2000],
                     )
                 )
@@ -93,8 +104,8 @@ async def deliver_pending(services: Services) -> str:
             continue
         async with services.db.write() as session:
             await session.execute(
-                update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "PENDING").values(
-                    status="SENT", sent_at=services.clock.now(), attempts=mail.attempts + 1, last_error=None,
+                update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == OutboxStatus.PENDING).values(
+                    status=OutboxStatus.SENT, sent_at=services.clock.now(), attempts=mail.attempts + 1, last_error=None,
                 )
             )
         sent += 1

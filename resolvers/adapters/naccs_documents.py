@@ -11,17 +11,17 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
-from persistence.models import NaccsOffice, NaccsUserId
+from persistence.models import NaccsApplication, NaccsOffice, NaccsUserId
 from resolvers.adapters.documents import _font, _table
 from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden
-from resolvers.naccs.use_cases import REASONS, visible_application
+from resolvers.naccs import messages as words
+from resolvers.naccs.names import NaccsApplicationKind, ReissueReason
+from resolvers.naccs.use_cases import visible_application
 
-KINDS = {"USER_CODE_ADDITION": "利用申込(変更申込) — 利用者コードの追加", "CERTIFICATE_REISSUE": "電子証明書の再発行申込"}
 
-
-def _start(title: str):
+def _start(title: str) -> tuple[io.BytesIO, canvas.Canvas, float]:
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
     pdf.setTitle(title)
@@ -33,7 +33,7 @@ def _start(title: str):
     return buffer, pdf, height
 
 
-async def _load(ctx: Context, app_id: int):
+async def _load(ctx: Context, app_id: int) -> tuple[NaccsApplication, NaccsOffice, list[NaccsUserId]]:
     app = await visible_application(ctx, app_id)
     if app is None:
         raise Forbidden()
@@ -41,7 +41,14 @@ async def _load(ctx: Context, app_id: int):
         office = await session.get(NaccsOffice, app.office_id)
         ids = (await session.scalars(select(NaccsUserId).where(NaccsUserId.application_id == app.id)
                                      .order_by(NaccsUserId.user_code, NaccsUserId.identification_number))).all()
+    if office is None:
+        raise Forbidden()
     return app, office, list(ids)
+
+
+def _reason(code: object, stored: str) -> str:
+    """The reissue reason's words (the code the office chose), else the words stored with it."""
+    return words.REISSUE_REASONS[ReissueReason(code)] if isinstance(code, str) and code in tuple(ReissueReason) else stored
 
 
 async def application_form(ctx: Context, app_id: int) -> bytes:
@@ -49,7 +56,7 @@ async def application_form(ctx: Context, app_id: int) -> bytes:
     contact, details = json.loads(app.contact), json.loads(app.details)
     buffer, pdf, height = _start("NACCS 申込書")
     y = _table(pdf, 20 * mm, height - 40 * mm, [
-        ("申込種別", KINDS[app.kind]),
+        ("申込種別", words.FORM_KIND_NAMES[NaccsApplicationKind(app.kind)]),
         ("受付番号", app.receipt_number),
         ("申込日", f"{tokyo_date(app.submitted_at):%Y年%m月%d日}"),
         ("事業所", office.name),
@@ -61,14 +68,14 @@ async def application_form(ctx: Context, app_id: int) -> bytes:
         ("理由", app.reason[:60]),
     ])
     y -= 8 * mm
-    if app.kind == "USER_CODE_ADDITION":
+    if app.kind == NaccsApplicationKind.USER_CODE_ADDITION:
         for i, code in enumerate(details["userCodes"], start=1):
             pdf.drawString(20 * mm, y, f"利用者コード{i}: {code['category']} / 業種 {'・'.join(code['industries'])} / "
                                        f"{code['processingMethod']} / SSO {'有' if code['singleSignOn'] else '無'} / "
                                        f"識別番号数 {code['identificationCount']} / 統計(有料 {code['statisticsPaid']}・無料 {code['statisticsFree']})")
             y -= 6 * mm
     else:
-        pdf.drawString(20 * mm, y, f"対象論理端末: {', '.join(details['terminals'])}  再発行理由: {REASONS.get(details.get('reasonCode'), app.reason)}")
+        pdf.drawString(20 * mm, y, f"対象論理端末: {', '.join(details['terminals'])}  再発行理由: {_reason(details.get('reasonCode'), app.reason)}")
     pdf.showPage()
     pdf.save()
     return buffer.getvalue()
@@ -77,7 +84,8 @@ async def application_form(ctx: Context, app_id: int) -> bytes:
 async def approval_notice(ctx: Context, app_id: int) -> bytes:
     """From the start date on; never with passwords (those are shown only in the ID notice window)."""
     app, office, ids = await _load(ctx, app_id)
-    if app.kind != "USER_CODE_ADDITION" or app.start_date is None or ctx.clock.today() < app.start_date:
+    if (app.kind != NaccsApplicationKind.USER_CODE_ADDITION or app.start_date is None or app.approved_at is None
+            or ctx.clock.today() < app.start_date):
         raise Forbidden()
     buffer, pdf, height = _start("利用申込確認完了のお知らせ")
     y = _table(pdf, 20 * mm, height - 40 * mm, [

@@ -25,12 +25,15 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import Application, ApplicationGoods, Chamber, TradeRegistration
+from resolvers.applications.names import ApplicationState
 from resolvers.core import ratelimit
 from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context, Services
@@ -76,14 +79,14 @@ def key_id(key: Ed25519PrivateKey) -> str:
     return hashlib.sha256(public_raw(key)).hexdigest()[:16]
 
 
-def published_keys(services: Services) -> dict:
+def published_keys(services: Services) -> dict[str, Any]:
     """The JWKS-style document at /.well-known/tradecert-keys.json."""
     key = private_key(services)
     return {"keys": [{"kid": key_id(key), "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
                       "x": _b64(public_raw(key))}]}
 
 
-def canonical(content: dict) -> bytes:
+def canonical(content: dict[str, Any]) -> bytes:
     return json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -100,9 +103,9 @@ def verify_signature(public_x: str, content: bytes, signature: str) -> bool:
         return False
 
 
-async def content_of(session, app: Application, number: str, issued_on: dt.date) -> dict:
-    registration = await session.get(TradeRegistration, app.registration_id)
-    chamber = await session.get(Chamber, registration.chamber_id)
+async def content_of(session: AsyncSession, app: Application, number: str, issued_on: dt.date) -> dict[str, Any]:
+    registration = await session.get_one(TradeRegistration, app.registration_id)
+    chamber = await session.get_one(Chamber, registration.chamber_id)
     goods = (await session.scalars(select(ApplicationGoods).where(ApplicationGoods.application_id == app.id)
                                    .order_by(ApplicationGoods.position))).all()
     return {
@@ -117,7 +120,7 @@ async def content_of(session, app: Application, number: str, issued_on: dt.date)
     }
 
 
-def sign(services: Services, content: dict) -> tuple[str, str, str]:
+def sign(services: Services, content: dict[str, Any]) -> tuple[str, str, str]:
     """(content hash, signature, key id) of the canonical content."""
     key = private_key(services)
     data = canonical(content)
@@ -183,13 +186,20 @@ async def verify(services: Services, number: str, access_code: str, client: str)
         row = (await session.execute(
             select(Application, Chamber).join(TradeRegistration, TradeRegistration.id == Application.registration_id)
             .join(Chamber, Chamber.id == TradeRegistration.chamber_id)
-            .where(Application.certificate_number == number, Application.state == "ISSUED"))).first()
+            .where(Application.certificate_number == number, Application.state == ApplicationState.ISSUED))).first()
     if row is None or not hmac.compare_digest((row[0].access_code or "").upper(), code):
         return Verification(False)
     return Verification(True, row[0], row[1])
 
 
-def print_until(services: Services, app: Application) -> dt.date | None:
+class Issued(Protocol):
+    """What the print window reads of an application: an ORM row or a view."""
+
+    @property
+    def issued_at(self) -> dt.datetime | None: ...
+
+
+def print_until(services: Services, app: Issued) -> dt.date | None:
     """Last day the certificate PDF may be printed: the print window from the rules counts
     from the day after issue (14 days → printable through issue date + 14)."""
     if app.issued_at is None:
@@ -198,6 +208,6 @@ def print_until(services: Services, app: Application) -> dt.date | None:
     return issued_on + dt.timedelta(days=limit(services.rules.current, issued_on, "certificate_print_days"))
 
 
-def printable(ctx: Context, app: Application) -> bool:
+def printable(ctx: Context, app: Issued) -> bool:
     until = print_until(ctx.services, app)
     return until is not None and ctx.clock.today() <= until

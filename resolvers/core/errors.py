@@ -1,97 +1,160 @@
 """Domain failures, raised by use cases and mapped to GraphQL once, at the edge.
 
 * ``UserFailure`` — bad input or a business rule: becomes a ``UserError`` in the payload
-  (HTTP 200, nothing written).
+  (HTTP 200, nothing written). Its ``code`` is an ``ErrorCode``.
 * ``Unauthenticated`` / ``Forbidden`` — top-level GraphQL errors with
   ``extensions.code`` UNAUTHENTICATED / FORBIDDEN.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from graphql import GraphQLError
 
-# code → (Japanese, English); {placeholders} are filled from UserFailure.params.
-MESSAGES: dict[str, tuple[str, str]] = {
-    "INVALID": ("{label}の形式が正しくありません。", "{label} is not valid."),
-    "REQUIRED": ("{label}を入力してください。", "{label} is required."),
-    "NOT_FOUND": ("対象が見つかりません。", "Not found."),
-    "INVALID_STATE": ("現在の状態ではこの操作はできません。", "This cannot be done in the current state."),
-    "INSUFFICIENT_COUPONS": ("クーポン残数が不足しています。", "Not enough coupons."),
-    "PURCHASE_IN_PROGRESS": (
+
+class ErrorCode(StrEnum):
+    """Why a mutation did nothing (docs/api.md lists them; schema/errors.py exposes this
+    class to GraphQL as ``ErrorCode``). Each member carries its message in Japanese and
+    English, beside it; ``{placeholders}`` are filled from ``UserFailure.params``."""
+
+    ja: str
+    en: str
+
+    def __new__(cls, code: str, ja: str, en: str) -> ErrorCode:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.ja = ja
+        member.en = en
+        return member
+
+    INVALID = "INVALID", "{label}の形式が正しくありません。", "{label} is not valid."
+    REQUIRED = "REQUIRED", "{label}を入力してください。", "{label} is required."
+    NOT_FOUND = "NOT_FOUND", "対象が見つかりません。", "Not found."
+    INVALID_STATE = "INVALID_STATE", "現在の状態ではこの操作はできません。", "This cannot be done in the current state."
+    INSUFFICIENT_COUPONS = "INSUFFICIENT_COUPONS", "クーポン残数が不足しています。", "Not enough coupons."
+    PURCHASE_IN_PROGRESS = (
+        "PURCHASE_IN_PROGRESS",
         "手続中のクーポン購入があります。入金確認または取消の後に購入してください。",
         "Another coupon purchase of this registration is in progress; wait for it to be paid or cancel it.",
-    ),
-    "PRODUCT_NOT_OFFERED": ("この商品は現在の会員区分では購入できません。", "This product is not offered for the registration's membership."),
-    "METHOD_NOT_ALLOWED": ("この決済方法は利用できません。", "This payment method is not available for the registration."),
-    "INVALID_CREDENTIALS": (
-        "商工会議所コード、IDまたはパスワードが正しくありません。",
-        "The chamber code, ID or password is not correct.",
-    ),
-    "TOO_MANY_ATTEMPTS": (
-        "ログインの失敗が続いたため、しばらくログインできません。{minutes}分後に再度お試しください。",
-        "Too many failed logins. Try again in {minutes} minutes.",
-    ),
-    "TARGET_NOT_ELIGIBLE": (
-        "通知先は自社、または同じ商工会議所に登録された代行業者の貿易登録番号にしてください。",
-        "The target must be your own registration or an agent registered with the same chamber.",
-    ),
-    "EMAIL_DOMAIN_MISMATCH": (
+    )
+    PRODUCT_NOT_OFFERED = (
+        "PRODUCT_NOT_OFFERED",
+        "この商品は現在の会員区分では購入できません。",
+        "This product is not offered for the registration's membership.",
+    )
+    METHOD_NOT_ALLOWED = (
+        "METHOD_NOT_ALLOWED",
+        "この決済方法は利用できません。",
+        "This payment method is not available for the registration.",
+    )
+    EMAIL_DOMAIN_MISMATCH = (
+        "EMAIL_DOMAIN_MISMATCH",
         "送信先メールアドレスは、署名者または通知先の連絡担当者のメールアドレスと同じドメインにしてください。",
         "The address must be in the domain of the signer's or the target's contact person's e-mail.",
-    ),
-    "EMAIL_LOCKED": ("通知後はメールアドレスを変更できません。", "The e-mail address cannot be changed after notification."),
-    "TOKEN_EXPIRED": (
+    )
+    EMAIL_LOCKED = (
+        "EMAIL_LOCKED",
+        "通知後はメールアドレスを変更できません。",
+        "The e-mail address cannot be changed after notification.",
+    )
+    TARGET_NOT_ELIGIBLE = (
+        "TARGET_NOT_ELIGIBLE",
+        "通知先は自社、または同じ商工会議所に登録された代行業者の貿易登録番号にしてください。",
+        "The target must be your own registration or an agent registered with the same chamber.",
+    )
+    TOKEN_EXPIRED = (
+        "TOKEN_EXPIRED",
         "有効化URLの有効期限(72時間)が切れています。署名者に再通知を依頼してください。",
         "This activation link has expired (72 hours). Ask the signer to notify you again.",
-    ),
-    "TOKEN_INVALID": ("有効化URLが正しくないか、既に使用されています。", "This activation link is not valid or was already used."),
-    "SIGNER_LIMIT": (
+    )
+    TOKEN_INVALID = (
+        "TOKEN_INVALID",
+        "有効化URLが正しくないか、既に使用されています。",
+        "This activation link is not valid or was already used.",
+    )
+    INVALID_CREDENTIALS = (
+        "INVALID_CREDENTIALS",
+        "商工会議所コード、IDまたはパスワードが正しくありません。",
+        "The chamber code, ID or password is not correct.",
+    )
+    SIGNER_LIMIT = (
+        "SIGNER_LIMIT",
         "署名者は1つの貿易登録につき{limit}名までです。超える場合は理由を入力してください。",
         "A registration has at most {limit} signers; give a reason to register more.",
-    ),
-    "PASSWORD_TOO_WEAK": (
+    )
+    SESSION_EXPIRED = (
+        "SESSION_EXPIRED",
+        "決済の有効期限が切れました。もう一度決済してください。",
+        "The payment session expired; start the payment again.",
+    )
+    NOT_BUSINESS_DAY = (
+        "NOT_BUSINESS_DAY",
+        "営業日(土日祝日・年末年始を除く)を指定してください。",
+        "Choose a business day (not a weekend, holiday or the year-end closure).",
+    )
+    DATE_TOO_EARLY = (
+        "DATE_TOO_EARLY",
+        "指定できる日付より前です。翌営業日以降を指定してください。",
+        "The date is too early; choose the next business day or later.",
+    )
+    PASSWORD_TOO_WEAK = (
+        "PASSWORD_TOO_WEAK",
         "パスワードは半角英数記号{min}〜{max}文字で、英字と数字を含み、IDを含まないものにしてください。",
         "Passwords must be {min}–{max} half-width characters with letters and digits, and must not contain the ID.",
-    ),
-    "IDEMPOTENCY_KEY_REUSED": (
+    )
+    TOO_MANY_ATTEMPTS = (
+        "TOO_MANY_ATTEMPTS",
+        "ログインの失敗が続いたため、しばらくログインできません。{minutes}分後に再度お試しください。",
+        "Too many failed logins. Try again in {minutes} minutes.",
+    )
+    PAYMENT_DECLINED = (
+        "PAYMENT_DECLINED",
+        "カード決済が承認されませんでした。別のカードでお試しください。",
+        "The card payment was declined; try another card.",
+    )
+    IDEMPOTENCY_KEY_REUSED = (
+        "IDEMPOTENCY_KEY_REUSED",
         "この冪等キーは別の内容の依頼で使用済みです。新しいキーを指定してください。",
         "This idempotency key was already used with a different request; use a new key.",
-    ),
-    "TOO_MANY_REQUESTS": (
+    )
+    TOO_MANY_REQUESTS = (
+        "TOO_MANY_REQUESTS",
         "試行回数が多すぎます。{seconds}秒後に再度お試しください。",
         "Too many attempts. Try again in {seconds} seconds.",
-    ),
-    "TOO_MANY_ITEMS": (
-        "{label}は{limit}件までです。",
-        "{label}: at most {limit} items.",
-    ),
-    "TOO_LONG": (
-        "{label}は{limit}文字以内で入力してください。",
-        "{label} must be at most {limit} characters.",
-    ),
-}
+    )
+    TOO_MANY_ITEMS = "TOO_MANY_ITEMS", "{label}は{limit}件までです。", "{label}: at most {limit} items."
+    TOO_LONG = "TOO_LONG", "{label}は{limit}文字以内で入力してください。", "{label} must be at most {limit} characters."
+
+    def message(self, language: str, params: dict[str, object] | None = None) -> str:
+        """The message in ``language`` ("en", else Japanese), its placeholders filled from
+        ``params``; a template whose placeholder is not given stays as written."""
+        template = self.en if language == "en" else self.ja
+        try:
+            return template.format(**(params or {}))
+        except (KeyError, IndexError):
+            return template
 
 
 class UserFailure(Exception):
-    def __init__(self, code: str, field: list[str] | None = None, **params):
-        self.code = code
+    """A domain failure for the input at ``field`` (a path such as ``["input", "email"]``);
+    ``params`` fill the message's placeholders (``label``, ``limit``, …)."""
+
+    def __init__(self, code: ErrorCode, field: list[str] | None = None, **params: object) -> None:
+        # the code's plain text names the same member (callers not yet on the enum pass one)
+        self.code = code if isinstance(code, ErrorCode) else ErrorCode[code]
         self.field = field
         self.params = params
-        super().__init__(f"{code} at {'.'.join(field or [])}")
+        super().__init__(f"{self.code} at {'.'.join(field or [])}")
 
     def message(self, language: str) -> str:
-        ja, en = MESSAGES.get(self.code, ("入力内容を確認してください。", "Please check the input."))
-        template = en if language == "en" else ja
-        try:
-            return template.format(**self.params)
-        except (KeyError, IndexError):
-            return template
+        return self.code.message(language, self.params)
 
 
 class UserFailures(Exception):
     """Several field failures at once (one UserError per bad field)."""
 
-    def __init__(self, failures: list[UserFailure]):
+    def __init__(self, failures: list[UserFailure]) -> None:
         self.failures = failures
         super().__init__("; ".join(str(f) for f in failures))
 

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from starlette.requests import HTTPConnection
 
 from persistence.db import Database
 from persistence.models import RateLimit
-from resolvers.core.errors import UserFailure
+from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.core.settings import Settings
 
 PRUNE_BATCH = 500  # expired windows deleted when a new window opens
@@ -38,7 +39,7 @@ class RateLimited(UserFailure):
     """Over a limit: TOO_MANY_REQUESTS, retry after ``retry_after`` seconds."""
 
     def __init__(self, retry_after: int, field: list[str] | None = None):
-        super().__init__("TOO_MANY_REQUESTS", field, seconds=retry_after)
+        super().__init__(ErrorCode.TOO_MANY_REQUESTS, field, seconds=retry_after)
         self.retry_after = retry_after
 
 
@@ -145,11 +146,11 @@ def _bucket(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return str(address)
 
 
-def client_address(request, settings: Settings) -> str:
+def client_address(request: HTTPConnection | None, settings: Settings) -> str:
     """Who is asking, for rate limits: see the module docstring."""
-    client = getattr(request, "client", None)
+    client = request.client if request is not None else None
     address = _ip(client.host if client else None)
-    if address is None:
+    if request is None or address is None:
         return "unknown"
     trusted = _networks(settings.trusted_proxies)
     if not any(address in network for network in trusted):

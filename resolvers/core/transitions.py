@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, Row, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers.core.errors import UserFailure
+from persistence.models import Application, NaccsApplication
+from resolvers.core.errors import ErrorCode, UserFailure
 
 
-async def transition(session, model, pk: int, from_states: tuple[str, ...], values: dict[str, Any], *,
-                     where: tuple = (), returning: tuple = ()) -> Any:
+async def transition(session: AsyncSession, model: type[Application] | type[NaccsApplication], pk: int,
+                     from_states: tuple[str, ...], values: dict[str, Any], *,
+                     where: tuple[ColumnElement[bool], ...] = (), returning: tuple[Any, ...] = ()) -> Row[Any]:
     """``UPDATE model SET values WHERE id = pk AND state IN from_states [AND where…] RETURNING …``.
 
     A row in another state — or one another click, reviewer or worker changed first — gets
@@ -20,5 +23,5 @@ async def transition(session, model, pk: int, from_states: tuple[str, ...], valu
         update(model).where(model.id == pk, model.state.in_(from_states), *where)
         .values(**values).returning(*(returning or (model.id,))))).first()
     if row is None:
-        raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+        raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"])
     return row

@@ -6,7 +6,8 @@ import re
 
 from email_validator import EmailNotValidError, validate_email
 
-from resolvers.core.errors import UserFailure
+from resolvers.core import messages
+from resolvers.core.errors import ErrorCode, UserFailure
 
 _HALF_WIDTH_PHONE = re.compile(r"^[0-9][0-9\-]{5,19}$")
 _SPACES = (" ", "\u3000")  # half-width or full-width space between family and given name
@@ -15,48 +16,48 @@ _SPACES = (" ", "\u3000")  # half-width or full-width space between family and g
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def person_name(value: str | None, field: list[str], label: str = "氏名") -> UserFailure | str:
+def person_name(value: str | None, field: list[str], label: str = messages.PERSON_NAME) -> UserFailure | str:
     """Family and given name separated by exactly one space, at most 60 characters."""
     if value is None or not value.strip():
-        return UserFailure("REQUIRED", field, label=label)
+        return UserFailure(ErrorCode.REQUIRED, field, label=label)
     value = value.strip()
     if _UNSTORABLE.search(value):
-        return UserFailure("INVALID", field, label=label)
+        return UserFailure(ErrorCode.INVALID, field, label=label)
     parts = re.split(r"[ \u3000]", value)
     if len(value) > 60 or len(parts) != 2 or not all(parts):
-        return UserFailure("INVALID", field, label=f"{label}(姓と名を1つの空白で区切る)")
+        return UserFailure(ErrorCode.INVALID, field, label=messages.NAME_FORMAT_HINT.format(label=label))
     return value
 
 
-def email(value: str | None, field: list[str], label: str = "E-mail") -> UserFailure | str:
+def email(value: str | None, field: list[str], label: str = messages.EMAIL) -> UserFailure | str:
     if value is None or not value.strip():
-        return UserFailure("REQUIRED", field, label=label)
+        return UserFailure(ErrorCode.REQUIRED, field, label=label)
     value = value.strip()
     if len(value) > 254 or not value.isascii():
-        return UserFailure("INVALID", field, label=label)
+        return UserFailure(ErrorCode.INVALID, field, label=label)
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError:
-        return UserFailure("INVALID", field, label=label)
+        return UserFailure(ErrorCode.INVALID, field, label=label)
 
 
-def phone(value: str | None, field: list[str], required: bool = False, label: str = "電話番号") -> UserFailure | str | None:
+def phone(value: str | None, field: list[str], required: bool = False, label: str = messages.PHONE) -> UserFailure | str | None:
     """Half-width digits (hyphens allowed), 6–20 characters."""
     if value is None or not value.strip():
-        return UserFailure("REQUIRED", field, label=label) if required else None
+        return UserFailure(ErrorCode.REQUIRED, field, label=label) if required else None
     value = value.strip()
     if not _HALF_WIDTH_PHONE.match(value):
-        return UserFailure("INVALID", field, label=f"{label}(半角数字)")
+        return UserFailure(ErrorCode.INVALID, field, label=messages.HALF_WIDTH_DIGITS_HINT.format(label=label))
     return value
 
 
 def text(value: str | None, field: list[str], max_length: int, label: str, required: bool = True) -> UserFailure | str | None:
     if value is None or not value.strip():
-        return UserFailure("REQUIRED", field, label=label) if required else None
+        return UserFailure(ErrorCode.REQUIRED, field, label=label) if required else None
     if len(value) > max_length:
-        return UserFailure("INVALID", field, label=f"{label}({max_length}文字以内)")
+        return UserFailure(ErrorCode.INVALID, field, label=messages.MAX_LENGTH_HINT.format(label=label, limit=max_length))
     if _UNSTORABLE.search(value):
-        return UserFailure("INVALID", field, label=label)
+        return UserFailure(ErrorCode.INVALID, field, label=label)
     return value.strip()
 
 

@@ -17,25 +17,19 @@ import datetime as dt
 import hashlib
 import json
 import re
-import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import locks
 from persistence.models import (
-    Account,
-    BankDeposit,
     CardPayment,
     CouponAccount,
-    CouponEntry,
-    CouponEntryLot,
-    CouponLot,
     CouponPurchase,
     CouponPurchaseLine,
-    OutboxMail,
-    Refund,
     TradeRegistration,
     VirtualAccount,
 )
@@ -44,7 +38,7 @@ from resolvers.adapters.mail import queue_mail
 from resolvers.core import validation
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import Forbidden, UserFailure, UserFailures
-from resolvers.coupons import ledger
+from resolvers.coupons import ledger, reconciliation
 from resolvers.identity.accounts import audit, authorize, membership_at, require_viewer
 from resolvers.payments import card as payments
 from rules import fees
@@ -307,12 +301,14 @@ class StoredDeposits:
     recorded: list[int]  # positions in the input recorded now
     already: list[tuple[int, str]]  # positions recorded before (the same key and deposit), with where they came from
     repeats: list[tuple[int, int]]  # (position, earlier position): a bank id repeated within one file, both recorded
-    purchase_ids: list[int]  # the orders the deposits belong to
+
+
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # Unicode categories Cc and Cs
 
 
 def _is_text(value: str) -> bool:
     """No control characters (NUL …) and no lone surrogates: text PostgreSQL stores and a person reads."""
-    return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+    return _NOT_TEXT.search(value) is None
 
 
 def _checked(deposits: list[DepositInput]) -> tuple[list[DepositInput], list[UserFailure]]:
@@ -337,16 +333,17 @@ def _checked(deposits: list[DepositInput]) -> tuple[list[DepositInput], list[Use
             problems.append(UserFailure("INVALID", field("depositId"), label="入金ID(照会番号)"))
         elif deposit_id is not None and len(deposit_id) > MAX_DEPOSIT_ID:
             problems.append(UserFailure("TOO_LONG", field("depositId"), label="入金ID(照会番号)", limit=MAX_DEPOSIT_ID))
-        clean.append(replace(d, payer_name=payer, deposit_id=deposit_id))
+        unchanged = payer == d.payer_name and deposit_id == d.deposit_id  # a statement's lines mostly are
+        clean.append(d if unchanged else replace(d, payer_name=payer, deposit_id=deposit_id))
     return clean, problems
 
 
-def _keys(deposits: list[DepositInput], source: DepositSource) -> tuple[list[str], list[tuple[int, int]], list[UserFailure]]:
+def _keys(deposits: list[DepositInput], source: DepositSource) -> tuple[list[str | None], list[tuple[int, int]], list[UserFailure]]:
     """One unique key per line: ``bank:<id>`` when the bank gives an id, else file + line,
     else a new key. A bank id repeated within one file is money the bank reported twice:
     both are recorded (``#2`` …) and the repeat is reported; in a person's entry it is a
-    mistake to fix, refused."""
-    keys: list[str] = []
+    mistake to fix, refused (its key is None)."""
+    keys: list[str | None] = []
     repeats: list[tuple[int, int]] = []
     problems: list[UserFailure] = []
     first: dict[str, int] = {}
@@ -360,6 +357,7 @@ def _keys(deposits: list[DepositInput], source: DepositSource) -> tuple[list[str
             first[d.deposit_id] = i
             keys.append(f"bank:{d.deposit_id}")
         elif source.digest is None:
+            keys.append(None)
             problems.append(UserFailure("INVALID", ["input", "deposits", str(i), "depositId"],
                                         label=f"入金ID(照会番号)が{first[d.deposit_id] + 1}件目と重複"))
         else:
@@ -368,46 +366,39 @@ def _keys(deposits: list[DepositInput], source: DepositSource) -> tuple[list[str
     return keys, repeats, problems
 
 
-async def store_deposits(tx, deposits: list[DepositInput], source: DepositSource, now: dt.datetime,
+async def store_deposits(tx: AsyncSession, deposits: list[DepositInput], source: DepositSource, now: dt.datetime,
                          chamber_id: int | None = None) -> StoredDeposits:
     """Record deposits in the caller's unit of work: all of them, or none (UserFailures).
 
     Every line is money received and is recorded, except a replay: a key already recorded
     for the same account, amount and date. The same bank id for another deposit is
     refused. With ``chamber_id`` (chamber staff) an account of another chamber is
-    NOT_FOUND exactly like an unknown one. Decided from rows read inside ``tx``."""
+    NOT_FOUND exactly like an unknown one. Decided from rows read inside ``tx``.
+
+    The lines are bulk-loaded into a staging table and checked and recorded set-based
+    (resolvers/coupons/reconciliation.py): a statement of 100,000 lines is a handful of
+    statements, and no statement carries a parameter per line."""
     deposits, problems = _checked(deposits)
     keys, repeats, repeated = _keys(deposits, source)
-    owners = {row.account_number: row for row in (await tx.execute(
-        select(VirtualAccount.account_number, VirtualAccount.purchase_id, TradeRegistration.chamber_id)
-        .join(CouponPurchase, CouponPurchase.id == VirtualAccount.purchase_id)
-        .join(TradeRegistration, TradeRegistration.id == CouponPurchase.registration_id)
-        .where(VirtualAccount.account_number.in_(
-            {d.account_number for d in deposits if _ACCOUNT_NUMBER.fullmatch(d.account_number or "")})))).all()}
-    if chamber_id is not None:
-        owners = {number: row for number, row in owners.items() if row.chamber_id == chamber_id}
+    flawed = {int(p.field[2]) for p in problems if p.field}
+    # a line with a problem is staged only to check its account: nothing of it is recorded
+    await reconciliation.stage_lines(tx, [
+        (i, keys[i], d.account_number, d.amount, d.deposited_on, d.payer_name, d.line)
+        if i not in flawed and keys[i] is not None else (i, None, d.account_number, None, None, None, None)
+        for i, d in enumerate(deposits) if _ACCOUNT_NUMBER.fullmatch(d.account_number or "")])
     problems += repeated + [UserFailure("NOT_FOUND", ["input", "deposits", str(i), "accountNumber"])
-                            for i, d in enumerate(deposits)
-                            if d.account_number not in owners and _ACCOUNT_NUMBER.fullmatch(d.account_number or "")]
+                            for i in await reconciliation.unknown_accounts(tx, chamber_id)]
     if problems:  # every problem at once; nothing was written
         raise UserFailures(problems)
-    locks.note(tx, "record")  # deposits are records (level 7): nothing of a higher level is taken here
-    table = BankDeposit.__table__
-    inserted = set((await tx.scalars(
-        ledger.dialect_insert(tx)(table).on_conflict_do_nothing(index_elements=["deposit_key"]).returning(table.c.deposit_key),
-        [{"deposit_key": key, "account_number": d.account_number, "amount": d.amount, "deposited_on": d.deposited_on,
-          "payer_name": d.payer_name, "recorded_at": now, "source": source.label, "source_line": d.line}
-         for key, d in zip(keys, deposits)])).all())
-    taken = [i for i, key in enumerate(keys) if key not in inserted]
+    # recorded before (or by a concurrent import that committed first): the same deposit, or a clash
+    earlier = await reconciliation.record_staged(tx, source.label, now)  # deposits are records (level 7)
     already: list[tuple[int, str]] = []
-    if taken:  # recorded before (or by a concurrent import that committed first): the same deposit, or a clash
-        earlier = {row.deposit_key: row for row in (await tx.execute(
-            select(table.c.deposit_key, table.c.account_number, table.c.amount, table.c.deposited_on, table.c.source,
-                   table.c.source_line)
-            .where(table.c.deposit_key.in_({keys[i] for i in taken})))).all()}
+    if earlier:
+        if None in earlier.values():
+            earlier.update(await reconciliation.earlier_deposits(tx, {i for i, row in earlier.items() if row is None}))
         clashes = []
-        for i in taken:
-            row, d = earlier[keys[i]], deposits[i]
+        for i in sorted(earlier):
+            row, d = earlier[i], deposits[i]
             where = f"{row.source or 'an earlier entry'}" + (f" line {row.source_line}" if row.source_line else "")
             if (row.account_number, row.amount, row.deposited_on) != (d.account_number, d.amount, d.deposited_on):
                 clashes.append(UserFailure("INVALID", ["input", "deposits", str(i), "depositId"],
@@ -416,8 +407,7 @@ async def store_deposits(tx, deposits: list[DepositInput], source: DepositSource
                 already.append((i, where))
         if clashes:
             raise UserFailures(clashes)
-    return StoredDeposits(recorded=[i for i, key in enumerate(keys) if key in inserted], already=already, repeats=repeats,
-                          purchase_ids=sorted({owners[d.account_number].purchase_id for d in deposits}))
+    return StoredDeposits(recorded=[i for i in range(len(deposits)) if i not in earlier], already=already, repeats=repeats)
 
 
 async def import_deposits(services: Services, deposits: list[DepositInput], source: DepositSource) -> StoredDeposits:
@@ -443,165 +433,38 @@ async def record_bank_deposits(ctx: Context, deposits: list[DepositInput]) -> Re
                                       ctx.clock.now(), chamber_id=who.account.chamber_id)
         audit(tx, ctx, who.account, "payment.record_deposits",
               detail=f"{len(stored.recorded)} deposit(s) recorded, {len(stored.already)} recorded before")
-        orders = list((await tx.scalars(select(CouponPurchase).where(CouponPurchase.id.in_(stored.purchase_ids))
+        paid = await reconciliation.staged_orders(tx)  # the orders the deposits belong to
+        orders = list((await tx.scalars(select(CouponPurchase).where(CouponPurchase.id.in_(paid))
                                         .order_by(CouponPurchase.id))).all())
     return RecordedDeposits(orders, [i for i, _ in stored.already])
 
 
 # --------------------------------------------------------------------------- reconciliation
+# The set-based statements are in resolvers/coupons/reconciliation.py; here, the units of work.
 
 
-CHUNK = 1000  # deposits per reconciliation transaction
+async def _apply(tx: AsyncSession, services: Services, which: ColumnElement[bool]) -> dict[str, int]:
+    return await reconciliation.apply_deposits(tx, services.rules.current, services.clock.today(), services.clock.now(),
+                                               which)
 
 
-async def reconcile(services: Services, progress=None) -> dict[str, int]:
-    """Apply every unprocessed deposit once, a chunk per unit of work; returns counts by
-    outcome. ``progress(done, total)`` is called after each chunk. The list read here is
-    only a work list: each chunk claims its deposits again under its locks."""
+async def reconcile(services: Services, progress: Callable[[int, int], object] | None = None) -> dict[str, int]:
+    """Apply every unprocessed deposit once, a chunk of ``reconciliation.CHUNK`` per unit of
+    work; returns counts by outcome. ``progress(done, total)`` is called after each chunk.
+    The list read here is only a work list: each chunk claims its deposits again under its
+    locks, so a run killed mid-way loses at most the chunk it was writing, which the next
+    run applies."""
     async with services.db.read() as session:
-        ids = (await session.scalars(
-            select(BankDeposit.id).where(BankDeposit.processed_at.is_(None)).order_by(BankDeposit.id))).all()
+        ids = (await session.scalars(reconciliation.unprocessed_ids())).all()
     counts: dict[str, int] = {}
-    for start in range(0, len(ids), CHUNK):
+    for start in range(0, len(ids), reconciliation.CHUNK):
+        chunk = ids[start:start + reconciliation.CHUNK]
         async with services.db.write() as tx:
-            chunk = await apply_deposits(tx, services, ids[start:start + CHUNK])
-        for outcome, n in chunk.items():
+            applied = await _apply(tx, services, reconciliation.in_range(chunk[0], chunk[-1]))
+        for outcome, n in applied.items():
             counts[outcome] = counts.get(outcome, 0) + n
         if progress is not None:
-            progress(min(start + CHUNK, len(ids)), len(ids))
-    return counts
-
-
-async def _unprocessed_deposits(tx, purchase_id: int) -> list[int]:
-    return list((await tx.scalars(
-        select(BankDeposit.id).join(VirtualAccount, VirtualAccount.account_number == BankDeposit.account_number)
-        .where(VirtualAccount.purchase_id == purchase_id, BankDeposit.processed_at.is_(None))
-        .order_by(BankDeposit.id))).all())
-
-
-async def apply_deposits(tx, services: Services, deposit_ids: list[int]) -> dict[str, int]:
-    """Apply deposits in the caller's unit of work, with a fixed number of statements.
-
-    Locks follow the one order (persistence/locks.py): the deposits' registrations, their
-    coupon accounts, their orders, then the deposits themselves, claimed by a conditional
-    UPDATE (one another reconciler claimed is skipped). Each deposit is then decided in
-    order from the rows read under those locks — exact → issue; more → issue and owe back
-    the excess less costs; less → cancel and owe back the deposit less costs; an order no
-    longer awaiting payment (paid, cancelled) or an expired account → owe back the whole
-    deposit less costs — so every yen received is issued or owed back. The writes are
-    bulk statements; ledger keys stay per order line, so a replay can never issue twice.
-    """
-    policy = services.rules.current
-    now, today = services.clock.now(), services.clock.today()
-    counts: dict[str, int] = {}
-    # what the deposits belong to: an account's order and its registration never change (read without locks)
-    targets = (await tx.execute(
-        select(BankDeposit.id, VirtualAccount.purchase_id, CouponPurchase.registration_id)
-        .join(VirtualAccount, VirtualAccount.account_number == BankDeposit.account_number)
-        .join(CouponPurchase, CouponPurchase.id == VirtualAccount.purchase_id)
-        .where(BankDeposit.id.in_(deposit_ids), BankDeposit.processed_at.is_(None)))).all()
-    if not targets:
-        return counts
-    registration_ids = sorted({t.registration_id for t in targets})
-    await locks.registrations(tx, registration_ids)  # 1
-    locks.note(tx, "coupon_account", registration_ids)  # 2
-    # plain rows, not ORM objects: a chunk loads thousands of them
-    balances = {a.registration_id: {"rid": a.registration_id, "balance": a.balance, "pending": a.pending}
-                for a in (await tx.execute(
-                    select(CouponAccount.registration_id, CouponAccount.balance, CouponAccount.pending)
-                    .where(CouponAccount.registration_id.in_(registration_ids))
-                    .order_by(CouponAccount.registration_id).with_for_update(key_share=True))).all()}
-    orders = {p.id: p for p in await locks.purchases(tx, {t.purchase_id for t in targets})}  # 5
-    claim = sorted(t.id for t in targets)
-    locks.note(tx, "record", claim)  # 7
-    claimed = sorted((await tx.execute(
-        update(BankDeposit).where(BankDeposit.id.in_(claim), BankDeposit.processed_at.is_(None))
-        .values(processed_at=now)
-        .returning(BankDeposit.id, BankDeposit.account_number, BankDeposit.amount, BankDeposit.deposited_on)
-    )).all(), key=lambda d: d.id)
-    if not claimed:
-        return counts
-    accounts = {a.account_number: a for a in (await tx.execute(
-        select(VirtualAccount.account_number, VirtualAccount.purchase_id, VirtualAccount.valid_until)
-        .where(VirtualAccount.account_number.in_({d.account_number for d in claimed})))).all()}
-    lines: dict[int, list] = {}
-    for line in (await tx.execute(
-            select(CouponPurchaseLine.id, CouponPurchaseLine.purchase_id, CouponPurchaseLine.product_code,
-                   CouponPurchaseLine.unit_price, CouponPurchaseLine.coupons)
-            .where(CouponPurchaseLine.purchase_id.in_(orders)).order_by(CouponPurchaseLine.id))).all():
-        lines.setdefault(line.purchase_id, []).append(line)
-    buyers = dict((await tx.execute(select(Account.id, Account.email).where(
-        Account.id.in_({p.buyer_id for p in orders.values()})))).all())
-
-    order_changes: dict[int, dict] = {}
-    entries, lots, refunds, mails, outcomes = [], [], [], [], []
-    for deposit in claimed:
-        account = accounts[deposit.account_number]
-        order = orders[account.purchase_id]
-        change = order_changes.setdefault(order.id, {"id": order.id})
-        status = change.get("status", order.status)
-        balance = balances[order.registration_id]
-        if status != "AWAITING_PAYMENT" or deposit.deposited_on > account.valid_until:
-            outcome, owed, reason = "refunded", deposit.amount, "使用済み・期限切れ口座への入金の返金"
-        elif deposit.amount < order.amount:
-            outcome, owed, reason = "short", deposit.amount, "入金額不足のため取消・返金"
-            change.update(status="CANCELLED", cancelled_at=now, cancel_reason="入金額不足", deposited_amount=deposit.amount)
-            balance["pending"] -= order.coupons
-        else:
-            outcome = "issued" if deposit.amount == order.amount else "issued_over"
-            owed, reason = deposit.amount - order.amount, "入金額超過分の返金"
-            change.update(status="ISSUED", paid_at=now, deposited_amount=deposit.amount)
-            balance["pending"] -= order.coupons
-            for line in lines[order.id]:
-                balance["balance"] += line.coupons
-                entries.append({"registration_id": order.registration_id, "kind": "PURCHASE", "coupons": line.coupons,
-                                "balance_after": balance["balance"], "at": now, "confirmed": True,
-                                "actor_id": order.buyer_id, "note": f"注文番号 {order.order_number}",
-                                "external_key": f"purchase:{order.id}:line:{line.id}", "purchase_id": order.id})
-                lots.append({"registration_id": order.registration_id, "product_code": line.product_code,
-                             "membership": order.membership, "unit_price": line.unit_price, "coupons": line.coupons,
-                             "coupons_left": line.coupons, "acquired_on": order.ordered_on,
-                             "rules_version": order.rules_version, "created_at": now})
-            mails.append({"created_at": now, "kind": "coupon.issued",
-                          "to_address": order.notify_email or buyers.get(order.buyer_id) or "",
-                          "subject": "【貿易関係証明発給システム】クーポン発行のお知らせ",
-                          "body": f"注文番号 {order.order_number} のご入金を確認し、クーポン {order.coupons} 枚を発行しました。\n",
-                          "status": "PENDING", "attempts": 0, "next_attempt_at": now, "account_id": order.buyer_id})
-        if owed > 0:
-            due = fees.refund_after_costs(policy, today, owed)
-            refunds.append({"registration_id": order.registration_id, "amount": due, "created_at": now,
-                            "reason": f"{reason} (注文番号 {order.order_number})", "external_key": f"deposit:{deposit.id}"})
-            change["refund_due"] = (change.get("refund_due", order.refund_due) or 0) + due
-        outcomes.append({"id": deposit.id, "outcome": outcome, "purchase_id": order.id})
-        counts[outcome] = counts.get(outcome, 0) + 1
-
-    if entries:
-        entry_ids = await ledger.allocate_ids(tx, CouponEntry, len(entries))
-        lot_ids = await ledger.allocate_ids(tx, CouponLot, len(lots))
-        await tx.execute(insert(CouponEntry.__table__), [{**row, "id": i} for row, i in zip(entries, entry_ids)])
-        await tx.execute(insert(CouponLot.__table__), [{**row, "id": i} for row, i in zip(lots, lot_ids)])
-        await tx.execute(insert(CouponEntryLot.__table__), [
-            {"entry_id": e, "lot_id": lot, "coupons": row["coupons"]} for e, lot, row in zip(entry_ids, lot_ids, entries)])
-    # Core executemany updates (one statement each, many parameter sets)
-    accounts_table, purchases_table, deposits_table = CouponAccount.__table__, CouponPurchase.__table__, BankDeposit.__table__
-    await tx.execute(
-        accounts_table.update().where(accounts_table.c.registration_id == bindparam("rid"))
-        .values(balance=bindparam("balance"), pending=bindparam("pending"), updated_at=now),
-        list(balances.values()))
-    changed = [c for c in order_changes.values() if len(c) > 1]
-    for columns in {tuple(sorted(c)) for c in changed}:  # one UPDATE per set of changed columns
-        rows = [{("pid" if k == "id" else k): v for k, v in c.items()} for c in changed if tuple(sorted(c)) == columns]
-        await tx.execute(
-            purchases_table.update().where(purchases_table.c.id == bindparam("pid"))
-            .values({k: bindparam(k) for k in columns if k != "id"}), rows)
-    if refunds:
-        await tx.execute(insert(Refund.__table__), refunds)
-    if mails:
-        await tx.execute(insert(OutboxMail.__table__), mails)
-    await tx.execute(
-        deposits_table.update().where(deposits_table.c.id == bindparam("did"))
-        .values(outcome=bindparam("outcome"), purchase_id=bindparam("order")),
-        [{"did": o["id"], "outcome": o["outcome"], "order": o["purchase_id"]} for o in outcomes])
+            progress(start + len(chunk), len(ids))
     return counts
 
 
@@ -618,7 +481,7 @@ async def check_purchase_payment(ctx: Context, purchase_id: int) -> CouponPurcha
         if owner is None or owner.chamber_id != who.account.chamber_id:
             raise UserFailure("NOT_FOUND", ["input", "purchaseId"])
         await locks.registration(tx, owner.registration_id)
-        await apply_deposits(tx, ctx.services, await _unprocessed_deposits(tx, purchase_id))
+        await _apply(tx, ctx.services, reconciliation.of_order(purchase_id))
         audit(tx, ctx, who.account, "payment.check", target=f"CouponPurchase:{purchase_id}")
         return await tx.get(CouponPurchase, purchase_id, populate_existing=True)
 
@@ -636,9 +499,7 @@ async def expire_unpaid(services: Services) -> str:
     for candidate in due:
         async with services.db.write() as tx:
             await locks.registration(tx, candidate.registration_id)
-            pending = await _unprocessed_deposits(tx, candidate.id)
-            if pending:  # apply_deposits locks the order (and its account) in the documented order
-                await apply_deposits(tx, services, pending)
+            if await _apply(tx, services, reconciliation.of_order(candidate.id)):  # locks the account and the order, in order
                 purchase = await tx.get(CouponPurchase, candidate.id, populate_existing=True)
             else:
                 [purchase] = await locks.purchases(tx, [candidate.id])

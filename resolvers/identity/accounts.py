@@ -14,16 +14,37 @@ checked, so the answer and its timing say nothing about which IDs exist.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
-from persistence.models import Account, AuditEntry, Chamber, LoginThrottle, Session, TradeRegistration
+from persistence.models import (
+    Account,
+    AuditEntry,
+    Chamber,
+    LoginThrottle,
+    RegistrationMembership,
+    Session,
+    TradeRegistration,
+)
 from resolvers.core.context import Context
-from resolvers.core.errors import Forbidden, Unauthenticated, UserFailure
+from resolvers.core.errors import ErrorCode, Forbidden, Unauthenticated, UserFailure
+from resolvers.identity import queries
+from resolvers.identity.names import (
+    ECO_ACCOUNT_KINDS,
+    NACCS_ACCOUNT_KINDS,
+    AccountKind,
+    AccountStatus,
+    Membership,
+    SessionEnd,
+)
 from resolvers.identity.passwords import (
     PASSWORD_MAX,
     PASSWORD_MIN,
@@ -33,11 +54,19 @@ from resolvers.identity.passwords import (
     verify_or_spend,
     verify_password,
 )
+from resolvers.identity.queries import AccountView
 from rules.permissions import Actor, is_allowed
 
 SESSION_COOKIE = "tradecert_session"
-ECO_KINDS = ("ADMIN", "SIGNER", "SUB", "CHAMBER_STAFF")
-TOUCH_EVERY = dt.timedelta(minutes=1)  # last_seen_at is written at most this often
+# last_seen_at is written at most this often: a read request writes nothing in between. The
+# idle limit (session_idle_minutes) is counted from it, so a session may end up to this much
+# earlier than its last use plus the idle limit — never later.
+TOUCH_EVERY = dt.timedelta(minutes=1)
+TOUCH = (update(Session)
+         .where(Session.id == bindparam("session_id"), Session.ended_at.is_(None),
+                Session.last_seen_at <= bindparam("seen_before"))
+         .values(last_seen_at=bindparam("now", type_=Session.last_seen_at.type))
+         .execution_options(synchronize_session=False))
 
 
 def hash_token(token: str) -> str:
@@ -46,15 +75,43 @@ def hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class Viewer:
-    """The logged-in account of this request."""
+    """The logged-in account of this request: its view (registration, chamber and membership
+    in it) for reads, and — built only when a use case asks — the ORM row it may hand on
+    (``account``: every column, detached, as a row read in a unit of work that ended)."""
 
-    account: Account
+    view: AccountView
     session_id: int
-    registration_kind: str | None
+    _record: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def id(self) -> int:
+        return self.view.id
+
+    @property
+    def kind(self) -> str:
+        return self.view.kind
+
+    @property
+    def registration_id(self) -> int | None:
+        return self.view.registration_id
+
+    @property
+    def chamber_id(self) -> int | None:
+        return self.view.chamber_id
+
+    @property
+    def registration_kind(self) -> str | None:
+        return self.view.registration.kind if self.view.registration is not None else None
+
+    @functools.cached_property
+    def account(self) -> Account:
+        row = Account(**self._record)
+        make_transient_to_detached(row)
+        return row
 
     @property
     def actor(self) -> Actor:
-        return Actor(self.account.id, self.account.kind, self.registration_kind)
+        return Actor(self.view.id, self.view.kind, self.registration_kind)
 
 
 # --------------------------------------------------------------------------- sessions
@@ -71,34 +128,44 @@ def _presented_token(ctx: Context) -> str | None:
 
 
 async def viewer(ctx: Context) -> Viewer | None:
-    """The account behind the presented token, or None. Cached for the request."""
+    """The account behind the presented token, or None. Cached for the request.
+
+    One statement in the request's read unit (queries.VIEWER_BY_TOKEN, ``ctx.rows``). The session must be
+    open, within its absolute and idle limits; the account active and not deleted; its
+    registration (if any) not withdrawn. ``last_seen_at`` (the idle limit's start) is
+    written only when it is older than TOUCH_EVERY, by ``_touch``."""
     if "viewer" in ctx.loaders:
-        return ctx.loaders["viewer"]
+        cached: Viewer | None = ctx.loaders["viewer"]
+        return cached
     token = _presented_token(ctx)
     found: Viewer | None = None
     if token and len(token) <= 128:
         now = ctx.clock.now()
-        settings = ctx.services.settings
-        async with ctx.services.db.read() as session:
-            row = (
-                await session.execute(
-                    select(Session, Account, TradeRegistration.kind, TradeRegistration.withdrawn_at)
-                    .join(Account, Account.id == Session.account_id)
-                    .outerjoin(TradeRegistration, TradeRegistration.id == Account.registration_id)
-                    .where(Session.token_hash == hash_token(token))
-                )
-            ).first()
-        if row is not None:
-            sess, account, registration_kind, withdrawn_at = row
-            idle_limit = sess.last_seen_at + dt.timedelta(minutes=settings.session_idle_minutes)
-            alive = sess.ended_at is None and now < sess.absolute_expires_at and now < idle_limit
-            if alive and account.status == "ACTIVE" and account.deleted_at is None and withdrawn_at is None:
-                found = Viewer(account, sess.id, registration_kind)
-                if now - sess.last_seen_at >= TOUCH_EVERY:
-                    async with ctx.services.db.write() as session:
-                        await session.execute(update(Session).where(Session.id == sess.id).values(last_seen_at=now))
+        rows = await ctx.rows(queries.VIEWER_BY_TOKEN, {"token_hash": hash_token(token), "now": now})
+        if rows:
+            row = rows[0]
+            session_id, last_seen_at, absolute_expires_at, ended_at, withdrawn_at = row[:5]
+            view = queries.viewer_account(row)
+            record = queries.viewer_record(row)
+            idle_limit = last_seen_at + dt.timedelta(minutes=ctx.services.settings.session_idle_minutes)
+            alive = ended_at is None and now < absolute_expires_at and now < idle_limit
+            if (alive and view.status == AccountStatus.ACTIVE and record["deleted_at"] is None
+                    and withdrawn_at is None):
+                found = Viewer(view, session_id, record)
+                if now - last_seen_at >= TOUCH_EVERY:
+                    await _touch(ctx, session_id, now)
     ctx.loaders["viewer"] = found
     return found
+
+
+async def _touch(ctx: Context, session_id: int, now: dt.datetime) -> None:
+    """Move the session's ``last_seen_at`` to ``now`` — unless another request did so within
+    TOUCH_EVERY: decided by the UPDATE's own condition on the row it holds, so requests of
+    one session racing past the read write it once (the others match no row), and a session
+    that ended meanwhile is left alone. Its own short write unit: the request's read unit
+    is only read from."""
+    async with ctx.services.db.write() as unit:
+        await unit.execute(TOUCH, {"session_id": session_id, "now": now, "seen_before": now - TOUCH_EVERY})
 
 
 async def require_viewer(ctx: Context) -> Viewer:
@@ -128,7 +195,7 @@ def _set_cookie(ctx: Context, token: str | None) -> None:
         )
 
 
-async def _new_session(session, ctx: Context, account_id: int, now: dt.datetime) -> str:
+async def _new_session(session: AsyncSession, ctx: Context, account_id: int, now: dt.datetime) -> str:
     token = secrets.token_urlsafe(32)
     session.add(
         Session(
@@ -139,11 +206,11 @@ async def _new_session(session, ctx: Context, account_id: int, now: dt.datetime)
     return token
 
 
-def audit(session, ctx: Context, account: Account | None, action: str, target: str | None = None, detail: str | None = None) -> None:
+def audit(session: AsyncSession, ctx: Context, account: Account | None, action: str, target: str | None = None, detail: str | None = None) -> None:
     """Record who did what; for a sub-ID the responsible signer is the one that generated it."""
     responsible = None
     if account is not None:
-        responsible = account.generated_by_id if account.kind == "SUB" else account.id
+        responsible = account.generated_by_id if account.kind == AccountKind.SUB else account.id
     session.add(
         AuditEntry(
             at=ctx.clock.now(), actor_id=account.id if account else None, responsible_id=responsible,
@@ -172,30 +239,30 @@ async def login(ctx: Context, chamber_code: str | None, username: str, password:
     key = _login_key(chamber_code, username)
     if len(username) > 64 or len(password) > 1024 or (chamber_code is not None and len(chamber_code) > 8) \
             or "\x00" in key:  # no ID is that long or holds a NUL (PostgreSQL text cannot)
-        raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
+        raise UserFailure(ErrorCode.INVALID_CREDENTIALS, ["input", "password"])
 
     locked_until = await _take_attempt(ctx, key, now)  # counted before the password is checked
     if locked_until is not None:
         minutes = max(1, -(-int((locked_until - now).total_seconds()) // 60))
-        raise UserFailure("TOO_MANY_ATTEMPTS", ["input", "username"], minutes=minutes)
+        raise UserFailure(ErrorCode.TOO_MANY_ATTEMPTS, ["input", "username"], minutes=minutes)
 
     async with db.read() as session:
-        account = await session.scalar(_usable_account(chamber_code, username))
-    ok = await verify_or_spend(account.password_hash if account is not None else None, password)
-    if not ok:
-        raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])  # the attempt is already counted
+        found = await session.scalar(_usable_account(chamber_code, username))
+    ok = await verify_or_spend(found.password_hash if found is not None else None, password)
+    if not ok or found is None or found.password_hash is None:
+        raise UserFailure(ErrorCode.INVALID_CREDENTIALS, ["input", "password"])  # the attempt is already counted
 
-    new_hash = await hash_password(password) if needs_rehash(account.password_hash) else None
+    new_hash = await hash_password(password) if needs_rehash(found.password_hash) else None
     presented = _presented_token(ctx)
     async with db.write() as session:
-        account = await session.scalar(_usable_account(chamber_code, username).where(Account.id == account.id))
+        account = await session.scalar(_usable_account(chamber_code, username).where(Account.id == found.id))
         if account is None:  # deleted or withdrawn while its password was being checked
-            raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
+            raise UserFailure(ErrorCode.INVALID_CREDENTIALS, ["input", "password"])
         await session.execute(delete(LoginThrottle).where(LoginThrottle.login_key == key))  # a success clears the count
         if presented:  # rotate: the session this browser had before ends
             await session.execute(
                 update(Session).where(Session.token_hash == hash_token(presented), Session.ended_at.is_(None))
-                .values(ended_at=now, end_reason="rotated")
+                .values(ended_at=now, end_reason=SessionEnd.ROTATED)
             )
         if new_hash:
             await session.execute(update(Account).where(Account.id == account.id).values(password_hash=new_hash))
@@ -205,13 +272,13 @@ async def login(ctx: Context, chamber_code: str | None, username: str, password:
     return LoginResult(token, account)
 
 
-def _usable_account(chamber_code: str | None, username: str):
+def _usable_account(chamber_code: str | None, username: str) -> Select[tuple[Account]]:
     """The account that may log in under this name: active, not deleted, its registration
     (if any) not withdrawn."""
-    kinds = ECO_KINDS if chamber_code else ("NACCS_OFFICE", "NACCS_CENTER")
+    kinds = ECO_ACCOUNT_KINDS if chamber_code else NACCS_ACCOUNT_KINDS
     query = (
         select(Account).outerjoin(TradeRegistration, TradeRegistration.id == Account.registration_id)
-        .where(Account.username == username.strip(), Account.kind.in_(kinds), Account.status == "ACTIVE",
+        .where(Account.username == username.strip(), Account.kind.in_(kinds), Account.status == AccountStatus.ACTIVE,
                Account.deleted_at.is_(None), TradeRegistration.withdrawn_at.is_(None))
     )
     if chamber_code:
@@ -234,10 +301,10 @@ async def _take_attempt(ctx: Context, key: str, now: dt.datetime) -> dt.datetime
     db = ctx.services.db
     insert = sqlite.insert if db.is_sqlite else postgresql.insert
     table = LoginThrottle.__table__
-    upsert = insert(LoginThrottle).values(login_key=key, failures=1, last_failure_at=now)
-    upsert = upsert.on_conflict_do_update(
+    fresh = insert(LoginThrottle).values(login_key=key, failures=1, last_failure_at=now)
+    upsert = fresh.on_conflict_do_update(
         index_elements=[table.c.login_key],
-        set_={"failures": table.c.failures + 1, "last_failure_at": upsert.excluded.last_failure_at},
+        set_={"failures": table.c.failures + 1, "last_failure_at": fresh.excluded.last_failure_at},
         where=or_(table.c.locked_until.is_(None), table.c.locked_until <= now),
     ).returning(table.c.failures)
     async with db.write() as session:
@@ -259,7 +326,7 @@ async def logout(ctx: Context, all_sessions: bool = False) -> None:
     scope = Session.account_id == who.account.id if all_sessions else Session.id == who.session_id
     async with ctx.services.db.write() as session:
         await session.execute(
-            update(Session).where(scope, Session.ended_at.is_(None)).values(ended_at=ctx.clock.now(), end_reason="logout")
+            update(Session).where(scope, Session.ended_at.is_(None)).values(ended_at=ctx.clock.now(), end_reason=SessionEnd.LOGOUT)
         )
         audit(session, ctx, who.account, "logout")
     _set_cookie(ctx, None)
@@ -271,9 +338,9 @@ async def change_password(ctx: Context, current_password: str, new_password: str
     who = await require_viewer(ctx)
     await authorize(ctx, who, "account.change_own_password", {"self"})
     if not await verify_password(who.account.password_hash or "", current_password[:1024]):
-        raise UserFailure("INVALID_CREDENTIALS", ["input", "currentPassword"])
+        raise UserFailure(ErrorCode.INVALID_CREDENTIALS, ["input", "currentPassword"])
     if not password_is_acceptable(new_password, who.account.username):
-        raise UserFailure("PASSWORD_TOO_WEAK", ["input", "newPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX)
+        raise UserFailure(ErrorCode.PASSWORD_TOO_WEAK, ["input", "newPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX)
     new_hash = await hash_password(new_password)
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
@@ -282,7 +349,7 @@ async def change_password(ctx: Context, current_password: str, new_password: str
         )
         await session.execute(
             update(Session).where(Session.account_id == who.account.id, Session.ended_at.is_(None))
-            .values(ended_at=now, end_reason="password_changed")
+            .values(ended_at=now, end_reason=SessionEnd.PASSWORD_CHANGED)
         )
         token = await _new_session(session, ctx, who.account.id, now)
         audit(session, ctx, who.account, "account.change_own_password", target=f"Account:{who.account.id}")
@@ -294,33 +361,34 @@ async def change_password(ctx: Context, current_password: str, new_password: str
 # --------------------------------------------------------------------------- reads
 
 
-async def registration_of(ctx: Context, registration_id: int) -> TradeRegistration | None:
-    async with ctx.services.db.read() as session:
-        return await session.get(TradeRegistration, registration_id)
+async def me(ctx: Context) -> AccountView | None:
+    """The logged-in account, with its registration (read with the viewer: one statement)."""
+    who = await viewer(ctx)
+    return who.view if who is not None else None
 
 
-async def chamber_of(ctx: Context, chamber_id: int) -> Chamber | None:
-    async with ctx.services.db.read() as session:
-        return await session.get(Chamber, chamber_id)
+async def sub_accounts(ctx: Context) -> list[AccountView]:
+    """A signer: the sub-IDs it generated. An applicant's admin: every activated sub-ID of
+    its registration. Anyone else: forbidden (permissions.yaml). The same rule as
+    ``subaccounts.list_sub_accounts``, read set-based into views."""
+    who = await require_viewer(ctx)
+    if who.kind == AccountKind.SIGNER:
+        await authorize(ctx, who, "subaccount.view", {"generated_by_me"})
+        return await queries.sub_accounts_of_signer(ctx, who.id)
+    await authorize(ctx, who, "subaccount.view", {"own_registration"})
+    return await queries.active_sub_accounts_of(ctx, who.registration_id)
 
 
 async def account_by_id(ctx: Context, account_id: int) -> Account | None:
-    async with ctx.services.db.read() as session:
+    """The account row (every column), read in the request's read unit."""
+    async with ctx.read() as session:
         return await session.get(Account, account_id)
 
 
-async def membership_now(ctx: Context, registration_id: int) -> str | None:
-    """The membership in force at this moment (the history decides prices)."""
-    async with ctx.services.db.read() as session:
-        return await membership_at(session, registration_id, ctx.clock.now())
-
-
-async def membership_at(session, registration_id: int, now: dt.datetime) -> str | None:
+async def membership_at(session: AsyncSession, registration_id: int, now: dt.datetime) -> Membership | None:
     """The membership in force at ``now``, read in the caller's unit of work (a use case
     that fixes a fee reads it after taking the registration's lock)."""
-    from persistence.models import RegistrationMembership
-
-    return await session.scalar(
+    found = await session.scalar(
         select(RegistrationMembership.membership)
         .where(
             RegistrationMembership.registration_id == registration_id,
@@ -330,3 +398,4 @@ async def membership_at(session, registration_id: int, now: dt.datetime) -> str 
         .order_by(RegistrationMembership.valid_from.desc())
         .limit(1)
     )
+    return Membership(found) if found is not None else None

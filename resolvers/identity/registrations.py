@@ -13,9 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from persistence.models import Account, AuditEntry, Chamber, RegistrationMembership, TradeRegistration
 from resolvers.core import validation
 from resolvers.core.context import Context
-from resolvers.core.errors import UserFailure, UserFailures
+from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.core.paging import newest_first
+from resolvers.identity import messages
 from resolvers.identity.accounts import audit, authorize, require_viewer
+from resolvers.identity.names import AccountKind, AccountStatus, Membership, RegistrationKind
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable
 from rules.limits import limit
 
@@ -28,9 +30,9 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 @dataclass(frozen=True)
 class NewRegistration:
-    kind: str
+    kind: RegistrationKind
     name: str
-    membership: str
+    membership: Membership
     contact_email: str
     bank_transfer: bool
     card: bool
@@ -42,13 +44,13 @@ class NewRegistration:
 async def create_trade_registration(ctx: Context, data: NewRegistration) -> tuple[TradeRegistration, Account]:
     who = await require_viewer(ctx)
     await authorize(ctx, who, "registration.create", {"same_chamber"})
-    name = validation.text(data.name, ["input", "name"], 200, "名称")
-    contact = validation.email(data.contact_email, ["input", "contactEmail"], "連絡担当者E-mail")
-    admin_name = validation.text(data.admin_name, ["input", "adminName"], 200, "管理者名")
-    admin_email = validation.email(data.admin_email, ["input", "adminEmail"], "管理者E-mail")
+    name = validation.text(data.name, ["input", "name"], 200, messages.REGISTRATION_NAME)
+    contact = validation.email(data.contact_email, ["input", "contactEmail"], messages.CONTACT_EMAIL)
+    admin_name = validation.text(data.admin_name, ["input", "adminName"], 200, messages.ADMIN_NAME)
+    admin_email = validation.email(data.admin_email, ["input", "adminEmail"], messages.ADMIN_EMAIL)
     problems = [r for r in (name, contact, admin_name, admin_email) if isinstance(r, UserFailure)]
     if not password_is_acceptable(data.admin_password, None):
-        problems.append(UserFailure("PASSWORD_TOO_WEAK", ["input", "adminPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX))
+        problems.append(UserFailure(ErrorCode.PASSWORD_TOO_WEAK, ["input", "adminPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX))
     if problems:
         raise UserFailures(problems)
     password_hash = await hash_password(data.admin_password)
@@ -59,6 +61,8 @@ async def create_trade_registration(ctx: Context, data: NewRegistration) -> tupl
         try:
             async with ctx.services.db.write() as session:
                 chamber = await session.get(Chamber, who.account.chamber_id)
+                if chamber is None:
+                    raise Forbidden()
                 highest = await session.scalar(
                     select(func.max(TradeRegistration.number)).where(TradeRegistration.chamber_id == chamber.id)
                 )
@@ -72,9 +76,9 @@ async def create_trade_registration(ctx: Context, data: NewRegistration) -> tupl
                 await session.flush()
                 session.add(RegistrationMembership(registration_id=registration.id, membership=data.membership, valid_from=now))
                 admin = Account(
-                    kind="ADMIN", username=f"admin-{registration.number}", chamber_id=chamber.id,
+                    kind=AccountKind.ADMIN, username=f"admin-{registration.number}", chamber_id=chamber.id,
                     registration_id=registration.id, name=admin_name, email=admin_email,
-                    password_hash=password_hash, status="ACTIVE", created_at=now, updated_at=now,
+                    password_hash=password_hash, status=AccountStatus.ACTIVE, created_at=now, updated_at=now,
                 )
                 session.add(admin)
                 await session.flush()
@@ -85,11 +89,11 @@ async def create_trade_registration(ctx: Context, data: NewRegistration) -> tupl
     raise RuntimeError("could not allocate a registration number")
 
 
-async def _registration_in_my_chamber(ctx: Context, number: str, chamber_id: int) -> TradeRegistration:
+async def _registration_in_my_chamber(ctx: Context, number: str, chamber_id: int | None) -> TradeRegistration:
     async with ctx.services.db.read() as session:
         registration = await session.scalar(select(TradeRegistration).where(TradeRegistration.number == number.strip()))
     if registration is None or registration.chamber_id != chamber_id:
-        raise UserFailure("NOT_FOUND", ["input", "registrationNumber"])
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "registrationNumber"])
     return registration
 
 
@@ -99,15 +103,16 @@ async def add_signer(ctx: Context, registration_number: str, name: str, email: s
     who = await require_viewer(ctx)
     await authorize(ctx, who, "signer.add", {"same_chamber"})
     registration = await _registration_in_my_chamber(ctx, registration_number, who.account.chamber_id)
-    checked_name = validation.text(name, ["input", "name"], 200, "氏名")
+    checked_name = validation.text(name, ["input", "name"], 200, messages.PERSON_NAME)
     checked_email = validation.email(email, ["input", "email"])
-    checked_reason = validation.text(reason, ["input", "reason"], 500, "理由", required=False)
-    checked_username = validation.text(username, ["input", "username"], 64, "ID", required=False)
+    checked_reason = validation.text(reason, ["input", "reason"], 500, messages.REASON, required=False)
+    checked_username = validation.text(username, ["input", "username"], 64, messages.USERNAME, required=False)
     problems = [r for r in (checked_name, checked_email, checked_reason, checked_username) if isinstance(r, UserFailure)]
     if not password_is_acceptable(password, checked_username if isinstance(checked_username, str) else None):
-        problems.append(UserFailure("PASSWORD_TOO_WEAK", ["input", "password"], min=PASSWORD_MIN, max=PASSWORD_MAX))
+        problems.append(UserFailure(ErrorCode.PASSWORD_TOO_WEAK, ["input", "password"], min=PASSWORD_MIN, max=PASSWORD_MAX))
     if problems:
         raise UserFailures(problems)
+    assert not isinstance(checked_reason, UserFailure) and not isinstance(checked_username, UserFailure)  # raised above
     password_hash = await hash_password(password)
     most = limit(ctx.services.rules.current, ctx.clock.today(), "signers_per_registration")
     now = ctx.clock.now()
@@ -120,21 +125,21 @@ async def add_signer(ctx: Context, registration_number: str, name: str, email: s
             )
             signers = await session.scalar(
                 select(func.count()).select_from(Account)
-                .where(Account.registration_id == registration.id, Account.kind == "SIGNER", Account.deleted_at.is_(None))
-            )
+                .where(Account.registration_id == registration.id, Account.kind == AccountKind.SIGNER, Account.deleted_at.is_(None))
+            ) or 0
             if signers >= most and not checked_reason:
-                raise UserFailure("SIGNER_LIMIT", ["input", "reason"], limit=most)
+                raise UserFailure(ErrorCode.SIGNER_LIMIT, ["input", "reason"], limit=most)
             account = Account(
-                kind="SIGNER", username=checked_username or f"signer{signers + 1}-{registration.number}",
+                kind=AccountKind.SIGNER, username=checked_username or f"signer{signers + 1}-{registration.number}",
                 chamber_id=registration.chamber_id, registration_id=registration.id, name=checked_name,
-                email=checked_email, password_hash=password_hash, status="ACTIVE", created_at=now, updated_at=now,
+                email=checked_email, password_hash=password_hash, status=AccountStatus.ACTIVE, created_at=now, updated_at=now,
                 limit_reason=checked_reason if signers >= most else None,
             )
             session.add(account)
             await session.flush()
             audit(session, ctx, who.account, "signer.add", target=f"Account:{account.id}", detail=checked_reason)
     except IntegrityError:
-        raise UserFailure("INVALID", ["input", "username"], label="ID(既に使われています)") from None
+        raise UserFailure(ErrorCode.INVALID, ["input", "username"], label=messages.USERNAME_TAKEN) from None
     return account
 
 
@@ -146,7 +151,9 @@ async def renew_trade_registration(ctx: Context) -> TradeRegistration:
     today = ctx.clock.today()
     term = limit(ctx.services.rules.current, today, "registration_term_months")
     async with ctx.services.db.write() as session:
-        registration = await session.get(TradeRegistration, who.account.registration_id)
+        registration = await session.get(TradeRegistration, who.account.registration_id or 0)
+        if registration is None:
+            raise Forbidden()
         start = max(registration.valid_until + dt.timedelta(days=1), today) if registration.valid_until else today
         registration.valid_until = add_months(start, term) - dt.timedelta(days=1)
         audit(session, ctx, who.account, "registration.renew", target=f"TradeRegistration:{registration.id}",

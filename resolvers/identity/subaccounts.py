@@ -15,35 +15,23 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import Account, ActivationToken, Chamber, Session, TradeRegistration
 from resolvers.adapters.mail import queue_mail
 from resolvers.core import ratelimit, validation
+from resolvers.core.clock import TOKYO
 from resolvers.core.context import Context
-from resolvers.core.errors import Forbidden, UserFailure, UserFailures
+from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
+from resolvers.identity import messages
 from resolvers.identity.accounts import Viewer, audit, authorize, hash_token, require_viewer
+from resolvers.identity.names import AccountKind, AccountStatus, RegistrationKind, SessionEnd
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable, verify_password
 from rules.permissions import is_allowed
 
 ACTIVATION_VALID = dt.timedelta(hours=72)  # eco-sub-id: URLの有効期限はメール送信後3日(72時間)
 SUB_ID_LENGTH = 12  # eco-sub-id: e.g. GRdCyg4TeUUJ
 _ALPHABET = string.ascii_letters + string.digits
-
-DEFAULT_SUBJECT = "【貿易関係証明発給システム】サブID付与のお知らせ"
-DEFAULT_BODY = """{company} {name} 様
-
-貿易関係証明発給システムのサブIDが付与されました。
-下記確認サイトへアクセスし、サブIDおよびパスワードを入力して、サブIDを有効化(アクティベート)してください。
-有効化後、システムへのログインが可能となります。
-
-・確認サイト: {activation_url}
-・商工会議所コード: {chamber_code}
-・サブID: {sub_id}
-・パスワード: 通知者にご確認ください。
-※上記URLの有効期限はメール送信後3日(72時間)です({expires_at}まで)。
-
-通知者: {signer_name}
-"""
 
 
 def relations(actor: Account, target: Account) -> set[str]:
@@ -60,19 +48,19 @@ def relations(actor: Account, target: Account) -> set[str]:
     return found or {"none"}
 
 
-def _failures(*results) -> list[UserFailure]:
+def _failures(*results: object) -> list[UserFailure]:
     return [r for r in results if isinstance(r, UserFailure)]
 
 
 async def _load(ctx: Context, account_id: int) -> Account:
     async with ctx.services.db.read() as session:
         target = await session.get(Account, account_id)
-    if target is None or target.kind != "SUB" or target.deleted_at is not None:
-        raise UserFailure("NOT_FOUND", ["input", "accountId"])
+    if target is None or target.kind != AccountKind.SUB or target.deleted_at is not None:
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "accountId"])
     return target
 
 
-async def _end_sessions(session, account_id: int, now: dt.datetime, reason: str) -> None:
+async def _end_sessions(session: AsyncSession, account_id: int, now: dt.datetime, reason: SessionEnd) -> None:
     await session.execute(
         update(Session).where(Session.account_id == account_id, Session.ended_at.is_(None)).values(ended_at=now, end_reason=reason)
     )
@@ -89,7 +77,7 @@ async def create_sub_account(ctx: Context, name: str, password: str, email: str,
     checked_phone = validation.phone(phone, ["input", "phone"])
     problems = _failures(checked_name, checked_email, checked_phone)
     if len(password) > PASSWORD_MAX * 8 or not password_is_acceptable(password, None):
-        problems.append(UserFailure("PASSWORD_TOO_WEAK", ["input", "password"], min=PASSWORD_MIN, max=PASSWORD_MAX))
+        problems.append(UserFailure(ErrorCode.PASSWORD_TOO_WEAK, ["input", "password"], min=PASSWORD_MIN, max=PASSWORD_MAX))
     if problems:
         raise UserFailures(problems)
     password_hash = await hash_password(password)
@@ -99,9 +87,9 @@ async def create_sub_account(ctx: Context, name: str, password: str, email: str,
         try:
             async with ctx.services.db.write() as session:
                 account = Account(
-                    kind="SUB", username=username, chamber_id=who.account.chamber_id,
+                    kind=AccountKind.SUB, username=username, chamber_id=who.account.chamber_id,
                     registration_id=who.account.registration_id, name=checked_name, email=checked_email,
-                    phone=checked_phone, password_hash=password_hash, status="CREATED",
+                    phone=checked_phone, password_hash=password_hash, status=AccountStatus.CREATED,
                     generated_by_id=who.account.id, created_at=now, updated_at=now,
                 )
                 session.add(account)
@@ -136,11 +124,12 @@ async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
     await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
     checked_phone = validation.phone(data.phone, ["input", "phone"], required=True)
     checked_email = validation.email(data.email, ["input", "email"])
-    subject = validation.text(data.subject, ["input", "subject"], 200, "件名", required=False) or DEFAULT_SUBJECT
-    body = validation.text(data.body, ["input", "body"], 5000, "本文", required=False) or DEFAULT_BODY
+    subject = validation.text(data.subject, ["input", "subject"], 200, messages.SUBJECT, required=False) or messages.SUB_ID_NOTICE_SUBJECT
+    body = validation.text(data.body, ["input", "body"], 5000, messages.BODY, required=False) or messages.SUB_ID_NOTICE_BODY
     problems = _failures(checked_phone, checked_email, subject, body)
     if problems:
         raise UserFailures(problems)
+    assert isinstance(checked_email, str) and isinstance(subject, str) and isinstance(body, str)  # failures raised above
 
     async with ctx.services.db.read() as session:
         registration = await session.scalar(
@@ -148,14 +137,14 @@ async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
         )
         chamber = await session.get(Chamber, who.account.chamber_id)
     own = registration is not None and registration.id == who.account.registration_id
-    agent_here = registration is not None and registration.kind == "AGENT" and registration.chamber_id == who.account.chamber_id
-    if not (own or agent_here):
-        raise UserFailure("TARGET_NOT_ELIGIBLE", ["input", "targetRegistrationNumber"])
+    agent_here = registration is not None and registration.kind == RegistrationKind.AGENT and registration.chamber_id == who.account.chamber_id
+    if registration is None or chamber is None or not (own or agent_here):
+        raise UserFailure(ErrorCode.TARGET_NOT_ELIGIBLE, ["input", "targetRegistrationNumber"])
     if target.notified_at is not None and target.email and target.email.lower() != checked_email.lower():
-        raise UserFailure("EMAIL_LOCKED", ["input", "email"])
+        raise UserFailure(ErrorCode.EMAIL_LOCKED, ["input", "email"])
     allowed_domains = {validation.domain_of(who.account.email), validation.domain_of(registration.contact_email)} - {None}
     if validation.domain_of(checked_email) not in allowed_domains:
-        raise UserFailure("EMAIL_DOMAIN_MISMATCH", ["input", "email"])
+        raise UserFailure(ErrorCode.EMAIL_DOMAIN_MISMATCH, ["input", "email"])
 
     now = ctx.clock.now()
     expires = now + ACTIVATION_VALID
@@ -164,12 +153,12 @@ async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
     values = {
         "company": registration.name, "agent_company": registration.name, "name": target.name,
         "activation_url": url, "chamber_code": chamber.code, "sub_id": target.username,
-        "expires_at": expires.astimezone(dt.timezone(dt.timedelta(hours=9))).strftime("%Y-%m-%d %H:%M JST"),
+        "expires_at": expires.astimezone(TOKYO).strftime(messages.EXPIRES_AT_FORMAT),
         "signer_name": who.account.name,
     }
     text_body = _fill(body, values)
     if url not in text_body:  # the link, chamber code and sub-ID always reach the recipient
-        text_body += f"\n\n確認サイト: {url}\n商工会議所コード: {chamber.code}\nサブID: {target.username}\n"
+        text_body += messages.SUB_ID_NOTICE_ESSENTIALS.format_map(values)
     async with ctx.services.db.write() as session:
         # a new link replaces every earlier one
         await session.execute(
@@ -177,7 +166,7 @@ async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
             .values(used_at=now)
         )
         session.add(ActivationToken(account_id=target.id, token_hash=hash_token(token), created_at=now, expires_at=expires))
-        status = "ACTIVE" if target.status == "ACTIVE" else "NOTIFIED"
+        status = AccountStatus.ACTIVE if target.status == AccountStatus.ACTIVE else AccountStatus.NOTIFIED
         await session.execute(
             update(Account).where(Account.id == target.id).values(
                 email=checked_email, phone=checked_phone, notified_at=now, activation_expires_at=expires,
@@ -215,7 +204,7 @@ async def activate_sub_account(ctx: Context, token: str, username: str, password
         charges.append(ratelimit.Charge(per_token, token))  # stored hashed, like the link
     await ratelimit.spend(ctx.services.db, now, charges, ["input", "token"])
     if len(charges) == 1:
-        raise UserFailure("TOKEN_INVALID", ["input", "token"])
+        raise UserFailure(ErrorCode.TOKEN_INVALID, ["input", "token"])
     async with ctx.services.db.read() as session:
         row = (
             await session.execute(
@@ -224,12 +213,12 @@ async def activate_sub_account(ctx: Context, token: str, username: str, password
             )
         ).first()
     if row is None or row[0].used_at is not None or row[1].deleted_at is not None:
-        raise UserFailure("TOKEN_INVALID", ["input", "token"])
+        raise UserFailure(ErrorCode.TOKEN_INVALID, ["input", "token"])
     link, account = row
     if link.expires_at <= now:
-        raise UserFailure("TOKEN_EXPIRED", ["input", "token"])
+        raise UserFailure(ErrorCode.TOKEN_EXPIRED, ["input", "token"])
     if username.strip() != account.username or not await verify_password(account.password_hash or "", password[:1024]):
-        raise UserFailure("INVALID_CREDENTIALS", ["input", "password"])
+        raise UserFailure(ErrorCode.INVALID_CREDENTIALS, ["input", "password"])
     async with ctx.services.db.write() as session:
         consumed = await session.scalar(
             update(ActivationToken)
@@ -237,9 +226,9 @@ async def activate_sub_account(ctx: Context, token: str, username: str, password
             .values(used_at=now).returning(ActivationToken.id)
         )
         if consumed is None:
-            raise UserFailure("TOKEN_INVALID", ["input", "token"])
+            raise UserFailure(ErrorCode.TOKEN_INVALID, ["input", "token"])
         await session.execute(
-            update(Account).where(Account.id == account.id).values(status="ACTIVE", activated_at=now, updated_at=now)
+            update(Account).where(Account.id == account.id).values(status=AccountStatus.ACTIVE, activated_at=now, updated_at=now)
         )
         audit(session, ctx, account, "subaccount.activate", target=f"Account:{account.id}")
     return await _load(ctx, account.id)
@@ -253,24 +242,25 @@ async def update_sub_account(ctx: Context, account_id: int, name: str | None, pa
     who = await require_viewer(ctx)
     target = await _load(ctx, account_id)
     await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
-    changes: dict = {}
+    changes: dict[str, object] = {}
     problems: list[UserFailure] = []
     if name is not None:
-        checked = validation.person_name(name, ["input", "name"])
-        problems += _failures(checked)
-        changes["name"] = checked
+        checked_name = validation.person_name(name, ["input", "name"])
+        problems += _failures(checked_name)
+        changes["name"] = checked_name
     if email is not None:
-        checked = validation.email(email, ["input", "email"])
-        problems += _failures(checked)
-        if target.notified_at is not None and not isinstance(checked, UserFailure) and checked.lower() != (target.email or "").lower():
-            problems.append(UserFailure("EMAIL_LOCKED", ["input", "email"]))
-        changes["email"] = checked
+        checked_email = validation.email(email, ["input", "email"])
+        problems += _failures(checked_email)
+        if (target.notified_at is not None and not isinstance(checked_email, UserFailure)
+                and checked_email.lower() != (target.email or "").lower()):
+            problems.append(UserFailure(ErrorCode.EMAIL_LOCKED, ["input", "email"]))
+        changes["email"] = checked_email
     if phone is not None:
-        checked = validation.phone(phone, ["input", "phone"])
-        problems += _failures(checked)
-        changes["phone"] = checked
+        checked_phone = validation.phone(phone, ["input", "phone"])
+        problems += _failures(checked_phone)
+        changes["phone"] = checked_phone
     if password is not None and not password_is_acceptable(password, target.username):
-        problems.append(UserFailure("PASSWORD_TOO_WEAK", ["input", "password"], min=PASSWORD_MIN, max=PASSWORD_MAX))
+        problems.append(UserFailure(ErrorCode.PASSWORD_TOO_WEAK, ["input", "password"], min=PASSWORD_MIN, max=PASSWORD_MAX))
     if problems:
         raise UserFailures(problems)
     now = ctx.clock.now()
@@ -280,7 +270,7 @@ async def update_sub_account(ctx: Context, account_id: int, name: str | None, pa
         if changes:
             await session.execute(update(Account).where(Account.id == target.id).values(**changes, updated_at=now))
         if password is not None:
-            await _end_sessions(session, target.id, now, "password_reset")
+            await _end_sessions(session, target.id, now, SessionEnd.PASSWORD_RESET)
         audit(session, ctx, who.account, "subaccount.update", target=f"Account:{target.id}",
               detail=",".join(sorted(k for k in changes if k != "password_hash")) + (",password" if password else ""))
     return await _load(ctx, target.id)
@@ -293,15 +283,14 @@ async def delete_sub_account(ctx: Context, account_id: int) -> Account:
     now = ctx.clock.now()
     async with ctx.services.db.write() as tx:
         target = await _lock_account(tx, account_id)
-        if target is None or target.kind != "SUB" or target.deleted_at is not None:
-            raise UserFailure("NOT_FOUND", ["input", "accountId"])
+        if target is None or target.kind != AccountKind.SUB or target.deleted_at is not None:
+            raise UserFailure(ErrorCode.NOT_FOUND, ["input", "accountId"])
         await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
-        await tx.execute(update(Account).where(Account.id == target.id).values(status="DELETED", deleted_at=now, updated_at=now))
+        await tx.execute(update(Account).where(Account.id == target.id).values(status=AccountStatus.DELETED, deleted_at=now, updated_at=now))
         await tx.execute(update(ActivationToken).where(ActivationToken.account_id == target.id, ActivationToken.used_at.is_(None)).values(used_at=now))
-        await _end_sessions(tx, target.id, now, "deleted")
+        await _end_sessions(tx, target.id, now, SessionEnd.DELETED)
         audit(tx, ctx, who.account, "subaccount.delete", target=f"Account:{target.id}")
-    async with ctx.services.db.read() as session:
-        return await session.get(Account, account_id)
+    return await _reread(ctx, account_id)
 
 
 async def reset_account_password(ctx: Context, account_id: int, new_password: str) -> Account:
@@ -314,56 +303,66 @@ async def reset_account_password(ctx: Context, account_id: int, new_password: st
     who = await require_viewer(ctx)
     async with ctx.services.db.read() as session:
         target = await session.get(Account, account_id)
-    await _may_reset(ctx, who, target)
+    target = await _may_reset(ctx, who, target)
     if not password_is_acceptable(new_password, target.username):
-        raise UserFailure("PASSWORD_TOO_WEAK", ["input", "newPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX)
+        raise UserFailure(ErrorCode.PASSWORD_TOO_WEAK, ["input", "newPassword"], min=PASSWORD_MIN, max=PASSWORD_MAX)
     new_hash = await hash_password(new_password)
     now = ctx.clock.now()
     async with ctx.services.db.write() as tx:
-        held = await _lock_account(tx, account_id)
-        await _may_reset(ctx, who, held)
+        held = await _may_reset(ctx, who, await _lock_account(tx, account_id))
         await tx.execute(update(Account).where(Account.id == held.id).values(password_hash=new_hash, updated_at=now))
-        await _end_sessions(tx, held.id, now, "password_reset")
+        await _end_sessions(tx, held.id, now, SessionEnd.PASSWORD_RESET)
         audit(tx, ctx, who.account, "account.reset_password", target=f"Account:{held.id}")
+    return await _reread(ctx, account_id)
+
+
+async def _reread(ctx: Context, account_id: int) -> Account:
+    """The account as committed (it is never removed: deletion is soft)."""
     async with ctx.services.db.read() as session:
-        return await session.get(Account, account_id)
+        account = await session.get(Account, account_id)
+    if account is None:
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "accountId"])
+    return account
 
 
-async def _may_reset(ctx: Context, who, target: Account | None) -> None:
+async def _may_reset(ctx: Context, who: Viewer, target: Account | None) -> Account:
     if target is None or target.deleted_at is not None or target.id == who.account.id:
-        raise UserFailure("NOT_FOUND", ["input", "accountId"])
-    if target.kind not in ("SIGNER", "SUB") or (who.account.kind == "ADMIN" and target.kind == "SUB" and target.status != "ACTIVE"):
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "accountId"])
+    if target.kind not in (AccountKind.SIGNER, AccountKind.SUB) or (
+            who.account.kind == AccountKind.ADMIN and target.kind == AccountKind.SUB and target.status != AccountStatus.ACTIVE):
         raise Forbidden()  # admins manage signers and *activated* sub-IDs only (eco-sub-id)
     await authorize(ctx, who, "account.reset_password", relations(who.account, target))
+    return target
 
 
-async def _lock_account(tx, account_id: int) -> Account | None:
+async def _lock_account(tx: AsyncSession, account_id: int) -> Account | None:
     """The account row, locked for the rest of the unit (identity use cases touch no money,
     so accounts stand outside the money lock order: nothing that holds a money lock waits
     for an account row)."""
-    return await tx.scalar(select(Account).where(Account.id == account_id)
-                           .with_for_update(key_share=True).execution_options(populate_existing=True))
+    account: Account | None = await tx.scalar(select(Account).where(Account.id == account_id)
+                                              .with_for_update(key_share=True).execution_options(populate_existing=True))
+    return account
 
 
 async def list_sub_accounts(ctx: Context) -> list[Account]:
     """A signer: the sub-IDs it generated. An applicant's admin: every activated sub-ID of
     its registration. Anyone else: forbidden (permissions.yaml)."""
     who = await require_viewer(ctx)
-    if who.account.kind == "SIGNER":
+    if who.account.kind == AccountKind.SIGNER:
         await authorize(ctx, who, "subaccount.view", {"generated_by_me"})
         query = select(Account).where(Account.generated_by_id == who.account.id)
     else:
         await authorize(ctx, who, "subaccount.view", {"own_registration"})
-        query = select(Account).where(Account.registration_id == who.account.registration_id, Account.status == "ACTIVE")
+        query = select(Account).where(Account.registration_id == who.account.registration_id, Account.status == AccountStatus.ACTIVE)
     async with ctx.services.db.read() as session:
-        rows = (await session.scalars(query.where(Account.kind == "SUB", Account.deleted_at.is_(None)).order_by(Account.id))).all()
+        rows = (await session.scalars(query.where(Account.kind == AccountKind.SUB, Account.deleted_at.is_(None)).order_by(Account.id))).all()
     return list(rows)
 
 
 def may_view(ctx: Context, who: Viewer, target: Account) -> bool:
     """Query.node on a sub-ID: the same rule as subAccounts (an admin sees activated ones only)."""
-    if target.kind != "SUB" or target.deleted_at is not None:
+    if target.kind != AccountKind.SUB or target.deleted_at is not None:
         return False
-    if who.account.kind == "ADMIN" and target.status != "ACTIVE":
+    if who.account.kind == AccountKind.ADMIN and target.status != AccountStatus.ACTIVE:
         return False
     return is_allowed(ctx.services.rules.current, ctx.clock.today(), who.actor, "subaccount.view", relations(who.account, target))

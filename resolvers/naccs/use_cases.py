@@ -19,26 +19,36 @@ import secrets
 import string
 import threading
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import NaccsApplication, NaccsNotice, NaccsOffice, NaccsTerminal, NaccsUserId
 from resolvers.adapters.mail import queue_mail
 from resolvers.core import validation
-from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context, Services
 from resolvers.core.counters import next_number
-from resolvers.core.errors import Forbidden, UserFailure, UserFailures
+from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.core.transitions import transition
 from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
+from resolvers.identity.names import AccountKind
+from resolvers.naccs import messages as words
+from resolvers.naccs.names import (
+    IN_REVIEW_STATES,
+    NaccsApplicationKind,
+    NaccsApplicationState,
+    NoticeCategory,
+    ProcessingMethod,
+    ReissueReason,
+)
 from rules import calendar
 from rules.limits import limit
 
-REASONS = {"EXPIRED": "有効期限切れ", "TERMINAL_REPLACEMENT": "端末の入替", "OTHER": "その他"}
-CATEGORIES = ("利用申込", "システム設定", "利用料金", "証明書発行")
 NOTICES_SHOWN = 10
 _KATAKANA = re.compile(r"^[\u30A1-\u30FA\u30FC\u3000]+$")
 _DIGITS = re.compile(r"^[0-9]{10,11}$")
@@ -65,31 +75,31 @@ def _full_width(value: str) -> bool:
     return all(unicodedata.east_asian_width(ch) in ("F", "W") for ch in value)
 
 
-def check_contact(c: Contact) -> tuple[dict, list[UserFailure]]:
+def check_contact(c: Contact) -> tuple[dict[str, Any], list[UserFailure]]:
     """Field by field, as the seed's form (one error per bad field)."""
     problems: list[UserFailure] = []
     base = ["input", "contact"]
 
-    def need(value: str | None, key: str, label: str, ok, hint: str, limit_: int = 40):
+    def need(value: str | None, key: str, label: str, ok: Callable[[str], object], hint: str, limit_: int = 40) -> None:
         if value is None or not value.strip():
-            problems.append(UserFailure("REQUIRED", [*base, key], label=label))
+            problems.append(UserFailure(ErrorCode.REQUIRED, [*base, key], label=label))
         elif len(value.strip()) > limit_ or not ok(value.strip()):
-            problems.append(UserFailure("INVALID", [*base, key], label=f"{label}({hint})"))
+            problems.append(UserFailure(ErrorCode.INVALID, [*base, key], label=words.WITH_HINT.format(label=label, hint=hint)))
 
-    need(c.family_name, "familyName", "氏名(姓)", _full_width, "全角")
-    need(c.given_name, "givenName", "氏名(名)", _full_width, "全角")
-    need(c.family_name_kana, "familyNameKana", "フリガナ(姓)", _KATAKANA.match, "全角カタカナ")
-    need(c.given_name_kana, "givenNameKana", "フリガナ(名)", _KATAKANA.match, "全角カタカナ")
-    need(c.department, "department", "部署", _full_width, "全角", 60)
-    need(c.title, "title", "役職", _full_width, "全角", 60)
-    need(c.phone, "phone", "電話番号", _DIGITS.match, "半角数字、ハイフンなし")
+    need(c.family_name, "familyName", words.FAMILY_NAME, _full_width, words.FULL_WIDTH)
+    need(c.given_name, "givenName", words.GIVEN_NAME, _full_width, words.FULL_WIDTH)
+    need(c.family_name_kana, "familyNameKana", words.FAMILY_NAME_KANA, _KATAKANA.match, words.FULL_WIDTH_KATAKANA)
+    need(c.given_name_kana, "givenNameKana", words.GIVEN_NAME_KANA, _KATAKANA.match, words.FULL_WIDTH_KATAKANA)
+    need(c.department, "department", words.DEPARTMENT, _full_width, words.FULL_WIDTH, 60)
+    need(c.title, "title", words.TITLE, _full_width, words.FULL_WIDTH, 60)
+    need(c.phone, "phone", words.PHONE, _DIGITS.match, words.DIGITS_NO_HYPHEN)
     if c.fax is not None and c.fax.strip():
-        need(c.fax, "fax", "FAX番号", _DIGITS.match, "半角数字、ハイフンなし")
-    email = validation.email(c.email, [*base, "email"], "E-mail")
+        need(c.fax, "fax", words.FAX, _DIGITS.match, words.DIGITS_NO_HYPHEN)
+    email = validation.email(c.email, [*base, "email"], words.EMAIL)
     if isinstance(email, UserFailure):
         problems.append(email)
     elif (c.email_confirmation or "").strip().lower() != c.email.strip().lower():
-        problems.append(UserFailure("INVALID", [*base, "emailConfirmation"], label="E-mail(確認用と一致しません)"))
+        problems.append(UserFailure(ErrorCode.INVALID, [*base, "emailConfirmation"], label=words.EMAIL_CONFIRMATION_MISMATCH))
     return {k: (v.strip() if isinstance(v, str) else v) for k, v in asdict(c).items() if k != "email_confirmation"}, problems
 
 
@@ -105,26 +115,6 @@ async def office_of(ctx: Context, who: Viewer) -> NaccsOffice:
     return office
 
 
-async def viewer_office(ctx: Context) -> NaccsOffice | None:
-    who = await require_viewer(ctx)
-    if who.account.kind != "NACCS_OFFICE":
-        return None
-    return await office_of(ctx, who)
-
-
-async def office_details(ctx: Context, office_id: int):
-    async with ctx.services.db.read() as session:
-        user_ids = (await session.scalars(select(NaccsUserId).where(NaccsUserId.office_id == office_id)
-                                          .order_by(NaccsUserId.user_code, NaccsUserId.identification_number))).all()
-        terminals = (await session.scalars(select(NaccsTerminal).where(NaccsTerminal.office_id == office_id)
-                                           .order_by(NaccsTerminal.name))).all()
-        notices = (await session.scalars(select(NaccsNotice).where(NaccsNotice.office_id == office_id)
-                                         .order_by(NaccsNotice.id.desc()).limit(NOTICES_SHOWN))).all()
-        apps = (await session.scalars(select(NaccsApplication).where(NaccsApplication.office_id == office_id)
-                                      .order_by(NaccsApplication.id.desc()))).all()
-    return list(user_ids), list(terminals), list(notices), list(apps)
-
-
 def certificate_dates(services: Services, issued_on: dt.date) -> tuple[dt.date, dt.date]:
     """(expiresOn, renewableFrom): valid N months from issue (through the day before the
     same date N months on), renewable from M days before expiry (limits.yaml)."""
@@ -136,12 +126,11 @@ def certificate_dates(services: Services, issued_on: dt.date) -> tuple[dt.date, 
     return expires, expires - dt.timedelta(days=limit(policy, issued_on, "terminal_certificate_renewable_days"))
 
 
-def _notice(session, office_id: int, now: dt.datetime, category: str, message: str) -> None:
-    assert category in CATEGORIES, category
+def _notice(session: AsyncSession, office_id: int, now: dt.datetime, category: NoticeCategory, message: str) -> None:
     session.add(NaccsNotice(office_id=office_id, at=now, category=category, message=message))
 
 
-async def _receipt(session) -> str:
+async def _receipt(session: AsyncSession) -> str:
     return f"{1_200_000 + await next_number(session, 'naccs-receipt')}A"  # like the seed's 1200001A
 
 
@@ -151,7 +140,9 @@ async def _receipt(session) -> str:
 _key_lock = threading.Lock()
 
 
-def _fernet(services: Services) -> Fernet:
+def fernet(services: Services) -> Fernet:
+    """The key that seals issued passwords (outside the database; created on first use
+    outside production)."""
     path = Path(services.settings.naccs_key_file)
     with _key_lock:
         if not path.exists():
@@ -180,15 +171,6 @@ def password_window_end(services: Services, start_date: dt.date) -> dt.date:
     return calendar.add_business_days(services.rules.current, start_date, n)
 
 
-def password_of(services: Services, row: NaccsUserId, app: NaccsApplication) -> str | None:
-    """The issued password, only inside its window (and only while it still exists)."""
-    if row.password_encrypted is None or app.password_viewable_until is None:
-        return None
-    if services.clock.today() > app.password_viewable_until or app.approved_at is None:
-        return None
-    return _fernet(services).decrypt(row.password_encrypted.encode()).decode()
-
-
 async def purge_passwords(services: Services) -> str:
     """Job `naccs-password-purge`: destroy passwords whose window has closed."""
     today, now = services.clock.today(), services.clock.now()
@@ -214,39 +196,38 @@ class UserCodeInput:
     statistics_free: int | None = None
 
 
-def _check_user_codes(services: Services, codes: list[UserCodeInput]) -> tuple[list[dict], list[UserFailure]]:
+def _check_user_codes(services: Services, codes: list[UserCodeInput]) -> tuple[list[dict[str, Any]], list[UserFailure]]:
     policy, today = services.rules.current, services.clock.today()
     known = {r.values["industry"]: r.values["free_statistics"] for r in policy.lookup("naccs_industries", today)}
     problems: list[UserFailure] = []
     most = limit(policy, today, "naccs_user_codes_per_application")
     if not codes:
-        problems.append(UserFailure("REQUIRED", ["input", "userCodes"], label="利用者コード"))
+        problems.append(UserFailure(ErrorCode.REQUIRED, ["input", "userCodes"], label=words.USER_CODES))
     if len(codes) > most:
-        return [], [UserFailure("TOO_MANY_ITEMS", ["input", "userCodes"], label="利用者コード", limit=most)]
+        return [], [UserFailure(ErrorCode.TOO_MANY_ITEMS, ["input", "userCodes"], label=words.USER_CODES, limit=most)]
     clean = []
     for i, code in enumerate(codes):
         base = ["input", "userCodes", str(i)]
         if not code.industries:
-            problems.append(UserFailure("REQUIRED", [*base, "industries"], label="業種"))
+            problems.append(UserFailure(ErrorCode.REQUIRED, [*base, "industries"], label=words.INDUSTRIES))
         if len(code.industries) > len(known):  # each industry of the rules at most once
-            problems.append(UserFailure("TOO_MANY_ITEMS", [*base, "industries"], label="業種", limit=len(known)))
+            problems.append(UserFailure(ErrorCode.TOO_MANY_ITEMS, [*base, "industries"], label=words.INDUSTRIES, limit=len(known)))
         for j, industry in enumerate(code.industries[:len(known)]):
             if industry not in known:
-                problems.append(UserFailure("INVALID", [*base, "industries", str(j)], label="業種(規定の一覧から)"))
-        if code.processing_method not in ("netNACCS", "NACCS"):
-            problems.append(UserFailure("INVALID", [*base, "processingMethod"], label="処理方式(netNACCS / NACCS)"))
-        category = validation.text(code.category, [*base, "category"], 60, "システム設定区分")
+                problems.append(UserFailure(ErrorCode.INVALID, [*base, "industries", str(j)], label=words.INDUSTRY_NOT_LISTED))
+        if code.processing_method not in tuple(ProcessingMethod):
+            problems.append(UserFailure(ErrorCode.INVALID, [*base, "processingMethod"], label=words.PROCESSING_METHOD))
+        category = validation.text(code.category, [*base, "category"], 60, words.SYSTEM_CATEGORY)
         if isinstance(category, UserFailure):
             problems.append(category)
         count = code.identification_count if code.identification_count is not None else 1
         if not 1 <= count <= 20:
-            problems.append(UserFailure("INVALID", [*base, "identificationCount"], label="識別番号数(1〜20)"))
+            problems.append(UserFailure(ErrorCode.INVALID, [*base, "identificationCount"], label=words.IDENTIFICATION_COUNT))
         for key, value in (("statisticsPaid", code.statistics_paid), ("statisticsFree", code.statistics_free)):
             if value is not None and not 0 <= value <= 100:
-                problems.append(UserFailure("INVALID", [*base, key], label="管理統計資料(0〜100)"))
+                problems.append(UserFailure(ErrorCode.INVALID, [*base, key], label=words.STATISTICS))
         if (code.statistics_free or 0) > 0 and not all(known.get(ind, False) for ind in code.industries):
-            problems.append(UserFailure("INVALID", [*base, "statisticsFree"],
-                                        label="管理統計資料(無料: 通関業・自社通関・輸出入者・船会社・船舶代理店のみ)"))
+            problems.append(UserFailure(ErrorCode.INVALID, [*base, "statisticsFree"], label=words.FREE_STATISTICS))
         clean.append({"category": code.category, "industries": list(dict.fromkeys(code.industries)),
                       "processingMethod": code.processing_method, "singleSignOn": code.single_sign_on,
                       "identificationCount": count, "statisticsPaid": code.statistics_paid or 0,
@@ -258,20 +239,20 @@ def _check_date(services: Services, value: dt.date, path: list[str]) -> UserFail
     """A business day, from the next business day on (NOT_BUSINESS_DAY / DATE_TOO_EARLY)."""
     policy, today = services.rules.current, services.clock.today()
     if not calendar.is_business_day(policy, value):
-        return UserFailure("NOT_BUSINESS_DAY", path)
+        return UserFailure(ErrorCode.NOT_BUSINESS_DAY, path)
     if value < calendar.next_business_day(policy, today):
-        return UserFailure("DATE_TOO_EARLY", path)
+        return UserFailure(ErrorCode.DATE_TOO_EARLY, path)
     return None
 
 
 async def submit_user_codes(ctx: Context, desired: dt.date, reason: str, contact: Contact,
-                            codes: list[UserCodeInput]) -> NaccsApplication:
+                            codes: list[UserCodeInput]) -> int:
     who = await require_viewer(ctx)
     office = await office_of(ctx, who)
     contact_values, problems = check_contact(contact)
     clean, code_problems = _check_user_codes(ctx.services, codes)
     problems += code_problems
-    checked_reason = validation.text(reason, ["input", "reason"], 1000, "申込理由")
+    checked_reason = validation.text(reason, ["input", "reason"], 1000, words.APPLICATION_REASON)
     if isinstance(checked_reason, UserFailure):
         problems.append(checked_reason)
     date_problem = _check_date(ctx.services, desired, ["input", "desiredStartDate"])
@@ -279,60 +260,78 @@ async def submit_user_codes(ctx: Context, desired: dt.date, reason: str, contact
         problems.append(date_problem)
     if problems:
         raise UserFailures(problems)
-    return await _create(ctx, who, office, "USER_CODE_ADDITION", desired, checked_reason, contact_values, {"userCodes": clean},
-                         "利用申込を受け付けました")
+    assert isinstance(checked_reason, str)  # a failure was raised above
+    return await _create(ctx, who, office, NaccsApplicationKind.USER_CODE_ADDITION, desired, checked_reason, contact_values,
+                         {"userCodes": clean})
 
 
-async def _create(ctx: Context, who: Viewer, office: NaccsOffice, kind: str, desired: dt.date, reason: str,
-                  contact: dict, details: dict, subject: str) -> NaccsApplication:
+_NOTICE_CATEGORY = {NaccsApplicationKind.USER_CODE_ADDITION: NoticeCategory.APPLICATION,
+                    NaccsApplicationKind.CERTIFICATE_REISSUE: NoticeCategory.CERTIFICATE}
+
+
+async def _create(ctx: Context, who: Viewer, office: NaccsOffice, kind: NaccsApplicationKind, desired: dt.date, reason: str,
+                  contact: dict[str, Any], details: dict[str, Any]) -> int:
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
         app = NaccsApplication(
-            office_id=office.id, kind=kind, state="SUBMITTED", receipt_number=await _receipt(session),
+            office_id=office.id, kind=kind, state=NaccsApplicationState.SUBMITTED, receipt_number=await _receipt(session),
             desired_date=desired, reason=reason, contact=json.dumps(contact, ensure_ascii=False),
             details=json.dumps(details, ensure_ascii=False), created_by_id=who.account.id, submitted_at=now, updated_at=now)
         session.add(app)
         await session.flush()
-        what = "利用申込(利用者コード追加)" if kind == "USER_CODE_ADDITION" else "電子証明書の再発行申込"
-        body = (f"{office.name} {contact['family_name']} 様\n\n{what}を受け付けました。\n受付番号: {app.receipt_number}\n"
-                f"希望日: {desired:%Y年%m月%d日}\n")
+        what = words.KIND_NAMES[kind]
+        body = words.RECEIVED_BODY.format(office=office.name, family_name=contact["family_name"], what=what,
+                                          receipt_number=app.receipt_number, desired=f"{desired:{words.DATE}}")
         for address in dict.fromkeys([contact["email"], office.contact_email]):
-            queue_mail(session, now, f"naccs.{kind.lower()}.received", address, f"【NACCS】{subject}(受付完了)", body,
+            queue_mail(session, now, f"naccs.{kind.lower()}.received", address, words.RECEIVED_SUBJECT[kind], body,
                        account_id=who.account.id)
-        _notice(session, office.id, now, "利用申込" if kind == "USER_CODE_ADDITION" else "証明書発行",
-                f"{what}を受け付けました (受付番号 {app.receipt_number})")
+        _notice(session, office.id, now, _NOTICE_CATEGORY[kind],
+                words.NOTICE_RECEIVED.format(what=what, receipt_number=app.receipt_number))
         audit(session, ctx, who.account, f"naccs.{kind.lower()}.submit", target=f"NaccsApplication:{app.id}")
-    return await get(ctx, app.id)
+    return app.id
 
 
-async def _own(ctx: Context, app_id: int) -> tuple[Viewer, NaccsOffice, NaccsApplication]:
-    who = await require_viewer(ctx)
-    office = await office_of(ctx, who)
-    async with ctx.services.db.read() as session:
-        app = await session.get(NaccsApplication, app_id)
+async def _owned(session: AsyncSession, office: NaccsOffice, app_id: int) -> NaccsApplication:
+    """The office's application, read inside the caller's write unit (one transaction per use case)."""
+    app = await session.get(NaccsApplication, app_id)
     if app is None or app.office_id != office.id:
-        raise UserFailure("NOT_FOUND", ["input", "applicationId"])
-    return who, office, app
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "applicationId"])
+    return app
 
 
 async def update_application(ctx: Context, app_id: int, desired: dt.date | None, reason: str | None,
-                             contact: Contact | None, codes: list[UserCodeInput] | None) -> NaccsApplication:
+                             contact: Contact | None, codes: list[UserCodeInput] | None) -> int:
     """The office answers a clarification request: corrected content, back to SUBMITTED."""
-    who, office, app = await _own(ctx, app_id)
-    values: dict = {}
+    who = await require_viewer(ctx)
+    office = await office_of(ctx, who)
+    now = ctx.clock.now()
+    async with ctx.services.db.write() as session:
+        app = await _owned(session, office, app_id)
+        values = _corrections(ctx, app, desired, reason, contact, codes)
+        await transition(session, NaccsApplication, app_id, (NaccsApplicationState.CLARIFICATION_REQUESTED,),
+                         {"state": NaccsApplicationState.SUBMITTED, "updated_at": now, **values})
+        _notice(session, office.id, now, NoticeCategory.APPLICATION, words.NOTICE_UPDATED.format(receipt_number=app.receipt_number))
+        audit(session, ctx, who.account, "naccs.application.update", target=f"NaccsApplication:{app_id}")
+    return app_id
+
+
+def _corrections(ctx: Context, app: NaccsApplication, desired: dt.date | None, reason: str | None,
+                 contact: Contact | None, codes: list[UserCodeInput] | None) -> dict[str, Any]:
+    """The checked columns of an office's correction; every problem at once."""
+    values: dict[str, Any] = {}
     problems: list[UserFailure] = []
     if contact is not None:
         contact_values, contact_problems = check_contact(contact)
         problems += contact_problems
         values["contact"] = json.dumps(contact_values, ensure_ascii=False)
     if codes is not None:
-        if app.kind != "USER_CODE_ADDITION":
-            problems.append(UserFailure("INVALID", ["input", "userCodes"], label="利用者コード(この申込には不要)"))
+        if app.kind != NaccsApplicationKind.USER_CODE_ADDITION:
+            problems.append(UserFailure(ErrorCode.INVALID, ["input", "userCodes"], label=words.USER_CODES_NOT_FOR_THIS))
         clean, code_problems = _check_user_codes(ctx.services, codes)
         problems += code_problems
         values["details"] = json.dumps({"userCodes": clean}, ensure_ascii=False)
     if reason is not None:
-        checked = validation.text(reason, ["input", "reason"], 1000, "申込理由")
+        checked = validation.text(reason, ["input", "reason"], 1000, words.APPLICATION_REASON)
         problems += [checked] if isinstance(checked, UserFailure) else []
         values["reason"] = checked
     if desired is not None:
@@ -341,57 +340,61 @@ async def update_application(ctx: Context, app_id: int, desired: dt.date | None,
         values["desired_date"] = desired
     if problems:
         raise UserFailures(problems)
-    now = ctx.clock.now()
-    async with ctx.services.db.write() as session:
-        await transition(session, NaccsApplication, app_id, ("CLARIFICATION_REQUESTED",),
-                         {"state": "SUBMITTED", "updated_at": now, **values})
-        _notice(session, office.id, now, "利用申込", f"申込内容を修正しました (受付番号 {app.receipt_number})")
-        audit(session, ctx, who.account, "naccs.application.update", target=f"NaccsApplication:{app_id}")
-    return await get(ctx, app_id)
+    return values
 
 
-async def withdraw(ctx: Context, app_id: int) -> NaccsApplication:
-    who, office, app = await _own(ctx, app_id)
+async def withdraw(ctx: Context, app_id: int) -> int:
+    who = await require_viewer(ctx)
+    office = await office_of(ctx, who)
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        await transition(session, NaccsApplication, app_id, ("SUBMITTED", "CLARIFICATION_REQUESTED"),
-                         {"state": "WITHDRAWN", "updated_at": now})
-        _notice(session, office.id, now, "利用申込", f"申込を取り下げました (受付番号 {app.receipt_number})")
+        app = await _owned(session, office, app_id)
+        await transition(session, NaccsApplication, app_id, IN_REVIEW_STATES,
+                         {"state": NaccsApplicationState.WITHDRAWN, "updated_at": now})
+        _notice(session, office.id, now, NoticeCategory.APPLICATION, words.NOTICE_WITHDRAWN.format(receipt_number=app.receipt_number))
         audit(session, ctx, who.account, "naccs.application.withdraw", target=f"NaccsApplication:{app_id}")
-    return await get(ctx, app_id)
+    return app_id
 
 
 # --------------------------------------------------------------------------- the NACCS center
 
 
-async def _for_review(ctx: Context, app_id: int) -> tuple[Viewer, NaccsApplication]:
+async def _reviewer(ctx: Context) -> Viewer:
     who = await require_viewer(ctx)
     await authorize(ctx, who, "naccs.review", {"none"})
-    async with ctx.services.db.read() as session:
-        app = await session.get(NaccsApplication, app_id)
+    return who
+
+
+async def _for_review(session: AsyncSession, app_id: int) -> NaccsApplication:
+    """The application under review, read inside the caller's write unit."""
+    app = await session.get(NaccsApplication, app_id)
     if app is None:
-        raise UserFailure("NOT_FOUND", ["input", "applicationId"])
-    return who, app
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "applicationId"])
+    return app
 
 
-async def request_clarification(ctx: Context, app_id: int, message: str) -> NaccsApplication:
-    who, app = await _for_review(ctx, app_id)
-    checked = validation.text(message, ["input", "message"], 2000, "確認事項")
+async def request_clarification(ctx: Context, app_id: int, message: str) -> int:
+    who = await _reviewer(ctx)
+    checked = validation.text(message, ["input", "message"], 2000, words.CLARIFICATION)
     if isinstance(checked, UserFailure):
         raise checked
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
-        await transition(session, NaccsApplication, app_id, ("SUBMITTED",),
-                         {"state": "CLARIFICATION_REQUESTED", "clarification": checked, "updated_at": now})
-        contact = json.loads(app.contact)
-        queue_mail(session, now, "naccs.clarification", contact["email"], "【NACCS】申込内容の確認のお願い",
-                   f"受付番号 {app.receipt_number} について確認事項があります。\n{checked}\n修正または取下げをお願いします。\n")
-        _notice(session, app.office_id, now, "利用申込", f"申込内容の確認依頼があります (受付番号 {app.receipt_number})")
+        app = await _for_review(session, app_id)
+        # the contact as of the row this UPDATE changed (an office correction may have come in since the read)
+        updated = await transition(session, NaccsApplication, app_id, (NaccsApplicationState.SUBMITTED,),
+                                   {"state": NaccsApplicationState.CLARIFICATION_REQUESTED, "clarification": checked,
+                                    "updated_at": now}, returning=(NaccsApplication.contact,))
+        contact = json.loads(updated.contact)
+        queue_mail(session, now, "naccs.clarification", contact["email"], words.CLARIFICATION_SUBJECT,
+                   words.CLARIFICATION_BODY.format(receipt_number=app.receipt_number, message=checked))
+        _notice(session, app.office_id, now, NoticeCategory.APPLICATION,
+                words.NOTICE_CLARIFICATION.format(receipt_number=app.receipt_number))
         audit(session, ctx, who.account, "naccs.review.clarify", target=f"NaccsApplication:{app_id}")
-    return await get(ctx, app_id)
+    return app_id
 
 
-def _identifications(net: bool, taken: set[str]):
+def _identifications(net: bool, taken: set[str]) -> Iterator[str]:
     """Next free identification numbers: alphabetic for netNACCS (A0A, A0B, …), numeric otherwise."""
     if net:
         candidates = (f"{a}{d}{b}" for a in string.ascii_uppercase for d in string.digits for b in string.ascii_uppercase)
@@ -403,30 +406,33 @@ def _identifications(net: bool, taken: set[str]):
             yield candidate
 
 
-async def approve_user_codes(ctx: Context, app_id: int, start_date: dt.date) -> NaccsApplication:
+async def approve_user_codes(ctx: Context, app_id: int, start_date: dt.date) -> int:
     """Approval with a fixed start date (may differ from the desired one): new user IDs are
     assigned and their passwords generated, viewable until the end of the window."""
-    who, app = await _for_review(ctx, app_id)
-    if app.kind != "USER_CODE_ADDITION":
-        raise UserFailure("INVALID_STATE", ["input", "applicationId"])
+    who = await _reviewer(ctx)
     policy = ctx.services.rules.current
     if not calendar.is_business_day(policy, start_date):
-        raise UserFailure("NOT_BUSINESS_DAY", ["input", "startDate"])
+        raise UserFailure(ErrorCode.NOT_BUSINESS_DAY, ["input", "startDate"])
     if start_date < ctx.clock.today():
-        raise UserFailure("DATE_TOO_EARLY", ["input", "startDate"])
+        raise UserFailure(ErrorCode.DATE_TOO_EARLY, ["input", "startDate"])
     now = ctx.clock.now()
     viewable_until = password_window_end(ctx.services, start_date)
-    fernet = _fernet(ctx.services)
+    sealer = fernet(ctx.services)
     async with ctx.services.db.write() as session:
-        await transition(session, NaccsApplication, app_id, ("SUBMITTED",),
-                         {"state": "APPROVED", "start_date": start_date, "approved_at": now, "updated_at": now,
-                          "password_viewable_until": viewable_until})
+        app = await _for_review(session, app_id)
+        if app.kind != NaccsApplicationKind.USER_CODE_ADDITION:
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"])
+        # what is approved is the content of the row this UPDATE changed, not of the read before it
+        approved = await transition(session, NaccsApplication, app_id, (NaccsApplicationState.SUBMITTED,),
+                                    {"state": NaccsApplicationState.APPROVED, "start_date": start_date, "approved_at": now,
+                                     "updated_at": now, "password_viewable_until": viewable_until},
+                                    returning=(NaccsApplication.details, NaccsApplication.contact))
         existing = (await session.execute(select(NaccsUserId.user_code, NaccsUserId.identification_number))).all()
         codes_taken = {c for c, _ in existing}
-        for code in json.loads(app.details)["userCodes"]:
+        for code in json.loads(approved.details)["userCodes"]:
             user_code = await _new_user_code(session, codes_taken)
             taken: set[str] = set()
-            net = code["processingMethod"] == "netNACCS"
+            net = code["processingMethod"] == ProcessingMethod.NET_NACCS
             numbers = _identifications(net, taken)
             groups = ([code["industries"]] * code["identificationCount"] if code["singleSignOn"]
                       else [[industry] for industry in code["industries"]])
@@ -434,19 +440,19 @@ async def approve_user_codes(ctx: Context, app_id: int, start_date: dt.date) -> 
                 session.add(NaccsUserId(
                     office_id=app.office_id, user_code=user_code, identification_number=next(numbers),
                     industries=json.dumps(industries, ensure_ascii=False), single_sign_on=code["singleSignOn"],
-                    application_id=app.id, password_encrypted=fernet.encrypt(new_password().encode()).decode(),
+                    application_id=app.id, password_encrypted=sealer.encrypt(new_password().encode()).decode(),
                     created_at=now))
-        contact = json.loads(app.contact)
-        queue_mail(session, now, "naccs.approved", contact["email"], "【NACCS】利用申込確認完了のお知らせ",
-                   f"受付番号 {app.receipt_number} の利用申込の確認が完了しました。\n利用開始日: {start_date:%Y年%m月%d日}\n"
-                   f"ID通知(パスワード)は {viewable_until:%Y年%m月%d日} まで閲覧できます。\n")
-        _notice(session, app.office_id, now, "システム設定",
-                f"利用者コードを追加しました (受付番号 {app.receipt_number}, 利用開始日 {start_date:%Y-%m-%d})")
+        contact = json.loads(approved.contact)
+        queue_mail(session, now, "naccs.approved", contact["email"], words.APPROVED_SUBJECT,
+                   words.APPROVED_BODY.format(receipt_number=app.receipt_number, start_date=f"{start_date:{words.DATE}}",
+                                              viewable_until=f"{viewable_until:{words.DATE}}"))
+        _notice(session, app.office_id, now, NoticeCategory.SYSTEM_SETTINGS,
+                words.NOTICE_APPROVED.format(receipt_number=app.receipt_number, start_date=f"{start_date:%Y-%m-%d}"))
         audit(session, ctx, who.account, "naccs.review.approve", target=f"NaccsApplication:{app_id}")
-    return await get(ctx, app_id)
+    return app_id
 
 
-async def _new_user_code(session, taken: set[str]) -> str:
+async def _new_user_code(session: AsyncSession, taken: set[str]) -> str:
     """A new 5-character user code: a digit and four letters (like 1ANAC), never used before."""
     while True:
         n = await next_number(session, "naccs-user-code")
@@ -464,12 +470,12 @@ async def _new_user_code(session, taken: set[str]) -> str:
 
 
 async def submit_reissue(ctx: Context, contact: Contact, desired: dt.date, reason: str,
-                         terminal_names: list[str]) -> NaccsApplication:
+                         terminal_names: list[str]) -> int:
     who = await require_viewer(ctx)
     office = await office_of(ctx, who)
     contact_values, problems = check_contact(contact)
-    if reason not in REASONS:
-        problems.append(UserFailure("INVALID", ["input", "reason"], label="再発行理由"))
+    if reason not in tuple(ReissueReason):
+        problems.append(UserFailure(ErrorCode.INVALID, ["input", "reason"], label=words.REISSUE_REASON))
     date_problem = _check_date(ctx.services, desired, ["input", "desiredDate"])
     if date_problem:
         problems.append(date_problem)
@@ -477,19 +483,20 @@ async def submit_reissue(ctx: Context, contact: Contact, desired: dt.date, reaso
         mine = set((await session.scalars(select(NaccsTerminal.name).where(NaccsTerminal.office_id == office.id))).all())
     most = limit(ctx.services.rules.current, ctx.services.clock.today(), "naccs_terminals_per_reissue")
     if not terminal_names:
-        problems.append(UserFailure("REQUIRED", ["input", "terminalNames"], label="論理端末"))
+        problems.append(UserFailure(ErrorCode.REQUIRED, ["input", "terminalNames"], label=words.TERMINALS))
     elif len(terminal_names) > most:
-        problems.append(UserFailure("TOO_MANY_ITEMS", ["input", "terminalNames"], label="論理端末", limit=most))
+        problems.append(UserFailure(ErrorCode.TOO_MANY_ITEMS, ["input", "terminalNames"], label=words.TERMINALS, limit=most))
     else:
         for i, name in enumerate(terminal_names):
             if name not in mine:
-                problems.append(UserFailure("NOT_FOUND", ["input", "terminalNames", str(i)]))
+                problems.append(UserFailure(ErrorCode.NOT_FOUND, ["input", "terminalNames", str(i)]))
             elif name in terminal_names[:i]:  # each terminal once: a reissue renews it once
-                problems.append(UserFailure("INVALID", ["input", "terminalNames", str(i)], label="論理端末(重複)"))
+                problems.append(UserFailure(ErrorCode.INVALID, ["input", "terminalNames", str(i)], label=words.TERMINAL_TWICE))
     if problems:
         raise UserFailures(problems)
-    return await _create(ctx, who, office, "CERTIFICATE_REISSUE", desired, REASONS[reason], contact_values,
-                         {"terminals": list(dict.fromkeys(terminal_names)), "reasonCode": reason}, "電子証明書再発行申込")
+    return await _create(ctx, who, office, NaccsApplicationKind.CERTIFICATE_REISSUE, desired,
+                         words.REISSUE_REASONS[ReissueReason(reason)], contact_values,
+                         {"terminals": list(dict.fromkeys(terminal_names)), "reasonCode": reason})
 
 
 async def process_reissues(services: Services) -> str:
@@ -497,38 +504,28 @@ async def process_reissues(services: Services) -> str:
     today, now = services.clock.today(), services.clock.now()
     async with services.db.read() as session:
         due = (await session.scalars(select(NaccsApplication).where(
-            NaccsApplication.kind == "CERTIFICATE_REISSUE", NaccsApplication.state == "SUBMITTED",
+            NaccsApplication.kind == NaccsApplicationKind.CERTIFICATE_REISSUE,
+            NaccsApplication.state == NaccsApplicationState.SUBMITTED,
             NaccsApplication.desired_date <= today))).all()
     done = 0
     for app in due:
         async with services.db.write() as session:
             completed = await session.scalar(
-                update(NaccsApplication).where(NaccsApplication.id == app.id, NaccsApplication.state == "SUBMITTED")
-                .values(state="COMPLETED", completed_at=now, start_date=today, updated_at=now).returning(NaccsApplication.id))
+                update(NaccsApplication).where(NaccsApplication.id == app.id,
+                                               NaccsApplication.state == NaccsApplicationState.SUBMITTED)
+                .values(state=NaccsApplicationState.COMPLETED, completed_at=now, start_date=today, updated_at=now).returning(NaccsApplication.id))
             if completed is None:
                 continue
             names = json.loads(app.details)["terminals"]
             await session.execute(update(NaccsTerminal).where(NaccsTerminal.office_id == app.office_id,
                                                               NaccsTerminal.name.in_(names)).values(issued_on=today))
             contact = json.loads(app.contact)
-            queue_mail(session, now, "naccs.reissued", contact["email"], "【NACCS】電子証明書再発行完了のお知らせ",
-                       f"受付番号 {app.receipt_number} の電子証明書を再発行しました。\n対象端末: {', '.join(names)}\n"
-                       "NACCS掲示板から新しい電子証明書をダウンロードしてください。\n")
-            _notice(session, app.office_id, now, "証明書発行",
-                    f"電子証明書を再発行しました ({', '.join(names)}; 受付番号 {app.receipt_number})")
+            queue_mail(session, now, "naccs.reissued", contact["email"], words.REISSUED_SUBJECT,
+                       words.REISSUED_BODY.format(receipt_number=app.receipt_number, terminals=", ".join(names)))
+            _notice(session, app.office_id, now, NoticeCategory.CERTIFICATE,
+                    words.NOTICE_REISSUED.format(terminals=", ".join(names), receipt_number=app.receipt_number))
             done += 1
     return f"{done} reissue(s) processed"
-
-
-async def get(ctx: Context, app_id: int) -> NaccsApplication:
-    async with ctx.services.db.read() as session:
-        return await session.get(NaccsApplication, app_id)
-
-
-async def issued_ids(ctx: Context, app_id: int) -> list[NaccsUserId]:
-    async with ctx.services.db.read() as session:
-        return list((await session.scalars(select(NaccsUserId).where(NaccsUserId.application_id == app_id)
-                                           .order_by(NaccsUserId.user_code, NaccsUserId.identification_number))).all())
 
 
 async def visible_application(ctx: Context, app_id: int) -> NaccsApplication | None:
@@ -538,21 +535,8 @@ async def visible_application(ctx: Context, app_id: int) -> NaccsApplication | N
         office = await session.get(NaccsOffice, app.office_id) if app else None
     if app is None:
         return None
-    if who.account.kind == "NACCS_CENTER":
+    if who.account.kind == AccountKind.NACCS_CENTER:
         return app
     if office is not None and office.account_id == who.account.id:
         return app
     return None
-
-
-async def center_queue(ctx: Context) -> list[NaccsApplication]:
-    who = await require_viewer(ctx)
-    await authorize(ctx, who, "naccs.review", {"none"})
-    async with ctx.services.db.read() as session:
-        return list((await session.scalars(select(NaccsApplication).where(
-            NaccsApplication.state.in_(("SUBMITTED", "CLARIFICATION_REQUESTED"))).order_by(NaccsApplication.id))).all())
-
-
-def submitted_on(app: NaccsApplication) -> dt.date:
-    return tokyo_date(app.submitted_at)
-

@@ -6,8 +6,8 @@ gateway, take its signed notifications, settle once, expire after the limit in t
   (the provider retries, a test posts it twice) changes nothing.
 * A charge that arrives for a payment that is no longer open (expired, cancelled, paid
   by another charge) is never applied: it becomes a refund due, so no money is lost.
-* What a paid payment does depends on its purpose: coupons are issued at once here;
-  the applications issue registers its own purpose (a paid cart issues applications).
+* What a paid payment does depends on its purpose (``Purpose``; tradecert/composition.py
+  wires each): a coupon order is issued, a paid cart issues its applications.
 """
 
 from __future__ import annotations
@@ -18,15 +18,19 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import locks
 from persistence.models import CardNotification, CardPayment, Refund
 from resolvers.adapters.gateway import gateway_of, verify
 from resolvers.core.context import Services
 from resolvers.core.counters import next_number
+from resolvers.payments import messages as words
+from resolvers.payments.names import CardPaymentStatus, NotificationOutcome, PaymentPurpose
 from rules.limits import limit
 
 log = logging.getLogger("tradecert.payments")
@@ -38,20 +42,29 @@ class InvalidNotification(Exception):
 
 @dataclass(frozen=True)
 class Purpose:
-    paid: Callable[..., Awaitable[bool]]  # (session, services, payment, now) → False: cannot apply, refund
-    failed: Callable[..., Awaitable[None]]  # (session, services, payment, now, reason)
-    # (session, payment): lock what paid/failed will change that comes before the payment
+    """What a paid or failed payment of one ``PaymentPurpose`` does (wired in tradecert/composition.py)."""
+
+    # → False: it cannot be applied, and the charge is owed back
+    paid: Callable[[AsyncSession, Services, CardPayment, dt.datetime], Awaitable[bool]]
+    # the last argument is the reason, in words staff read
+    failed: Callable[[AsyncSession, Services, CardPayment, dt.datetime, str], Awaitable[None]]
+    # (session, payment id): lock what paid/failed will change that comes before the payment
     # in the lock order (applications, the purchase); the registration is locked already
-    lock_related: Callable[..., Awaitable[None]]
+    lock_related: Callable[[AsyncSession, int], Awaitable[None]]
+
+
+def _purpose(services: Services, purpose: str) -> Purpose:
+    found: Purpose = services.purposes[PaymentPurpose(purpose)]
+    return found
 
 
 def session_minutes(services: Services) -> int:
     return limit(services.rules.current, services.clock.today(), "card_session_minutes")
 
 
-async def open_payment(services: Services, *, purpose: str, registration_id: int,
+async def open_payment(services: Services, *, purpose: PaymentPurpose, registration_id: int,
                        payer_id: int, amount: int, description: str, expires_at: dt.datetime,
-                       idempotency_key: str | None = None):
+                       idempotency_key: str | None = None) -> tuple[CardPayment, Callable[[], Awaitable[None]]]:
     """Open the hosted session first (outside our transaction: a real provider is a network
     call) and return ``(row, cancel)``: the caller adds the row in its own transaction, and
     calls ``cancel()`` if that transaction fails."""
@@ -62,7 +75,7 @@ async def open_payment(services: Services, *, purpose: str, registration_id: int
     now = services.clock.now()
     row = CardPayment(  # payment_number: set by number_payment() inside the caller's transaction
         reference=reference, purpose=purpose, registration_id=registration_id, payer_id=payer_id, amount=amount,
-        description=description, status="OPEN", gateway_session=hosted.session_id, payment_url=hosted.payment_url,
+        description=description, status=CardPaymentStatus.OPEN, gateway_session=hosted.session_id, payment_url=hosted.payment_url,
         created_at=now, expires_at=expires_at, idempotency_key=idempotency_key,
     )
 
@@ -75,7 +88,7 @@ async def open_payment(services: Services, *, purpose: str, registration_id: int
 # --------------------------------------------------------------------------- notifications
 
 
-def _insert(services: Services):
+def _insert(services: Services) -> Callable[..., Any]:
     return sqlite.insert if services.db.is_sqlite else postgresql.insert
 
 
@@ -83,7 +96,7 @@ MAX_AMOUNT = 10_000_000_000  # no card charge comes near it; a bound for a hosti
 _TEXT_LIMITS = {"id": 64, "type": 32, "reference": 48, "chargeId": 64, "brand": 24, "last4": 4}
 
 
-def _checked_event(event: object) -> tuple[dict | None, str]:
+def _checked_event(event: object) -> tuple[dict[str, Any] | None, str]:
     """The event's fields if they fit our records, else (None, why): a signed event that
     we cannot apply is recorded as rejected and acknowledged, so the gateway stops
     retrying it (its log shows it; staff look at it) — never a 500."""
@@ -134,69 +147,74 @@ async def receive_notification(services: Services, body: bytes, signature: str |
             key = _event_key(raw.get("id") if isinstance(raw, dict) else None)
             await tx.execute(_insert(services)(CardNotification).values(
                 event_id=key, reference=str(raw.get("reference") if isinstance(raw, dict) else "")[:48].replace("\x00", ""),
-                kind="rejected", outcome="rejected", received_at=now).on_conflict_do_nothing(index_elements=["event_id"]))
+                kind=NotificationOutcome.REJECTED, outcome=NotificationOutcome.REJECTED, received_at=now)
+                .on_conflict_do_nothing(index_elements=["event_id"]))
             log.error("signed card notification %s rejected: %s", key, why)
-            return "rejected"
+            return NotificationOutcome.REJECTED
         event_id, kind, reference = event["id"], event["type"], event["reference"]
-        found = (await tx.execute(select(CardPayment.id, CardPayment.registration_id)
+        found = (await tx.execute(select(CardPayment.id, CardPayment.registration_id, CardPayment.purpose)
                                   .where(CardPayment.reference == reference))).first()
         payment = None
         if found is not None:
             await locks.registration(tx, found.registration_id)
-            await services.purposes[await tx.scalar(select(CardPayment.purpose).where(CardPayment.id == found.id))] \
-                .lock_related(tx, found.id)
+            await _purpose(services, found.purpose).lock_related(tx, found.id)
             payment = await locks.card_payment(tx, found.id)
         locks.note(tx, "record")
         recorded = await tx.scalar(
             _insert(services)(CardNotification)
-            .values(event_id=event_id, reference=reference, kind=kind, outcome="received", received_at=now)
+            .values(event_id=event_id, reference=reference, kind=kind, outcome=NotificationOutcome.RECEIVED, received_at=now)
             .on_conflict_do_nothing(index_elements=["event_id"]).returning(CardNotification.id))
         if recorded is None:
-            return "duplicate"
+            return NotificationOutcome.DUPLICATE
         if payment is None:
-            outcome = "unknown_reference"
+            outcome = NotificationOutcome.UNKNOWN_REFERENCE
             log.error("card notification %s for unknown reference %s", event_id, reference)
         elif kind == "charge.succeeded":
             outcome = await _succeeded(tx, services, payment, event, now)
         elif kind == "charge.declined":
-            outcome = await _close(tx, services, payment, now, "DECLINED", "カード決済が承認されませんでした")
+            outcome = await _close(tx, services, payment, now, CardPaymentStatus.DECLINED, words.DECLINED)
         else:
-            outcome = "ignored"
+            outcome = NotificationOutcome.IGNORED
         await tx.execute(update(CardNotification).where(CardNotification.id == recorded).values(outcome=outcome))
     return outcome
 
 
-async def _succeeded(session, services: Services, payment: CardPayment, event: dict, now: dt.datetime) -> str:
+async def _succeeded(session: AsyncSession, services: Services, payment: CardPayment, event: dict[str, Any],
+                     now: dt.datetime) -> NotificationOutcome:
     charge_id, amount = str(event.get("chargeId") or ""), event.get("amount")
     if payment.charge_id is not None and payment.charge_id == charge_id:
-        return "duplicate"  # the same charge told again under another event id
+        return NotificationOutcome.DUPLICATE  # the same charge told again under another event id
     settled = None
-    if payment.status == "OPEN" and amount == payment.amount:
+    if payment.status == CardPaymentStatus.OPEN and amount == payment.amount:
         settled = await session.scalar(
-            update(CardPayment).where(CardPayment.id == payment.id, CardPayment.status == "OPEN")
-            .values(status="PAID", closed_at=now, charge_id=charge_id, brand=event.get("brand"), last4=event.get("last4"))
+            update(CardPayment).where(CardPayment.id == payment.id, CardPayment.status == CardPaymentStatus.OPEN)
+            .values(status=CardPaymentStatus.PAID, closed_at=now, charge_id=charge_id, brand=event.get("brand"), last4=event.get("last4"))
             .returning(CardPayment.id))
-    if settled is not None and await services.purposes[payment.purpose].paid(session, services, payment, now):
-        return "paid"
+    if settled is not None and await _purpose(services, payment.purpose).paid(session, services, payment, now):
+        return NotificationOutcome.PAID
     # money taken for something we can no longer deliver: owe it back, never apply it
     if settled is not None:
-        await session.execute(update(CardPayment).where(CardPayment.id == payment.id).values(status="CANCELLED"))
+        await session.execute(update(CardPayment).where(CardPayment.id == payment.id).values(status=CardPaymentStatus.CANCELLED))
     await session.execute(_insert(services)(Refund).values(
         registration_id=payment.registration_id, amount=int(amount or 0), created_at=now,
-        reason=f"カード決済の取消・返金 (決済番号 {payment.payment_number}, charge {charge_id})",
+        reason=words.CHARGE_REFUND.format(payment_number=payment.payment_number, charge_id=charge_id),
         external_key=f"charge:{charge_id or event.get('id')}").on_conflict_do_nothing(index_elements=["external_key"]))
     log.warning("card charge %s for %s not applied (payment %s): refund due", charge_id, payment.reference, payment.status)
-    return "refund_due"
+    return NotificationOutcome.REFUND_DUE
 
 
-async def _close(session, services: Services, payment: CardPayment, now: dt.datetime, status: str, reason: str) -> str:
+_CLOSED = {CardPaymentStatus.DECLINED: NotificationOutcome.DECLINED, CardPaymentStatus.EXPIRED: NotificationOutcome.EXPIRED}
+
+
+async def _close(session: AsyncSession, services: Services, payment: CardPayment, now: dt.datetime,
+                 status: CardPaymentStatus, reason: str) -> NotificationOutcome:
     closed = await session.scalar(
-        update(CardPayment).where(CardPayment.id == payment.id, CardPayment.status == "OPEN")
+        update(CardPayment).where(CardPayment.id == payment.id, CardPayment.status == CardPaymentStatus.OPEN)
         .values(status=status, closed_at=now).returning(CardPayment.id))
     if closed is None:
-        return "not_open"
-    await services.purposes[payment.purpose].failed(session, services, payment, now, reason)
-    return status.lower()
+        return NotificationOutcome.NOT_OPEN
+    await _purpose(services, payment.purpose).failed(session, services, payment, now, reason)
+    return _CLOSED[status]
 
 
 async def expire_payments(services: Services, registration_id: int | None = None) -> int:
@@ -205,7 +223,7 @@ async def expire_payments(services: Services, registration_id: int | None = None
     closed in its own unit of work under the lock order, and only if still open and due."""
     now = services.clock.now()
     query = select(CardPayment.id, CardPayment.registration_id, CardPayment.purpose).where(
-        CardPayment.status == "OPEN", CardPayment.expires_at < now)
+        CardPayment.status == CardPaymentStatus.OPEN, CardPayment.expires_at < now)
     if registration_id is not None:
         query = query.where(CardPayment.registration_id == registration_id)
     async with services.db.read() as session:
@@ -214,11 +232,12 @@ async def expire_payments(services: Services, registration_id: int | None = None
     for payment_id, payment_registration, purpose in due:
         async with services.db.write() as tx:
             await locks.registration(tx, payment_registration)
-            await services.purposes[purpose].lock_related(tx, payment_id)
+            await _purpose(services, purpose).lock_related(tx, payment_id)
             payment = await locks.card_payment(tx, payment_id)
-            if payment.status != "OPEN" or payment.expires_at >= now:
+            if payment is None or payment.status != CardPaymentStatus.OPEN or payment.expires_at >= now:
                 continue
-            expired += await _close(tx, services, payment, now, "EXPIRED", "カード決済の有効期限切れ") == "expired"
+            closed = await _close(tx, services, payment, now, CardPaymentStatus.EXPIRED, words.EXPIRED)
+            expired += closed == NotificationOutcome.EXPIRED
         await gateway_of(services).cancel_session(services, payment.gateway_session)
     return expired
 
@@ -232,18 +251,7 @@ async def redelivery_job(services: Services) -> str:
     return await gateway.redeliver(services) if hasattr(gateway, "redeliver") else "nothing to redeliver"
 
 
-# --------------------------------------------------------------------------- coupons by card
-
-
-
-
-async def payment_of_purchase(services: Services, purchase_id: int) -> CardPayment | None:
-    async with services.db.read() as session:
-        return await session.scalar(select(CardPayment).where(CardPayment.purchase_id == purchase_id))
-
-
-async def number_payment(session, row: CardPayment, today: dt.date, registration_number: str) -> None:
+async def number_payment(session: AsyncSession, row: CardPayment, today: dt.date, registration_number: str) -> None:
     """クレジットカード決済番号 as the seed shows it: date-registration-serial (unique in the database)."""
     serial = await next_number(session, f"card-payment:{row.registration_id}")
     row.payment_number = f"{today:%Y%m%d}-{registration_number}-{serial:05d}"
-

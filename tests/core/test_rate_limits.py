@@ -60,7 +60,7 @@ def issued_certificate(server) -> dict:
 @pytest.fixture
 async def behind_proxy(migrated, rules_copy, smtp):
     """A server that believes X-Forwarded-For from 127.0.0.1, as behind a reverse proxy there."""
-    target, db = migrated
+    target, _db = migrated
     clock = FixedClock(tokyo(2026, 4, 1, 10, 0))
     settings = settings_for(target.url, rules_copy, smtp_url=smtp.url, trusted_proxies=("127.0.0.1/32",))
     server = await asyncio.to_thread(start_server, settings, clock, target.schema)
@@ -215,7 +215,7 @@ def test_limits_are_security_settings_from_the_environment():
     assert (settings.verify_limit_per_address, settings.verify_limit_per_certificate, settings.activation_limit_per_address,
             settings.activation_limit_per_token, settings.rate_limit_window_seconds) == (7, 3, 9, 2, 60)
     assert settings.trusted_proxies == ("10.0.0.1/32", "192.168.0.0/16", "::1/128")
-    with pytest.raises(ValueError, match="TRADECERT_TRUSTED_PROXIES: 'proxy.local'"):
+    with pytest.raises(ValueError, match=r"TRADECERT_TRUSTED_PROXIES: 'proxy\.local'"):
         Settings.from_env({"TRADECERT_TRUSTED_PROXIES": "proxy.local"})
     defaults = Settings.from_env({})
     assert defaults.trusted_proxies == () and defaults.verify_limit_per_address == 60

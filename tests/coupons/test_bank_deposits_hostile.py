@@ -344,3 +344,67 @@ def to_id(pk: int) -> str:
     from schema.identity import to_global_id
 
     return to_global_id("CouponPurchase", pk)
+
+
+# --------------------------------------------------------------------------- a statement of any size (issue 11, P5)
+
+MANY = 33_000  # more lines (and accounts) than PostgreSQL takes parameters in one statement (32,767)
+
+
+async def _many_orders(db, now, n: int) -> list[str]:
+    """n registrations, each with one order of one SINGLE (1,210 yen) awaiting payment."""
+    from sqlalchemy import insert
+
+    from persistence.models import CouponAccount, CouponPurchaseLine, TradeRegistration, VirtualAccount
+
+    async with db.write() as session:
+        chamber = await session.scalar(select(Chamber.id))
+        buyer = await session.scalar(select(Account.id).where(Account.username == "signer-2701000002"))
+        await session.execute(insert(TradeRegistration), [
+            {"number": f"28{i:08d}", "chamber_id": chamber, "kind": "APPLICANT", "name": f"many {i}", "valid_from": now.date(),
+             "allows_bank_transfer": True, "allows_card": False, "created_at": now} for i in range(n)])
+        ids = (await session.scalars(select(TradeRegistration.id).where(TradeRegistration.name.like("many %"))
+                                     .order_by(TradeRegistration.id))).all()
+        await session.execute(insert(CouponPurchase), [
+            {"order_number": f"M{i:012d}", "registration_id": rid, "buyer_id": buyer, "method": "BANK_TRANSFER",
+             "membership": "MEMBER", "status": "AWAITING_PAYMENT", "coupons": 1, "amount": 1210, "ordered_at": now,
+             "ordered_on": now.date(), "rules_version": "test", "expires_at": now + dt.timedelta(days=30)}
+            for i, rid in enumerate(ids)])
+        await session.execute(insert(CouponAccount), [{"registration_id": rid, "balance": 0, "pending": 1, "updated_at": now}
+                                                      for rid in ids])
+        pids = (await session.scalars(select(CouponPurchase.id).where(CouponPurchase.order_number.like("M%"))
+                                      .order_by(CouponPurchase.id))).all()
+        await session.execute(insert(CouponPurchaseLine), [
+            {"purchase_id": pid, "product_code": "SINGLE", "quantity": 1, "unit_price": 1210, "coupons": 1, "amount": 1210}
+            for pid in pids])
+        numbers = [f"{8_000_000 + i:07d}" for i in range(n)]
+        await session.execute(insert(VirtualAccount), [
+            {"purchase_id": pid, "bank_code": "0310", "bank_name": "test", "branch_code": "502", "branch_name": "test",
+             "account_number": number, "holder": "test", "valid_until": now.date() + dt.timedelta(days=30)}
+            for pid, number in zip(pids, numbers)])
+    return numbers
+
+
+async def test_a_statement_of_more_lines_than_a_statement_takes_parameters_is_recorded_and_reconciled(live, migrated):
+    """Recording checks the accounts and keys of a whole statement set-based: 33,000 lines
+    paying 33,000 orders (PostgreSQL refused the old per-account IN list of them), plus one
+    second payment owed back; all recorded once, reconciled once, every yen accounted for."""
+    from resolvers.coupons.purchases import DepositInput, DepositSource, import_deposits, reconcile
+    from tests.invariants import money_problems
+    from tradecert.composition import build_services
+
+    _target, db = migrated
+    numbers = await _many_orders(db, live.clock.now(), MANY)
+    on = live.clock.today()
+    lines = [DepositInput(number, 1210, on, "ﾀｲﾘﾖｳ", f"MANY-{number}", line=i + 2) for i, number in enumerate(numbers)]
+    lines.append(DepositInput(numbers[0], 1210, on, "ﾀｲﾘﾖｳ", None, line=MANY + 2))  # paid twice: owed back
+    services = build_services(settings=live.services.settings, db=db, rules=live.services.rules, clock=live.clock)
+    source = DepositSource.file("many.csv", b"many")
+    stored = await import_deposits(services, lines, source)
+    assert len(stored.recorded) == MANY + 1 and stored.already == [] and stored.repeats == []
+    again = await import_deposits(services, lines, source)  # the same statement again: every line recorded before
+    assert again.recorded == [] and [i for i, _ in again.already] == list(range(MANY + 1))
+    assert await reconcile(services) == {"issued": MANY, "refunded": 1}
+    assert await reconcile(services) == {}
+    assert await count(db) == MANY + 1 and await count(db, Refund) == 1
+    assert await deposit_problems(db) == [] and await money_problems(db) == []

@@ -134,3 +134,58 @@ async def test_the_database_refuses_a_negative_balance_even_past_the_code(migrat
         async with db.write() as session:
             await session.execute(update(CouponAccount).where(CouponAccount.registration_id == reg).values(balance=-1))
     assert await balance(db, reg) == 1
+
+
+async def test_a_debit_and_a_give_back_are_one_statement_each_on_postgresql(migrated):
+    """Set-based: the balance, the entry, its lots and their allocation move together — one
+    data-modifying statement on PostgreSQL, four on SQLite (no data-modifying CTEs there) —
+    however many lots a debit spans."""
+    from sqlalchemy import event
+
+    target, db = migrated
+    reg = await registration_id(db)
+    for i in range(3):
+        await buy(db, reg, f"lot:{i}", "SINGLE", 1, dt.date(2026, 4, 1 + i), 1210)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    async with db.write() as session:
+        await locks.registration(session, reg)
+        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            used = await ledger.debit(session, registration_id=reg, coupons=2, kind="USE", key="use:set", now=NOW,
+                                      receipt_number="000000042")
+            debit_statements = len(statements)
+            statements.clear()
+            back = await ledger.give_back(session, registration_id=reg, of_key="use:set", key="return:set", now=NOW)
+            give_back_statements = len(statements) - 1  # reading the original debit comes first
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert (used.balance, used.receipt_number, back.balance) == (1, "000000042", 3)
+    expected = 1 if target.kind == "postgresql" else 4
+    assert (debit_statements, give_back_statements) == (expected, expected)
+    async with db.read() as session:
+        assert await ledger.audit_ledger(session) == []
+        left = sorted((await session.execute(select(CouponLot.acquired_on, CouponLot.coupons_left))).all())
+    assert [n for _on, n in left] == [1, 1, 1]
+
+
+async def test_a_short_balance_takes_nothing_and_a_replay_after_it_still_applies_once(migrated):
+    _target, db = migrated
+    reg = await registration_id(db)
+    await buy(db, reg, "one", "SINGLE", 1, dt.date(2026, 4, 1), 1210)
+    with pytest.raises(UserFailure) as short:
+        async with db.write() as session:
+            await locks.registration(session, reg)
+            await ledger.debit(session, registration_id=reg, coupons=2, kind="USE", key="use:two", now=NOW)
+    assert short.value.code == "INSUFFICIENT_COUPONS"
+    async with db.write() as session:
+        await locks.registration(session, reg)
+        first = await ledger.debit(session, registration_id=reg, coupons=1, kind="USE", key="use:one", now=NOW)
+        again = await ledger.debit(session, registration_id=reg, coupons=1, kind="USE", key="use:one", now=NOW)
+    assert first.applied and first.balance == 0 and not again.applied
+    async with db.read() as session:
+        assert await ledger.audit_ledger(session) == []
+        assert await session.scalar(select(func.count()).select_from(CouponEntry)) == 2  # the purchase and one use

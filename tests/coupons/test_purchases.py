@@ -101,7 +101,7 @@ def test_bad_orders_get_user_errors(live):
 
 
 async def test_an_exact_deposit_issues_the_coupons_once(live, migrated):
-    _target, db = migrated
+    _target, _db = migrated
     signer = as_user(live, "signer-2701000002")
     staff = as_user(live, "staff-2701")
     purchase = start(live, signer)["purchase"]

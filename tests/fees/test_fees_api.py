@@ -108,3 +108,14 @@ def test_a_malformed_date_is_a_graphql_error_not_a_server_error(live):
     response = live.graphql("query($on: Date) { feeSchedule(on: $on) { on } }", {"on": "yesterday"})
     assert response.status_code == 200
     assert response.json()["errors"]
+
+
+def test_a_rules_reload_changes_the_schedule_served_at_once(live):
+    before = schedule(live, "2026-04-01")
+    assert schedule(live, "2026-04-01") == before  # asked twice: the second answer is the kept schedule
+    path = live.rules_dir / "application_fees.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("amount: 1210", "amount: 1250"), encoding="utf-8")
+    assert live.services.rules.reload().changed
+    after = schedule(live, "2026-04-01")
+    assert after["member"] == 1250 and after["rulesVersion"] != before["rulesVersion"]
+    assert after["memberProducts"] == before["memberProducts"]  # coupon_products.yaml did not change

@@ -175,3 +175,66 @@ async def test_a_hash_with_old_parameters_is_upgraded_at_the_next_login(live, mi
         upgraded = await session.scalar(select(Account.password_hash).where(Account.username == "signer-2701000003"))
     assert upgraded != weak and upgraded.startswith("$argon2id$") and "m=8192" not in upgraded
     assert login(live, "signer-2701000003")["errors"] == []
+
+
+def _statements(live, query, headers):
+    """The statements one request runs (BEGIN/ROLLBACK/COMMIT left out), as 'VERB tables'."""
+    from sqlalchemy import event
+
+    engine = live.services.db.engine.sync_engine
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if not statement.startswith(("BEGIN", "ROLLBACK", "COMMIT", "PRAGMA")):
+            words = statement.replace("(", " ").split()
+            tables = sorted({words[i + 1] for i, word in enumerate(words[:-1]) if word in ("FROM", "JOIN", "UPDATE")})
+            seen.append(f"{words[0]} {'+'.join(tables)}")
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        body = live.graphql(query, headers=headers).json()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert "errors" not in body, body
+    return seen, body["data"]
+
+
+def test_me_with_its_registration_is_one_statement_and_writes_nothing_within_a_minute(live):
+    token = login(live, "signer-2701000002")["token"]
+    live.clock.advance(dt.timedelta(seconds=59))
+    query = "{ me { username registration { number membership chamber { name } } } }"
+    statements, data = _statements(live, query, bearer(token))
+    assert data["me"]["registration"] == {"number": "2701000002", "membership": "MEMBER",
+                                          "chamber": {"name": "大阪商工会議所"}}
+    assert statements == ["SELECT accounts+chambers+registration_memberships+sessions+trade_registrations"]
+
+
+async def test_last_seen_is_written_once_a_minute_by_a_conditional_update(live, migrated):
+    from sqlalchemy import update
+
+    from resolvers.identity.accounts import TOUCH
+
+    _target, db = migrated
+    token = login(live, "signer-2701000002")["token"]
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    live.clock.advance(dt.timedelta(seconds=61))
+    statements, _ = _statements(live, "{ me { username } }", bearer(token))
+    assert statements[1:] == ["UPDATE sessions"]  # after the viewer's read: one write, the session's
+    async with db.read() as session:
+        seen = await session.scalar(select(Session.last_seen_at).where(Session.token_hash == token_hash))
+        session_id = await session.scalar(select(Session.id).where(Session.token_hash == token_hash))
+    assert seen == live.clock.now()
+    # a request that read the old value a moment ago writes nothing: another one already did
+    now = live.clock.now() + dt.timedelta(seconds=5)
+    async with db.write() as session:
+        moved = await session.execute(TOUCH, {"session_id": session_id, "now": now,
+                                              "seen_before": now - dt.timedelta(minutes=1)})
+    assert moved.rowcount == 0
+    # nor does it bring an ended session back
+    later = now + dt.timedelta(minutes=5)
+    async with db.write() as session:
+        await session.execute(update(Session).where(Session.id == session_id).values(ended_at=now, end_reason="logout"))
+        moved = await session.execute(TOUCH, {"session_id": session_id, "now": later,
+                                              "seen_before": later - dt.timedelta(minutes=1)})
+    assert moved.rowcount == 0
+    assert live.graphql(ME, headers=bearer(token)).json()["data"]["me"] is None

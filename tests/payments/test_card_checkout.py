@@ -174,3 +174,28 @@ def test_only_payable_applications_enter_the_cart(live):
     assert cart(live, signer)["items"] == []
     assert live.graphql(ADD, {"ids": [app]}, headers=other).json()["data"]["addToCardCart"]["errors"][0]["code"] == "NOT_FOUND"
     assert checkout(live, signer)["errors"][0]["code"] == "REQUIRED"
+
+
+async def test_who_may_pay_is_what_permissions_yaml_says_for_the_cart_and_the_checkout_alike(live):
+    """permissions.yaml alone decides who pays which application: a signer allowed to pay
+    only the applications it created sees, chooses and checks out exactly those."""
+    staff = as_user(live, "staff-2701")
+    signer, colleague = as_user(live, "signer-2701000002"), as_user(live, "signer2-2701000002")
+    mine = approved_card_application(live, signer, staff, invoiceNumber="MINE")
+    theirs = approved_card_application(live, colleague, staff, invoiceNumber="THEIRS")
+
+    path = live.rules_dir / "permissions.yaml"
+    rule = "      - {action: application.pay, kind: SIGNER, registration: APPLICANT, relation: %s}"
+    original = path.read_text(encoding="utf-8")
+    assert rule % "own_registration" in original
+    path.write_text(original.replace(rule % "own_registration", rule % "created_by_me"), encoding="utf-8")
+    assert (await asyncio.to_thread(live.services.rules.reload)).changed
+
+    assert [a["invoiceNumber"] for a in cart(live, signer)["payable"]] == ["MINE"]
+    refused = live.graphql(ADD, {"ids": [theirs]}, headers=signer).json()["data"]["addToCardCart"]
+    assert refused["errors"] == [{"code": "NOT_FOUND", "field": ["input", "applicationIds", "0"]}]
+    assert live.graphql(ADD, {"ids": [mine]}, headers=signer).json()["data"]["addToCardCart"]["errors"] == []
+    started = checkout(live, signer)
+    assert started["errors"] == [] and started["amount"] == 1210
+    admin = live.graphql(CHECKOUT, {"key": None}, headers=as_user(live, "admin-2701000002")).json()
+    assert admin["errors"][0]["extensions"]["code"] == "FORBIDDEN"  # no relation lets an admin pay

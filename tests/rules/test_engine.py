@@ -22,7 +22,7 @@ def member_rules() -> list[Rule]:
 
 def test_facts_fire_every_matching_rule_and_nothing_when_none_match():
     engine = RuleEngine()
-    name = engine.register("t@1", member_rules() + [Rule("any", {"membership": "MEMBER"})])
+    name = engine.register("t@1", [*member_rules(), Rule("any", {"membership": "MEMBER"})])
     assert sorted(engine.matches(name, {"membership": "MEMBER", "on": "2026-04-01"})) == ["any", "new"]
     assert engine.matches(name, {"membership": "NON_MEMBER", "on": "2026-04-01"}) == []
 
@@ -44,7 +44,7 @@ def test_thousands_of_evaluations_leave_no_live_state():
     # durable_rules holds at most 1,024 live sids per ruleset; every evaluation deletes its own.
     engine = RuleEngine()
     name = engine.register("t@many", member_rules())
-    for i in range(3000):
+    for _ in range(3000):
         assert engine.matches(name, {"membership": "MEMBER", "on": "2026-04-01"}) == ["new"]
 
 

@@ -134,3 +134,23 @@ def test_a_wrong_golden_row_is_reported_with_its_case(rules_copy):
     results = run_golden(load_policy(rules_copy), rules_copy)
     failed = [r.describe() for r in results if not r.passed]
     assert failed == ["fees.yaml case 4: application_fee(on=2026-04-01, membership=MEMBER): expected 1200, got 1210"]
+
+
+def test_a_golden_input_of_the_wrong_kind_is_reported_with_its_case(rules_copy):
+    edit(rules_copy / "tests" / "fees.yaml", "membership: MEMBER, expect: 1210}", "membership: 5, expect: 1210}")
+    results = run_golden(load_policy(rules_copy), rules_copy)
+    failed = [r.describe() for r in results if not r.passed]
+    assert failed == ["fees.yaml case 4: application_fee(on=2026-04-01, membership=5): ValueError: membership must be text, got 5"]
+
+
+def test_a_golden_file_that_is_not_a_list_of_cases_is_reported(rules_copy):
+    (rules_copy / "tests" / "extra.yaml").write_text("ask: application_fee\n", encoding="utf-8")
+    results = run_golden(load_policy(rules_copy), rules_copy)
+    assert [r.describe() for r in results if not r.passed] == ["extra.yaml case 0: None(): a golden file is a list of cases"]
+
+
+def test_a_rule_row_answers_in_the_types_its_schema_gives():
+    fee = fees.application_fee(load_policy(RULES_DIR), dt.date(2026, 4, 1), "MEMBER").rule
+    assert (fee.integer("amount"), fee.text("membership"), fee.optional_integer("missing")) == (1210, "MEMBER", None)
+    with pytest.raises(TypeError, match=r"application_fees\.yaml version 2 row 1: membership is 'MEMBER', not a whole number"):
+        fee.integer("membership")

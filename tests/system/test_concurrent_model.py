@@ -183,7 +183,7 @@ def logged_errors(text: str) -> list[str]:
             if record.get("level") in ("ERROR", "CRITICAL"):
                 found.append(f"{record.get('logger')}: {record.get('message')} (request {record.get('request_id')})"
                              + _our_frames(record.get("exc_info") or ""))
-        elif line.startswith("Traceback") or line.startswith("ERROR"):
+        elif line.startswith(("Traceback", "ERROR")):
             found.append(line)
     return found
 

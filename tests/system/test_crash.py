@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import os
 import random
@@ -67,6 +68,7 @@ from resolvers.adapters.bank_files import write_zengin
 from resolvers.core.clock import Clock, FixedClock, tokyo_date
 from resolvers.core.context import Services
 from resolvers.core.settings import Settings
+from resolvers.coupons.reconciliation import CHUNK
 from rules.runtime import RulesRuntime
 from tests.applications.test_applications import act, create
 from tests.conftest import PG_BASE, RULES_DIR, _free_port, create_pg_schema, drop_pg_schema, require_postgres
@@ -115,10 +117,8 @@ class Server:
         deadline = time.monotonic() + seconds
         while not self.ready:
             assert self.process.poll() is None, f"serve exited {self.process.returncode}: {self.output()}"
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 self.ready = httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                pass
             if not self.ready:
                 assert time.monotonic() < deadline, f"serve did not become ready: {self.output()}"
                 time.sleep(0.05)
@@ -491,7 +491,7 @@ async def test_a_card_checkout_issues_each_application_once_or_is_refunded_when_
 # --------------------------------------------------------------------------- 3. bank import and reconciliation
 
 
-EXTRA_DEPOSITS = 1500  # paid again into a used account, owed back: two reconciliation chunks (1,000 each)
+EXTRA_DEPOSITS = CHUNK + 500  # paid again into a used account, owed back: two reconciliation chunks
 
 
 def bank_order(server: Server, headers: dict) -> dict:
@@ -557,10 +557,10 @@ async def test_bank_import_and_reconciliation_killed_and_run_again_record_and_is
         statement.write_bytes(write_zengin(lines, today))
         accounts = [first, second]
 
-        async def recorded():
+        async def recorded(accounts=accounts):
             return (await deposits_of(site.db, accounts))[0] > 0
 
-        async def reconciling():
+        async def reconciling(accounts=accounts):
             return (await deposits_of(site.db, accounts))[1] > 0
 
         async def started():
@@ -584,14 +584,14 @@ async def test_bank_import_and_reconciliation_killed_and_run_again_record_and_is
         # the nightly reconciliation: killed once a chunk is in (or while it starts when little is left)
         done_before = (await deposits_of(site.db, accounts))[1]
 
-        async def progressed():
+        async def progressed(accounts=accounts, done_before=done_before):
             return (await deposits_of(site.db, accounts))[1] > done_before
 
         async def leased():
             held = await lease(site.db)
             return held is not None and held.leased_until is not None
 
-        job_anchor = progressed if total - done_before > 1000 else leased
+        job_anchor = progressed if total - done_before > CHUNK else leased
         job_delay = rng.uniform(0, 0.03)
         job_killed = await kill_when(site.cli("jobs", "run", "bank-reconciliation"), job_anchor, job_delay)
         held = await lease(site.db)

@@ -66,7 +66,8 @@ async def test_holds_racing_a_membership_change_keep_the_ledger_whole(live, migr
         live.clock.advance(dt.timedelta(minutes=1))
         give_coupons(live, 20)
         holding, resubmitting = ids[:20], ids[20:]
-        calls = [lambda i=i: _post(live, HOLD_Q, {"id": i, "r": f"round {round_}"}, staff)["holdApplication"] for i in holding]
+        calls = [lambda i=i, round_=round_: _post(live, HOLD_Q, {"id": i, "r": f"round {round_}"}, staff)["holdApplication"]
+                 for i in holding]
         calls += [lambda i=i: _post(live, SUBMIT, {"id": i}, signer)["submitApplication"] for i in resubmitting]
         calls.append(lambda m=membership: _post(live, SET_MEMBERSHIP, {"n": "2701000002", "m": m}, staff)["setMembership"])
         results = await asyncio.to_thread(_all_at_once, calls)
