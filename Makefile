@@ -42,12 +42,17 @@ lint: install-test
 schema: install
 	$(BIN)/tradecert schema export > schema/schema.graphql
 
-bench: install
+## make bench: every benchmark, each against a baseline taken in the same run (docs/performance.md);
+## needs wrk (over_http.py) and pgbench (submit.py) — `apt-get install wrk postgresql-client`
+bench: install-test
+	$(BIN)/python bench/driver.py
+	$(BIN)/python bench/applications.py
 	$(BIN)/python bench/fees.py
 	$(BIN)/python bench/identity.py
-	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/submit.py
+	$(BIN)/python bench/reconcile.py --database sqlite
+	$(BIN)/python bench/reconcile.py --database postgresql
 	$(BIN)/python bench/consume.py
-	$(BIN)/python bench/applications.py
 	$(BIN)/python bench/over_http.py --json var/bench-http.json
 	$(BIN)/python bench/memory.py --json var/bench-memory.json
 

@@ -69,12 +69,18 @@ def _hits(state: Mapping[str, object]) -> list[str]:
     return [str(h) for h in hits] if isinstance(hits, list) else []
 
 
+# durable_rules' C engine keeps process-wide state (its rulesets and states live in one
+# global table), so calls from two engines on two threads at once can crash the process:
+# every engine of the process takes this one lock, not a lock of its own.
+_DURABLE = threading.Lock()
+
+
 class RuleEngine:
     """Registers rulesets and evaluates facts against them, thread-safely."""
 
     def __init__(self) -> None:
         self._host = _QuietHost()
-        self._lock = threading.Lock()
+        self._lock = _DURABLE
         self._registered: set[str] = set()
         self._sids = itertools.count(1)
 

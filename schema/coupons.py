@@ -415,7 +415,7 @@ class PurchasesMutation:
         async def call() -> HasId:
             at_most(input.lines, MAX_LIST_ITEMS, ["input", "lines"], "購入内容")
             lines = [purchases.LineInput(line.product_code, line.quantity) for line in input.lines]
-            return await purchases.start_coupon_purchase(info.context, lines, input.method.value, input.notify_email,
+            return await purchases.start_coupon_purchase(info.context, lines, input.method, input.notify_email,
                                                          input.idempotency_key)
         return await run_mutation(
             info, lambda: _purchase_after(info, call),

@@ -122,8 +122,16 @@ class TradeRegistration(Node):
             id=to_global_id("TradeRegistration", view.id), number=view.number, kind=RegistrationKind(view.kind),
             name=view.name, valid_from=view.valid_from, valid_until=view.valid_until,
             purchase_methods=_purchase_methods(view.allows_bank_transfer, view.allows_card),
-            membership=Membership(view.membership), chamber=Chamber.from_view(view.chamber), _pk=view.id,
+            membership=_membership(view), chamber=Chamber.from_view(view.chamber), _pk=view.id,
         )
+
+
+def _membership(view: RegistrationView) -> Membership:
+    """The membership in force now; every registration has one from its creation (a gap in
+    its history is a data error, reported as such rather than guessed)."""
+    if view.membership is None:
+        raise LookupError(f"registration {view.id}: no membership period covers now")
+    return Membership(view.membership)
 
 
 async def _registration_on_demand(ctx: Context, registration_id: int) -> TradeRegistration | None:

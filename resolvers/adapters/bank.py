@@ -12,12 +12,13 @@ import secrets
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import VirtualAccount
 
 
 class Bank(Protocol):
-    async def open_virtual_account(self, session, purchase_id: int, valid_until: dt.date) -> VirtualAccount:
+    async def open_virtual_account(self, session: AsyncSession, purchase_id: int, valid_until: dt.date) -> VirtualAccount:
         """A new account number for one order, valid until the given date, never reused."""
 
 
@@ -30,7 +31,7 @@ class SandboxBank:
     branch_name = "アジサイ"
     holder = "ｼﾖｳｺｳｶｲｷﾞｼﾖ ｸ-ﾎﾟﾝ"
 
-    async def open_virtual_account(self, session, purchase_id: int, valid_until: dt.date) -> VirtualAccount:
+    async def open_virtual_account(self, session: AsyncSession, purchase_id: int, valid_until: dt.date) -> VirtualAccount:
         for _ in range(20):
             number = f"{secrets.randbelow(10_000_000):07d}"
             taken = await session.scalar(select(VirtualAccount.id).where(VirtualAccount.account_number == number))

@@ -30,9 +30,12 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
-from resolvers.core.errors import UserFailure
+from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.coupons.purchases import MAX_DEPOSIT, MAX_DEPOSIT_ID, MAX_PAYER_NAME, DepositInput
 
 RECORD = 200
@@ -40,15 +43,20 @@ REIWA_START = 2018  # 令和1年 = 2019
 HEISEI_START = 1988
 
 
+class StatementFormat(StrEnum):
+    ZENGIN_01 = "zengin-01"  # 全銀協 振込入金通知
+    CSV = "csv"
+
+
 class StatementError(ValueError):
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)
 class Statement:
-    format: str
+    format: StatementFormat
     deposits: list[DepositInput]
     cancelled: int = 0  # records with 取消区分 set: not deposits
     cancellations: list[str] = field(default_factory=list)  # one line per cancelled notice, for a person to check
@@ -124,7 +132,7 @@ def parse_zengin(data: bytes, today: dt.date) -> Statement:
             except (ValueError, UnicodeDecodeError):
                 problems.append(f"line {line}: 勘定日 {record[7:13]!r} is not a date (和暦 YYMMDD)")
                 booked = None
-            if None in (inquiry, amount, booked):
+            if inquiry is None or amount is None or booked is None:
                 continue
             if _text(record, 128, 128) not in ("", "0"):  # 取消: the bank cancels an earlier notice
                 cancelled += 1
@@ -155,7 +163,7 @@ def parse_zengin(data: bytes, today: dt.date) -> Statement:
         problems.append(f"line {len(records)}: the file has no end record (9)")
     if problems:
         raise StatementError(problems)
-    return Statement("zengin-01", deposits, cancelled, cancellations)
+    return Statement(StatementFormat.ZENGIN_01, deposits, cancelled, cancellations)
 
 
 def _decode(data: bytes) -> str:
@@ -172,13 +180,23 @@ def _decode(data: bytes) -> str:
                                   "save the file in one of them"]) from None
 
 
-def _rows(text: str):
-    """(line, row) of a CSV text; a malformed CSV line is a StatementError naming it."""
+CsvRow = dict[str | Any, str | Any]  # csv.DictReader's row
+
+
+def _rows(text: str) -> tuple[Sequence[str] | None, Iterator[tuple[int, CsvRow]]]:
+    """The header and the (line, row) of a CSV text; a malformed CSV line is a
+    StatementError naming it."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    read = 0  # the last line of the last record read: a malformed record starts after it
     try:
-        yield 1, reader.fieldnames
-        read = reader.line_num
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise StatementError([f"line 1: {exc}"]) from None
+    return fieldnames, _lines(reader)
+
+
+def _lines(reader: csv.DictReader[str]) -> Iterator[tuple[int, CsvRow]]:
+    read = reader.line_num  # the last line of the last record read: a malformed record starts after it
+    try:
         for row in reader:
             yield read + 1, row
             read = reader.line_num
@@ -187,8 +205,7 @@ def _rows(text: str):
 
 
 def parse_csv(data: bytes) -> Statement:
-    rows = _rows(_decode(data))
-    _, fieldnames = next(rows)
+    fieldnames, rows = _rows(_decode(data))
     expected = ["account_number", "amount", "deposited_on", "payer_name", "deposit_id"]
     if fieldnames is None or [(f or "").strip() for f in fieldnames][:3] != expected[:3]:
         raise StatementError([f"line 1: header must be {','.join(expected)} (got {fieldnames!r})"])
@@ -213,7 +230,7 @@ def parse_csv(data: bytes) -> Statement:
                                      (row.get("deposit_id") or "").strip() or None, line=line))
     if problems:
         raise StatementError(problems)
-    return Statement("csv", deposits)
+    return Statement(StatementFormat.CSV, deposits)
 
 
 def parse_statement(data: bytes, today: dt.date) -> Statement:
@@ -234,13 +251,13 @@ def describe(failure: UserFailure, deposit: DepositInput, index: int) -> str:
              "depositId": deposit.deposit_id}.get(name)
     shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40]) + f"… ({len(value)} characters)"
     why = {
-        ("accountNumber", "INVALID"): "is not 7 digits",
-        ("accountNumber", "NOT_FOUND"): "is no virtual account of an order",
-        ("amount", "INVALID"): f"is not 1 to {MAX_DEPOSIT:,} yen",
-        ("payerName", "INVALID"): "holds a control character (NUL …) or is not text",
-        ("payerName", "TOO_LONG"): f"is longer than {MAX_PAYER_NAME} characters",
-        ("depositId", "INVALID"): "holds a control character (NUL …) or is not text",
-        ("depositId", "TOO_LONG"): f"is longer than {MAX_DEPOSIT_ID} characters",
+        ("accountNumber", ErrorCode.INVALID): "is not 7 digits",
+        ("accountNumber", ErrorCode.NOT_FOUND): "is no virtual account of an order",
+        ("amount", ErrorCode.INVALID): f"is not 1 to {MAX_DEPOSIT:,} yen",
+        ("payerName", ErrorCode.INVALID): "holds a control character (NUL …) or is not text",
+        ("payerName", ErrorCode.TOO_LONG): f"is longer than {MAX_PAYER_NAME} characters",
+        ("depositId", ErrorCode.INVALID): "holds a control character (NUL …) or is not text",
+        ("depositId", ErrorCode.TOO_LONG): f"is longer than {MAX_DEPOSIT_ID} characters",
     }.get((name, failure.code), failure.message("en"))
     if "earlier" in failure.params:
         why = f"was recorded before for another deposit (account, amount or date) from {failure.params['earlier']}"

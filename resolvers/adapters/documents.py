@@ -24,14 +24,19 @@ from persistence.models import (
     TradeRegistration,
     VirtualAccount,
 )
+from resolvers.applications import certificates
+from resolvers.applications.certificates import canonical, format_access_code
 from resolvers.applications.messages import CERTIFICATE_TYPE_NAMES
 from resolvers.applications.names import ApplicationState, CertificateType
+from resolvers.applications.use_cases import application_to_view
 from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden, UserFailure
 from resolvers.coupons.names import PurchaseMethod
 from resolvers.identity.accounts import authorize, require_viewer
+from resolvers.payments.checkout import statement_of
 from resolvers.payments.names import CardPaymentStatus
+from resolvers.payments.queries import statement_tax
 from rules import fees
 
 FONT = "HeiseiKakuGo-W5"  # Adobe-Japan1 CID font: text stays text, viewers supply the glyphs
@@ -201,7 +206,6 @@ async def purchase_card_statement(ctx: Context, purchase_id: int) -> bytes:
         chamber = await session.get(Chamber, registration.chamber_id) if registration else None
     if purchase is None or purchase.paid_at is None or registration is None or chamber is None:
         raise Forbidden()
-    policy = ctx.services.rules.current
     paid_on = tokyo_date(purchase.paid_at)
     settings = ctx.services.settings
     return card_statement_pdf(
@@ -210,14 +214,13 @@ async def purchase_card_statement(ctx: Context, purchase_id: int) -> bytes:
             statement_number=f"{paid_on:%Y%m%d}{registration.number}{payment.id:05d}",
             registration_number=registration.number, company=registration.name, chamber=chamber.name,
             content=f"クーポン購入 ({purchase.coupons}枚)", details=[("注文番号", purchase.order_number)],
-            paid_on=paid_on, amount=payment.amount, tax=fees.tax_part(policy, purchase.ordered_on, payment.amount),
+            paid_on=paid_on, amount=payment.amount,
+            tax=statement_tax(ctx.services.rules.current, purchase.ordered_on, payment.amount),
             payment_number=payment.payment_number, card=f"{payment.brand or ''} ****{payment.last4 or ''}"))
 
 
 async def application_card_statement(ctx: Context, app_id: int) -> bytes:
     """One application's 利用明細 (eco-payment-2026 §5): only the account that paid."""
-    from resolvers.payments.checkout import statement_of
-
     statement = await statement_of(ctx, app_id)
     app, registration, payment = statement.application, statement.registration, statement.payment
     async with ctx.services.db.read() as session:
@@ -233,18 +236,15 @@ async def application_card_statement(ctx: Context, app_id: int) -> bytes:
             chamber=chamber.name, content=content,
             details=[("証明書番号", app.certificate_number or ""), ("インボイス番号", app.invoice_number)],
             paid_on=tokyo_date(statement.paid_at), amount=statement.amount,
-            tax=fees.tax_part(ctx.services.rules.current, app.submitted_on, statement.amount),
+            tax=statement_tax(ctx.services.rules.current, app.submitted_on, statement.amount),
             payment_number=payment.payment_number, card=f"{payment.brand or ''} ****{payment.last4 or ''}"))
 
 
 async def certificate(ctx: Context, app_id: int) -> bytes:
     """The certificate PDF: those who may view the application, during the print window."""
-    from resolvers.applications import certificates
-    from resolvers.applications import use_cases as applications
-
     who = await require_viewer(ctx)
     try:
-        app = await applications._load(ctx, who, app_id, "application.view")
+        app = await application_to_view(ctx, who, app_id)
     except UserFailure:
         raise Forbidden() from None
     if (app.state != ApplicationState.ISSUED or app.certificate_number is None or app.issued_at is None
@@ -268,8 +268,6 @@ def certificate_pdf(content: dict[str, Any], app: Application, verify_url: str) 
     from reportlab.graphics import renderPDF
     from reportlab.graphics.barcode.qr import QrCodeWidget
     from reportlab.graphics.shapes import Drawing
-
-    from resolvers.applications.certificates import canonical, format_access_code
 
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import Application, ApplicationGoods, TradeRegistration
 from resolvers.core import loaders
@@ -180,13 +181,8 @@ def _one_statement(relations: tuple[bool, bool, bool] | None) -> Select[Any]:
     return select(*COLUMNS).where(condition)
 
 
-async def _views(ctx: Context, rows: Sequence[Sequence[Any]]) -> list[ApplicationView]:
-    """The views of application rows (COLUMNS): two more statements at most, for all of them."""
-    accounts = await identity.accounts(ctx, {pk for row in rows for pk in row[_OWN + 2:_OWN + 4]})
-    registrations = {a.registration.id: a.registration for a in accounts.values() if a.registration is not None}
-    wanted = {pk for row in rows for pk in row[_OWN:_OWN + 2] if pk is not None}
-    if wanted - registrations.keys():
-        registrations.update(await identity.registrations(ctx, wanted - registrations.keys()))
+def _assembled(rows: Sequence[Sequence[Any]], accounts: dict[int, AccountView],
+               registrations: dict[int, RegistrationView]) -> list[ApplicationView]:
     views = []
     for row in rows:
         registration_id, agent_id, created_by_id, signer_id = row[_OWN:_OWN + 4]
@@ -194,6 +190,36 @@ async def _views(ctx: Context, rows: Sequence[Sequence[Any]]) -> list[Applicatio
             *row[:_OWN], registrations[registration_id], registrations[agent_id] if agent_id is not None else None,
             accounts[created_by_id], accounts[signer_id]))
     return views
+
+
+def _people(rows: Sequence[Sequence[Any]]) -> set[int]:
+    """The creators and signers of application rows (COLUMNS)."""
+    return {pk for row in rows for pk in row[_OWN + 2:_OWN + 4]}
+
+
+def _registrations_wanted(rows: Sequence[Sequence[Any]], accounts: dict[int, AccountView],
+                          ) -> tuple[dict[int, RegistrationView], set[int]]:
+    """The registrations the accounts brought, and the applicant/agent ones still to read."""
+    found = {a.registration.id: a.registration for a in accounts.values() if a.registration is not None}
+    return found, {pk for row in rows for pk in row[_OWN:_OWN + 2] if pk is not None} - found.keys()
+
+
+async def _read_views(ctx: Context, rows: Sequence[Sequence[Any]]) -> list[ApplicationView]:
+    """The views of application rows (COLUMNS): two more statements at most, for all of them."""
+    accounts = await identity.accounts(ctx, _people(rows))
+    registrations, missing = _registrations_wanted(rows, accounts)
+    if missing:
+        registrations.update(await identity.registrations(ctx, missing))
+    return _assembled(rows, accounts, registrations)
+
+
+async def _views(unit: AsyncSession, rows: Sequence[Sequence[Any]], now: dt.datetime) -> list[ApplicationView]:
+    """The same, for a reader that holds the read unit's session (resolvers/payments/queries.py)."""
+    accounts = await identity.accounts_by_id(unit, _people(rows), now)
+    registrations, missing = _registrations_wanted(rows, accounts)
+    if missing:
+        registrations.update(await identity.registrations_by_id(unit, missing, now))
+    return _assembled(rows, accounts, registrations)
 
 
 async def application_page(ctx: Context, flt: Filter, first: int | None, before_id: int | None) -> ApplicationPage:
@@ -211,7 +237,7 @@ async def application_page(ctx: Context, flt: Filter, first: int | None, before_
         count = rows[0][-1]
     else:  # past the end (or nothing at all): the total alone
         count = 0 if before_id is None else (await ctx.rows(total, params))[0][0]
-    views = await _views(ctx, rows[:first])
+    views = await _read_views(ctx, rows[:first])
     return ApplicationPage(views, int(count or 0), len(rows) > first)
 
 
@@ -227,7 +253,7 @@ async def application(ctx: Context, application_id: int) -> ApplicationView | No
 
 
 async def _one(ctx: Context, statement: Select[Any], params: dict[str, Any]) -> ApplicationView | None:
-    views = await _views(ctx, await ctx.rows(statement, params))
+    views = await _read_views(ctx, await ctx.rows(statement, params))
     return views[0] if views else None
 
 

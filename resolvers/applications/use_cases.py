@@ -197,11 +197,12 @@ def visibility_scope(who: Viewer, policy_allows: Callable[[set[str]], bool]) -> 
     return or_(*conditions) if conditions else false()
 
 
-async def _load(ctx: Context, who: Viewer, app_id: int, action: str) -> Application:
-    """Read-only look-up with the same answers as :func:`_locked` (the PDF routes)."""
+async def application_to_view(ctx: Context, who: Viewer, app_id: int) -> Application:
+    """The application ``who`` may view, read-only, with the same answers as :func:`_locked`:
+    NOT_FOUND for one the viewer may not see (the certificate PDF)."""
     async with ctx.services.db.read() as session:
         app, chamber_id = await _with_chamber(session, app_id)
-    await _authorize(ctx, who, app, chamber_id, action)
+    await _authorize(ctx, who, app, chamber_id, "application.view")
     return app
 
 

@@ -1,9 +1,10 @@
 """Per-request DataLoaders, for relations a page does not preload.
 
 Pages load their rows and every relation they show in their connection resolver (see
-resolvers/applications/queries.py); a DataLoader is left only where a relation is rare or
-reached from a single object (``me { registration }``, a sub-ID's ``generatedBy``), so that
-asking for it costs one statement per kind, not one per object, and not asking costs nothing.
+resolvers/applications/queries.py), and the viewer comes with its registration; a DataLoader
+is left only where a relation is rare (a sub-ID's ``generatedBy``, an application's goods
+lines), so that asking for it costs one statement per kind, not one per object, and not
+asking costs nothing.
 """
 
 from __future__ import annotations

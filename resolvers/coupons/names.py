@@ -24,3 +24,19 @@ class PurchaseStatus(StrEnum):
 class PurchaseMethod(StrEnum):
     BANK_TRANSFER = "BANK_TRANSFER"  # 銀行振込
     CARD = "CARD"  # クレジットカード
+
+
+class CouponMail(StrEnum):
+    """The kinds of mail to a coupon buyer (mail_outbox.kind)."""
+
+    ORDER = "coupon.order"  # クーポン購入のお知らせ (お振込のご案内)
+    ISSUED = "coupon.issued"  # クーポン発行のお知らせ
+
+
+class DepositOutcome(StrEnum):
+    """What became of a bank deposit (bank_deposits.outcome; resolvers/coupons/reconciliation.py)."""
+
+    ISSUED = "issued"  # 入金額一致: coupons issued
+    ISSUED_OVER = "issued_over"  # 入金額超過: coupons issued, the excess less costs owed back
+    SHORT = "short"  # 入金額不足: the order cancelled, the deposit less costs owed back
+    REFUNDED = "refunded"  # 使用済み・期限切れ口座への入金: owed back whole, less costs

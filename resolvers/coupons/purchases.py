@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import ColumnElement, func, select, update
@@ -34,14 +34,20 @@ from persistence.models import (
     VirtualAccount,
 )
 from resolvers.adapters.bank import Bank, SandboxBank
+from resolvers.adapters.gateway import gateway_of
 from resolvers.adapters.mail import queue_mail
 from resolvers.core import validation
 from resolvers.core.context import Context, Services
-from resolvers.core.errors import Forbidden, UserFailure, UserFailures
+from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.coupons import ledger, reconciliation
-from resolvers.identity.accounts import audit, authorize, membership_at, require_viewer
+from resolvers.coupons import messages as words
+from resolvers.coupons.names import CouponEntryKind, CouponMail, PurchaseMethod, PurchaseStatus
+from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
+from resolvers.identity.names import Membership
 from resolvers.payments import card as payments
+from resolvers.payments.names import CardPaymentStatus, PaymentPurpose
 from rules import fees
+from rules.fees import CouponProduct
 from rules.limits import limit
 
 MAX_QUANTITY = 1000  # per line: a typo guard (an absurd order), not policy
@@ -58,10 +64,13 @@ class LineInput:
     quantity: int
 
 
+Priced = Sequence[tuple[LineInput, CouponProduct]]  # the order's lines with the products they buy
+
+
 # --------------------------------------------------------------------------- start / cancel
 
 
-def _fingerprint(lines: list[LineInput], method: str, notify_email: str | None) -> str:
+def _fingerprint(lines: list[LineInput], method: PurchaseMethod, notify_email: str | None) -> str:
     """What a request asked for, for the idempotency key's "same request?" question."""
     canonical = json.dumps({"lines": [[line.product_code, line.quantity] for line in lines], "method": method,
                             "notifyEmail": (notify_email or "").strip().lower()}, sort_keys=True, ensure_ascii=False)
@@ -71,16 +80,17 @@ def _fingerprint(lines: list[LineInput], method: str, notify_email: str | None) 
 def _same_request(earlier: CouponPurchase, fingerprint: str) -> CouponPurchase:
     """A key seen before: the first result for the same request, IDEMPOTENCY_KEY_REUSED otherwise."""
     if earlier.idempotency_fingerprint not in (None, fingerprint):
-        raise UserFailure("IDEMPOTENCY_KEY_REUSED", ["input", "idempotencyKey"])
+        raise UserFailure(ErrorCode.IDEMPOTENCY_KEY_REUSED, ["input", "idempotencyKey"])
     return earlier
 
 
-async def _purchase_by_key(session, buyer_id: int, key: str) -> CouponPurchase | None:
-    return await session.scalar(select(CouponPurchase).where(
+async def _purchase_by_key(session: AsyncSession, buyer_id: int, key: str) -> CouponPurchase | None:
+    found: CouponPurchase | None = await session.scalar(select(CouponPurchase).where(
         CouponPurchase.buyer_id == buyer_id, CouponPurchase.idempotency_key == key))
+    return found
 
 
-async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: str, notify_email: str | None,
+async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: PurchaseMethod, notify_email: str | None,
                                 idempotency_key: str | None) -> CouponPurchase:
     """Order coupons. The input is checked first; a card order then opens the hosted page
     (a network call, outside any transaction); one unit of work decides the rest under
@@ -93,7 +103,7 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: st
     fingerprint = _fingerprint(lines, method, notify_email)
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 128 or "\x00" in idempotency_key:
-            raise UserFailure("INVALID", ["input", "idempotencyKey"], label="idempotencyKey")
+            raise UserFailure(ErrorCode.INVALID, ["input", "idempotencyKey"], label=words.IDEMPOTENCY_KEY)
         async with ctx.services.db.read() as session:  # the fast path for a retry; decided again below
             earlier = await _purchase_by_key(session, who.account.id, idempotency_key)
         if earlier is not None:
@@ -102,61 +112,71 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: st
     today, now = ctx.clock.today(), ctx.clock.now()
     async with ctx.services.db.read() as session:
         registration = await session.get(TradeRegistration, who.account.registration_id)
+        if registration is None:
+            raise Forbidden()
         membership = await membership_at(session, registration.id, now)
 
     problems: list[UserFailure] = []
     if not lines:
-        problems.append(UserFailure("REQUIRED", ["input", "lines"], label="購入内容"))
+        problems.append(UserFailure(ErrorCode.REQUIRED, ["input", "lines"], label=words.PURCHASE_LINES))
     if len(lines) > MAX_LINES:
-        problems.append(UserFailure("TOO_MANY_ITEMS", ["input", "lines"], label="購入内容", limit=MAX_LINES))
-    priced = []
+        problems.append(UserFailure(ErrorCode.TOO_MANY_ITEMS, ["input", "lines"], label=words.PURCHASE_LINES, limit=MAX_LINES))
+    priced: list[tuple[LineInput, CouponProduct]] = []
     seen: set[str] = set()
     for i, line in enumerate(lines[:MAX_LINES]):
-        product = fees.coupon_product(policy, today, membership, line.product_code)
+        # no membership in force: nothing is offered
+        product = fees.coupon_product(policy, today, membership, line.product_code) if membership else None
         if product is None:
-            problems.append(UserFailure("PRODUCT_NOT_OFFERED", ["input", "lines", str(i), "productCode"]))
+            problems.append(UserFailure(ErrorCode.PRODUCT_NOT_OFFERED, ["input", "lines", str(i), "productCode"]))
         elif line.product_code in seen:
-            problems.append(UserFailure("INVALID", ["input", "lines", str(i), "productCode"], label="商品(重複)"))
+            problems.append(UserFailure(ErrorCode.INVALID, ["input", "lines", str(i), "productCode"], label=words.PRODUCT_REPEATED))
         if not 1 <= line.quantity <= MAX_QUANTITY:
-            problems.append(UserFailure("INVALID", ["input", "lines", str(i), "quantity"], label="数量"))
+            problems.append(UserFailure(ErrorCode.INVALID, ["input", "lines", str(i), "quantity"], label=words.QUANTITY))
         seen.add(line.product_code)
         if product is not None:
             priced.append((line, product))
-    if not (registration.allows_card if method == "CARD" else registration.allows_bank_transfer):
-        problems.append(UserFailure("METHOD_NOT_ALLOWED", ["input", "method"]))
+    if not (registration.allows_card if method == PurchaseMethod.CARD else registration.allows_bank_transfer):
+        problems.append(UserFailure(ErrorCode.METHOD_NOT_ALLOWED, ["input", "method"]))
     email = validation.email(notify_email, ["input", "notifyEmail"]) if notify_email else who.account.email
     if isinstance(email, UserFailure):
         problems.append(email)
+        email = None
     if problems:
         raise UserFailures(problems)
+    if membership is None:  # every line was refused above
+        raise UserFailure(ErrorCode.PRODUCT_NOT_OFFERED, ["input", "lines"])
 
     coupons = sum(line.quantity * product.coupons for line, product in priced)
     amount = sum(line.quantity * product.price for line, product in priced)
     valid_days = limit(policy, today, "bank_transfer_valid_days")
     expires_at = now + dt.timedelta(days=valid_days)
-    card = cancel_card = None
-    if method == "CARD":  # the hosted page first (a provider is a network call), then our rows in one transaction
+    card: CardPayment | None = None
+    cancel_card: Callable[[], Awaitable[None]] | None = None
+    if method == PurchaseMethod.CARD:  # the hosted page first (a provider is a network call), then our rows in one transaction
         await payments.expire_payments(ctx.services, registration.id)
         expires_at = now + dt.timedelta(minutes=payments.session_minutes(ctx.services))
         card, cancel_card = await payments.open_payment(
-            ctx.services, purpose="COUPON_PURCHASE", registration_id=registration.id, payer_id=who.account.id,
-            amount=amount, description=f"貿易関係証明発給システム クーポン購入 ({coupons}枚)", expires_at=expires_at)
+            ctx.services, purpose=PaymentPurpose.COUPON_PURCHASE, registration_id=registration.id, payer_id=who.account.id,
+            amount=amount, description=words.CARD_DESCRIPTION.format(coupons=coupons), expires_at=expires_at)
         card.idempotency_fingerprint = fingerprint
     earlier = None
     try:
         async with ctx.services.db.write() as tx:
-            registration = await locks.registration(tx, registration.id)
+            locked = await locks.registration(tx, registration.id)
+            if locked is None:
+                raise Forbidden()
+            registration = locked
             if idempotency_key is not None:
                 earlier = await _purchase_by_key(tx, who.account.id, idempotency_key)
             if earlier is None:
                 if registration.withdrawn_at is not None:
-                    raise UserFailure("INVALID_STATE", ["input"])
+                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"])
                 if membership != await membership_at(tx, registration.id, now):  # changed since the prices were read
-                    raise UserFailure("INVALID_STATE", ["input"])
+                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"])
                 in_progress = await tx.scalar(select(CouponPurchase.id).where(
-                    CouponPurchase.registration_id == registration.id, CouponPurchase.status == "AWAITING_PAYMENT"))
+                    CouponPurchase.registration_id == registration.id, CouponPurchase.status == PurchaseStatus.AWAITING_PAYMENT))
                 if in_progress is not None:
-                    raise UserFailure("PURCHASE_IN_PROGRESS", ["input"])
+                    raise UserFailure(ErrorCode.PURCHASE_IN_PROGRESS, ["input"])
                 purchase = await _place_order(tx, ctx, who, registration, membership, priced, method, email, coupons,
                                               amount, expires_at, idempotency_key, fingerprint, card, valid_days)
     except BaseException:
@@ -170,15 +190,15 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: st
     return purchase
 
 
-async def _place_order(tx, ctx: Context, who, registration: TradeRegistration, membership: str, priced, method: str,
-                       email: str, coupons: int, amount: int, expires_at: dt.datetime, idempotency_key: str | None,
+async def _place_order(tx: AsyncSession, ctx: Context, who: Viewer, registration: TradeRegistration,
+                       membership: Membership, priced: Priced, method: PurchaseMethod, email: str | None, coupons: int, amount: int, expires_at: dt.datetime, idempotency_key: str | None,
                        fingerprint: str, card: CardPayment | None, valid_days: int) -> CouponPurchase:
     policy, today, now = ctx.services.rules.current, ctx.clock.today(), ctx.clock.now()
     serial = (await tx.scalar(select(func.count()).select_from(CouponPurchase)
-                              .where(CouponPurchase.registration_id == registration.id))) + 1
+                              .where(CouponPurchase.registration_id == registration.id)) or 0) + 1
     purchase = CouponPurchase(
         order_number=f"{today:%Y%m%d}{registration.number}{serial:05d}", registration_id=registration.id,
-        buyer_id=who.account.id, method=method, membership=membership, status="AWAITING_PAYMENT",
+        buyer_id=who.account.id, method=method, membership=membership, status=PurchaseStatus.AWAITING_PAYMENT,
         coupons=coupons, amount=amount, ordered_at=now, ordered_on=today, rules_version=policy.version,
         expires_at=expires_at, notify_email=email, idempotency_key=idempotency_key,
         idempotency_fingerprint=fingerprint if idempotency_key else None,
@@ -198,23 +218,22 @@ async def _place_order(tx, ctx: Context, who, registration: TradeRegistration, m
         tx.add(card)
     else:
         account = await bank_of(ctx.services).open_virtual_account(tx, purchase.id, today + dt.timedelta(days=valid_days))
-        queue_mail(tx, now, "coupon.order", email, "【貿易関係証明発給システム】クーポン購入のお知らせ（お振込のご案内）",
-                   _order_mail(purchase, registration, account, priced), account_id=who.account.id)
+        if email:  # an account without an address is told by the transfer request (振込依頼書) alone
+            queue_mail(tx, now, CouponMail.ORDER, email, words.ORDER_SUBJECT,
+                       _order_mail(purchase, registration, account, priced), account_id=who.account.id)
     audit(tx, ctx, who.account, "coupon.purchase", target=f"CouponPurchase:{purchase.id}",
           detail=f"{purchase.order_number} {coupons} coupons {amount} yen")
     return purchase
 
 
-def _order_mail(purchase: CouponPurchase, registration: TradeRegistration, account: VirtualAccount, priced) -> str:
-    lines = "\n".join(f"  {p.name} {p.price:,}円 × {line.quantity}" for line, p in priced)
-    return (
-        f"{registration.name} 様\n\nクーポンのご注文を承りました。下記口座へお振込みください。\n\n"
-        f"注文番号: {purchase.order_number}\n購入内容:\n{lines}\nお振込金額: {purchase.amount:,}円\n\n"
-        f"振込先銀行: {account.bank_name} ({account.bank_code})\n支店: {account.branch_name} ({account.branch_code})\n"
-        f"口座種別: 普通\n口座番号: {account.account_number}\n名義: {account.holder}\n"
-        f"振込口座有効期限: {account.valid_until:%Y年%m月%d日}\n\n"
-        "※振込手数料はご購入者の負担となります。入金額が購入額と異なる場合の返金は、振込手数料等の諸経費を除いた金額となります。\n"
-    )
+def _order_mail(purchase: CouponPurchase, registration: TradeRegistration, account: VirtualAccount,
+                priced: Priced) -> str:
+    lines = "\n".join(words.ORDER_LINE.format(name=p.name, price=p.price, quantity=line.quantity) for line, p in priced)
+    return words.ORDER_BODY.format(
+        company=registration.name, order_number=purchase.order_number, lines=lines, amount=purchase.amount,
+        bank_name=account.bank_name, bank_code=account.bank_code, branch_name=account.branch_name,
+        branch_code=account.branch_code, account_number=account.account_number, holder=account.holder,
+        valid_until=account.valid_until)
 
 
 async def cancel_coupon_purchase(ctx: Context, purchase_id: int) -> CouponPurchase:
@@ -226,29 +245,29 @@ async def cancel_coupon_purchase(ctx: Context, purchase_id: int) -> CouponPurcha
         owner = (await tx.execute(select(CouponPurchase.registration_id, CouponPurchase.buyer_id)
                                   .where(CouponPurchase.id == purchase_id))).first()
         if owner is None or owner.buyer_id != who.account.id:
-            raise UserFailure("NOT_FOUND", ["input", "purchaseId"])
+            raise UserFailure(ErrorCode.NOT_FOUND, ["input", "purchaseId"])
         await locks.registration(tx, owner.registration_id)
         [purchase] = await locks.purchases(tx, [purchase_id])
         card_id = await tx.scalar(select(CardPayment.id).where(CardPayment.purchase_id == purchase.id))
         card = await locks.card_payment(tx, card_id) if card_id is not None else None
-        if not await cancel_in_session(tx, purchase, now, "購入者による取消"):
-            raise UserFailure("INVALID_STATE", ["input", "purchaseId"])
-        if card is not None and card.status == "OPEN":  # the order is already cancelled: only the payment row closes here
-            await tx.execute(update(CardPayment).where(CardPayment.id == card.id).values(status="CANCELLED", closed_at=now))
+        if not await cancel_in_session(tx, purchase, now, words.CANCELLED_BY_BUYER):
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "purchaseId"])
+        if card is not None and card.status == CardPaymentStatus.OPEN:  # the order is already cancelled: only the payment row closes here
+            await tx.execute(update(CardPayment).where(CardPayment.id == card.id).values(status=CardPaymentStatus.CANCELLED, closed_at=now))
         else:
             card = None
         audit(tx, ctx, who.account, "coupon.purchase.cancel", target=f"CouponPurchase:{purchase.id}")
     if card is not None:
-        await payments.gateway_of(ctx.services).cancel_session(ctx.services, card.gateway_session)
+        await gateway_of(ctx.services).cancel_session(ctx.services, card.gateway_session)
     return await get_purchase(ctx, purchase_id)
 
 
-async def cancel_in_session(session, purchase: CouponPurchase, now: dt.datetime, reason: str) -> bool:
+async def cancel_in_session(session: AsyncSession, purchase: CouponPurchase, now: dt.datetime, reason: str) -> bool:
     """Cancel an order awaiting payment, in the caller's unit (which holds its registration's lock)."""
     locks.require_registration(session, purchase.registration_id, "an order's cancellation")
     cancelled = await session.scalar(
-        update(CouponPurchase).where(CouponPurchase.id == purchase.id, CouponPurchase.status == "AWAITING_PAYMENT")
-        .values(status="CANCELLED", cancelled_at=now, cancel_reason=reason).returning(CouponPurchase.id)
+        update(CouponPurchase).where(CouponPurchase.id == purchase.id, CouponPurchase.status == PurchaseStatus.AWAITING_PAYMENT)
+        .values(status=PurchaseStatus.CANCELLED, cancelled_at=now, cancel_reason=reason).returning(CouponPurchase.id)
     )
     if cancelled is None:
         return False
@@ -259,7 +278,10 @@ async def cancel_in_session(session, purchase: CouponPurchase, now: dt.datetime,
 
 async def get_purchase(ctx: Context, purchase_id: int) -> CouponPurchase:
     async with ctx.services.db.read() as session:
-        return await session.get(CouponPurchase, purchase_id)
+        purchase = await session.get(CouponPurchase, purchase_id)
+    if purchase is None:
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "purchaseId"])
+    return purchase
 
 
 # --------------------------------------------------------------------------- deposits
@@ -322,17 +344,17 @@ def _checked(deposits: list[DepositInput]) -> tuple[list[DepositInput], list[Use
         payer = (d.payer_name or "").strip() or None
         deposit_id = (d.deposit_id or "").strip() or None
         if not _ACCOUNT_NUMBER.fullmatch(d.account_number or ""):
-            problems.append(UserFailure("INVALID", field("accountNumber"), label="口座番号(7桁)"))
+            problems.append(UserFailure(ErrorCode.INVALID, field("accountNumber"), label=words.ACCOUNT_NUMBER))
         if not 1 <= d.amount <= MAX_DEPOSIT:
-            problems.append(UserFailure("INVALID", field("amount"), label="金額"))
+            problems.append(UserFailure(ErrorCode.INVALID, field("amount"), label=words.AMOUNT))
         if payer is not None and not _is_text(payer):
-            problems.append(UserFailure("INVALID", field("payerName"), label="振込依頼人名"))
+            problems.append(UserFailure(ErrorCode.INVALID, field("payerName"), label=words.PAYER_NAME))
         elif payer is not None and len(payer) > MAX_PAYER_NAME:
-            problems.append(UserFailure("TOO_LONG", field("payerName"), label="振込依頼人名", limit=MAX_PAYER_NAME))
+            problems.append(UserFailure(ErrorCode.TOO_LONG, field("payerName"), label=words.PAYER_NAME, limit=MAX_PAYER_NAME))
         if deposit_id is not None and not _is_text(deposit_id):
-            problems.append(UserFailure("INVALID", field("depositId"), label="入金ID(照会番号)"))
+            problems.append(UserFailure(ErrorCode.INVALID, field("depositId"), label=words.DEPOSIT_ID))
         elif deposit_id is not None and len(deposit_id) > MAX_DEPOSIT_ID:
-            problems.append(UserFailure("TOO_LONG", field("depositId"), label="入金ID(照会番号)", limit=MAX_DEPOSIT_ID))
+            problems.append(UserFailure(ErrorCode.TOO_LONG, field("depositId"), label=words.DEPOSIT_ID, limit=MAX_DEPOSIT_ID))
         unchanged = payer == d.payer_name and deposit_id == d.deposit_id  # a statement's lines mostly are
         clean.append(d if unchanged else replace(d, payer_name=payer, deposit_id=deposit_id))
     return clean, problems
@@ -358,8 +380,8 @@ def _keys(deposits: list[DepositInput], source: DepositSource) -> tuple[list[str
             keys.append(f"bank:{d.deposit_id}")
         elif source.digest is None:
             keys.append(None)
-            problems.append(UserFailure("INVALID", ["input", "deposits", str(i), "depositId"],
-                                        label=f"入金ID(照会番号)が{first[d.deposit_id] + 1}件目と重複"))
+            problems.append(UserFailure(ErrorCode.INVALID, ["input", "deposits", str(i), "depositId"],
+                                        label=words.DEPOSIT_ID_REPEATED.format(first=first[d.deposit_id] + 1)))
         else:
             keys.append(f"bank:{d.deposit_id}#{times[d.deposit_id]}")
             repeats.append((i, first[d.deposit_id]))
@@ -386,7 +408,7 @@ async def store_deposits(tx: AsyncSession, deposits: list[DepositInput], source:
         (i, keys[i], d.account_number, d.amount, d.deposited_on, d.payer_name, d.line)
         if i not in flawed and keys[i] is not None else (i, None, d.account_number, None, None, None, None)
         for i, d in enumerate(deposits) if _ACCOUNT_NUMBER.fullmatch(d.account_number or "")])
-    problems += repeated + [UserFailure("NOT_FOUND", ["input", "deposits", str(i), "accountNumber"])
+    problems += repeated + [UserFailure(ErrorCode.NOT_FOUND, ["input", "deposits", str(i), "accountNumber"])
                             for i in await reconciliation.unknown_accounts(tx, chamber_id)]
     if problems:  # every problem at once; nothing was written
         raise UserFailures(problems)
@@ -401,8 +423,8 @@ async def store_deposits(tx: AsyncSession, deposits: list[DepositInput], source:
             row, d = earlier[i], deposits[i]
             where = f"{row.source or 'an earlier entry'}" + (f" line {row.source_line}" if row.source_line else "")
             if (row.account_number, row.amount, row.deposited_on) != (d.account_number, d.amount, d.deposited_on):
-                clashes.append(UserFailure("INVALID", ["input", "deposits", str(i), "depositId"],
-                                           label="入金ID(照会番号)(別の入金として記録済み)", earlier=where))
+                clashes.append(UserFailure(ErrorCode.INVALID, ["input", "deposits", str(i), "depositId"],
+                                           label=words.DEPOSIT_ID_TAKEN, earlier=where))
             else:
                 already.append((i, where))
         if clashes:
@@ -427,7 +449,7 @@ async def record_bank_deposits(ctx: Context, deposits: list[DepositInput]) -> Re
     who = await require_viewer(ctx)
     await authorize(ctx, who, "payment.check", {"same_chamber"})
     if not deposits:
-        raise UserFailure("REQUIRED", ["input", "deposits"], label="入金")
+        raise UserFailure(ErrorCode.REQUIRED, ["input", "deposits"], label=words.DEPOSITS)
     async with ctx.services.db.write() as tx:
         stored = await store_deposits(tx, deposits, DepositSource(f"recordBankDeposits by {who.account.username}"),
                                       ctx.clock.now(), chamber_id=who.account.chamber_id)
@@ -479,11 +501,14 @@ async def check_purchase_payment(ctx: Context, purchase_id: int) -> CouponPurcha
             .join(TradeRegistration, TradeRegistration.id == CouponPurchase.registration_id)
             .where(CouponPurchase.id == purchase_id))).first()
         if owner is None or owner.chamber_id != who.account.chamber_id:
-            raise UserFailure("NOT_FOUND", ["input", "purchaseId"])
+            raise UserFailure(ErrorCode.NOT_FOUND, ["input", "purchaseId"])
         await locks.registration(tx, owner.registration_id)
         await _apply(tx, ctx.services, reconciliation.of_order(purchase_id))
         audit(tx, ctx, who.account, "payment.check", target=f"CouponPurchase:{purchase_id}")
-        return await tx.get(CouponPurchase, purchase_id, populate_existing=True)
+        purchase = await tx.get(CouponPurchase, purchase_id, populate_existing=True)
+    if purchase is None:  # an order is never deleted
+        raise UserFailure(ErrorCode.NOT_FOUND, ["input", "purchaseId"])
+    return purchase
 
 
 async def expire_unpaid(services: Services) -> str:
@@ -493,18 +518,20 @@ async def expire_unpaid(services: Services) -> str:
     now = services.clock.now()
     async with services.db.read() as session:
         due = (await session.scalars(select(CouponPurchase).where(  # card orders expire with their card session
-            CouponPurchase.status == "AWAITING_PAYMENT", CouponPurchase.method == "BANK_TRANSFER",
+            CouponPurchase.status == PurchaseStatus.AWAITING_PAYMENT, CouponPurchase.method == PurchaseMethod.BANK_TRANSFER,
             CouponPurchase.expires_at < now))).all()
     cancelled = 0
     for candidate in due:
         async with services.db.write() as tx:
             await locks.registration(tx, candidate.registration_id)
+            purchase: CouponPurchase | None
             if await _apply(tx, services, reconciliation.of_order(candidate.id)):  # locks the account and the order, in order
                 purchase = await tx.get(CouponPurchase, candidate.id, populate_existing=True)
             else:
                 [purchase] = await locks.purchases(tx, [candidate.id])
-            if purchase.status == "AWAITING_PAYMENT" and purchase.expires_at < now:
-                cancelled += await cancel_in_session(tx, purchase, now, "入金期限切れ")
+            if (purchase is not None and purchase.status == PurchaseStatus.AWAITING_PAYMENT
+                    and purchase.expires_at is not None and purchase.expires_at < now):
+                cancelled += await cancel_in_session(tx, purchase, now, words.PAYMENT_WINDOW_PASSED)
     return f"{cancelled} unpaid order(s) cancelled"
 
 
@@ -516,39 +543,42 @@ async def reconcile_job(services: Services) -> str:
 # --------------------------------------------------------------------------- paid by card
 # The COUPON_PURCHASE purpose of a card payment (wired in tradecert/composition.py).
 
-async def card_paid(session, services: Services, payment: CardPayment, now: dt.datetime) -> bool:
+async def card_paid(session: AsyncSession, services: Services, payment: CardPayment, now: dt.datetime) -> bool:
     """Issue the order's coupons at once (ledger keys per line, as for bank transfers)."""
     issued = await session.scalar(
-        update(CouponPurchase).where(CouponPurchase.id == payment.purchase_id, CouponPurchase.status == "AWAITING_PAYMENT")
-        .values(status="ISSUED", paid_at=now, deposited_amount=payment.amount).returning(CouponPurchase.id))
+        update(CouponPurchase).where(CouponPurchase.id == payment.purchase_id, CouponPurchase.status == PurchaseStatus.AWAITING_PAYMENT)
+        .values(status=PurchaseStatus.ISSUED, paid_at=now, deposited_amount=payment.amount).returning(CouponPurchase.id))
     if issued is None:
         return False
-    purchase = await session.get(CouponPurchase, payment.purchase_id)
+    purchase = await session.get(CouponPurchase, issued)
+    if purchase is None:  # just updated in this unit
+        return False
     lines = (await session.scalars(select(CouponPurchaseLine).where(CouponPurchaseLine.purchase_id == purchase.id)
                                    .order_by(CouponPurchaseLine.id))).all()
     for line in lines:
         await ledger.credit(
-            session, registration_id=purchase.registration_id, coupons=line.coupons, kind="PURCHASE",
+            session, registration_id=purchase.registration_id, coupons=line.coupons, kind=CouponEntryKind.PURCHASE,
             key=f"purchase:{purchase.id}:line:{line.id}", now=now, acquired_on=purchase.ordered_on,
             rules_version=purchase.rules_version, product_code=line.product_code, membership=purchase.membership,
-            unit_price=line.unit_price, actor_id=purchase.buyer_id, note=f"注文番号 {purchase.order_number}",
+            unit_price=line.unit_price, actor_id=purchase.buyer_id, note=words.ORDER_NOTE.format(order_number=purchase.order_number),
             purchase_id=purchase.id)
     await session.execute(update(CouponAccount).where(CouponAccount.registration_id == purchase.registration_id)
                           .values(pending=CouponAccount.pending - purchase.coupons, updated_at=now))
     if purchase.notify_email:
-        queue_mail(session, now, "coupon.issued", purchase.notify_email,
-                   "【貿易関係証明発給システム】クーポン発行のお知らせ",
-                   f"注文番号 {purchase.order_number} のクレジットカード決済 ({payment.amount:,}円, 決済番号 "
-                   f"{payment.payment_number}) を確認し、クーポン {purchase.coupons} 枚を発行しました。\n",
+        queue_mail(session, now, CouponMail.ISSUED, purchase.notify_email, words.ISSUED_SUBJECT,
+                   words.ISSUED_BY_CARD_BODY.format(order_number=purchase.order_number, amount=payment.amount,
+                                                    payment_number=payment.payment_number, coupons=purchase.coupons),
                    account_id=purchase.buyer_id)
     return True
 
 
-async def card_failed(session, services: Services, payment: CardPayment, now: dt.datetime, reason: str) -> None:
-    purchase = await session.get(CouponPurchase, payment.purchase_id)
-    await cancel_in_session(session, purchase, now, reason)
+async def card_failed(session: AsyncSession, services: Services, payment: CardPayment, now: dt.datetime,
+                      reason: str) -> None:
+    purchase = await session.get(CouponPurchase, payment.purchase_id) if payment.purchase_id is not None else None
+    if purchase is not None:
+        await cancel_in_session(session, purchase, now, reason)
 
 
-async def lock_for_card(session, payment_id: int) -> None:
+async def lock_for_card(session: AsyncSession, payment_id: int) -> None:
     purchase_id = await session.scalar(select(CardPayment.purchase_id).where(CardPayment.id == payment_id))
     await locks.purchases(session, [purchase_id] if purchase_id else [])

@@ -24,7 +24,8 @@ UPDATE, refunds (key ``deposit:<id>``) and mails are inserted by one statement e
 
 The staging and work tables are TEMPORARY: private to the connection, emptied at the
 start of each use, never in a migration. Text that people read (refund reasons, the mail)
-is a template here and rendered by the database (``_render``).
+is a template in resolvers/coupons/messages.py, bound as parameters and rendered by the
+database (``_render``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -79,36 +79,17 @@ from persistence.models import (
     UTCDateTime,
     VirtualAccount,
 )
-from resolvers.coupons.names import CouponEntryKind, PurchaseStatus
+from resolvers.adapters.mail import OutboxStatus
+from resolvers.coupons import messages as words
+from resolvers.coupons.names import CouponEntryKind, CouponMail, DepositOutcome, PurchaseStatus
 from rules import fees
 from rules.policy import PolicySet
 
 CHUNK = 5000  # deposits per reconciliation transaction (docs/decisions.md, "Reconciliation in chunks")
 
 
-class DepositOutcome(StrEnum):
-    """What became of a deposit (bank_deposits.outcome)."""
-
-    ISSUED = "issued"  # 入金額一致: coupons issued
-    ISSUED_OVER = "issued_over"  # 入金額超過: coupons issued, the excess less costs owed back
-    SHORT = "short"  # 入金額不足: the order cancelled, the deposit less costs owed back
-    REFUNDED = "refunded"  # 使用済み・期限切れ口座への入金: owed back whole, less costs
-
-
 PAID = (DepositOutcome.ISSUED.value, DepositOutcome.ISSUED_OVER.value)
 
-# Words people read. {name} is filled in by the database from the row.
-SHORT_CANCEL_REASON = "入金額不足"
-REFUND_REASONS = {
-    DepositOutcome.REFUNDED: "使用済み・期限切れ口座への入金の返金",
-    DepositOutcome.SHORT: "入金額不足のため取消・返金",
-    DepositOutcome.ISSUED_OVER: "入金額超過分の返金",
-}
-REFUND_REASON = "{reason} (注文番号 {order_number})"
-ENTRY_NOTE = "注文番号 {order_number}"
-ISSUED_MAIL_KIND = "coupon.issued"
-ISSUED_MAIL_SUBJECT = "【貿易関係証明発給システム】クーポン発行のお知らせ"
-ISSUED_MAIL_BODY = "注文番号 {order_number} のご入金を確認し、クーポン {coupons} 枚を発行しました。\n"
 
 
 def _table(model: type[Base]) -> Table:
@@ -426,7 +407,7 @@ async def _write_orders(tx: AsyncSession, now: dt.datetime) -> None:
         .values(status=case((short, PurchaseStatus.CANCELLED.value), else_=PurchaseStatus.ISSUED.value),
                 paid_at=case((short, purchases_t.c.paid_at), else_=_at(now)),
                 cancelled_at=case((short, _at(now)), else_=purchases_t.c.cancelled_at),
-                cancel_reason=case((short, literal(SHORT_CANCEL_REASON, String)), else_=purchases_t.c.cancel_reason),
+                cancel_reason=case((short, literal(words.SHORT_PAYMENT, String)), else_=purchases_t.c.cancel_reason),
                 deposited_amount=work.c.amount))
     owed = (select(work.c.purchase_id, func.sum(work.c.due).label("due"))
             .where(work.c.owed > 0).group_by(work.c.purchase_id).subquery())
@@ -465,7 +446,7 @@ async def _issue_coupons(tx: AsyncSession, now: dt.datetime) -> None:
              "external_key", "purchase_id"],
             select(issue.c.entry_id, issue.c.registration_id, literal(CouponEntryKind.PURCHASE.value, String),
                    issue.c.coupons, issue.c.balance_after, _at(now), true(), issue.c.buyer_id,
-                   _render(ENTRY_NOTE, order_number=issue.c.order_number),
+                   _render(words.ORDER_NOTE, order_number=issue.c.order_number),
                    _render("purchase:{purchase_id}:line:{line_id}", purchase_id=issue.c.purchase_id,
                            line_id=issue.c.line_id),
                    issue.c.purchase_id).order_by(issue.c.rn)))
@@ -493,19 +474,20 @@ async def _issue_coupons(tx: AsyncSession, now: dt.datetime) -> None:
 async def _owe_and_tell(tx: AsyncSession, now: dt.datetime) -> None:
     """A refund for every deposit owed anything (even one the costs eat up: it is on
     record), and a mail to the buyer of every order issued."""
-    reason = case(*[(work.c.outcome == outcome.value, literal(words, String)) for outcome, words in REFUND_REASONS.items()])
+    reason = case(*[(work.c.outcome == outcome.value, literal(text_, String))
+                    for outcome, text_ in words.REFUND_REASONS.items()])
     await tx.execute(insert(refunds_t).from_select(
         ["registration_id", "amount", "reason", "created_at", "external_key"],
-        select(work.c.registration_id, work.c.due, _render(REFUND_REASON, reason=reason, order_number=work.c.order_number),
+        select(work.c.registration_id, work.c.due, _render(words.REFUND_REASON, reason=reason, order_number=work.c.order_number),
                _at(now), _render("deposit:{deposit_id}", deposit_id=work.c.deposit_id))
         .where(work.c.owed > 0).order_by(work.c.deposit_id)))
     await tx.execute(insert(mails_t).from_select(
         ["created_at", "kind", "to_address", "subject", "body", "status", "attempts", "next_attempt_at", "account_id"],
-        select(_at(now), literal(ISSUED_MAIL_KIND, String),
+        select(_at(now), literal(CouponMail.ISSUED.value, String),
                func.coalesce(func.nullif(purchases_t.c.notify_email, ""), func.nullif(people_t.c.email, ""), ""),
-               literal(ISSUED_MAIL_SUBJECT, String),
-               _render(ISSUED_MAIL_BODY, order_number=work.c.order_number, coupons=work.c.order_coupons),
-               literal("PENDING", String), literal(0, Integer), _at(now), purchases_t.c.buyer_id)
+               literal(words.ISSUED_SUBJECT, String),
+               _render(words.ISSUED_BY_TRANSFER_BODY, order_number=work.c.order_number, coupons=work.c.order_coupons),
+               literal(OutboxStatus.PENDING.value, String), literal(0, Integer), _at(now), purchases_t.c.buyer_id)
         .select_from(work)
         .join(purchases_t, purchases_t.c.id == work.c.purchase_id)
         .outerjoin(people_t, people_t.c.id == purchases_t.c.buyer_id)

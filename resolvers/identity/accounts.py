@@ -130,10 +130,10 @@ def _presented_token(ctx: Context) -> str | None:
 async def viewer(ctx: Context) -> Viewer | None:
     """The account behind the presented token, or None. Cached for the request.
 
-    One statement in the request's read unit (queries.VIEWER_BY_TOKEN, ``ctx.rows``). The session must be
-    open, within its absolute and idle limits; the account active and not deleted; its
-    registration (if any) not withdrawn. ``last_seen_at`` (the idle limit's start) is
-    written only when it is older than TOUCH_EVERY, by ``_touch``."""
+    One statement in the request's read unit (``queries.VIEWER_BY_TOKEN`` by ``ctx.rows``).
+    The session must be open, within its absolute and idle limits; the account active and
+    not deleted; its registration (if any) not withdrawn. ``last_seen_at`` (the idle
+    limit's start) is written only when it is older than TOUCH_EVERY, by ``_touch``."""
     if "viewer" in ctx.loaders:
         cached: Viewer | None = ctx.loaders["viewer"]
         return cached

@@ -1,11 +1,10 @@
 """Reads of identity for the schema: plain frozen views, loaded set-based.
 
 Every read here runs in the request's read unit with SQLAlchemy Core statements over
-table columns — no ORM identity map — built once, run by ``ctx.rows`` (or, for other
-domains' readers holding a session, ``accounts_by_id`` / ``registrations_by_id``), and
-answers views: frozen
-dataclasses the schema maps field by field (``schema/identity.py``: ``Account.from_view``,
-``TradeRegistration.from_view``, ``Chamber.from_view``).
+table columns — no ORM identity map — built once and run by ``ctx.rows`` (or, for other
+domains' readers holding a session, ``accounts_by_id`` / ``registrations_by_id``). They
+answer views: frozen dataclasses the schema maps field by field (``schema/identity.py``:
+``Account.from_view``, ``TradeRegistration.from_view``, ``Chamber.from_view``).
 
 A registration always comes with its chamber and the membership in force now, in the same
 statement, and so does an account (its registration's). The viewer — session, account,
