@@ -27,8 +27,8 @@ install-test: $(VENV)/.installed-test
 serve: install
 	$(BIN)/tradecert serve --demo --host $(HOST) --port $(PORT)
 
-## make test: install with test extras and run every test (PostgreSQL tests included)
-test: install-test
+## make test: install with test extras, lint (ruff, mypy), and run every test (PostgreSQL tests included)
+test: install-test lint
 	$(BIN)/tradecert rules check
 	$(BIN)/tradecert rules test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

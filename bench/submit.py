@@ -42,6 +42,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import event, select, text
+from sqlalchemy import inspect as sa_inspect
 
 from bench.pg import PgBench
 from persistence import locks, migrate
@@ -53,6 +54,7 @@ from resolvers.core.context import Context, Services
 from resolvers.core.errors import UserFailure
 from resolvers.core.settings import PROJECT_DIR, Settings
 from resolvers.coupons import ledger
+from resolvers.identity import queries as identity_queries
 from resolvers.identity.accounts import Viewer
 from rules.runtime import RulesRuntime
 from tests.invariants import money_problems
@@ -122,6 +124,14 @@ async def _drafts(services: Services, signers: list[Account], per_signer: int) -
     return [pair for group in zip(*by_signer, strict=True) for pair in group]
 
 
+
+async def viewer_of(services: Services, signer: Account) -> Viewer:
+    """The signer as a request's viewer (as `viewer()` builds it from a session token)."""
+    async with services.db.read() as unit:
+        views = await identity_queries.accounts_by_id(unit, [signer.id], services.clock.now())
+    record = {attr.key: getattr(signer, attr.key) for attr in sa_inspect(Account).column_attrs}
+    return Viewer(views[signer.id], 0, record)
+
 async def count_statements(services: Services, app_id: int, signer: Account) -> tuple[int, int]:
     """(SQL statements, units of work) of one submission, counted at the driver."""
     statements, units = [], [0]
@@ -137,7 +147,7 @@ async def count_statements(services: Services, app_id: int, signer: Account) -> 
     event.listen(engine, "begin", on_begin)
     try:
         ctx = Context(services=services)
-        ctx.loaders["viewer"] = Viewer(signer, 0, "APPLICANT")
+        ctx.loaders["viewer"] = await viewer_of(services, signer)
         await applications.submit_application(ctx, app_id)
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
@@ -205,7 +215,7 @@ def floor_tps(schema: str, clients: int, seconds: int, lo: int, hi: int) -> floa
 # --------------------------------------------------------------------------- the worker processes
 
 
-async def _submit_all(services: Services, signers: dict[int, Account], pairs: list[tuple[int, int]], clients: int,
+async def _submit_all(services: Services, viewers: dict[int, Viewer], pairs: list[tuple[int, int]], clients: int,
                       seconds: float | None) -> tuple[int, dict[str, int], float]:
     """Submit ``pairs`` with ``clients`` clients until done or ``seconds`` pass: (done, refusals by code, elapsed)."""
     done, refused = 0, {}
@@ -218,7 +228,7 @@ async def _submit_all(services: Services, signers: dict[int, Account], pairs: li
         while queue and (deadline is None or time.perf_counter() < deadline):
             app_id, signer_id = queue.pop()
             ctx = Context(services=services)
-            ctx.loaders["viewer"] = Viewer(signers[signer_id], 0, "APPLICANT")
+            ctx.loaders["viewer"] = viewers[signer_id]
             try:
                 await applications.submit_application(ctx, app_id)
                 done += 1
@@ -236,19 +246,20 @@ def _worker(conn: Connection, schema: str, clients: int) -> None:
     """A serving process: one engine (its pool stays warm across rounds), commands over a pipe."""
     loop = asyncio.new_event_loop()
     services = services_for(schema)
-    signers: dict[int, Account] = {}
+    viewers: dict[int, Viewer] = {}
     while (command := conn.recv()) is not None:
         pairs, seconds = command
-        wanted = {signer for _app, signer in pairs} - signers.keys()
+        wanted = {signer for _app, signer in pairs} - viewers.keys()
 
         async def load(ids: set[int]) -> None:
             async with services.db.read() as session:
-                for account in (await session.scalars(select(Account).where(Account.id.in_(ids)))).all():
-                    signers[account.id] = account
+                accounts = (await session.scalars(select(Account).where(Account.id.in_(ids)))).all()
+            for account in accounts:
+                viewers[account.id] = await viewer_of(services, account)
 
         if wanted:
             loop.run_until_complete(load(wanted))
-        conn.send(loop.run_until_complete(_submit_all(services, signers, pairs, clients, seconds)))
+        conn.send(loop.run_until_complete(_submit_all(services, viewers, pairs, clients, seconds)))
     loop.run_until_complete(services.db.dispose())
     loop.close()
 
