@@ -112,7 +112,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         production = env.get("TRADECERT_ENV", "development").lower() == "production"
-        default_db = f"sqlite+aiosqlite:///{PROJECT_DIR / 'var' / 'tradecert.db'}"
+        default_db = f"sqlite:///{PROJECT_DIR / 'var' / 'tradecert.db'}"
         origins = tuple(o.strip().rstrip("/") for o in env.get("TRADECERT_ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
             database_url=env.get("TRADECERT_DATABASE_URL") or default_db,
