@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from enum import Enum
 from typing import TypeVar, cast
 
 import strawberry
@@ -22,34 +21,11 @@ from resolvers.core import ratelimit
 from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from resolvers.identity.queries import AccountView, RegistrationView
+from schema.enums import ApplicationState, CertificateType, FeePayment
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Account, Chamber, Node, TradeRegistration, from_global_id, to_global_id
 from schema.inputs import at_most
 from schema.paging import PageInfo, encode_cursor, page_info, page_window
-
-
-@strawberry.enum(description="原産地証明書(日本産/外国産), インボイス証明, サイン証明.")
-class CertificateType(Enum):
-    ORIGIN_JAPANESE = "ORIGIN_JAPANESE"
-    ORIGIN_FOREIGN = "ORIGIN_FOREIGN"
-    INVOICE = "INVOICE"
-    SIGNATURE = "SIGNATURE"
-
-
-@strawberry.enum
-class ApplicationState(Enum):
-    DRAFT = "DRAFT"
-    SUBMITTED = "SUBMITTED"
-    ON_HOLD = "ON_HOLD"
-    APPROVED = "APPROVED"
-    ISSUED = "ISSUED"
-    WITHDRAWN = "WITHDRAWN"
-
-
-@strawberry.enum(description="How the fee is paid; fixed at submission.")
-class FeePayment(Enum):
-    CARD = "CARD"
-    COUPON = "COUPON"
 
 
 @strawberry.type(description="A goods line of a certificate of origin.")

@@ -13,7 +13,6 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from enum import Enum
 from typing import Protocol, TypeVar, cast
 
 import strawberry
@@ -23,28 +22,10 @@ from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.identity import accounts as identity
 from resolvers.identity import queries, subaccounts
 from resolvers.identity.queries import AccountView, ChamberView, RegistrationView
+from schema.enums import AccountKind, AccountStatus, Membership, PurchaseMethod, RegistrationKind
 from schema.errors import UserError, run_mutation
-from schema.fees import Membership, PurchaseMethod, RegistrationKind
 
 T = TypeVar("T")
-
-
-@strawberry.enum(description="管理者ID ADMIN · ユーザーID(署名者) SIGNER · サブID SUB · 商工会議所 CHAMBER_STAFF · NACCS 事業所/センター.")
-class AccountKind(Enum):
-    ADMIN = "ADMIN"  # 管理者ID
-    SIGNER = "SIGNER"  # ユーザーID (署名者)
-    SUB = "SUB"  # サブID (担当者)
-    CHAMBER_STAFF = "CHAMBER_STAFF"  # 商工会議所
-    NACCS_OFFICE = "NACCS_OFFICE"  # NACCS 利用者 (事業所)
-    NACCS_CENTER = "NACCS_CENTER"  # NACCS センター (審査)
-
-
-@strawberry.enum(description="CREATED 作成 · NOTIFIED 通知済 · ACTIVE 有効 · DELETED 削除.")
-class AccountStatus(Enum):
-    CREATED = "CREATED"
-    NOTIFIED = "NOTIFIED"
-    ACTIVE = "ACTIVE"
-    DELETED = "DELETED"
 
 
 # --------------------------------------------------------------------------- global ids
