@@ -649,6 +649,9 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     wanted = {k for k in args.only.split(",") if k}
+    unknown = wanted - {c.key for c in CASES}
+    if unknown:
+        raise SystemExit(f"--only: unknown case(s) {', '.join(sorted(unknown))}; known: {', '.join(c.key for c in CASES)}")
     cases = tuple(c for c in CASES if not wanted or c.key in wanted or any(
         o.baseline == c.key and o.key in wanted for o in CASES))
     work = Workspace.create()
