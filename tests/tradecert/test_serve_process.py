@@ -3,6 +3,7 @@ process under libfaketime, as the acceptance tests outside this repo run it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ def serve(tmp_path: Path, prefix: list[str] | None = None, env: dict | None = No
     process = subprocess.Popen(
         [*(prefix or []), TRADECERT, "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
         env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its own process group: stop() reaches a wrapper's (faketime's) child too
     )
     process.log = log  # type: ignore[attr-defined]
     base = f"http://127.0.0.1:{port}"
@@ -40,7 +42,7 @@ def serve(tmp_path: Path, prefix: list[str] | None = None, env: dict | None = No
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             raise AssertionError(f"serve did not become ready: {_output(process)}")
         time.sleep(0.2)
 
@@ -50,7 +52,8 @@ def serve_two_workers(tmp_path, env_changes: dict, ready_within: float = 90) -> 
     port = _free_port()
     log = open(tmp_path / "workers.log", "w+", encoding="utf-8")
     process = subprocess.Popen([TRADECERT, "serve", "--demo", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
-                               env={**os.environ, **env_changes}, stdout=log, stderr=subprocess.STDOUT, text=True)
+                               env={**os.environ, **env_changes}, stdout=log, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)  # its own process group: stop() reaches the workers too
     process.log = log  # type: ignore[attr-defined]
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + ready_within
@@ -73,12 +76,17 @@ def _output(process: subprocess.Popen) -> str:
 
 
 def stop(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGINT)
+    """SIGINT to the whole process group (serve, its workers, a wrapper's child), then SIGKILL
+    to what is left: no server outlives its test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     output = _output(process)
     process.log.close()  # type: ignore[attr-defined]
     return output
