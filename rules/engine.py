@@ -23,7 +23,6 @@ decides whether it expects one hit or many.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import threading
 from collections.abc import Mapping, Sequence
@@ -122,18 +121,20 @@ class RuleEngine:
             sid = _SID
             message: dict[str, JSON] = {**fact, "sid": sid}
             try:
-                try:
-                    state = self._host.assert_fact(name, message)
-                except _engine.MessageNotHandledException:
-                    return []
+                state = self._host.assert_fact(name, message)
+            except _engine.MessageNotHandledException:
+                # No rule took the fact and no action ran: nothing to read. The state is not
+                # deleted here — deleting a state the fact did not create is our reading of the
+                # call that crashed the process now and then; a later hit deletes what is left.
+                return []
+            try:
                 if state is None:
                     raise RuleEngineError(f"ruleset {name}: no state returned for {fact!r}")
                 if state.get("exception"):
                     raise RuleEngineError(f"ruleset {name}: action failed: {state['exception']}")
                 return _hits(state)
             finally:
-                with contextlib.suppress(Exception):  # nothing was stored for this sid
-                    self._host.delete_state(name, sid)
+                self._host.delete_state(name, sid)
 
 
 _default_engine: RuleEngine | None = None
