@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: serve test lint install install-test schema bench model clean
+.PHONY: serve test lint install install-test schema bench model clean vendor-graphiql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ bench: install-test
 ## make model: the concurrent model test of the money use cases at its long size (~10 min, PostgreSQL)
 model: install-test
 	$(BIN)/python bench/model.py --seconds $(or $(MODEL_SECONDS),600)
+
+## make vendor-graphiql: refresh GraphiQL, React and the explorer plugin (tradecert/graphiql/vendor/) from the
+## npm registry at the versions pinned in tradecert/graphiql/vendor.py; rewrites the SHA-256 manifest (needs npm)
+vendor-graphiql: install
+	$(BIN)/python -m tradecert.graphiql.vendor
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-*

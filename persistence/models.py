@@ -529,6 +529,22 @@ class SandboxGatewaySession(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # acknowledged by the merchant
 
 
+class SandboxGatewayAttempt(Base):
+    """The sandbox gateway's attempt log: every card it tried to charge on a hosted page,
+    declined or paid (what a provider's merchant console lists; the card number never)."""
+
+    __tablename__ = "sandbox_gateway_attempts"
+    __table_args__ = (CheckConstraint("outcome IN ('PAID', 'DECLINED')", name="outcome"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sandbox_gateway_sessions.id"), index=True)
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16))
+    decline_code: Mapped[str | None] = mapped_column(String(32))
+    brand: Mapped[str | None] = mapped_column(String(24))
+    last4: Mapped[str] = mapped_column(String(4))
+
+
 APPLICATION_STATES = ("DRAFT", "SUBMITTED", "ON_HOLD", "APPROVED", "ISSUED", "WITHDRAWN")
 
 
@@ -643,6 +659,23 @@ class CardPaymentItem(Base):
     card_payment_id: Mapped[int] = mapped_column(ForeignKey("card_payments.id"), index=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
     amount: Mapped[int] = mapped_column(Integer)
+
+
+class CardStatement(Base):
+    """利用明細 and its 発行番号, given when the payment settles: one per paid application
+    (``card_payment_item_id``) or one for a paid coupon order (the payment alone). Every
+    kind draws from one table, so the unique number holds across kinds."""
+
+    __tablename__ = "card_statements"
+    __table_args__ = (
+        Index("uq_card_statements_order_payment", "card_payment_id", unique=True,
+              sqlite_where=text("card_payment_item_id IS NULL"), postgresql_where=text("card_payment_item_id IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)  # 発行番号
+    card_payment_id: Mapped[int] = mapped_column(ForeignKey("card_payments.id"), index=True)
+    card_payment_item_id: Mapped[int | None] = mapped_column(ForeignKey("card_payment_items.id"), unique=True)
 
 
 class NaccsOffice(Base):

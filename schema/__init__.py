@@ -29,8 +29,10 @@ from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
 from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
+from schema.inputs import INPUT_SCALARS
 from schema.naccs import NaccsMutation, NaccsQuery
 from schema.registrations import RegistrationsMutation, RegistrationsQuery
+from schema.scalars import SCALAR_OVERRIDES
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
@@ -103,10 +105,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     hidden = settings is not None and not settings.introspection
     if hidden:
         extensions.append(DisableIntrospection)
-    schema = TradecertSchema(query=Query, mutation=Mutation, types=IDENTITY_TYPES, extensions=extensions)
+    schema = TradecertSchema(query=Query, mutation=Mutation, types=IDENTITY_TYPES, extensions=extensions,
+                             scalar_overrides={**SCALAR_OVERRIDES, **INPUT_SCALARS})  # DateTime in Tokyo time (schema/scalars.py)
     schema.hide_suggestions = hidden  # production: field suggestions go with introspection
     return schema
 
 
 def sdl() -> str:
-    return strawberry.Schema(query=Query, mutation=Mutation, types=IDENTITY_TYPES).as_str() + "\n"
+    return strawberry.Schema(query=Query, mutation=Mutation, types=IDENTITY_TYPES,
+                             scalar_overrides={**SCALAR_OVERRIDES, **INPUT_SCALARS}).as_str() + "\n"

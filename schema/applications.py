@@ -15,6 +15,7 @@ from typing import TypeVar, cast
 import strawberry
 
 from resolvers.applications import certificates, queries
+from resolvers.applications import messages as application_words
 from resolvers.applications import use_cases as applications
 from resolvers.applications.queries import ApplicationView, GoodsLineView
 from resolvers.core import ratelimit
@@ -283,7 +284,7 @@ def _pk(value: str) -> int:
 
 
 def _data(input: CreateApplicationInput | UpdateApplicationInput) -> applications.ApplicationData:
-    at_most(input.goods, applications.MAX_GOODS, ["input", "goods"], "品目")
+    at_most(input.goods, applications.MAX_GOODS, ["input", "goods"], application_words.GOODS)
     goods = None if input.goods is None else [
         applications.GoodsInput(g.description, g.quantity, g.hs_code, g.origin_country) for g in input.goods]
     return applications.ApplicationData(

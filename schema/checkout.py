@@ -13,6 +13,7 @@ import strawberry
 from resolvers.core.context import Context
 from resolvers.core.errors import UserFailure
 from resolvers.payments import checkout, queries
+from resolvers.payments import messages as payment_words
 from resolvers.payments.names import CardPaymentStatus
 from schema.applications import Application
 from schema.errors import ErrorCode, UserError, run_mutation
@@ -136,7 +137,7 @@ class CheckoutMutation:
     @strawberry.mutation(description="カートに追加.")
     async def add_to_card_cart(self, info: strawberry.Info[Context], input: AddToCardCartInput) -> AddToCardCartPayload:
         async def call() -> queries.CartView:
-            at_most(input.application_ids, MAX_LIST_ITEMS, ["input", "applicationIds"], "申請")
+            at_most(input.application_ids, MAX_LIST_ITEMS, ["input", "applicationIds"], payment_words.APPLICATIONS)
             return await _cart_after(info, lambda: checkout.add_to_cart(info.context, _ids(input.application_ids)))
         return await run_mutation(info, call,
                                   ok=lambda cart: AddToCardCartPayload(cart=CardCart.from_view(cart), errors=[]),
@@ -145,7 +146,7 @@ class CheckoutMutation:
     @strawberry.mutation(description="カートから削除.")
     async def remove_from_card_cart(self, info: strawberry.Info[Context], input: RemoveFromCardCartInput) -> RemoveFromCardCartPayload:
         async def call() -> queries.CartView:
-            at_most(input.application_ids, MAX_LIST_ITEMS, ["input", "applicationIds"], "申請")
+            at_most(input.application_ids, MAX_LIST_ITEMS, ["input", "applicationIds"], payment_words.APPLICATIONS)
             return await _cart_after(info, lambda: checkout.remove_from_cart(info.context, _ids(input.application_ids)))
         return await run_mutation(info, call,
                                   ok=lambda cart: RemoveFromCardCartPayload(cart=CardCart.from_view(cart), errors=[]),

@@ -15,6 +15,7 @@ import strawberry
 
 from resolvers.core.context import Context
 from resolvers.coupons import accounts as coupons
+from resolvers.coupons import messages as coupon_words
 from resolvers.coupons import purchases, queries
 from resolvers.identity import names
 from resolvers.identity import queries as identity
@@ -413,7 +414,7 @@ class PurchasesMutation:
     @strawberry.mutation(description="Signer or sub-ID: order coupons (one order in progress per registration).")
     async def start_coupon_purchase(self, info: strawberry.Info[Context], input: StartCouponPurchaseInput) -> StartCouponPurchasePayload:
         async def call() -> HasId:
-            at_most(input.lines, MAX_LIST_ITEMS, ["input", "lines"], "購入内容")
+            at_most(input.lines, MAX_LIST_ITEMS, ["input", "lines"], coupon_words.PURCHASE_LINES)
             lines = [purchases.LineInput(line.product_code, line.quantity) for line in input.lines]
             return await purchases.start_coupon_purchase(info.context, lines, input.method, input.notify_email,
                                                          input.idempotency_key)
@@ -435,7 +436,7 @@ class PurchasesMutation:
     @strawberry.mutation(description="Chamber staff: record deposits to this chamber's orders (all or none); matching happens in reconciliation.")
     async def record_bank_deposits(self, info: strawberry.Info[Context], input: RecordBankDepositsInput) -> RecordBankDepositsPayload:
         async def call() -> tuple[list[CouponPurchase], list[int]]:
-            at_most(input.deposits, MAX_LIST_ITEMS, ["input", "deposits"], "入金")
+            at_most(input.deposits, MAX_LIST_ITEMS, ["input", "deposits"], coupon_words.DEPOSITS)
             deposits = [purchases.DepositInput(d.account_number.strip(), d.amount, d.deposited_on, d.payer_name, d.deposit_id)
                         for d in input.deposits]
             done = await purchases.record_bank_deposits(info.context, deposits)

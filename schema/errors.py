@@ -14,7 +14,7 @@ from resolvers.core.errors import ErrorCode, UserFailure, UserFailures
 T = TypeVar("T")
 P = TypeVar("P")
 
-strawberry.enum(ErrorCode, name="ErrorCode", description="Why a mutation did nothing (docs/api.md).")
+strawberry.enum(ErrorCode, name="ErrorCode", description="Why a mutation did nothing; docs/api.md, \"Error codes\", says what each means and what to do.")
 
 __all__ = ["ErrorCode", "UserError", "run_mutation", "user_errors"]
 

@@ -14,6 +14,7 @@ from strawberry.extensions import MaskErrors
 
 from resolvers.core.errors import UserFailure, UserFailures
 from resolvers.core.logs import request_id_var
+from schema.input_errors import is_bad_input, reword
 
 log = logging.getLogger("tradecert.graphql")
 
@@ -45,7 +46,8 @@ def is_unexpected(error: GraphQLError) -> bool:
     """An error we did not raise on purpose: an exception that is not a GraphQLError
     (nor a domain failure, which a query answers as a top-level error with its code)."""
     original = error.original_error
-    return original is not None and not isinstance(original, (GraphQLError, UserFailure, UserFailures))
+    return (original is not None and not isinstance(original, (GraphQLError, UserFailure, UserFailures))
+            and not is_bad_input(error))  # a scalar's parser refusing a value the request gave
 
 
 def _is_domain_failure(error: GraphQLError) -> bool:
@@ -53,7 +55,7 @@ def _is_domain_failure(error: GraphQLError) -> bool:
 
 
 def _replaced(error: GraphQLError) -> bool:
-    return is_unexpected(error) or _is_domain_failure(error)
+    return is_unexpected(error) or _is_domain_failure(error) or is_bad_input(error)
 
 
 class OperationPolicy(MaskErrors):
@@ -82,6 +84,9 @@ class OperationPolicy(MaskErrors):
         latency.observe(time.perf_counter() - started)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if is_bad_input(error):  # a value the request gave: answered in the request's language (schema/input_errors.py)
+            context = self.execution_context
+            return reword(error, getattr(context.context, "language", "ja"), context.graphql_document, context.variables)
         if _is_domain_failure(error):  # a query's bad input or rule: its code, field and message
             failure = error.original_error
             first = failure.failures[0] if isinstance(failure, UserFailures) else cast(UserFailure, failure)

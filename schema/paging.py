@@ -9,6 +9,7 @@ from typing import Protocol
 
 import strawberry
 
+from resolvers.core import messages
 from resolvers.core.paging import DEFAULT_PAGE, MAX_PAGE
 from schema.identity import parse_pk
 from schema.inputs import BadUserInput
@@ -36,7 +37,8 @@ def decode_cursor(type_name: str, cursor: str | None) -> int | None:
         kind, text = "", ""
     pk = parse_pk(text) if kind == type_name else None
     if pk is None:
-        raise BadUserInput("after はこの一覧のカーソルではありません。/ after is not a cursor of this list.", "after")
+        raise BadUserInput(messages.BAD_VALUE_WITHOUT_ECHO.format(argument=messages.AFTER, problem=messages.NOT_A_CURSOR),
+                           messages.AFTER)
     return pk
 
 
@@ -45,7 +47,8 @@ def page_window(type_name: str, first: int | None, after: str | None) -> tuple[i
     if first is None:
         first = DEFAULT_PAGE
     if not 1 <= first <= MAX_PAGE:
-        raise BadUserInput(f"first は1〜{MAX_PAGE}の範囲で指定してください。/ first must be between 1 and {MAX_PAGE}.", "first")
+        problem = messages.PAGE_SIZE.format(limit=MAX_PAGE)
+        raise BadUserInput(messages.BAD_VALUE.format(argument=messages.FIRST, problem=problem, value=first), messages.FIRST)
     return first, decode_cursor(type_name, after)
 
 

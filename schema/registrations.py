@@ -8,6 +8,7 @@ import datetime as dt
 import strawberry
 
 from resolvers.core.context import Context
+from resolvers.identity import messages as words
 from resolvers.identity import names, queries, registrations
 from resolvers.identity.queries import AccountView, RegistrationView
 from schema.errors import UserError, run_mutation
@@ -120,7 +121,7 @@ class RegistrationsMutation:
     @strawberry.mutation(description="Chamber staff: register an applicant or agent; its admin ID is created with it.")
     async def create_trade_registration(self, info: strawberry.Info[Context], input: CreateTradeRegistrationInput) -> CreateTradeRegistrationPayload:
         async def call() -> tuple[RegistrationView, AccountView]:
-            at_most(input.purchase_methods, len(PurchaseMethod), ["input", "purchaseMethods"], "購入方法")
+            at_most(input.purchase_methods, len(PurchaseMethod), ["input", "purchaseMethods"], words.PURCHASE_METHODS)
             data = registrations.NewRegistration(
                 kind=names.RegistrationKind(input.kind.value), name=input.name,
                 membership=names.Membership(input.membership.value), contact_email=input.contact_email,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from cross_web import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,11 +31,16 @@ from strawberry.asgi import GraphQL
 from resolvers.adapters.gateway import gateway_of
 from resolvers.core.context import Context, Services
 from resolvers.core.logs import new_request_id, request_id_var
+from resolvers.core.ratelimit import client_address
 from resolvers.core.settings import Settings
 from schema import build_schema
 from tradecert.composition import DOCUMENTS, Document, build_services
 from tradecert.gateway_pages import routes as gateway_routes
+from tradecert.graphiql import page as graphiql_page
+from tradecert.graphiql import routes as graphiql_routes
 from tradecert.jobs import job_health, publish_health
+from tradecert.mailbox import routes as mailbox_routes
+from tradecert.metrics import scrape_registry
 from tradecert.pages import activate_page
 from tradecert.request_guards import UrlGuard, decode_graphql_body, refusal
 
@@ -57,8 +62,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class RequestIdMiddleware:
     """Gives every request an id (or keeps a sane incoming X-Request-ID), logs it, counts it."""
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,9 +92,10 @@ class RequestIdMiddleware:
             route = path if path in KNOWN_ROUTES else "other"
             HTTP_REQUESTS.labels(scope.get("method", ""), route, str(status["code"])).inc()
             HTTP_LATENCY.labels(route).observe(elapsed)
+            client = client_address(HTTPConnection(scope), self.settings)  # behind a trusted proxy: X-Forwarded-For
             log.info(
                 "%s %s %s %.1fms", scope.get("method"), path, status["code"], elapsed * 1000,
-                extra={"method": scope.get("method"), "path": path, "status": status["code"], "ms": round(elapsed * 1000, 2)},
+                extra={"method": scope.get("method"), "path": path, "status": status["code"], "ms": round(elapsed * 1000, 2), "client": client},
             )
             request_id_var.reset(token)
 
@@ -156,6 +163,12 @@ class TradecertGraphQL(GraphQL[Context, None]):
                 await context.close()
         await response(scope, receive, send)
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page (tradecert/graphiql): the vendored files from this server, under a
+        Content-Security-Policy that names no other origin — not strawberry's, which loads
+        them from unpkg.com."""
+        return graphiql_page(request)
+
     def decode_json(self, data: str | bytes) -> object:
         """The body, refused (4xx JSON) when it is not UTF-8 JSON or holds a NUL or a lone
         surrogate anywhere (tradecert/request_guards.py)."""
@@ -207,6 +220,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     services = services or build_services(settings)
     gateway_of(services)  # refuses an unknown gateway, and the sandbox in production unless allowed by name
     started_at = services.clock.now()  # job deadlines count from here at the earliest (jobs.overdue_after)
+    registry = scrape_registry()  # every worker's counts under `serve --workers N` (tradecert/metrics.py)
     graphql = TradecertGraphQL(
         services,
         schema=build_schema(settings),
@@ -291,7 +305,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             publish_health(await asyncio.wait_for(job_health(services, started_at), timeout=5), services.clock.now())
         except Exception:  # the other metrics are still worth a scrape
             log.warning("metrics: job health unreadable", exc_info=True)
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -327,6 +341,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             Route("/.well-known/tradecert-keys.json", public_keys, methods=["GET"]),
             Route("/verify", verify_page, methods=["GET"]),
             *gateway_routes(services),
+            *(graphiql_routes() if settings.graphiql else ()),
+            *mailbox_routes(services),  # /dev/mail, outside production only
             Route("/graphql", graphql),
         ],
         lifespan=lifespan,
@@ -334,7 +350,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     app.add_middleware(CsrfGuard, settings=settings)
     app.add_middleware(UrlGuard)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, settings=settings)
     return app
 
 

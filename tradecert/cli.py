@@ -1,4 +1,4 @@
-"""`tradecert`: serve, db, demo, rules, jobs, schema."""
+"""`tradecert`: serve, db, demo, rules, jobs, mail, schema."""
 
 from __future__ import annotations
 
@@ -12,14 +12,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from resolvers.core.settings import Settings
-from resolvers.identity.names import AccountKind, Membership, RegistrationKind
+from resolvers.identity.names import Membership, RegistrationKind
+from tradecert.mailbox import mail as mail_group  # click only until a command runs
+from tradecert.operations import OneLineErrors, check_database, db_backup, db_restore, keys, require_migrated
+from tradecert.params import IsoDate
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast `--help`)
     from persistence.db import Database
+    from resolvers.adapters.sandbox_deposits import SandboxDeposit
     from resolvers.core.errors import UserFailure
     from resolvers.coupons.purchases import StoredDeposits
     from rules.fees import Amount, CouponProduct
@@ -38,7 +44,7 @@ def _settings() -> Settings:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
-@click.group()
+@click.group(cls=OneLineErrors)  # a database that cannot be used: one line, no traceback
 def main() -> None:
     """tradecert — trade certificates for chambers of commerce, over GraphQL."""
 
@@ -50,6 +56,7 @@ def main() -> None:
 async def _database(settings: Settings) -> AsyncIterator[Database]:
     from persistence.db import Database
 
+    await check_database(settings)  # what is missing, in one line (tradecert/operations.py)
     database = Database(settings.database_url, schema=settings.database_schema)
     try:
         yield database
@@ -72,7 +79,12 @@ async def _upgrade(settings: Settings, only_if_empty: bool = False) -> str:
 
 @main.group()
 def db() -> None:
-    """Database schema (Alembic migrations)."""
+    """Database: schema migrations (Alembic), backup and restore."""
+
+
+db.add_command(db_backup)
+db.add_command(db_restore)
+main.add_command(keys)
 
 
 @db.command("upgrade")
@@ -96,7 +108,7 @@ async def _seed(settings: Settings) -> SeedReport:
 
 @main.group()
 def demo() -> None:
-    """Demo data (docs/api.md)."""
+    """Demo data: the accounts and what to try with them are in docs/api.md, "Demo data"."""
 
 
 @demo.command("seed")
@@ -137,18 +149,23 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         console.print(f"demo data: {report.created} created, {report.existing} already there")
     elif settings.is_sqlite:
         asyncio.run(_upgrade(settings, only_if_empty=True))  # an empty embedded database upgrades itself
+    elif warning := asyncio.run(require_migrated(settings)):  # PostgreSQL: at this release's revision
+        errors.print(f"[yellow]{warning}[/]")
     if workers > 1 and settings.is_sqlite:
         errors.print("[yellow]several workers on SQLite serialise their writes; use PostgreSQL in production[/]")
     console.print(f"GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
     # proxy_headers=False: the client address is the socket peer unless TRADECERT_TRUSTED_PROXIES
     # says otherwise (resolvers/ratelimit.py); uvicorn would believe X-Forwarded-For from 127.0.0.1.
-    if workers > 1:
-        uvicorn.run("tradecert.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_config=None, proxy_headers=False)
-    else:
-        from tradecert.app import create_app
+    from tradecert.metrics import multiprocess_metrics
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)
+    with multiprocess_metrics(workers):  # every worker's counts in /metrics; set up before any worker starts
+        if workers > 1:
+            uvicorn.run("tradecert.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                        log_config=None, proxy_headers=False)
+        else:
+            from tradecert.app import create_app
+
+            uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)
 
 
 def _require_gateway(settings: Settings) -> None:
@@ -207,9 +224,9 @@ def rules_test() -> None:
 
 @rules.command("show")
 @click.argument("what", required=False, default="fees", type=click.Choice(["fees", "permissions"]))
-@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="Date (Asia/Tokyo); default today.")
+@click.option("--on", "on", type=IsoDate(), help="Date (Asia/Tokyo); default today.")
 def rules_show(what: str, on: dt.datetime | None) -> None:
-    """Print the fee schedule (or the permission matrix) in force on a date."""
+    """Print the fee schedule (or, with `permissions`, who may do what) in force on a date."""
     from resolvers.core.clock import Clock
     from rules import fees
 
@@ -219,58 +236,74 @@ def rules_show(what: str, on: dt.datetime | None) -> None:
     if what == "permissions":
         _show_permissions(policy, day)
         return
-    table = Table(title=f"Fee schedule on {day} (rules {policy.version}; yen, tax included)")
-    for column in ("item", Membership.MEMBER, Membership.NON_MEMBER, "rule"):
-        table.add_column(column)
+    # ASCII lines and no fixed "rule" column: a box-drawing character is two columns wide in a
+    # Japanese terminal, and a fourth column cut the rule file names to "application_fee…"
+    table = Table(title=f"Fee schedule on {day} (rules {policy.version}; yen, tax included)", box=box.ASCII,
+                  show_lines=True)
+    table.add_column("item / rule", overflow="fold")
+    for membership in Membership:
+        table.add_column(membership, overflow="fold")
 
-    def ref(amount: Amount) -> str:
-        r = amount.rule
-        return f"{r.file} v{r.version} row {r.row} (from {r.effective_from})"
+    def item(name: str, *amounts: Amount) -> Text:
+        r = amounts[0].rule
+        rows = sorted({a.rule.row for a in amounts})
+        where = f"row {rows[0]}" if len(rows) == 1 else f"rows {', '.join(map(str, rows))}"
+        return Text(name).append(f"\n{r.file} v{r.version} {where}\nin force from {r.effective_from}", style="dim")
 
     member, non = fees.application_fee(policy, day, Membership.MEMBER), fees.application_fee(policy, day, Membership.NON_MEMBER)
-    table.add_row("application fee / 発給申請", f"{member.value:,}", f"{non.value:,}", ref(member))
+    table.add_row(item("application fee / 発給申請", member, non), f"{member.value:,}", f"{non.value:,}")
     for kind in RegistrationKind:
         m, n = (fees.registration_fee(policy, day, kind, Membership.MEMBER),
                 fees.registration_fee(policy, day, kind, Membership.NON_MEMBER))
-        table.add_row(f"registration / 貿易登録 {kind}", _show(m), _show(n), ref(m))
+        table.add_row(item(f"registration / 貿易登録 {kind}", m, n), _show(m), _show(n))
     by_code: dict[str, dict[str, fees.CouponProduct]] = {}
     for membership in Membership:
         for product in fees.coupon_products(policy, day, membership):
             by_code.setdefault(product.code, {})[membership] = product
     for code, offers in by_code.items():
         def cell(p: CouponProduct | None) -> str:
-            return "not sold" if p is None else f"{p.price:,} (face {p.face_value:,}, tax {p.tax:,})"
+            return "not sold" if p is None else f"{p.price:,}\nface {p.face_value:,}\ntax {p.tax:,}"
         any_offer = next(iter(offers.values()))
-        table.add_row(f"coupon {code} ({any_offer.coupons})", cell(offers.get(Membership.MEMBER)), cell(offers.get(Membership.NON_MEMBER)),
-                      f"{any_offer.rule.file} v{any_offer.rule.version}")
-    console.print(table)
+        r = any_offer.rule
+        name = Text(f"coupon {code} ({any_offer.coupons})").append(
+            f"\n{r.file} v{r.version}\nin force from {r.effective_from}", style="dim")
+        table.add_row(name, cell(offers.get(Membership.MEMBER)), cell(offers.get(Membership.NON_MEMBER)))
+    console.print(table, soft_wrap=False)
 
 
 def _show(amount: Amount) -> str:
-    return "—" if amount.value is None else f"{amount.value:,}"
+    return "not offered" if amount.value is None else f"{amount.value:,}"
 
 
 def _show_permissions(policy: PolicySet, day: dt.date) -> None:
-    """The permission matrix: one line per action, one column per account kind."""
+    """The permission rows in force, one block per action: which account kind, of which kind
+    of registration, may do it to an object standing in which relation to it. Lines stay
+    short, so every action reads in full at 80 columns and through a pipe (an action × kind
+    matrix needs seven columns and cut the action names to "account…")."""
     from rules.policy import in_force
 
-    table_rules = policy.tables["permissions"]
-    version = in_force(table_rules.versions, day)
-    kinds: list[str] = list(AccountKind)
-    cells: dict[str, dict[str, list[str]]] = {}
+    version = in_force(policy.tables["permissions"].versions, day)
+    by_action: dict[str, list[tuple[str, str, str]]] = {}
     for row in version.rows:
-        action, row_kind, registration, relation = (str(row[f]) for f in ("action", "kind", "registration", "relation"))
-        targets = kinds if row_kind == "any" else [row_kind]
-        for kind in targets:
-            reg = "" if registration == "any" else f"{registration.lower()}: "
-            cells.setdefault(action, {}).setdefault(kind, []).append(reg + relation)
-    table = Table(title=f"Permissions on {day} (permissions.yaml version {version.number}, rules {policy.version})")
-    table.add_column("action")
-    for kind in kinds:
-        table.add_column(kind)
-    for action in sorted(cells):
-        table.add_row(action, *("\n".join(cells[action].get(kind, ["—"])) for kind in kinds))
-    console.print(table)
+        by_action.setdefault(str(row["action"]), []).append(
+            (str(row["kind"]), str(row["registration"]), str(row["relation"])))
+
+    def say(line: str = "", style: str | None = None) -> None:
+        console.print(line, style=style, markup=False, highlight=False, soft_wrap=False)
+
+    say(f"Permissions on {day} (permissions.yaml version {version.number}, rules {policy.version})", style="bold")
+    say("Each line allows an action to an account kind, of a registration kind, on an object in "
+        "that relation to the account; an action without a line is allowed to nobody. Relations: "
+        "self (its own account), own_registration, generated_by_me (a sub-ID it generated), "
+        "created_by_me (an application it created), same_chamber, own_office (NACCS), "
+        "none (no object); any matches everything.")
+    say()
+    say(f"  {'account kind':<14} {'registration':<12} relation", style="dim")
+    for action in sorted(by_action):
+        say()
+        say(action, style="bold")
+        for kind, registration, relation in by_action[action]:
+            say(f"  {kind:<14} {registration:<12} {relation}")
 
 
 # --------------------------------------------------------------------------- jobs
@@ -294,6 +327,7 @@ def jobs_run(names: tuple[str, ...]) -> None:
         return
 
     async def go() -> list[JobOutcome]:
+        await check_database(settings)
         services = build_services(settings)
         try:
             return await run_jobs(services, list(names) or None)
@@ -361,6 +395,7 @@ def bank_import(path: Path, no_reconcile: bool) -> None:
         return
 
     async def go() -> list[UserFailure] | tuple[StoredDeposits, dict[str, int]]:
+        await check_database(settings)
         services = build_services(settings)
         try:
             try:
@@ -400,6 +435,48 @@ def bank_import(path: Path, no_reconcile: bool) -> None:
         console.print("reconciled: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing new"))
 
 
+@bank.command("sandbox-deposit")
+@click.argument("order_number")
+@click.option("--amount", type=int, help="Yen transferred; default: the order's amount due (less: a short payment).")
+@click.option("--payer", help="振込依頼人名 in half-width kana; default: the registration's number and name.")
+@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), help="Booking date (Asia/Tokyo); default today.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the file; default: zengin-ORDER_NUMBER.dat here.")
+def bank_sandbox_deposit(order_number: str, amount: int | None, payer: str | None, on: dt.datetime | None,
+                         out: Path | None) -> None:
+    """Write the sandbox bank's deposit notice (Zengin 振込入金通知) for a demo transfer to an order.
+
+    Then `tradecert bank import` the file, as a real bank's. Refused in production."""
+    from resolvers.adapters.sandbox_deposits import SandboxDepositRefused, sandbox_deposit
+    from tradecert.composition import build_services
+
+    settings = _settings()
+
+    async def go() -> SandboxDeposit:
+        services = build_services(settings)
+        try:
+            return await sandbox_deposit(services, order_number, amount, payer, on.date() if on else None)
+        finally:
+            await services.db.dispose()
+
+    try:
+        deposit = asyncio.run(go())
+    except SandboxDepositRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    path = out or Path(f"zengin-{deposit.order_number}.dat")
+    try:
+        path.write_bytes(deposit.data)
+    except OSError as exc:
+        raise click.ClickException(f"{path}: {exc.strerror or exc}") from None
+    console.print(f"{path}: 振込入金通知, account {deposit.account_number}, {deposit.amount:,} yen from "
+                  f"{deposit.remitter} on {deposit.booked_on} (order {deposit.order_number}, due {deposit.amount_due:,} yen)",
+                  markup=False, highlight=False)
+    if deposit.order_status != "AWAITING_PAYMENT":
+        errors.print(f"order {deposit.order_number} is {deposit.order_status}: this deposit will be owed back",
+                     markup=False, highlight=False)
+    console.print(f"next: tradecert bank import {path}", markup=False, highlight=False)
+
+
 def _deposit_position(failure: UserFailure) -> int | None:
     """The deposit a failure of ``store_deposits`` names (field ["input", "deposits", <position>, …]), if any."""
     field = failure.field or []
@@ -420,6 +497,11 @@ def schema_export() -> None:
     from schema import sdl
 
     sys.stdout.write(sdl())
+
+
+# --------------------------------------------------------------------------- mail
+
+main.add_command(mail_group)  # `tradecert mail list|show`: the outbox without SMTP (tradecert/mailbox.py)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -73,20 +73,23 @@ def _page(row: SandboxGatewaySession, body: str, status: int = 200) -> HTMLRespo
                         status_code=status, headers=HEADERS)
 
 
-def _message(code: str, text: str, css: str = "error") -> str:
-    return f'<p class="{css}" data-code="{code}" role="status">{html.escape(text)} ({code})</p>'
+def _message(code: str, text: str, css: str = "error", reason: str | None = None) -> str:
+    why = f' data-reason="{html.escape(reason, quote=True)}"' if reason else ""
+    return f'<p class="{css}" data-code="{code}"{why} role="status">{html.escape(text)} ({code})</p>'
 
 
 def routes(services: Services) -> list[Route]:
     sandbox = SandboxGateway()
 
-    def form(row: SandboxGatewaySession, values: dict[str, str] | None = None, errors: dict[str, str] | None = None) -> str:
+    def form(row: SandboxGatewaySession, values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+             problems: str = "") -> str:
         values, errors = values or {}, errors or {}
         fields = {k: html.escape(values.get(k, ""), quote=True) for k in ("expiry_month", "expiry_year", "holder")}
         fields["card_number"] = ""  # a card number is never echoed back
         for key in ("card_number", "expiry_month", "expiry_year", "holder"):
             fields[f"e_{key}"] = f'<p class="error" data-field="{key}">{html.escape(errors[key])}</p>' if key in errors else ""
-        problems = _message("INVALID", "入力内容に誤りがあります。") if errors else ""
+        if errors:
+            problems = _message("INVALID", "入力内容に誤りがあります。")
         return FORM.format(problems=problems, expires=f"{row.expires_at.astimezone(TOKYO):%Y-%m-%d %H:%M:%S} (日本時間)",
                            **fields)
 
@@ -109,18 +112,20 @@ def routes(services: Services) -> list[Route]:
         values, errors = check_card(submitted, services.clock.today())
         if errors:
             return _page(row, form(row, values, errors), 422)
-        status, body = await sandbox.pay(services, session_id, values)
-        if status == SandboxStatus.EXPIRED:
+        charge = await sandbox.pay(services, session_id, values)
+        if charge.status == SandboxStatus.EXPIRED:
             return _page(row, _message("SESSION_EXPIRED", "エラーが発生しました。決済の有効期限 (5分) を過ぎました。"
                                        "再度、決済する内容を選択してください。"), 410)
-        if status == SandboxStatus.CLOSED or body is None:  # no body: nothing was charged
+        if charge.decline is not None:  # the session stays open: the payer may try another card
+            declined = _message("PAYMENT_DECLINED", f"カードが承認されませんでした: {charge.decline.reason}"
+                                "別のカードでお支払いいただけます。", reason=charge.decline.code)
+            return _page(row, form(row, values, problems=declined), 402)
+        if charge.status != SandboxStatus.PAID or charge.event is None:  # nothing was charged
             return _page(row, _message("SESSION_CLOSED", "この決済は終了しています。"), 409)
         try:
-            await sandbox.deliver(services, session_id, body)
+            await sandbox.deliver(services, session_id, charge.event)
         except Exception:  # the merchant did not acknowledge: the redelivery job sends it again
             log.exception("sandbox gateway: notification for %s not delivered", session_id)
-        if status == SandboxStatus.DECLINED:
-            return _page(row, _message("PAYMENT_DECLINED", "カードが承認されませんでした。別のカードで、最初からやり直してください。"), 402)
         return _page(row, _message("PAID", "お支払いが完了しました。システムの画面に戻ってください。", "ok"))
 
     async def notify(request: Request) -> Response:

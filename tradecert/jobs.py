@@ -34,9 +34,13 @@ log = logging.getLogger("tradecert.jobs")
 JOB_RUNS = Counter("tradecert_job_runs_total", "Job runs started by this process, by outcome", ["job", "outcome"])
 SCHEDULER_ERRORS = Counter("tradecert_job_scheduler_errors_total",
                            "Exceptions the scheduler caught around a job (database unreachable, …)", ["job"])
+# Set from the shared database at each scrape by the worker that answers it: under several
+# workers (Prometheus multiprocess mode) the freshest value is the one to report.
 JOB_LAST_SUCCESS = Gauge("tradecert_job_last_success_timestamp_seconds",
-                         "When the job last finished ok on any host (Unix time; 0: never)", ["job"])
-JOB_OVERDUE = Gauge("tradecert_job_overdue", "1 when the job has not succeeded within its allowance", ["job"])
+                         "When the job last finished ok on any host (Unix time; 0: never)", ["job"],
+                         multiprocess_mode="mostrecent")
+JOB_OVERDUE = Gauge("tradecert_job_overdue", "1 when the job has not succeeded within its allowance", ["job"],
+                    multiprocess_mode="mostrecent")
 
 
 @dataclass(frozen=True)

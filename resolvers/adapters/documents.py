@@ -1,4 +1,4 @@
-"""PDF documents (real text, Japanese included) drawn with ReportLab's Japanese CID font,
+"""PDF documents (real text, Japanese included) drawn with an embedded Japanese TrueType font,
 served with the same session and permissions as the object they belong to."""
 
 from __future__ import annotations
@@ -6,18 +6,20 @@ from __future__ import annotations
 import datetime as dt
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
 from persistence.models import (
     Application,
     CardPayment,
+    CardStatement,
     Chamber,
     CouponPurchase,
     CouponPurchaseLine,
@@ -39,16 +41,26 @@ from resolvers.payments.names import CardPaymentStatus
 from resolvers.payments.queries import statement_tax
 from rules import fees
 
-FONT = "HeiseiKakuGo-W5"  # Adobe-Japan1 CID font: text stays text, viewers supply the glyphs
+# Every PDF draws all its text, Latin included, with this one TrueType font, embedded as a subset of the
+# glyphs it uses: a reader without Japanese fonts sees what was issued (a CID font or Helvetica left the
+# glyphs to the reader's machine). Licence and source: fonts/README.md.
+FONT = "IPAexGothic"
+FONT_FILE = Path(__file__).parent / "fonts" / "ipaexg.ttf"
 _registered = False
 
 
 def _font() -> str:
     global _registered
     if not _registered:
-        pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+        pdfmetrics.registerFont(TTFont(FONT, FONT_FILE))
         _registered = True
     return FONT
+
+
+def _canvas(buffer: io.BytesIO) -> canvas.Canvas:
+    """An A4 canvas whose every font is ours: the page's initial font too, else each page names Helvetica."""
+    # types-reportlab types initialFontName as a float; ReportLab takes a font name
+    return canvas.Canvas(buffer, pagesize=A4, pageCompression=1, initialFontName=_font())  # type: ignore[arg-type]
 
 
 def _table(pdf: canvas.Canvas, x: float, y: float, rows: list[tuple[str, str]], width: float = 170 * mm,
@@ -66,7 +78,7 @@ def _issuer_page(title: str, heading: str, size: int, issuer: str, registration_
                  lines: list[str]) -> tuple[io.BytesIO, canvas.Canvas, float, float]:
     """A page in the issuer's name: the heading, then issuer, registration number and the given lines on the right."""
     buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf = _canvas(buffer)
     pdf.setTitle(title)
     pdf.setAuthor(issuer)
     width, height = A4
@@ -204,14 +216,16 @@ async def purchase_card_statement(ctx: Context, purchase_id: int) -> bytes:
         purchase = await session.get(CouponPurchase, purchase_id)
         registration = await session.get(TradeRegistration, purchase.registration_id) if purchase else None
         chamber = await session.get(Chamber, registration.chamber_id) if registration else None
-    if purchase is None or purchase.paid_at is None or registration is None or chamber is None:
+        number = await session.scalar(select(CardStatement.number).where(  # 発行番号, given as it settled
+            CardStatement.card_payment_id == payment.id, CardStatement.card_payment_item_id.is_(None)))
+    if purchase is None or purchase.paid_at is None or registration is None or chamber is None or number is None:
         raise Forbidden()
     paid_on = tokyo_date(purchase.paid_at)
     settings = ctx.services.settings
     return card_statement_pdf(
         issuer=settings.invoice_issuer, registration_number_t=settings.invoice_registration_number,
         printed_on=ctx.clock.today(), data=CardStatementData(
-            statement_number=f"{paid_on:%Y%m%d}{registration.number}{payment.id:05d}",
+            statement_number=number,
             registration_number=registration.number, company=registration.name, chamber=chamber.name,
             content=f"クーポン購入 ({purchase.coupons}枚)", details=[("注文番号", purchase.order_number)],
             paid_on=paid_on, amount=payment.amount,
@@ -270,7 +284,7 @@ def certificate_pdf(content: dict[str, Any], app: Application, verify_url: str) 
     from reportlab.graphics.shapes import Drawing
 
     buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf = _canvas(buffer)
     type_name = CERTIFICATE_TYPE_NAMES[CertificateType(app.type)]
     pdf.setTitle(f"{type_name} {app.certificate_number}")
     pdf.setAuthor(content["chamber"]["name"])
@@ -304,7 +318,8 @@ def certificate_pdf(content: dict[str, Any], app: Application, verify_url: str) 
     pdf.drawString(20 * mm, y - 6 * mm, f"{content['chamber']['name']} ({content['chamber']['code']})")
     qr = QrCodeWidget(verify_url)
     x0, y0, x1, y1 = qr.getBounds()
-    drawing = Drawing(32 * mm, 32 * mm, transform=[32 * mm / (x1 - x0), 0, 0, 32 * mm / (y1 - y0), 0, 0])
+    drawing = Drawing(32 * mm, 32 * mm, transform=[32 * mm / (x1 - x0), 0, 0, 32 * mm / (y1 - y0), 0, 0],
+                      initialFontName=font)  # the drawing's default font, else it names Helvetica
     drawing.add(qr)
     renderPDF.draw(drawing, pdf, width - 52 * mm, 22 * mm)
     pdf.setFont(font, 7)

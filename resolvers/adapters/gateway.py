@@ -10,9 +10,16 @@ translated into ``GatewayEvent`` — docs/payments.md says how.
 This repository ships only ``SandboxGateway``, which behaves like a provider: its own
 state (``sandbox_gateway_sessions``), a hosted HTML card page mounted at
 ``/sandbox-gateway/pay/{session}`` (tradecert/gateway_pages.py), 5-minute sessions checked
-when the card is posted, test cards (``4111111111111111`` approves, ``4000000000000002``
-is declined), and signed notifications delivered to the merchant's notification
-handler — the same function the HTTP endpoint calls. No real provider is contacted.
+when the card is posted, test cards (``4111111111111111`` approves; ``DECLINED_CARDS`` are
+refused, each with its reason), and signed notifications delivered to the merchant's
+notification handler — the same function the HTTP endpoint calls. No real provider is
+contacted.
+
+A declined card does not end the session: like Epsilon's, GMO's or Stripe Checkout's
+page, the hosted page shows the reason and takes another card until the window closes.
+The decline goes to the sandbox's attempt log (``sandbox_gateway_attempts``, what a
+provider's merchant console lists), not to the merchant: there is nothing for it to do,
+as its payment stays open. Only a charge, the session's one outcome, is notified.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Protocol
 
 from sqlalchemy import select, update
 
-from persistence.models import SandboxGatewaySession
+from persistence.models import SandboxGatewayAttempt, SandboxGatewaySession
 from resolvers.core.context import Services
 from resolvers.core.settings import Settings
 
@@ -117,7 +124,22 @@ BRANDS = (  # (brand, number pattern, lengths) — what the hosted page accepts,
     ("American Express", re.compile(r"3[47]"), (15,)),
     ("Diners Club", re.compile(r"3(0[0-5]|6|8|9)"), (14,)),
 )
-DECLINED_CARDS = {"4000000000000002"}  # the sandbox's card that the issuer refuses
+
+
+@dataclass(frozen=True)
+class Decline:
+    """Why the issuer refused a card: a code (the provider's) and the words its page shows."""
+
+    code: str
+    reason: str
+
+
+# the sandbox's cards that the issuer refuses (the numbers of Stripe's test cards)
+DECLINED_CARDS = {
+    "4000000000000002": Decline("card_declined", "カード会社により承認されませんでした。"),
+    "4000000000009995": Decline("insufficient_funds", "ご利用可能額を超えています。"),
+    "4000000000000069": Decline("expired_card", "カード会社の記録ではこのカードは有効期限切れです。"),
+}
 
 
 def luhn_ok(number: str) -> bool:
@@ -166,9 +188,19 @@ class SandboxStatus(StrEnum):
 
     OPEN = "OPEN"
     PAID = "PAID"
-    DECLINED = "DECLINED"
+    DECLINED = "DECLINED"  # an attempt (sandbox_gateway_attempts); a session only before issue 12
     EXPIRED = "EXPIRED"
     CLOSED = "CLOSED"  # only as the answer to a payment: the session was no longer open (never stored)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What posting a card did: PAID (with the event to notify), DECLINED (why; the
+    session stays open), EXPIRED or CLOSED."""
+
+    status: SandboxStatus
+    event: bytes | None = None
+    decline: Decline | None = None
 
 
 class SandboxGateway:
@@ -193,38 +225,45 @@ class SandboxGateway:
         async with services.db.read() as session:
             return await session.get(SandboxGatewaySession, session_id)
 
-    async def pay(self, services: Services, session_id: str, card: dict[str, str]) -> tuple[SandboxStatus, bytes | None]:
-        """Charge a checked card: (PAID | DECLINED | EXPIRED | CLOSED, the event body).
-        The session is settled once (conditional UPDATE); the expiry is the gateway's own."""
+    async def pay(self, services: Services, session_id: str, card: dict[str, str]) -> Charge:
+        """Charge a checked card. The session is settled once, by a charge (conditional
+        UPDATE); a declined card is logged and leaves it open for another card until it
+        expires. The expiry is the gateway's own."""
         now = services.clock.now()
         number = card["card_number"]
+        brand, last4 = brand_of(number), number[-4:]
         async with services.db.write() as session:
             row = await session.get(SandboxGatewaySession, session_id)
             if row is None or row.status != SandboxStatus.OPEN:
-                return SandboxStatus.CLOSED, None
+                return Charge(SandboxStatus.CLOSED)
             if now > row.expires_at:
                 await session.execute(update(SandboxGatewaySession).where(
                     SandboxGatewaySession.id == session_id, SandboxGatewaySession.status == SandboxStatus.OPEN)
                     .values(status=SandboxStatus.EXPIRED))
-                return SandboxStatus.EXPIRED, None
-            declined = number in DECLINED_CARDS
-            status = SandboxStatus.DECLINED if declined else SandboxStatus.PAID
-            charge_id = None if declined else "ch_" + secrets.token_hex(12)
+                return Charge(SandboxStatus.EXPIRED)
+            decline = DECLINED_CARDS.get(number)
+            if decline is not None:
+                session.add(SandboxGatewayAttempt(session_id=session_id, attempted_at=now, outcome=SandboxStatus.DECLINED,
+                                                  decline_code=decline.code, brand=brand, last4=last4))
+                return Charge(SandboxStatus.DECLINED, decline=decline)
+            charge_id = "ch_" + secrets.token_hex(12)
             event = {
-                "id": "evt_" + secrets.token_hex(12), "type": "charge.declined" if declined else "charge.succeeded",
+                "id": "evt_" + secrets.token_hex(12), "type": "charge.succeeded",
                 "session": session_id, "reference": row.merchant_reference, "amount": row.amount,
-                "chargeId": charge_id, "brand": brand_of(number), "last4": number[-4:], "at": now.isoformat(),
+                "chargeId": charge_id, "brand": brand, "last4": last4, "at": now.isoformat(),
             }
             body = json.dumps(event, separators=(",", ":")).encode()
             settled = await session.scalar(
                 update(SandboxGatewaySession).where(SandboxGatewaySession.id == session_id,
                                                     SandboxGatewaySession.status == SandboxStatus.OPEN)
-                .values(status=status, charge_id=charge_id, brand=brand_of(number), last4=number[-4:],
-                        holder=card["holder"], paid_at=None if declined else now, notification=body.decode())
+                .values(status=SandboxStatus.PAID, charge_id=charge_id, brand=brand, last4=last4,
+                        holder=card["holder"], paid_at=now, notification=body.decode())
                 .returning(SandboxGatewaySession.id))
             if settled is None:  # a second tab posted first
-                return SandboxStatus.CLOSED, None
-        return status, body
+                return Charge(SandboxStatus.CLOSED)
+            session.add(SandboxGatewayAttempt(session_id=session_id, attempted_at=now, outcome=SandboxStatus.PAID,
+                                              brand=brand, last4=last4))
+        return Charge(SandboxStatus.PAID, body)
 
     async def deliver(self, services: Services, session_id: str, body: bytes) -> str:
         """Send the signed event to the merchant (in process: the handler behind

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from email.message import EmailMessage
 from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from persistence.db import Database
 from persistence.models import OutboxMail
 from resolvers.core.context import Services
 
@@ -83,7 +85,8 @@ async def deliver_pending(services: Services) -> str:
     if not due:
         return "nothing to send"
     if not settings.smtp_url:
-        return f"{len(due)} mail(s) waiting: TRADECERT_SMTP_URL is not set"
+        hint = "" if settings.environment == "production" else " (read them with `tradecert mail list`)"
+        return f"{len(due)} mail(s) waiting: TRADECERT_SMTP_URL is not set{hint}"
     target = _smtp_target(settings.smtp_url)
     sent = failed = 0
     for mail in due:
@@ -110,3 +113,48 @@ async def deliver_pending(services: Services) -> str:
             )
         sent += 1
     return f"{sent} sent, {failed} failed"
+
+
+# --------------------------------------------------------------------------- reading the outbox
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One mail of the outbox as stored (for the development mail box, tradecert/mailbox.py)."""
+
+    id: int
+    created_at: dt.datetime
+    kind: str
+    to_address: str
+    subject: str
+    body: str
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: dt.datetime
+    sent_at: dt.datetime | None
+    last_error: str | None
+
+
+def _entry(row: OutboxMail) -> OutboxEntry:
+    return OutboxEntry(
+        id=row.id, created_at=row.created_at, kind=row.kind, to_address=row.to_address, subject=row.subject,
+        body=row.body, status=OutboxStatus(row.status), attempts=row.attempts, next_attempt_at=row.next_attempt_at,
+        sent_at=row.sent_at, last_error=row.last_error,
+    )
+
+
+async def outbox_mails(db: Database, *, to: str | None = None, limit: int = 50) -> tuple[list[OutboxEntry], int]:
+    """The newest ``limit`` mails (to ``to`` only, compared without case, when given) and how
+    many there are in all: two statements whatever the limit."""
+    where = [func.lower(OutboxMail.to_address) == to.lower()] if to is not None else []
+    async with db.read() as session:
+        total = await session.scalar(select(func.count()).select_from(OutboxMail).where(*where)) or 0
+        rows = (await session.scalars(
+            select(OutboxMail).where(*where).order_by(OutboxMail.id.desc()).limit(limit))).all()
+    return [_entry(row) for row in rows], total
+
+
+async def outbox_mail(db: Database, mail_id: int) -> OutboxEntry | None:
+    async with db.read() as session:
+        row = await session.get(OutboxMail, mail_id)
+    return None if row is None else _entry(row)

@@ -12,7 +12,7 @@ from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
 from persistence.models import NaccsApplication, NaccsOffice, NaccsUserId
-from resolvers.adapters.documents import _font, _table
+from resolvers.adapters.documents import _canvas, _font, _table
 from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden
@@ -23,7 +23,7 @@ from resolvers.naccs.use_cases import visible_application
 
 def _start(title: str) -> tuple[io.BytesIO, canvas.Canvas, float]:
     buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf = _canvas(buffer)
     pdf.setTitle(title)
     font = _font()
     width, height = A4

@@ -10,6 +10,12 @@ signature against the published key, and the JSON against what the page shows.
 
 The key lives in ``TRADECERT_SIGNING_KEY_FILE`` (PEM, PKCS#8). For development and tests a
 missing file is created on first use (mode 0600); production must provide one.
+
+Rotation (`tradecert keys rotate`): the current key's *public* half moves to the retired
+directory beside the key file (``signing-key.pem`` → ``signing-key.retired/<kid>.pem``) and
+a new key replaces the file. Every process notices the replaced file at its next signature
+(no restart), and the published keys list the current key first, then every retired one:
+a certificate names the key that signed it (``kid``), so it stays verifiable for good.
 """
 
 from __future__ import annotations
@@ -40,50 +46,105 @@ from resolvers.core.context import Context, Services
 from rules.limits import limit
 
 _lock = threading.Lock()
-_keys: dict[str, Ed25519PrivateKey] = {}
+_keys: dict[str, tuple[tuple[int, int], Ed25519PrivateKey]] = {}  # path → ((inode, mtime), key)
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with ``data`` unless it exists (O_EXCL: two processes starting together keep one)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
 def private_key(services: Services) -> Ed25519PrivateKey:
-    path = Path(services.settings.signing_key_file)
+    return load_private_key(Path(services.settings.signing_key_file), create=services.settings.environment != "production")
+
+
+def load_private_key(path: Path, create: bool = False) -> Ed25519PrivateKey:
+    """The key in ``path``, read again whenever the file was replaced (a rotation)."""
     with _lock:
-        if str(path) in _keys:
-            return _keys[str(path)]
         if not path.exists():
-            if services.settings.environment == "production":
+            if not create:
                 raise RuntimeError(f"signing key {path} is missing (TRADECERT_SIGNING_KEY_FILE)")
             path.parent.mkdir(parents=True, exist_ok=True)
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-            try:  # O_EXCL: two processes starting together keep one key
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(pem)
-            except FileExistsError:
-                pass
+            _write_new(path, _pem(Ed25519PrivateKey.generate()), 0o600)
+        stat = path.stat()
+        version = (stat.st_ino, stat.st_mtime_ns)
+        cached = _keys.get(str(path))
+        if cached is not None and cached[0] == version:
+            return cached[1]
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise RuntimeError(f"{path} is not an Ed25519 private key")
-        _keys[str(path)] = key
+        _keys[str(path)] = (version, key)
         return key
 
 
-def public_raw(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def retired_dir(key_file: Path) -> Path:
+    """Where the public halves of retired signing keys live: beside the key file."""
+    return key_file.parent / f"{key_file.stem}.retired"
 
 
-def key_id(key: Ed25519PrivateKey) -> str:
+def retired_keys(key_file: Path) -> list[Ed25519PublicKey]:
+    """Every retired public key (``<kid>.pem``, SubjectPublicKeyInfo PEM), oldest file first."""
+    folder = retired_dir(key_file)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.pem"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
+        key = serialization.load_pem_public_key(path.read_bytes())
+        if not isinstance(key, Ed25519PublicKey):
+            raise RuntimeError(f"{path} is not an Ed25519 public key")
+        found.append(key)
+    return found
+
+
+def rotate(key_file: Path) -> tuple[str, str]:
+    """Retire the key in ``key_file`` (its public half kept, so what it signed stays verifiable)
+    and put a new one in its place; (old kid, new kid). Run it on one host, then copy the key
+    file and the retired directory to every other host (docs/operations.md)."""
+    old = load_private_key(key_file)
+    folder = retired_dir(key_file)
+    folder.mkdir(parents=True, exist_ok=True)
+    public_pem = old.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write_new(folder / f"{key_id(old)}.pem", public_pem, 0o644)  # first: published before the new key signs
+    new = Ed25519PrivateKey.generate()
+    staging = key_file.with_name(f".{key_file.name}.{secrets.token_hex(4)}")
+    _write_new(staging, _pem(new), 0o600)
+    os.replace(staging, key_file)  # atomic: a process reads the old file or the new one, never half of one
+    return key_id(old), key_id(new)
+
+
+def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     return hashlib.sha256(public_raw(key)).hexdigest()[:16]
 
 
 def published_keys(services: Services) -> dict[str, Any]:
-    """The JWKS-style document at /.well-known/tradecert-keys.json."""
-    key = private_key(services)
-    return {"keys": [{"kid": key_id(key), "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
-                      "x": _b64(public_raw(key))}]}
+    """The JWKS-style document at /.well-known/tradecert-keys.json: the key that signs now,
+    first, then every retired key (certificates name theirs by ``kid``)."""
+    current = private_key(services)
+    keys: list[Ed25519PrivateKey | Ed25519PublicKey] = [current, *retired_keys(Path(services.settings.signing_key_file))]
+    published: dict[str, dict[str, str]] = {}
+    for key in keys:
+        published.setdefault(key_id(key), {"kid": key_id(key), "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA",
+                                           "use": "sig", "x": _b64(public_raw(key))})
+    return {"keys": list(published.values())}
 
 
 def canonical(content: dict[str, Any]) -> bytes:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from resolvers.applications.names import CertificateType
+from resolvers.applications.names import ApplicationState, CertificateType
+from resolvers.core.messages import Words
 
 CERTIFICATE_TYPE_NAMES: Final[dict[CertificateType, str]] = {
     CertificateType.ORIGIN_JAPANESE: "原産地証明書(日本産)",
@@ -36,24 +37,38 @@ HELD_NOTE: Final = "保留"  # a coupon returned
 
 # --------------------------------------------------------------------------- field labels
 
-CERTIFICATE_TYPE: Final = "証明書種別"
-CERTIFICATE_TYPE_FIXED: Final = "証明書種別(申請後は変更不可)"
-FEE_PAYMENT: Final = "支払方法"
-FEE_PAYMENT_FIXED: Final = "支払方法(申請後は変更不可)"
-DESTINATION_COUNTRY: Final = "仕向地"
-COUNTRY_CODE: Final = "{label}(ISO 3166 国コード 2文字)"  # a country label and what the value must look like
-GOODS_CATEGORY: Final = "主要品目"
-INVOICE_NUMBER: Final = "インボイス番号"
-EXPORTER_NAME: Final = "輸出者名"
-SIGNATURE_KIND: Final = "サイン証明の種類"
-CONSIGNEE: Final = "荷受人"
-TRANSPORT: Final = "輸送手段"
-PERSON_IN_CHARGE: Final = "担当者"
-GOODS: Final = "品目"
-GOODS_AT_MOST: Final = "品目({limit}行まで)"
-GOODS_DESCRIPTION: Final = "品名"
-GOODS_QUANTITY: Final = "数量"
-HS_CODE: Final = "HSコード(6〜10桁)"
-ORIGIN_COUNTRY: Final = "原産国"
-ORIGIN_JAPAN_ONLY: Final = "原産国(日本産はJP)"
-HOLD_REASON: Final = "保留理由"
+CERTIFICATE_TYPE: Final = Words("証明書種別", "Certificate type")
+CERTIFICATE_TYPE_FIXED: Final = Words("申請済み: 証明書種別は変更不可", "submitted once: the certificate type is fixed")
+FEE_PAYMENT: Final = Words("支払方法", "Payment method")
+FEE_PAYMENT_FIXED: Final = Words("申請済み: 支払方法は変更不可", "submitted once: the payment method is fixed")
+DESTINATION_COUNTRY: Final = Words("仕向地", "Destination country")
+COUNTRY_CODE: Final = Words("{label}(ISO 3166 国コード 2文字)",
+                           "{label} (ISO 3166 two-letter country code)")  # a country label and what the value must look like
+GOODS_CATEGORY: Final = Words("主要品目", "Main goods category")
+INVOICE_NUMBER: Final = Words("インボイス番号", "Invoice number")
+EXPORTER_NAME: Final = Words("輸出者名", "Exporter name")
+SIGNATURE_KIND: Final = Words("サイン証明の種類", "Kind of signature certificate")
+CONSIGNEE: Final = Words("荷受人", "Consignee")
+TRANSPORT: Final = Words("輸送手段", "Means of transport")
+PERSON_IN_CHARGE: Final = Words("担当者", "Person in charge")
+GOODS: Final = Words("品目", "Goods")
+GOODS_AT_MOST: Final = Words("品目({limit}行まで)", "Goods (at most {limit} lines)")
+GOODS_DESCRIPTION: Final = Words("品名", "Description of goods")
+GOODS_QUANTITY: Final = Words("数量", "Quantity")
+HS_CODE: Final = Words("HSコード(6〜10桁)", "HS code (6 to 10 digits)")
+ORIGIN_COUNTRY: Final = Words("原産国", "Country of origin")
+ORIGIN_JAPAN_ONLY: Final = Words("原産国(日本産はJP)", "Country of origin (JP for Japanese goods)")
+HOLD_REASON: Final = Words("保留理由", "Reason for the hold")
+
+# --------------------------------------------------------------------------- states (INVALID_STATE's {state})
+
+STATE_NAMES: Final[dict[str, Words]] = {  # by ApplicationState
+    ApplicationState.DRAFT: Words("下書き", "draft"),
+    ApplicationState.SUBMITTED: Words("申請中", "submitted"),
+    ApplicationState.ON_HOLD: Words("保留", "on hold"),
+    ApplicationState.APPROVED: Words("承認済", "approved"),
+    ApplicationState.ISSUED: Words("交付済", "issued"),
+    ApplicationState.WITHDRAWN: Words("取下げ", "withdrawn"),
+}
+REGISTRATION_WITHDRAWN: Final = Words("貿易登録が退会済み", "the trade registration has withdrawn")
+NO_MEMBERSHIP: Final = Words("会員区分が未設定", "no membership in force")

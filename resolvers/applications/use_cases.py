@@ -39,6 +39,7 @@ from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context, Services
 from resolvers.core.counters import next_number, next_receipt_number
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
+from resolvers.core.messages import Label
 from resolvers.core.transitions import transition
 from resolvers.coupons import ledger
 from resolvers.coupons.names import CouponEntryKind
@@ -78,7 +79,7 @@ class ApplicationData:
 # --------------------------------------------------------------------------- checks
 
 
-def country(value: str | None, path: list[str], label: str) -> UserFailure | str:
+def country(value: str | None, path: list[str], label: Label) -> UserFailure | str:
     """An ISO 3166-1 alpha-2 code (upper-cased)."""
     if value is None or not value.strip():
         return UserFailure(ErrorCode.REQUIRED, path, label=label)
@@ -293,12 +294,13 @@ async def update_application(ctx: Context, app_id: int, data: ApplicationData) -
     async with ctx.services.db.write() as tx:
         app, _ = await _locked(tx, ctx, who, app_id, "application.edit")
         if app.receipt_number is not None and "fee_payment" in values and values["fee_payment"] != app.fee_payment:
-            problems.append(UserFailure(ErrorCode.INVALID_STATE, ["input", "feePayment"], label=words.FEE_PAYMENT_FIXED))
+            problems.append(UserFailure(ErrorCode.INVALID_STATE, ["input", "feePayment"], state=words.FEE_PAYMENT_FIXED))
         if app.receipt_number is not None and "type" in values and values["type"] != app.type:
-            problems.append(UserFailure(ErrorCode.INVALID_STATE, ["input", "type"], label=words.CERTIFICATE_TYPE_FIXED))
+            problems.append(UserFailure(ErrorCode.INVALID_STATE, ["input", "type"], state=words.CERTIFICATE_TYPE_FIXED))
         if problems:
             raise UserFailures(problems)
-        await transition(tx, Application, app_id, EDITABLE_STATES, {"updated_at": now, **values})
+        await transition(tx, Application, app_id, EDITABLE_STATES, {"updated_at": now, **values},
+                         state_names=words.STATE_NAMES)
         if goods is not None:
             await tx.execute(delete(ApplicationGoods).where(ApplicationGoods.application_id == app_id))
             _add_goods(tx, app_id, goods)
@@ -336,7 +338,8 @@ async def submit_application(ctx: Context, app_id: int) -> int:
     async with ctx.services.db.write() as tx:
         app, registration = await _locked(tx, ctx, who, app_id, "application.edit")
         if app.state not in EDITABLE_STATES or registration.withdrawn_at is not None:
-            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"])
+            state = words.REGISTRATION_WITHDRAWN if app.state in EDITABLE_STATES else words.STATE_NAMES[app.state]
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"], state=state)
         goods = [] if app.type not in ORIGIN_TYPES else list((await tx.scalars(
             select(ApplicationGoods).where(ApplicationGoods.application_id == app_id))).all())
         problems = _complete(app, goods)
@@ -348,7 +351,7 @@ async def submit_application(ctx: Context, app_id: int) -> int:
         if receipt is None:  # the first submission
             membership = await membership_at(tx, app.registration_id, now)
             if membership is None:  # no membership period covers now: no fee can be fixed
-                raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"])
+                raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"], state=words.NO_MEMBERSHIP)
             fee = fees.application_fee(policy, today, membership)
             values.update(fee=fee.value, fee_rules_version=f"{fee.rule.table}@{fee.rule.effective_from}",
                           fee_membership=membership, submitted_on=today,
@@ -361,11 +364,12 @@ async def submit_application(ctx: Context, app_id: int) -> int:
                                        note=words.SUBMITTED_NOTE, receipt_number=values.get("receipt_number", receipt),
                                        field=["input", "applicationId"])
             if not taken.applied:
-                raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"])
+                raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"],
+                                  state=words.STATE_NAMES[ApplicationState.SUBMITTED])
             if receipt is None:
                 values["receipt_number"] = taken.receipt_number  # the number the entry drew
         submitted = await transition(tx, Application, app_id, EDITABLE_STATES, {"coupon_uses": uses, **values},
-                                     returning=(Application.receipt_number,))
+                                     state_names=words.STATE_NAMES, returning=(Application.receipt_number,))
         audit(tx, ctx, who.account, "application.submit", target=f"Application:{app_id}", detail=submitted.receipt_number)
     return app_id
 
@@ -386,7 +390,8 @@ async def withdraw_application(ctx: Context, app_id: int) -> int:
     async with ctx.services.db.write() as tx:
         app, _ = await _locked(tx, ctx, who, app_id, "application.edit")
         was = app.state
-        await transition(tx, Application, app_id, OPEN_STATES, {"state": ApplicationState.WITHDRAWN, "updated_at": now})
+        await transition(tx, Application, app_id, OPEN_STATES, {"state": ApplicationState.WITHDRAWN, "updated_at": now},
+                         state_names=words.STATE_NAMES)
         if was == ApplicationState.SUBMITTED:
             await give_back_coupon(tx, app, now, who.account.id, words.WITHDRAWN_NOTE)
         audit(tx, ctx, who.account, "application.withdraw", target=f"Application:{app_id}")
@@ -403,7 +408,8 @@ async def hold_application(ctx: Context, app_id: int, reason: str) -> int:
         if not isinstance(checked, str):  # required: never None
             raise checked or UserFailure(ErrorCode.REQUIRED, ["input", "reason"], label=words.HOLD_REASON)
         await transition(tx, Application, app_id, (ApplicationState.SUBMITTED,),
-                         {"state": ApplicationState.ON_HOLD, "hold_reason": checked, "updated_at": now})
+                         {"state": ApplicationState.ON_HOLD, "hold_reason": checked, "updated_at": now},
+                         state_names=words.STATE_NAMES)
         await give_back_coupon(tx, app, now, who.account.id, words.HELD_NOTE)
         await _mail(tx, app, now, "application.hold", words.HELD_SUBJECT,
                     words.HELD_BODY.format(receipt_number=app.receipt_number, reason=checked))
@@ -419,7 +425,8 @@ async def approve_application(ctx: Context, app_id: int) -> int:
     async with ctx.services.db.write() as tx:
         app, _ = await _locked(tx, ctx, who, app_id, "application.review")
         await transition(tx, Application, app_id, (ApplicationState.SUBMITTED,),
-                         {"state": ApplicationState.APPROVED, "approved_at": now, "updated_at": now})
+                         {"state": ApplicationState.APPROVED, "approved_at": now, "updated_at": now},
+                         state_names=words.STATE_NAMES)
         if app.fee_payment == FeePayment.COUPON:
             await issue(tx, ctx.services, app_id, now)
         else:

@@ -3,9 +3,11 @@
 * Receipt numbers (発給受付番号, 9 digits) come from a sequence: gaps are allowed (the
   seed's numbers have them) and every submission of every exporter takes one, so no row
   may be locked for them (:func:`next_receipt_number`).
-* Certificate, card payment and NACCS numbers stay gapless: a named counter row
-  (:func:`next_number`). They are taken per chamber and year, per registration (whose
-  lock the caller holds already) or rarely, so that row is never a hot spot.
+* Certificate, card payment, card statement and NACCS numbers stay gapless: a named
+  counter row (:func:`next_number`). They are taken per chamber and year (certificates),
+  per chamber and day (the 発行番号 of card statements, as a payment settles), per
+  registration (whose lock the caller holds already) or rarely, and held only until the
+  unit commits, so that row is never a hot spot.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ async def next_number(session: AsyncSession, name: str) -> int:
     statement = statement.on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
     value: int = (await session.execute(statement.returning(Counter.value))).scalar_one()
     return value
+
+
+async def next_numbers(session: AsyncSession, name: str, count: int) -> range:
+    """The next ``count`` values of a named counter, in one upsert (as :func:`next_number`)."""
+    locks.note(session, "counter")
+    insert_ = dialect_insert(session)
+    statement = insert_(Counter).values(name=name, value=count)
+    statement = statement.on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + count})
+    last: int = (await session.execute(statement.returning(Counter.value))).scalar_one()
+    return range(last - count + 1, last + 1)
 
 
 async def next_receipt_number(session: AsyncSession) -> str | ColumnElement[str]:

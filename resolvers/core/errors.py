@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from graphql import GraphQLError
 
+from resolvers.core.messages import in_language
+
 
 class ErrorCode(StrEnum):
     """Why a mutation did nothing (docs/api.md lists them; schema/errors.py exposes this
@@ -28,11 +30,23 @@ class ErrorCode(StrEnum):
         member.en = en
         return member
 
-    INVALID = "INVALID", "{label}の形式が正しくありません。", "{label} is not valid."
-    REQUIRED = "REQUIRED", "{label}を入力してください。", "{label} is required."
-    NOT_FOUND = "NOT_FOUND", "対象が見つかりません。", "Not found."
-    INVALID_STATE = "INVALID_STATE", "現在の状態ではこの操作はできません。", "This cannot be done in the current state."
-    INSUFFICIENT_COUPONS = "INSUFFICIENT_COUPONS", "クーポン残数が不足しています。", "Not enough coupons."
+    INVALID = "INVALID", "{label}の値が正しくありません。", "{label}: the value is not valid."
+    REQUIRED = "REQUIRED", "{label}を入力してください。", "{label} is required; enter a value."
+    NOT_FOUND = (
+        "NOT_FOUND",
+        "対象が見つかりません。IDを確認してください(削除されたか、参照する権限がない可能性があります)。",
+        "Not found: check the ID (it may have been deleted, or you may not be allowed to see it).",
+    )
+    INVALID_STATE = (
+        "INVALID_STATE",
+        "現在の状態({state})ではこの操作はできません。最新の内容を確認してください。",
+        "Not possible in the current state ({state}); reload it and check.",
+    )
+    INSUFFICIENT_COUPONS = (
+        "INSUFFICIENT_COUPONS",
+        "クーポン残数が不足しています。クーポンを購入するか、クレジットカード払いにしてください。",
+        "Not enough coupons; buy coupons or pay by card.",
+    )
     PURCHASE_IN_PROGRESS = (
         "PURCHASE_IN_PROGRESS",
         "手続中のクーポン購入があります。入金確認または取消の後に購入してください。",
@@ -40,13 +54,13 @@ class ErrorCode(StrEnum):
     )
     PRODUCT_NOT_OFFERED = (
         "PRODUCT_NOT_OFFERED",
-        "この商品は現在の会員区分では購入できません。",
-        "This product is not offered for the registration's membership.",
+        "この商品は現在の会員区分では購入できません。料金表(feeSchedule)の商品から選んでください。",
+        "This product is not offered for the registration's membership; choose one listed in feeSchedule.",
     )
     METHOD_NOT_ALLOWED = (
         "METHOD_NOT_ALLOWED",
-        "この決済方法は利用できません。",
-        "This payment method is not available for the registration.",
+        "この決済方法はこの貿易登録では利用できません。別の決済方法を選んでください。",
+        "This payment method is not available for the registration; choose another method.",
     )
     EMAIL_DOMAIN_MISMATCH = (
         "EMAIL_DOMAIN_MISMATCH",
@@ -55,8 +69,8 @@ class ErrorCode(StrEnum):
     )
     EMAIL_LOCKED = (
         "EMAIL_LOCKED",
-        "通知後はメールアドレスを変更できません。",
-        "The e-mail address cannot be changed after notification.",
+        "通知後はメールアドレスを変更できません。通知済みのアドレスのままにしてください。",
+        "The e-mail address cannot be changed after notification; keep the notified address.",
     )
     TARGET_NOT_ELIGIBLE = (
         "TARGET_NOT_ELIGIBLE",
@@ -70,8 +84,8 @@ class ErrorCode(StrEnum):
     )
     TOKEN_INVALID = (
         "TOKEN_INVALID",
-        "有効化URLが正しくないか、既に使用されています。",
-        "This activation link is not valid or was already used.",
+        "有効化URLが正しくないか、既に使用されています。最新の通知メールのURLを使ってください。",
+        "This activation link is not valid or was already used; use the link in the latest notice mail.",
     )
     INVALID_CREDENTIALS = (
         "INVALID_CREDENTIALS",
@@ -90,13 +104,13 @@ class ErrorCode(StrEnum):
     )
     NOT_BUSINESS_DAY = (
         "NOT_BUSINESS_DAY",
-        "営業日(土日祝日・年末年始を除く)を指定してください。",
-        "Choose a business day (not a weekend, holiday or the year-end closure).",
+        "{date}は営業日ではありません(土日祝日・年末年始は休業)。{next}以降の営業日を指定してください。",
+        "{date} is not a business day (a weekend, a holiday or the year-end closure); choose {next} or a later business day.",
     )
     DATE_TOO_EARLY = (
         "DATE_TOO_EARLY",
-        "指定できる日付より前です。翌営業日以降を指定してください。",
-        "The date is too early; choose the next business day or later.",
+        "{date}は指定できません。{earliest}以降の営業日を指定してください。",
+        "{date} is too early; choose {earliest} or a later business day.",
     )
     PASSWORD_TOO_WEAK = (
         "PASSWORD_TOO_WEAK",
@@ -123,22 +137,32 @@ class ErrorCode(StrEnum):
         "試行回数が多すぎます。{seconds}秒後に再度お試しください。",
         "Too many attempts. Try again in {seconds} seconds.",
     )
-    TOO_MANY_ITEMS = "TOO_MANY_ITEMS", "{label}は{limit}件までです。", "{label}: at most {limit} items."
-    TOO_LONG = "TOO_LONG", "{label}は{limit}文字以内で入力してください。", "{label} must be at most {limit} characters."
+    TOO_MANY_ITEMS = (
+        "TOO_MANY_ITEMS",
+        "{label}は{limit}件までです。件数を減らしてください。",
+        "{label}: at most {limit} items; send fewer.",
+    )
+    TOO_LONG = (
+        "TOO_LONG",
+        "{label}は{limit}文字以内で入力してください。",
+        "{label} must be at most {limit} characters; shorten it.",
+    )
 
     def message(self, language: str, params: dict[str, object] | None = None) -> str:
         """The message in ``language`` ("en", else Japanese), its placeholders filled from
-        ``params``; a template whose placeholder is not given stays as written."""
+        ``params`` (a ``Words`` parameter in the same language: labels, state names); a
+        template whose placeholder is not given stays as written."""
         template = self.en if language == "en" else self.ja
         try:
-            return template.format(**(params or {}))
+            return template.format(**in_language(params or {}, language))
         except (KeyError, IndexError):
             return template
 
 
 class UserFailure(Exception):
     """A domain failure for the input at ``field`` (a path such as ``["input", "email"]``);
-    ``params`` fill the message's placeholders (``label``, ``limit``, …)."""
+    ``params`` fill the message's placeholders (``label``, ``limit``, ``state``, …); a label
+    or a state is a ``resolvers.core.messages.Words``, so each language reads its own."""
 
     def __init__(self, code: ErrorCode, field: list[str] | None = None, **params: object) -> None:
         # the code's plain text names the same member (callers not yet on the enum pass one)

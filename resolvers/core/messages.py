@@ -1,18 +1,80 @@
-"""Words a user reads that every domain shares: the field labels and hints of
-resolvers/core/validation.py. A label fills the ``{label}`` of an ErrorCode's message.
+"""Words a user reads that every domain shares: ``Words`` (a text in Japanese and English),
+the field labels and hints of resolvers/core/validation.py, and what the GraphQL edge says
+about a value it cannot read. A label fills the ``{label}`` of an ErrorCode's message.
 
 A domain's own words (mails, notices, reasons, its field labels) live in its
 ``messages.py``; the error messages live beside their codes (resolvers/core/errors.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
-PERSON_NAME: Final = "氏名"
-EMAIL: Final = "E-mail"
-PHONE: Final = "電話番号"
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """A text a user reads, in Japanese and in English. ``format`` fills the ``{placeholders}``
+    of both; a ``Words`` value given as a parameter fills each language with its own text."""
+
+    ja: str
+    en: str
+
+    def in_(self, language: str) -> str:
+        """The text in ``language`` ("en", else Japanese)."""
+        return self.en if language == "en" else self.ja
+
+    def format(self, **params: object) -> Words:
+        return Words(self.ja.format(**in_language(params, "ja")), self.en.format(**in_language(params, "en")))
+
+    def __str__(self) -> str:
+        return self.ja
+
+
+def in_language(params: Mapping[str, object], language: str) -> dict[str, object]:
+    """``params`` with every ``Words`` value in ``language``."""
+    return {k: v.in_(language) if isinstance(v, Words) else v for k, v in params.items()}
+
+
+Label = Words | str  # a field label; a plain str (a GraphQL field name such as "idempotencyKey") reads the same in both
+
+PERSON_NAME: Final = Words("氏名", "Name")
+EMAIL: Final = Words("E-mail", "E-mail")
+PHONE: Final = Words("電話番号", "Phone number")
 
 # a label and what the value must look like: INVALID's message shows both
-NAME_FORMAT_HINT: Final = "{label}(姓と名を1つの空白で区切る)"
-HALF_WIDTH_DIGITS_HINT: Final = "{label}(半角数字)"
-MAX_LENGTH_HINT: Final = "{label}({limit}文字以内)"
+NAME_FORMAT_HINT: Final = Words("{label}(姓と名を1つの空白で区切る)", "{label} (family and given name, one space between)")
+HALF_WIDTH_DIGITS_HINT: Final = Words("{label}(半角数字)", "{label} (half-width digits)")
+MAX_LENGTH_HINT: Final = Words("{label}({limit}文字以内)", "{label} (at most {limit} characters)")
+RANGE_HINT: Final = Words("{label}({low}〜{high})", "{label} ({low} to {high})")
+CONTROL_CHARACTER_HINT: Final = Words("{label}(制御文字を含まない文字列)", "{label} (text without control characters)")
+
+# --------------------------------------------------------------------------- the GraphQL edge: values it cannot read
+
+# "{argument}: {problem} (value: …)"; {argument} is the argument or input field as the request wrote it
+BAD_VALUE: Final = Words("{argument}の値が正しくありません: {problem}(値: {value})",
+                         "{argument}: {problem} (value: {value})")
+BAD_VALUE_WITHOUT_ECHO: Final = Words("{argument}の値が正しくありません: {problem}", "{argument}: {problem}")
+DATE_FORMAT: Final = Words("日付はYYYY-MM-DD形式(例: 2026-04-01)で指定してください", "write a date as YYYY-MM-DD (e.g. 2026-04-01)")
+DATE_DOES_NOT_EXIST: Final = Words("この日付は存在しません。カレンダー上の日付を指定してください",
+                                   "this date does not exist; give a real calendar date")
+DATETIME_FORMAT: Final = Words("日時はISO 8601形式(例: 2026-04-01T10:00:00+09:00)で指定してください",
+                               "write a date and time in ISO 8601 (e.g. 2026-04-01T10:00:00+09:00)")
+NOT_AN_INTEGER: Final = Words("整数で指定してください", "give a whole number")
+INTEGER_TOO_LARGE: Final = Words("-2147483648〜2147483647の整数で指定してください",
+                                 "give a whole number from -2147483648 to 2147483647")
+NOT_TEXT: Final = Words("文字列で指定してください", "give a string")
+NOT_A_BOOLEAN: Final = Words("true または false で指定してください", "give true or false")
+NOT_AN_ID: Final = Words("IDは文字列で指定してください", "give the ID as a string")
+NOT_A_CHOICE: Final = Words("{type}の値の一つを指定してください", "give one of the values of {type}")
+NOT_AN_OBJECT: Final = Words("{type}の項目をまとめたオブジェクトで指定してください", "give an object with the fields of {type}")
+MISSING_FIELD: Final = Words("必須項目{name}がありません", "the required field {name} is missing")
+UNKNOWN_FIELD: Final = Words("{type}に{name}という項目はありません", "{type} has no field {name}")
+NULL_NOT_ALLOWED: Final = Words("必須です。nullは指定できません", "required; null is not allowed")
+SUGGESTION: Final = Words("{message}(候補: {names})", "{message} Did you mean {names}?")  # development only
+NOT_OF_TYPE: Final = Words("{type}として読めません", "this is not a valid {type}")
+PAGE_SIZE: Final = Words("1〜{limit}の範囲で指定してください", "give a number from 1 to {limit}")
+NOT_A_CURSOR: Final = Words("この一覧のカーソルではありません。前のページのendCursorを指定してください",
+                            "not a cursor of this list; pass the endCursor of the previous page")
+FIRST: Final = "first"  # argument names: the same in both languages
+AFTER: Final = "after"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from email_validator import EmailNotValidError, validate_email
 
 from resolvers.core import messages
 from resolvers.core.errors import ErrorCode, UserFailure
+from resolvers.core.messages import Label, Words
 
 _HALF_WIDTH_PHONE = re.compile(r"^[0-9][0-9\-]{5,19}$")
 _SPACES = (" ", "\u3000")  # half-width or full-width space between family and given name
@@ -16,20 +18,20 @@ _SPACES = (" ", "\u3000")  # half-width or full-width space between family and g
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def person_name(value: str | None, field: list[str], label: str = messages.PERSON_NAME) -> UserFailure | str:
+def person_name(value: str | None, field: list[str], label: Label = messages.PERSON_NAME) -> UserFailure | str:
     """Family and given name separated by exactly one space, at most 60 characters."""
     if value is None or not value.strip():
         return UserFailure(ErrorCode.REQUIRED, field, label=label)
     value = value.strip()
     if _UNSTORABLE.search(value):
-        return UserFailure(ErrorCode.INVALID, field, label=label)
+        return UserFailure(ErrorCode.INVALID, field, label=messages.CONTROL_CHARACTER_HINT.format(label=label))
     parts = re.split(r"[ \u3000]", value)
     if len(value) > 60 or len(parts) != 2 or not all(parts):
         return UserFailure(ErrorCode.INVALID, field, label=messages.NAME_FORMAT_HINT.format(label=label))
     return value
 
 
-def email(value: str | None, field: list[str], label: str = messages.EMAIL) -> UserFailure | str:
+def email(value: str | None, field: list[str], label: Label = messages.EMAIL) -> UserFailure | str:
     if value is None or not value.strip():
         return UserFailure(ErrorCode.REQUIRED, field, label=label)
     value = value.strip()
@@ -41,7 +43,7 @@ def email(value: str | None, field: list[str], label: str = messages.EMAIL) -> U
         return UserFailure(ErrorCode.INVALID, field, label=label)
 
 
-def phone(value: str | None, field: list[str], required: bool = False, label: str = messages.PHONE) -> UserFailure | str | None:
+def phone(value: str | None, field: list[str], required: bool = False, label: Label = messages.PHONE) -> UserFailure | str | None:
     """Half-width digits (hyphens allowed), 6–20 characters."""
     if value is None or not value.strip():
         return UserFailure(ErrorCode.REQUIRED, field, label=label) if required else None
@@ -51,15 +53,29 @@ def phone(value: str | None, field: list[str], required: bool = False, label: st
     return value
 
 
-def text(value: str | None, field: list[str], max_length: int, label: str, required: bool = True) -> UserFailure | str | None:
+def text(value: str | None, field: list[str], max_length: int, label: Label, required: bool = True) -> UserFailure | str | None:
     if value is None or not value.strip():
         return UserFailure(ErrorCode.REQUIRED, field, label=label) if required else None
     if len(value) > max_length:
         return UserFailure(ErrorCode.INVALID, field, label=messages.MAX_LENGTH_HINT.format(label=label, limit=max_length))
     if _UNSTORABLE.search(value):
-        return UserFailure(ErrorCode.INVALID, field, label=label)
+        return UserFailure(ErrorCode.INVALID, field, label=messages.CONTROL_CHARACTER_HINT.format(label=label))
     return value.strip()
 
 
 def domain_of(address: str | None) -> str | None:
     return address.rsplit("@", 1)[1].lower() if address and "@" in address else None
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_date(value: object) -> dt.date | Words:
+    """A YYYY-MM-DD date, or what is wrong with ``value``: the format (2026/02/01), or a day
+    the calendar does not have (2026-02-30) — told apart, so the message says which."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        return messages.DATE_FORMAT
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return messages.DATE_DOES_NOT_EXIST

@@ -67,11 +67,11 @@ async def adjust_coupons(ctx: Context, registration_number: str, coupons: int, r
                                                   "coupon.adjust")
         problems = [checked_reason] if isinstance(checked_reason, UserFailure) else []
         if coupons == 0 or abs(coupons) > MAX_ADJUSTMENT:
-            problems.append(UserFailure(ErrorCode.INVALID, ["input", "coupons"], label=words.COUPONS))
+            problems.append(UserFailure(ErrorCode.INVALID, ["input", "coupons"], label=words.ADJUSTMENT.format(limit=MAX_ADJUSTMENT)))
         if registration.kind != RegistrationKind.APPLICANT:
             problems.append(UserFailure(ErrorCode.INVALID, ["input", "registrationNumber"], label=words.APPLICANT_REGISTRATION_NUMBER))
         if registration.withdrawn_at is not None:
-            problems.append(UserFailure(ErrorCode.INVALID_STATE, ["input", "registrationNumber"]))
+            problems.append(UserFailure(ErrorCode.INVALID_STATE, ["input", "registrationNumber"], state=words.REGISTRATION_WITHDRAWN))
         if problems:
             raise UserFailures(problems)
         assert isinstance(checked_reason, str)  # a failure was raised above
@@ -107,7 +107,7 @@ async def set_membership(ctx: Context, registration_number: str,
             .values(valid_until=now).returning(RegistrationMembership.id)
         )
         if closed is None:  # the open period began at this very instant: a period cannot be empty
-            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "membership"])
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "membership"], state=words.MEMBERSHIP_JUST_CHANGED)
         tx.add(RegistrationMembership(registration_id=registration.id, membership=membership, valid_from=now))
         refund, _ = await ledger.erase_and_refund(
             tx, ctx.services.rules.current, registration_id=registration.id, key=f"membership:{closed}",
@@ -133,7 +133,7 @@ async def mark_refund_paid(ctx: Context, refund_id: int) -> int:
             update(Refund).where(Refund.id == refund_id, Refund.paid_at.is_(None)).values(paid_at=now).returning(Refund.id)
         )
         if marked is None:
-            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "refundId"])
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "refundId"], state=words.REFUND_PAID)
         audit(session, ctx, who.account, "refund.paid", target=f"Refund:{refund_id}")
     return refund_id
 
@@ -156,7 +156,7 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
         if isinstance(checked_reason, UserFailure):
             raise checked_reason
         if registration.withdrawn_at is not None:
-            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "registrationNumber"])
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "registrationNumber"], state=words.REGISTRATION_WITHDRAWN)
         await tx.execute(update(TradeRegistration).where(TradeRegistration.id == registration.id)
                          .values(withdrawn_at=now, valid_until=today))
         # its open applications end with it: a submitted one gives its coupon back first, so

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from resolvers.coupons.names import DepositOutcome
+from resolvers.core.messages import Words
+from resolvers.coupons.names import DepositOutcome, PurchaseStatus
 
 # refunds.reason and the reasons written on what a change ends
 MEMBERSHIP_CHANGE_REFUND: Final = "会員区分の変更に伴う未使用クーポンの返金 ({membership})"
@@ -15,21 +16,36 @@ WITHDRAWAL_WITHDRAWS_APPLICATION: Final = "退会による取下げ"
 WITHDRAWAL_CANCELS_PURCHASE: Final = "退会による取消"
 
 # field labels (the {label} of an error message)
-REGISTRATION_NUMBER: Final = "貿易登録番号"
-APPLICANT_REGISTRATION_NUMBER: Final = "貿易登録番号(申請者)"
-REASON: Final = "理由"
-COUPONS: Final = "枚数"
-PURCHASE_LINES: Final = "購入内容"
-PRODUCT_REPEATED: Final = "商品(重複)"
-QUANTITY: Final = "数量"
-IDEMPOTENCY_KEY: Final = "idempotencyKey"
-DEPOSITS: Final = "入金"
-ACCOUNT_NUMBER: Final = "口座番号(7桁)"
-AMOUNT: Final = "金額"
-PAYER_NAME: Final = "振込依頼人名"
-DEPOSIT_ID: Final = "入金ID(照会番号)"
-DEPOSIT_ID_REPEATED: Final = "入金ID(照会番号)が{first}件目と重複"
-DEPOSIT_ID_TAKEN: Final = "入金ID(照会番号)(別の入金として記録済み)"
+REGISTRATION_NUMBER: Final = Words("貿易登録番号", "Trade registration number")
+APPLICANT_REGISTRATION_NUMBER: Final = Words("貿易登録番号(申請者)", "Trade registration number (of an applicant)")
+REASON: Final = Words("理由", "Reason")
+COUPONS: Final = Words("枚数", "Coupons")
+ADJUSTMENT: Final = Words("枚数(0以外、±{limit}以内)", "Coupons (not 0, at most ±{limit})")
+PURCHASE_LINES: Final = Words("購入内容", "Order lines")
+PRODUCT_REPEATED: Final = Words("商品(重複)", "Product (listed twice; one line per product)")
+QUANTITY: Final = Words("数量", "Quantity")
+IDEMPOTENCY_KEY: Final = Words("idempotencyKey(1〜128文字)", "idempotencyKey (1 to 128 characters)")
+DEPOSITS: Final = Words("入金", "Deposits")
+ACCOUNT_NUMBER: Final = Words("口座番号(7桁)", "Account number (7 digits)")
+AMOUNT: Final = Words("金額", "Amount")
+PAYER_NAME: Final = Words("振込依頼人名", "Payer name")
+DEPOSIT_ID: Final = Words("入金ID(照会番号)", "Deposit ID (reference number)")
+DEPOSIT_ID_REPEATED: Final = Words("入金ID(照会番号)が{first}件目と重複",
+                                  "Deposit ID (reference number), the same as in deposit {first}")
+DEPOSIT_ID_TAKEN: Final = Words("入金ID(照会番号)(別の入金として記録済み)",
+                               "Deposit ID (reference number), already recorded for another deposit")
+
+# states (INVALID_STATE's {state})
+PURCHASE_STATE_NAMES: Final[dict[str, Words]] = {  # by PurchaseStatus
+    PurchaseStatus.AWAITING_PAYMENT: Words("購入手続中", "awaiting payment"),
+    PurchaseStatus.ISSUED: Words("発行済", "issued"),
+    PurchaseStatus.CANCELLED: Words("取消", "cancelled"),
+}
+REGISTRATION_WITHDRAWN: Final = Words("貿易登録が退会済み", "the trade registration has withdrawn")
+REFUND_PAID: Final = Words("返金済み", "the refund is already paid")
+MEMBERSHIP_JUST_CHANGED: Final = Words("会員区分を変更した直後", "the membership was changed at this very moment; try again")
+MEMBERSHIP_CHANGED: Final = Words("会員区分が変更されました。料金を確認し直してください",
+                                  "the membership changed; read the prices again")
 
 # --------------------------------------------------------------------------- purchases
 

@@ -36,6 +36,7 @@ from persistence.models import (
 from resolvers.adapters.bank import Bank, SandboxBank
 from resolvers.adapters.gateway import gateway_of
 from resolvers.adapters.mail import queue_mail
+from resolvers.core import messages as core_words
 from resolvers.core import validation
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
@@ -131,7 +132,8 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: Pu
         elif line.product_code in seen:
             problems.append(UserFailure(ErrorCode.INVALID, ["input", "lines", str(i), "productCode"], label=words.PRODUCT_REPEATED))
         if not 1 <= line.quantity <= MAX_QUANTITY:
-            problems.append(UserFailure(ErrorCode.INVALID, ["input", "lines", str(i), "quantity"], label=words.QUANTITY))
+            problems.append(UserFailure(ErrorCode.INVALID, ["input", "lines", str(i), "quantity"],
+                                        label=core_words.RANGE_HINT.format(label=words.QUANTITY, low=1, high=MAX_QUANTITY)))
         seen.add(line.product_code)
         if product is not None:
             priced.append((line, product))
@@ -170,9 +172,9 @@ async def start_coupon_purchase(ctx: Context, lines: list[LineInput], method: Pu
                 earlier = await _purchase_by_key(tx, who.account.id, idempotency_key)
             if earlier is None:
                 if registration.withdrawn_at is not None:
-                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"])
+                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"], state=words.REGISTRATION_WITHDRAWN)
                 if membership != await membership_at(tx, registration.id, now):  # changed since the prices were read
-                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"])
+                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"], state=words.MEMBERSHIP_CHANGED)
                 in_progress = await tx.scalar(select(CouponPurchase.id).where(
                     CouponPurchase.registration_id == registration.id, CouponPurchase.status == PurchaseStatus.AWAITING_PAYMENT))
                 if in_progress is not None:
@@ -251,7 +253,8 @@ async def cancel_coupon_purchase(ctx: Context, purchase_id: int) -> CouponPurcha
         card_id = await tx.scalar(select(CardPayment.id).where(CardPayment.purchase_id == purchase.id))
         card = await locks.card_payment(tx, card_id) if card_id is not None else None
         if not await cancel_in_session(tx, purchase, now, words.CANCELLED_BY_BUYER):
-            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "purchaseId"])
+            state = words.PURCHASE_STATE_NAMES.get(purchase.status, purchase.status)
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "purchaseId"], state=state)
         if card is not None and card.status == CardPaymentStatus.OPEN:  # the order is already cancelled: only the payment row closes here
             await tx.execute(update(CardPayment).where(CardPayment.id == card.id).values(status=CardPaymentStatus.CANCELLED, closed_at=now))
         else:
@@ -346,13 +349,14 @@ def _checked(deposits: list[DepositInput]) -> tuple[list[DepositInput], list[Use
         if not _ACCOUNT_NUMBER.fullmatch(d.account_number or ""):
             problems.append(UserFailure(ErrorCode.INVALID, field("accountNumber"), label=words.ACCOUNT_NUMBER))
         if not 1 <= d.amount <= MAX_DEPOSIT:
-            problems.append(UserFailure(ErrorCode.INVALID, field("amount"), label=words.AMOUNT))
+            problems.append(UserFailure(ErrorCode.INVALID, field("amount"),
+                                        label=core_words.RANGE_HINT.format(label=words.AMOUNT, low=1, high=f"{MAX_DEPOSIT:,}")))
         if payer is not None and not _is_text(payer):
-            problems.append(UserFailure(ErrorCode.INVALID, field("payerName"), label=words.PAYER_NAME))
+            problems.append(UserFailure(ErrorCode.INVALID, field("payerName"), label=core_words.CONTROL_CHARACTER_HINT.format(label=words.PAYER_NAME)))
         elif payer is not None and len(payer) > MAX_PAYER_NAME:
             problems.append(UserFailure(ErrorCode.TOO_LONG, field("payerName"), label=words.PAYER_NAME, limit=MAX_PAYER_NAME))
         if deposit_id is not None and not _is_text(deposit_id):
-            problems.append(UserFailure(ErrorCode.INVALID, field("depositId"), label=words.DEPOSIT_ID))
+            problems.append(UserFailure(ErrorCode.INVALID, field("depositId"), label=core_words.CONTROL_CHARACTER_HINT.format(label=words.DEPOSIT_ID)))
         elif deposit_id is not None and len(deposit_id) > MAX_DEPOSIT_ID:
             problems.append(UserFailure(ErrorCode.TOO_LONG, field("depositId"), label=words.DEPOSIT_ID, limit=MAX_DEPOSIT_ID))
         unchanged = payer == d.payer_name and deposit_id == d.deposit_id  # a statement's lines mostly are

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from resolvers.core.messages import Words
+
 # eco-sub-id: the default notice; the signer may edit subject and body (same placeholders)
 SUB_ID_NOTICE_SUBJECT: Final = "【貿易関係証明発給システム】サブID付与のお知らせ"
 SUB_ID_NOTICE_BODY: Final = """{company} {name} 様
@@ -26,13 +28,14 @@ SUB_ID_NOTICE_ESSENTIALS: Final = "\n\n確認サイト: {activation_url}\n商工
 EXPIRES_AT_FORMAT: Final = "%Y-%m-%d %H:%M JST"
 
 # field labels (the {label} of an error message)
-SUBJECT: Final = "件名"
-BODY: Final = "本文"
-REGISTRATION_NAME: Final = "名称"
-CONTACT_EMAIL: Final = "連絡担当者E-mail"
-ADMIN_NAME: Final = "管理者名"
-ADMIN_EMAIL: Final = "管理者E-mail"
-PERSON_NAME: Final = "氏名"
-REASON: Final = "理由"
-USERNAME: Final = "ID"
-USERNAME_TAKEN: Final = "ID(既に使われています)"
+SUBJECT: Final = Words("件名", "Subject")
+BODY: Final = Words("本文", "Body")
+REGISTRATION_NAME: Final = Words("名称", "Name")
+CONTACT_EMAIL: Final = Words("連絡担当者E-mail", "Contact person's e-mail")
+ADMIN_NAME: Final = Words("管理者名", "Administrator's name")
+ADMIN_EMAIL: Final = Words("管理者E-mail", "Administrator's e-mail")
+PERSON_NAME: Final = Words("氏名", "Name")
+REASON: Final = Words("理由", "Reason")
+USERNAME: Final = Words("ID", "ID")
+PURCHASE_METHODS: Final = Words("購入方法", "Payment methods")
+USERNAME_TAKEN: Final = Words("ID(既に使われています)", "ID (already taken; choose another)")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from resolvers.naccs.names import NaccsApplicationKind, ReissueReason
+from resolvers.core.messages import Words
+from resolvers.naccs.names import NaccsApplicationKind, NaccsApplicationState, ReissueReason
 
 DATE: Final = "%Y年%m月%d日"  # dates in mails
 
@@ -55,32 +56,46 @@ NOTICE_REISSUED: Final = "電子証明書を再発行しました ({terminals}; 
 
 # --------------------------------------------------------------------------- field labels
 
-WITH_HINT: Final = "{label}({hint})"  # a label and what the value must look like
-FAMILY_NAME: Final = "氏名(姓)"
-GIVEN_NAME: Final = "氏名(名)"
-FAMILY_NAME_KANA: Final = "フリガナ(姓)"
-GIVEN_NAME_KANA: Final = "フリガナ(名)"
-DEPARTMENT: Final = "部署"
-TITLE: Final = "役職"
-PHONE: Final = "電話番号"
-FAX: Final = "FAX番号"
-EMAIL: Final = "E-mail"
-FULL_WIDTH: Final = "全角"
-FULL_WIDTH_KATAKANA: Final = "全角カタカナ"
-DIGITS_NO_HYPHEN: Final = "半角数字、ハイフンなし"
-EMAIL_CONFIRMATION_MISMATCH: Final = "E-mail(確認用と一致しません)"
+WITH_HINT: Final = Words("{label}({hint})", "{label} ({hint})")  # a label and what the value must look like
+FAMILY_NAME: Final = Words("氏名(姓)", "Family name")
+GIVEN_NAME: Final = Words("氏名(名)", "Given name")
+FAMILY_NAME_KANA: Final = Words("フリガナ(姓)", "Family name in katakana")
+GIVEN_NAME_KANA: Final = Words("フリガナ(名)", "Given name in katakana")
+DEPARTMENT: Final = Words("部署", "Department")
+TITLE: Final = Words("役職", "Title")
+PHONE: Final = Words("電話番号", "Phone number")
+FAX: Final = Words("FAX番号", "Fax number")
+EMAIL: Final = Words("E-mail", "E-mail")
+FULL_WIDTH: Final = Words("全角", "full-width characters")
+FULL_WIDTH_KATAKANA: Final = Words("全角カタカナ", "full-width katakana")
+DIGITS_NO_HYPHEN: Final = Words("半角数字、ハイフンなし", "half-width digits, no hyphens")
+EMAIL_CONFIRMATION_MISMATCH: Final = Words("確認用E-mail(E-mailと一致しません。同じアドレスを入力してください)",
+                                          "E-mail confirmation (the two e-mail addresses differ; enter the same address twice)")
 
-USER_CODES: Final = "利用者コード"
-USER_CODES_NOT_FOR_THIS: Final = "利用者コード(この申込には不要)"
-INDUSTRIES: Final = "業種"
-INDUSTRY_NOT_LISTED: Final = "業種(規定の一覧から)"
-PROCESSING_METHOD: Final = "処理方式(netNACCS / NACCS)"
-SYSTEM_CATEGORY: Final = "システム設定区分"
-IDENTIFICATION_COUNT: Final = "識別番号数(1〜20)"
-STATISTICS: Final = "管理統計資料(0〜100)"
-FREE_STATISTICS: Final = "管理統計資料(無料: 通関業・自社通関・輸出入者・船会社・船舶代理店のみ)"
-APPLICATION_REASON: Final = "申込理由"
-CLARIFICATION: Final = "確認事項"
-REISSUE_REASON: Final = "再発行理由"
-TERMINALS: Final = "論理端末"
-TERMINAL_TWICE: Final = "論理端末(重複)"
+USER_CODES: Final = Words("利用者コード", "User codes")
+USER_CODES_NOT_FOR_THIS: Final = Words("利用者コード(この申込には不要)", "User codes (not needed for this application)")
+INDUSTRIES: Final = Words("業種", "Industries")
+INDUSTRY_NOT_LISTED: Final = Words("業種(規定の一覧から)", "Industries (from the listed ones)")
+PROCESSING_METHOD: Final = Words("処理方式(netNACCS / NACCS)", "Processing method (netNACCS / NACCS)")
+SYSTEM_CATEGORY: Final = Words("システム設定区分", "System setting category")
+IDENTIFICATION_COUNT: Final = Words("識別番号数(1〜20)", "Number of identification numbers (1 to 20)")
+STATISTICS: Final = Words("管理統計資料(0〜100)", "Management statistics (0 to 100)")
+FREE_STATISTICS: Final = Words("管理統計資料(無料: 通関業・自社通関・輸出入者・船会社・船舶代理店のみ)",
+                              "Management statistics (free only for customs brokers, own-customs filers, importers/exporters, shipping companies and agents)")
+APPLICATION_REASON: Final = Words("申込理由", "Reason for the application")
+CLARIFICATION: Final = Words("確認事項", "Points to clarify")
+REISSUE_REASON: Final = Words("再発行理由", "Reason for the reissue")
+TERMINALS: Final = Words("論理端末", "Logical terminals")
+TERMINAL_TWICE: Final = Words("論理端末(重複)", "Logical terminals (listed twice)")
+
+# --------------------------------------------------------------------------- states (INVALID_STATE's {state})
+
+STATE_NAMES: Final[dict[str, Words]] = {  # by NaccsApplicationState
+    NaccsApplicationState.SUBMITTED: Words("受付", "submitted"),
+    NaccsApplicationState.CLARIFICATION_REQUESTED: Words("確認依頼中", "clarification requested"),
+    NaccsApplicationState.APPROVED: Words("確認完了", "approved"),
+    NaccsApplicationState.COMPLETED: Words("完了", "completed"),
+    NaccsApplicationState.WITHDRAWN: Words("取下げ", "withdrawn"),
+}
+NOT_A_USER_CODE_APPLICATION: Final = Words("電子証明書の再発行申込(承認できるのは利用者コード追加の申込のみ)",
+                                           "a certificate reissue (only user-code applications are approved)")

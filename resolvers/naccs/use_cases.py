@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,7 @@ from resolvers.core import validation
 from resolvers.core.context import Context, Services
 from resolvers.core.counters import next_number
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
+from resolvers.core.messages import Words
 from resolvers.core.transitions import transition
 from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
 from resolvers.identity.names import AccountKind
@@ -80,7 +81,7 @@ def check_contact(c: Contact) -> tuple[dict[str, Any], list[UserFailure]]:
     problems: list[UserFailure] = []
     base = ["input", "contact"]
 
-    def need(value: str | None, key: str, label: str, ok: Callable[[str], object], hint: str, limit_: int = 40) -> None:
+    def need(value: str | None, key: str, label: Words, ok: Callable[[str], object], hint: Words, limit_: int = 40) -> None:
         if value is None or not value.strip():
             problems.append(UserFailure(ErrorCode.REQUIRED, [*base, key], label=label))
         elif len(value.strip()) > limit_ or not ok(value.strip()):
@@ -140,9 +141,10 @@ async def _receipt(session: AsyncSession) -> str:
 _key_lock = threading.Lock()
 
 
-def fernet(services: Services) -> Fernet:
-    """The key that seals issued passwords (outside the database; created on first use
-    outside production)."""
+def fernet(services: Services) -> MultiFernet:
+    """The keys that seal issued passwords (outside the database; created on first use
+    outside production). One key per line: the first seals, every line unseals, so a new key
+    goes on top and the old one is deleted once the longest viewing window has passed."""
     path = Path(services.settings.naccs_key_file)
     with _key_lock:
         if not path.exists():
@@ -155,7 +157,7 @@ def fernet(services: Services) -> Fernet:
                     f.write(Fernet.generate_key())
             except FileExistsError:
                 pass
-        return Fernet(path.read_bytes().strip())
+        return MultiFernet([Fernet(line) for line in path.read_bytes().split() if line])
 
 
 def new_password() -> str:
@@ -238,10 +240,12 @@ def _check_user_codes(services: Services, codes: list[UserCodeInput]) -> tuple[l
 def _check_date(services: Services, value: dt.date, path: list[str]) -> UserFailure | None:
     """A business day, from the next business day on (NOT_BUSINESS_DAY / DATE_TOO_EARLY)."""
     policy, today = services.rules.current, services.clock.today()
+    earliest = calendar.next_business_day(policy, today)
     if not calendar.is_business_day(policy, value):
-        return UserFailure(ErrorCode.NOT_BUSINESS_DAY, path)
-    if value < calendar.next_business_day(policy, today):
-        return UserFailure(ErrorCode.DATE_TOO_EARLY, path)
+        return UserFailure(ErrorCode.NOT_BUSINESS_DAY, path, date=value,
+                           next=max(calendar.next_business_day(policy, value), earliest))
+    if value < earliest:
+        return UserFailure(ErrorCode.DATE_TOO_EARLY, path, date=value, earliest=earliest)
     return None
 
 
@@ -309,7 +313,8 @@ async def update_application(ctx: Context, app_id: int, desired: dt.date | None,
         app = await _owned(session, office, app_id)
         values = _corrections(ctx, app, desired, reason, contact, codes)
         await transition(session, NaccsApplication, app_id, (NaccsApplicationState.CLARIFICATION_REQUESTED,),
-                         {"state": NaccsApplicationState.SUBMITTED, "updated_at": now, **values})
+                         {"state": NaccsApplicationState.SUBMITTED, "updated_at": now, **values},
+                         state_names=words.STATE_NAMES)
         _notice(session, office.id, now, NoticeCategory.APPLICATION, words.NOTICE_UPDATED.format(receipt_number=app.receipt_number))
         audit(session, ctx, who.account, "naccs.application.update", target=f"NaccsApplication:{app_id}")
     return app_id
@@ -350,7 +355,8 @@ async def withdraw(ctx: Context, app_id: int) -> int:
     async with ctx.services.db.write() as session:
         app = await _owned(session, office, app_id)
         await transition(session, NaccsApplication, app_id, IN_REVIEW_STATES,
-                         {"state": NaccsApplicationState.WITHDRAWN, "updated_at": now})
+                         {"state": NaccsApplicationState.WITHDRAWN, "updated_at": now},
+                         state_names=words.STATE_NAMES)
         _notice(session, office.id, now, NoticeCategory.APPLICATION, words.NOTICE_WITHDRAWN.format(receipt_number=app.receipt_number))
         audit(session, ctx, who.account, "naccs.application.withdraw", target=f"NaccsApplication:{app_id}")
     return app_id
@@ -384,7 +390,7 @@ async def request_clarification(ctx: Context, app_id: int, message: str) -> int:
         # the contact as of the row this UPDATE changed (an office correction may have come in since the read)
         updated = await transition(session, NaccsApplication, app_id, (NaccsApplicationState.SUBMITTED,),
                                    {"state": NaccsApplicationState.CLARIFICATION_REQUESTED, "clarification": checked,
-                                    "updated_at": now}, returning=(NaccsApplication.contact,))
+                                    "updated_at": now}, state_names=words.STATE_NAMES, returning=(NaccsApplication.contact,))
         contact = json.loads(updated.contact)
         queue_mail(session, now, "naccs.clarification", contact["email"], words.CLARIFICATION_SUBJECT,
                    words.CLARIFICATION_BODY.format(receipt_number=app.receipt_number, message=checked))
@@ -411,22 +417,26 @@ async def approve_user_codes(ctx: Context, app_id: int, start_date: dt.date) -> 
     assigned and their passwords generated, viewable until the end of the window."""
     who = await _reviewer(ctx)
     policy = ctx.services.rules.current
+    today = ctx.clock.today()
+    # from today on: today itself when it is a business day
+    earliest = today if calendar.is_business_day(policy, today) else calendar.next_business_day(policy, today)
     if not calendar.is_business_day(policy, start_date):
-        raise UserFailure(ErrorCode.NOT_BUSINESS_DAY, ["input", "startDate"])
-    if start_date < ctx.clock.today():
-        raise UserFailure(ErrorCode.DATE_TOO_EARLY, ["input", "startDate"])
+        raise UserFailure(ErrorCode.NOT_BUSINESS_DAY, ["input", "startDate"], date=start_date,
+                          next=max(calendar.next_business_day(policy, start_date), earliest))
+    if start_date < today:
+        raise UserFailure(ErrorCode.DATE_TOO_EARLY, ["input", "startDate"], date=start_date, earliest=earliest)
     now = ctx.clock.now()
     viewable_until = password_window_end(ctx.services, start_date)
     sealer = fernet(ctx.services)
     async with ctx.services.db.write() as session:
         app = await _for_review(session, app_id)
         if app.kind != NaccsApplicationKind.USER_CODE_ADDITION:
-            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"])
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"], state=words.NOT_A_USER_CODE_APPLICATION)
         # what is approved is the content of the row this UPDATE changed, not of the read before it
         approved = await transition(session, NaccsApplication, app_id, (NaccsApplicationState.SUBMITTED,),
                                     {"state": NaccsApplicationState.APPROVED, "start_date": start_date, "approved_at": now,
                                      "updated_at": now, "password_viewable_until": viewable_until},
-                                    returning=(NaccsApplication.details, NaccsApplication.contact))
+                                    state_names=words.STATE_NAMES, returning=(NaccsApplication.details, NaccsApplication.contact))
         existing = (await session.execute(select(NaccsUserId.user_code, NaccsUserId.identification_number))).all()
         codes_taken = {c for c, _ in existing}
         for code in json.loads(approved.details)["userCodes"]:

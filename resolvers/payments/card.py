@@ -6,6 +6,11 @@ gateway, take its signed notifications, settle once, expire after the limit in t
   (the provider retries, a test posts it twice) changes nothing.
 * A charge that arrives for a payment that is no longer open (expired, cancelled, paid
   by another charge) is never applied: it becomes a refund due, so no money is lost.
+* A declined card is an attempt, not an outcome: the hosted page takes another card until
+  the window closes, so a ``charge.declined`` event is recorded (card_notifications: our
+  log of what the gateway told us) and the payment stays open. Only a charge, the buyer's
+  cancellation or the window's end closes it.
+* A settled payment's 利用明細 get their 発行番号 in the same unit (``number_statements``).
 * What a paid payment does depends on its purpose (``Purpose``; tradecert/composition.py
   wires each): a coupon order is issued, a paid cart issues its applications.
 """
@@ -20,15 +25,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import locks
-from persistence.models import CardNotification, CardPayment, Refund
+from persistence.models import (
+    CardNotification,
+    CardPayment,
+    CardPaymentItem,
+    CardStatement,
+    Chamber,
+    Refund,
+    TradeRegistration,
+)
 from resolvers.adapters.gateway import gateway_of, verify
+from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Services
-from resolvers.core.counters import next_number
+from resolvers.core.counters import next_number, next_numbers
 from resolvers.payments import messages as words
 from resolvers.payments.names import CardPaymentStatus, NotificationOutcome, PaymentPurpose
 from rules.limits import limit
@@ -171,8 +185,8 @@ async def receive_notification(services: Services, body: bytes, signature: str |
             log.error("card notification %s for unknown reference %s", event_id, reference)
         elif kind == "charge.succeeded":
             outcome = await _succeeded(tx, services, payment, event, now)
-        elif kind == "charge.declined":
-            outcome = await _close(tx, services, payment, now, CardPaymentStatus.DECLINED, words.DECLINED)
+        elif kind == "charge.declined":  # an attempt: the payer may try another card until the window closes
+            outcome = NotificationOutcome.DECLINED
         else:
             outcome = NotificationOutcome.IGNORED
         await tx.execute(update(CardNotification).where(CardNotification.id == recorded).values(outcome=outcome))
@@ -191,6 +205,7 @@ async def _succeeded(session: AsyncSession, services: Services, payment: CardPay
             .values(status=CardPaymentStatus.PAID, closed_at=now, charge_id=charge_id, brand=event.get("brand"), last4=event.get("last4"))
             .returning(CardPayment.id))
     if settled is not None and await _purpose(services, payment.purpose).paid(session, services, payment, now):
+        await number_statements(session, payment, now)
         return NotificationOutcome.PAID
     # money taken for something we can no longer deliver: owe it back, never apply it
     if settled is not None:
@@ -203,7 +218,7 @@ async def _succeeded(session: AsyncSession, services: Services, payment: CardPay
     return NotificationOutcome.REFUND_DUE
 
 
-_CLOSED = {CardPaymentStatus.DECLINED: NotificationOutcome.DECLINED, CardPaymentStatus.EXPIRED: NotificationOutcome.EXPIRED}
+_CLOSED = {CardPaymentStatus.EXPIRED: NotificationOutcome.EXPIRED}
 
 
 async def _close(session: AsyncSession, services: Services, payment: CardPayment, now: dt.datetime,
@@ -255,3 +270,20 @@ async def number_payment(session: AsyncSession, row: CardPayment, today: dt.date
     """クレジットカード決済番号 as the seed shows it: date-registration-serial (unique in the database)."""
     serial = await next_number(session, f"card-payment:{row.registration_id}")
     row.payment_number = f"{today:%Y%m%d}-{registration_number}-{serial:05d}"
+
+
+async def number_statements(session: AsyncSession, payment: CardPayment, paid_at: dt.datetime) -> None:
+    """発行番号 of a settled payment's 利用明細, in its unit of work: one per paid application,
+    or one for a coupon order. As the seed prints it (20240703888811531): the Tokyo payment
+    date, the registration's chamber code and that chamber's serial of the day — one counter
+    for every kind, so a coupon order's statement and an application's never share a number
+    (``card_statements.number`` is unique, and says so if code ever tried)."""
+    chamber = await session.scalar(select(Chamber.code).join(TradeRegistration, TradeRegistration.chamber_id == Chamber.id)
+                                   .where(TradeRegistration.id == payment.registration_id))
+    items: list[int | None] = list((await session.scalars(
+        select(CardPaymentItem.id).where(CardPaymentItem.card_payment_id == payment.id).order_by(CardPaymentItem.id))).all())
+    day = tokyo_date(paid_at)
+    serials = await next_numbers(session, f"card-statement:{chamber}:{day:%Y%m%d}", len(items) or 1)
+    await session.execute(insert(CardStatement), [
+        {"number": f"{day:%Y%m%d}{chamber}{serial:05d}", "card_payment_id": payment.id, "card_payment_item_id": item}
+        for item, serial in zip(items or [None], serials, strict=True)])

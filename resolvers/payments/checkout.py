@@ -6,8 +6,9 @@ shows them are read in resolvers/payments/queries.py.
 An application joins a checkout only through ``UPDATE applications SET
 checkout_payment_id = … WHERE … AND checkout_payment_id IS NULL RETURNING`` — two
 checkouts (two tabs, two signers) cannot both hold it. A paid checkout issues its
-applications; an expired, declined or cancelled one lets them go (approved, selectable
-again). Statements are visible only to the account that paid.
+applications; an expired one lets them go (approved, selectable again). A declined card
+does neither: the hosted page takes another card until the window closes. Statements are
+visible only to the account that paid.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import locks
 from persistence.db import dialect_insert
-from persistence.models import Application, CardCartItem, CardPayment, CardPaymentItem, TradeRegistration
+from persistence.models import Application, CardCartItem, CardPayment, CardPaymentItem, CardStatement, TradeRegistration
 from resolvers.applications import use_cases as applications
 from resolvers.applications.names import ApplicationState, FeePayment
-from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
@@ -123,7 +123,7 @@ async def start_card_checkout(ctx: Context, idempotency_key: str | None) -> Chec
         raise Forbidden()
     await authorize_payer(ctx, who)
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
-        raise UserFailure(ErrorCode.INVALID, ["input", "idempotencyKey"], label="idempotencyKey")
+        raise UserFailure(ErrorCode.INVALID, ["input", "idempotencyKey"], label=words.IDEMPOTENCY_KEY)
     if idempotency_key:  # the fast path for a retry; decided again under the lock below
         earlier = await _checkout_by_key(ctx, who, idempotency_key)
         if earlier is not None:
@@ -153,10 +153,10 @@ async def start_card_checkout(ctx: Context, idempotency_key: str | None) -> Chec
                 scope = payable_scope(ctx, who)
                 still = set((await tx.scalars(select(Application.id).where(scope, Application.id.in_(ids)))).all())
                 if registration is None or registration.withdrawn_at is not None or len(held) != len(ids) or still != set(ids):
-                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"])  # another checkout or a change came first
+                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"], state=words.CART_CHANGED)  # another checkout or a change came first
                 amount = sum(a.fee or 0 for a in held)
                 if amount != row.amount:
-                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"])
+                    raise UserFailure(ErrorCode.INVALID_STATE, ["input"], state=words.CART_CHANGED)
                 await payments.number_payment(tx, row, today, registration.number)
                 tx.add(row)
                 await tx.flush()
@@ -205,7 +205,7 @@ async def card_paid(session: AsyncSession, services: Services, payment: CardPaym
 
 
 async def card_failed(session: AsyncSession, services: Services, payment: CardPayment, now: dt.datetime, reason: str) -> None:
-    """Expired, declined or cancelled: the applications stay approved and payable again."""
+    """Expired or cancelled: the applications stay approved and payable again."""
     await session.execute(update(Application).where(Application.checkout_payment_id == payment.id)
                           .values(checkout_payment_id=None, updated_at=now))
 
@@ -248,14 +248,14 @@ def month_bounds(month: str) -> tuple[dt.date, dt.date]:
 async def _statements(ctx: Context, who: Viewer, condition: ColumnElement[bool]) -> list[Statement]:
     async with ctx.services.db.read() as session:
         rows = (await session.execute(
-            select(CardPaymentItem, Application, TradeRegistration, CardPayment)
+            select(CardPaymentItem, Application, TradeRegistration, CardPayment, CardStatement.number)
             .join(CardPayment, CardPayment.id == CardPaymentItem.card_payment_id)
+            .join(CardStatement, CardStatement.card_payment_item_id == CardPaymentItem.id)
             .join(Application, Application.id == CardPaymentItem.application_id)
             .join(TradeRegistration, TradeRegistration.id == Application.registration_id)
             .where(CardPayment.payer_id == who.account.id, CardPayment.status == CardPaymentStatus.PAID, condition)
             .order_by(CardPayment.closed_at.desc(), CardPaymentItem.id.desc()))).all()
-    return [Statement(f"{tokyo_date(p.closed_at):%Y%m%d}{r.number}{i.id:05d}", a, r, p, i.amount, p.closed_at)
-            for i, a, r, p in rows]
+    return [Statement(number, a, r, p, i.amount, p.closed_at) for i, a, r, p, number in rows]
 
 
 async def statement_of(ctx: Context, app_id: int) -> Statement:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
-DECLINED: Final = "カード決済が承認されませんでした"
+from resolvers.core.messages import Words
+
 EXPIRED: Final = "カード決済の有効期限切れ"
 # a charge we cannot apply is owed back (refunds.reason)
 CHARGE_REFUND: Final = "カード決済の取消・返金 (決済番号 {payment_number}, charge {charge_id})"
@@ -14,7 +15,12 @@ CHARGE_REFUND: Final = "カード決済の取消・返金 (決済番号 {payment
 APPLICATION_FEES: Final = "貿易関係証明発給システム {count}申請分手数料"
 
 # field labels (the {label} of an error message)
-APPLICATIONS: Final = "申請"
-CART: Final = "カート"
-CART_TO_PAY: Final = "カート(決済する申請)"
-MONTH: Final = "年月(YYYY-MM)"
+APPLICATIONS: Final = Words("申請", "Applications")
+CART: Final = Words("カート", "Cart")
+CART_TO_PAY: Final = Words("カート(決済する申請)", "Cart (the applications to pay)")
+IDEMPOTENCY_KEY: Final = Words("idempotencyKey(1〜128文字)", "idempotencyKey (1 to 128 characters)")
+MONTH: Final = Words("年月(YYYY-MM)", "Month (YYYY-MM)")
+
+# states (INVALID_STATE's {state})
+CART_CHANGED: Final = Words("カートの内容が変わりました(別の決済または変更が先に行われました)",
+                            "the cart changed (another payment or a change came first)")

@@ -10,7 +10,7 @@ class CardPaymentStatus(StrEnum):
 
     OPEN = "OPEN"
     PAID = "PAID"
-    DECLINED = "DECLINED"
+    DECLINED = "DECLINED"  # only payments closed before issue 12: a declined card now leaves the payment open
     EXPIRED = "EXPIRED"
     CANCELLED = "CANCELLED"
 
@@ -27,7 +27,7 @@ class NotificationOutcome(StrEnum):
 
     RECEIVED = "received"  # recorded, not yet applied (within the unit of work only)
     PAID = "paid"
-    DECLINED = "declined"
+    DECLINED = "declined"  # a card the gateway refused: recorded, the payment stays open for another card
     EXPIRED = "expired"
     REFUND_DUE = "refund_due"  # money for something we can no longer deliver
     DUPLICATE = "duplicate"

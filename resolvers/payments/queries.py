@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, select
 
-from persistence.models import CardCartItem, CardPayment, CardPaymentItem
+from persistence.models import CardCartItem, CardPayment, CardPaymentItem, CardStatement
 from resolvers.applications import queries as applications
 from resolvers.applications.queries import ApplicationView
 from resolvers.core.clock import TOKYO, tokyo_date
@@ -30,6 +30,7 @@ from rules.policy import PolicySet
 _cart_items = CardCartItem.__table__
 _payments = CardPayment.__table__
 _payment_items = CardPaymentItem.__table__
+_statements = CardStatement.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +103,13 @@ async def card_statements(ctx: Context, month: str) -> list[StatementView]:
     who = await require_viewer(ctx)
     first, nxt = checkout.month_bounds(month)
     start, end = dt.datetime.combine(first, dt.time(), TOKYO), dt.datetime.combine(nxt, dt.time(), TOKYO)
-    p, i, a = _payments.c, _payment_items.c, applications.APPLICATIONS.c
+    p, i, a, s = _payments.c, _payment_items.c, applications.APPLICATIONS.c, _statements.c
     async with ctx.read() as unit:
         rows = (await unit.execute(
-            select(*applications.COLUMNS, i.id.label("item_id"), i.amount.label("item_amount"),
+            select(*applications.COLUMNS, s.number.label("statement_number"), i.amount.label("item_amount"),
                    p.closed_at.label("closed_at"), a.submitted_on.label("submitted_on"))
             .select_from(_payment_items.join(_payments, p.id == i.card_payment_id)
+                         .join(_statements, s.card_payment_item_id == i.id)
                          .join(applications.APPLICATIONS, a.id == i.application_id))
             .where(p.payer_id == who.account.id, p.status == CardPaymentStatus.PAID,
                    and_(p.closed_at >= start, p.closed_at < end))
@@ -118,6 +120,6 @@ async def card_statements(ctx: Context, month: str) -> list[StatementView]:
     for view, row in zip(views, rows):
         paid_on = tokyo_date(row.closed_at)
         found.append(StatementView(
-            f"{paid_on:%Y%m%d}{view.registration.number}{row.item_id:05d}", view, row.item_amount,
+            row.statement_number, view, row.item_amount,
             statement_tax(policy, row.submitted_on or paid_on, row.item_amount), row.closed_at))
     return found

@@ -40,8 +40,8 @@ def test_graphql_error_code_is_the_same_enum() -> None:
 
 def test_a_failure_speaks_the_asked_language_with_its_params() -> None:
     failure = UserFailure(ErrorCode.TOO_MANY_ITEMS, ["input", "lines"], label="明細", limit=10)
-    assert failure.message("ja") == "明細は10件までです。"
-    assert failure.message("en") == "明細: at most 10 items."
+    assert failure.message("ja") == "明細は10件までです。件数を減らしてください。"
+    assert failure.message("en") == "明細: at most 10 items; send fewer."
 
 
 def test_a_plain_code_text_names_the_same_member() -> None:
@@ -56,4 +56,4 @@ def test_an_unknown_code_fails_where_it_is_raised() -> None:
 
 
 def test_a_missing_placeholder_leaves_the_template() -> None:
-    assert UserFailure(ErrorCode.REQUIRED).message("en") == "{label} is required."
+    assert UserFailure(ErrorCode.REQUIRED).message("en") == ErrorCode.REQUIRED.en

@@ -1,4 +1,4 @@
-"""feeSchedule over real HTTP, on SQLite and PostgreSQL (SPEC A5, API.md "Fees")."""
+"""feeSchedule over real HTTP, on SQLite and PostgreSQL (eco-payment-2026, docs/api.md "Fees")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sub-IDs (SPEC A2/A3) over HTTP with real mail, on SQLite and PostgreSQL."""
+"""Sub-IDs (eco-sub-id.ja.txt) over HTTP with real mail, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

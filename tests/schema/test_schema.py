@@ -1,4 +1,4 @@
-"""schema/schema.graphql is the exported truth; API.md names must be in it."""
+"""schema/schema.graphql is the exported truth; the contract's names (docs/api.md) must be in it."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ invariants of ``tests/invariants.py`` hold, nothing is stuck, and no answer anyw
 What the clients do (over HTTP, as the demo's signers and chamber staff would):
 
 * purchase by bank transfer or card (the sandbox's hosted page, a good or a declined
-  card, or left open to expire), deposits of the right, a too small or a too large amount,
+  card — the page stays open for another card — or left open to expire), deposits of the right, a too small or a too large amount,
   reconciliation (the job, or ``checkPurchasePayment``), the expiry jobs, cancellation;
 * create + submit, hold, resubmit, withdraw, approve, card checkout of approved
   applications;
@@ -231,9 +231,9 @@ class Page:
         expiry job may have come first)."""
         if outcome.startswith("PAID"):
             state, order_state = "ISSUED", "ISSUED"
-        elif outcome.startswith(("PAYMENT_DECLINED", "SESSION_")):
+        elif outcome.startswith("SESSION_"):
             state, order_state = "APPROVED", "CANCELLED"
-        else:
+        else:  # PAYMENT_DECLINED: the page stays open for another card, and so do the order and the checkout
             return
         for app in self.apps:
             app.state = state
@@ -521,6 +521,14 @@ class Client:
             return "left open"
         outcome = self.pay(page.url, DECLINED_CARD if roll < 0.4 else GOOD_CARD)
         page.paid(outcome)
+        if outcome.startswith("PAYMENT_DECLINED"):  # the page stays open: another card now, or later
+            if self.rng.random() < 0.5:
+                retry = self.pay(page.url, GOOD_CARD)
+                page.paid(retry)
+                return f"{outcome}, then {retry}"
+            with self.world.lock:
+                self.world.open_pages.append(page)
+            return f"{outcome}, left open"
         return outcome
 
     def op_purchase(self) -> str:
@@ -559,6 +567,10 @@ class Client:
                 self.world.open_pages.remove(page)  # else it stays: a second tab may pay it again
         outcome = self.pay(page.url, DECLINED_CARD if self.rng.random() < 0.15 else GOOD_CARD)
         page.paid(outcome)
+        if outcome.startswith("PAYMENT_DECLINED"):
+            with self.world.lock:
+                if page not in self.world.open_pages:
+                    self.world.open_pages.append(page)  # still open for another card
         return outcome
 
     def op_deposit(self) -> str:
@@ -690,6 +702,8 @@ async def settlement_problems(db, expiry_ran_at: dt.datetime) -> list[str]:
         for payment_id, expires in (await session.execute(select(CardPayment.id, CardPayment.expires_at).where(
                 CardPayment.status == "OPEN", CardPayment.expires_at < expiry_ran_at))).all():
             problems.append(f"card payment {payment_id} still OPEN, expired at {expires}")
+        for (payment_id,) in (await session.execute(select(CardPayment.id).where(CardPayment.status == "DECLINED"))).all():
+            problems.append(f"card payment {payment_id} closed by a declined card (its page takes another card)")
         for purchase_id, status in (await session.execute(
                 select(CouponPurchase.id, CardPayment.status).join(CardPayment, CardPayment.purchase_id == CouponPurchase.id)
                 .where(CouponPurchase.status == "AWAITING_PAYMENT", CardPayment.status != "OPEN"))).all():
