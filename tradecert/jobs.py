@@ -229,7 +229,7 @@ class JobHealth:
 
     def as_json(self, now: dt.datetime) -> dict[str, object]:
         def iso(at: dt.datetime | None) -> str | None:
-            return at.isoformat() if at else None
+            return at.astimezone(TOKYO).isoformat() if at else None  # Tokyo time, like the API
 
         return {"lastSuccess": iso(self.last_success), "lastStarted": iso(self.last_started),
                 "lastStatus": self.last_status, "overdueAfter": iso(self.overdue_after), "overdue": self.overdue(now)}

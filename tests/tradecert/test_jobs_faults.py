@@ -100,7 +100,7 @@ async def test_the_scheduler_survives_a_failing_database_and_readyz_names_the_ov
         body = overdue.json()
         assert "card-session-expiry" in body["overdueJobs"]
         assert body["jobs"]["card-session-expiry"]["overdue"] is True
-        assert body["jobs"]["card-session-expiry"]["lastSuccess"] == "2026-04-01T03:00:00+00:00"
+        assert body["jobs"]["card-session-expiry"]["lastSuccess"] == "2026-04-01T12:00:00+09:00"
         assert plain.status_code == 200 and "card-session-expiry" in plain.json()["overdueJobs"]
         assert 'tradecert_job_overdue{job="card-session-expiry"} 1.0' in metrics
         assert 'tradecert_job_last_success_timestamp_seconds{job="card-session-expiry"}' in metrics
