@@ -12,7 +12,7 @@ from graphql import ASTValidationRule, GraphQLError
 from prometheus_client import Counter, Histogram
 from strawberry.extensions import MaskErrors
 
-from resolvers.core.errors import UserFailure, UserFailures
+from resolvers.core.errors import Forbidden, Unauthenticated, UserFailure, UserFailures, localised
 from resolvers.core.logs import request_id_var
 from schema.input_errors import is_bad_input, reword
 
@@ -54,8 +54,13 @@ def _is_domain_failure(error: GraphQLError) -> bool:
     return isinstance(error.original_error, (UserFailure, UserFailures))
 
 
+def _refusal(error: GraphQLError) -> Unauthenticated | Forbidden | None:
+    original = error.original_error
+    return original if isinstance(original, (Unauthenticated, Forbidden)) else None
+
+
 def _replaced(error: GraphQLError) -> bool:
-    return is_unexpected(error) or _is_domain_failure(error) or is_bad_input(error)
+    return is_unexpected(error) or _is_domain_failure(error) or is_bad_input(error) or _refusal(error) is not None
 
 
 class OperationPolicy(MaskErrors):
@@ -87,6 +92,11 @@ class OperationPolicy(MaskErrors):
         if is_bad_input(error):  # a value the request gave: answered in the request's language (schema/input_errors.py)
             context = self.execution_context
             return reword(error, getattr(context.context, "language", "ja"), context.graphql_document, context.variables)
+        refusal = _refusal(error)
+        if refusal is not None:  # UNAUTHENTICATED / FORBIDDEN, in the request's language
+            language = getattr(self.execution_context.context, "language", "ja")
+            return GraphQLError(message=localised(refusal, language), nodes=error.nodes, source=error.source,
+                                positions=error.positions, path=error.path, extensions=dict(refusal.extensions or {}))
         if _is_domain_failure(error):  # a query's bad input or rule: its code, field and message
             failure = error.original_error
             first = failure.failures[0] if isinstance(failure, UserFailures) else cast(UserFailure, failure)

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from graphql import GraphQLError
 
-from resolvers.core.messages import in_language
+from resolvers.core.messages import Words, in_language
 
 
 class ErrorCode(StrEnum):
@@ -184,10 +184,24 @@ class UserFailures(Exception):
 
 
 class Unauthenticated(GraphQLError):
+    """Raised as both languages; the schema answers in the request's (`localised`)."""
+
+    words = Words("ログインしてください(セッションが切れた場合は、もう一度ログインしてください)。",
+                  "Not logged in (or the session has ended): log in, then send the token.")
+
     def __init__(self) -> None:
-        super().__init__("ログインしてください。/ Not logged in.", extensions={"code": "UNAUTHENTICATED"})
+        super().__init__(f"{self.words.ja} / {self.words.en}", extensions={"code": "UNAUTHENTICATED"})
 
 
 class Forbidden(GraphQLError):
+    """Raised as both languages; the schema answers in the request's (`localised`)."""
+
+    words = Words("この操作の権限がありません(ご利用のIDの種類では行えない操作です)。",
+                  "Not allowed: this kind of ID may not do this (see docs/api.md, who may do what).")
+
     def __init__(self) -> None:
-        super().__init__("この操作の権限がありません。/ Not allowed.", extensions={"code": "FORBIDDEN"})
+        super().__init__(f"{self.words.ja} / {self.words.en}", extensions={"code": "FORBIDDEN"})
+
+
+def localised(error: Unauthenticated | Forbidden, language: str) -> str:
+    return error.words.in_(language)

@@ -162,3 +162,20 @@ def test_rules_show_says_a_date_does_not_exist():
     assert missing.exit_code == 2 and "does not exist" in missing.output, missing.output
     wrong = runner.invoke(main, ["rules", "show", "--on", "2026/02/01"])
     assert wrong.exit_code == 2 and "YYYY-MM-DD" in wrong.output and "does not exist" not in wrong.output
+
+
+def test_unauthenticated_and_forbidden_answer_in_the_request_language(live):
+    audit = "{ auditLog(first: 3) { totalCount } }"
+    for headers in (EN, JA):
+        anonymous = live.graphql("{ couponAccount { balance } }", headers=headers).json()
+        [error] = anonymous["errors"]
+        assert error["extensions"]["code"] == "UNAUTHENTICATED"
+        assert (english(error["message"]) if headers is EN else JAPANESE.search(error["message"]))
+        assert (" / " not in error["message"]), error  # one language, not both
+    signer = as_user(live, "signer-2701000002")
+    for headers in (EN, JA):
+        body = live.graphql(audit, headers={**signer, **headers}).json()
+        codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+        assert codes == ["FORBIDDEN"], body
+        message = body["errors"][0]["message"]
+        assert (english(message) if headers is EN else not re.search(r"[A-Za-z]{4}", message)), message
