@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     text,
 )
@@ -777,6 +778,19 @@ class RateLimit(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     window_ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
+
+
+class RulesVersion(Base):
+    """A rules version as it went live (migration 0019): its content hash, the first time a
+    server loaded it, and its files (JSON: file name → text). Append-only: written once,
+    never changed; the history that in-place edits of past rule versions are checked against."""
+
+    __tablename__ = "rules_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    went_live_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    files: Mapped[str] = mapped_column(Text)  # JSON
 
 # Set-based reconciliation (issue 11, migration 0017): a lot's allocations by lot (SQLite
 # checks them when an INSERT … SELECT adds lots), and the deposits not yet applied.

@@ -18,6 +18,8 @@ ACTIONS = frozenset(
         "registration.withdraw",       # 退会 (chamber staff)
         "signer.add",
         "audit.view",
+        "rules.diff",                  # rulesDiff: what changed in the rule files (chamber staff)
+        "rules.history",               # rulesVersions: the rules versions that went live (chamber staff)
         "coupon.purchase",
         "coupon.view",
         "coupon.adjust",
@@ -28,6 +30,7 @@ ACTIONS = frozenset(
         "application.pay",
         "application.review",
         "naccs.apply",
+        "naccs.view",                  # a NACCS application (node, its PDF)
         "naccs.review",
     }
 )

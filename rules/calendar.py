@@ -1,45 +1,27 @@
 """Business days (営業日) for both systems: not Saturday or Sunday, not a Japanese national
 holiday (the `holidays` package: national, substitute and citizens' holidays), not a
-closure day from rules/business_calendar.yaml (12/29–1/3). Dates are Asia/Tokyo dates."""
+closure from rules/business_calendar.yaml (every year 12/29–1/3, or one dated closure such
+as a system-maintenance day) — unless the file makes that date a dated working day.
+Dates are Asia/Tokyo dates."""
 
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 
-import holidays
+from rules.national_holidays import closed_by_nature, holiday_name
+from rules.policy import PolicySet, calendar_closure
 
-from rules.policy import PolicySet
+__all__ = ["add_business_days", "holiday_name", "is_business_day", "next_business_day", "why_closed"]
 
 MAX_STEPS = 400  # a year and more of closed days would be a broken calendar, not a long holiday
 
 
-@lru_cache(maxsize=64)
-def _national(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("JP", years=year, language="ja")
-
-
-def holiday_name(day: dt.date) -> str | None:
-    return _national(day.year).get(day)
-
-
-def _closed(policy: PolicySet, day: dt.date) -> str | None:
-    md = f"{day:%m-%d}"
-    for row in policy.lookup("business_calendar", day):
-        start, end = row.text("from"), row.text("to")  # MM-DD
-        inside = start <= md <= end if start <= end else (md >= start or md <= end)
-        if inside:
-            return row.text("closure")
-    return None
-
-
 def why_closed(policy: PolicySet, day: dt.date) -> str | None:
     """None on a business day; else the reason (土曜日, 日曜日, a holiday's name, a closure)."""
-    if day.weekday() == 5:
-        return "土曜日"
-    if day.weekday() == 6:
-        return "日曜日"
-    return holiday_name(day) or _closed(policy, day)
+    rows = [row.values for row in policy.lookup("business_calendar", day)]
+    if any(row.get("working_day") is not None and row.get("date") == day.isoformat() for row in rows):
+        return None  # a dated working day opens a weekend, a holiday or a yearly closure
+    return closed_by_nature(day) or calendar_closure(rows, day)
 
 
 def is_business_day(policy: PolicySet, day: dt.date) -> bool:

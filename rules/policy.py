@@ -11,13 +11,15 @@ problem names the file, the version and row, and the value.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import hashlib
 import itertools
 import json
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NotRequired, TypeAlias, TypedDict, cast
@@ -27,6 +29,8 @@ import yaml
 
 from rules.actions import ACTIONS  # the actions the code asks about
 from rules.engine import JSON, Rule, RuleEngine, default_engine
+from rules.mail_names import check_templates  # the mails the code sends and their placeholders
+from rules.national_holidays import closed_by_nature  # dated calendar entries are checked against it
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "rules.schema.json"
 DEFAULT_RULES_DIR = Path(__file__).parent
@@ -68,12 +72,13 @@ TABLES: dict[str, TableSpec] = {
             "limits",
             match=("limit",),
             complete=(("limit", ("signers_per_registration", "registration_term_months", "bank_transfer_valid_days",
-                                        "card_session_minutes", "certificate_print_days",
+                                        "card_session_minutes", "subaccount_activation_hours", "certificate_print_days",
                                         "terminal_certificate_valid_months", "terminal_certificate_renewable_days",
                                         "naccs_password_view_business_days")),),
         ),
-        TableSpec("business_calendar", many=True, identity=("closure",)),
+        TableSpec("business_calendar", many=True, identity=("closure", "working_day", "date")),
         TableSpec("naccs_industries", many=True, identity=("industry",)),
+        TableSpec("mail_templates", match=("template",)),  # rules/mail_names.py: the mails and their placeholders
         TableSpec(
             "permissions",
             match=("action", "kind", "registration", "relation"),
@@ -102,8 +107,21 @@ class RuleFileDoc(TypedDict):
     """A rule file as rules.schema.json admits it."""
 
     table: str
+    hit_policy: str
     title: NotRequired[str]
     versions: list[VersionDoc]
+
+
+# How a table's rows answer a question (the file's `hit_policy`). unique: at most one row
+# matches any question — overlaps are refused, gaps in an enumerable domain too. first: the
+# first matching row in file order answers — overlaps allowed, a row that can never be
+# reached is refused. collect: every matching row applies (permissions: any row allows).
+HIT_POLICIES = ("unique", "first", "collect")
+
+
+def fitting_hit_policies(spec: TableSpec) -> tuple[str, ...]:
+    """The hit policies the code can ask ``spec`` by: one answer, or every matching row."""
+    return ("collect",) if spec.many else ("unique", "first")
 
 
 def _int(row: Row, key: str) -> int:
@@ -151,6 +169,9 @@ class Version:
     rows: tuple[Row, ...]
 
 
+RowKey: TypeAlias = tuple[str, int, int]  # (table, version, row), both 1-based
+
+
 @dataclass(frozen=True)
 class RowRef:
     """A row that answered a question, with everything needed to explain the answer."""
@@ -167,6 +188,11 @@ class RowRef:
     @property
     def note(self) -> str | None:
         return self.optional_text("note")
+
+    @property
+    def key(self) -> RowKey:
+        """(table, version, row): which row of which version this is."""
+        return (self.table, self.version, self.row)
 
     def _wrong(self, name: str, expected: str) -> TypeError:
         where = f"{self.file} version {self.version} row {self.row}"
@@ -205,6 +231,7 @@ class Table:
     file: str
     title: str | None
     versions: list[Version]
+    hit_policy: str = "unique"
     ruleset: str = ""
     _rows_by_id: dict[str, RowRef] = field(default_factory=dict)
 
@@ -240,11 +267,16 @@ def policy_files(directory: Path) -> list[Path]:
 
 def fingerprint(directory: Path) -> str:
     """The rules version: a hash of the policy files' names and content."""
+    return fingerprint_of({path.name: path.read_bytes() for path in policy_files(directory)})
+
+
+def fingerprint_of(files: Mapping[str, bytes]) -> str:
+    """The rules version of files given by name (the rules history stores them so)."""
     digest = hashlib.sha256()
-    for path in policy_files(directory):
-        digest.update(path.name.encode())
+    for name in sorted(files):
+        digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(path.read_bytes())
+        digest.update(files[name])
         digest.update(b"\0")
     return digest.hexdigest()[:12]
 
@@ -289,7 +321,7 @@ def _describe_path(doc: object, steps: Iterable[str | int]) -> str:
 def _row_label(row: object) -> str:
     if not isinstance(row, dict):
         return ""
-    keys = [k for k in ("kind", "membership", "code", "product") if k in row]
+    keys = [k for k in ("kind", "membership", "code", "product", "closure", "working_day") if k in row]
     return " (" + ", ".join(f"{k}={row[k]}" for k in keys) + ")" if keys else ""
 
 
@@ -346,21 +378,97 @@ def _ranges_overlap(spec: TableSpec, a: Row, b: Row) -> bool:
     return True
 
 
-def _check_table(name: str, spec: TableSpec, versions: list[Version], problems: list[Problem]) -> None:
+def _same_keys(spec: TableSpec, a: Row, b: Row) -> bool:
+    """Whether some question matches both rows on the match fields (a wildcard matches all)."""
+    return all(a[m] == b[m] or (spec.wildcard is not None and spec.wildcard in (a[m], b[m])) for m in spec.match)
+
+
+def _answers_all_of(spec: TableSpec, earlier: Row, row: Row) -> bool:
+    """Whether ``earlier`` matches every question ``row`` matches, on the match fields."""
+    return all(earlier[m] == row[m] or (spec.wildcard is not None and earlier[m] == spec.wildcard) for m in spec.match)
+
+
+def _contains(spec: TableSpec, outer: Row, inner: Row) -> bool:
+    """Whether every range of ``outer`` holds the same range of ``inner``."""
+    for _q, lo, hi in spec.ranges:
+        o_hi, i_hi = _optional_int(outer, hi), _optional_int(inner, hi)
+        if _int(outer, lo) > _int(inner, lo) or (o_hi is not None and (i_hi is None or i_hi > o_hi)):
+            return False
+    return True
+
+
+def _shadowing_rows(spec: TableSpec, rows: tuple[Row, ...], j: int) -> list[int]:
+    """hit_policy first: the earlier rows (0-based) that together answer every question row
+    ``j`` would, so row ``j`` is never hit; empty when some question reaches it."""
+    row = rows[j]
+    above = [k for k in range(j) if _answers_all_of(spec, rows[k], row)]
+    if not spec.ranges:
+        return above[:1]
+    if len(spec.ranges) > 1:  # several ranges: only a single row containing all of them shadows
+        return [k for k in above if _contains(spec, rows[k], row)][:1]
+    _q, lo, hi = spec.ranges[0]
+    start, end = _int(row, lo), _optional_int(row, hi)
+    reached: int | None = start  # the lowest value of row j's range not yet answered above
+    used: list[int] = []
+    for k in sorted(above, key=lambda k: _int(rows[k], lo)):
+        if reached is None or (end is not None and reached > end):
+            break
+        k_lo, k_hi = _int(rows[k], lo), _optional_int(rows[k], hi)
+        if k_lo <= reached and (k_hi is None or k_hi >= reached):
+            reached = None if k_hi is None else k_hi + 1
+            used.append(k)
+    covered = reached is None or (end is not None and reached > end)
+    return sorted(used) if covered else []
+
+
+def _check_range_gaps(name: str, spec: TableSpec, v: Version, problems: list[Problem]) -> None:
+    """unique/first: for each question on the match fields, the rows' ranges start at 0 and
+    leave no hole, so every amount has an answer (refund_transfer_costs: every refund a cost)."""
+    label = f"version {v.number} (effective_from {v.effective_from})"
+    groups: dict[tuple[Cell, ...], list[Row]] = {}
+    for row in v.rows:
+        groups.setdefault(tuple(row[m] for m in spec.match), []).append(row)
+    for q, lo, hi in spec.ranges:
+        for rows in groups.values():
+            expected: int | None = 0
+            for row in sorted(rows, key=lambda r: _int(r, lo)):
+                if expected is None:
+                    break
+                if _int(row, lo) > expected:
+                    problems.append(Problem(name, label, f"no row covers {q}s from {expected} yen (next row starts at {row[lo]})"))
+                    expected = None
+                    break
+                upper = _optional_int(row, hi)
+                expected = None if upper is None else max(expected, upper + 1)
+            else:
+                if expected is not None:
+                    problems.append(Problem(name, label, f"no row covers {q}s from {expected} yen upwards (leave {hi} out on the last row)"))
+
+
+def _check_table(name: str, spec: TableSpec, hit_policy: str, versions: list[Version], problems: list[Problem]) -> None:
     for v in versions:
         label = f"version {v.number} (effective_from {v.effective_from})"
-        # No two rows may answer the same question.
         for j, row in enumerate(v.rows):
+            if hit_policy == "first":
+                shadows = _shadowing_rows(spec, v.rows, j)
+                if shadows:
+                    above = f"row {shadows[0] + 1} above it answers" if len(shadows) == 1 else (
+                        f"rows {', '.join(str(k + 1) for k in shadows)} above it answer")
+                    problems.append(Problem(name, f"{label}, row {j + 1}",
+                                            f"never hit: {above} every question it would (hit_policy first)"))
+                continue
             for k in range(j):
                 other = v.rows[k]
-                same_keys = all(row[m] == other[m] for m in spec.match)
-                if spec.many:
-                    if same_keys and all(row[f] == other[f] for f in spec.identity):
-                        ids = ", ".join(f"{f}={row[f]}" for f in spec.match + spec.identity)
+                same_keys = _same_keys(spec, row, other)
+                if hit_policy == "collect":  # every matching row applies; only an exact repeat is a mistake
+                    if same_keys and all(row.get(f) == other.get(f) for f in spec.identity):  # a field a row shape lacks is None
+                        ids = ", ".join(f"{f}={row[f]}" for f in spec.match + spec.identity if f in row)
                         problems.append(Problem(name, f"{label}, row {j + 1}", f"duplicates row {k + 1} ({ids})"))
-                elif same_keys and _ranges_overlap(spec, row, other):
+                elif same_keys and _ranges_overlap(spec, row, other):  # unique: no two rows answer one question
                     ids = ", ".join(f"{f}={row[f]}" for f in spec.match) or "the same question"
                     problems.append(Problem(name, f"{label}, row {j + 1}", f"overlaps row {k + 1} ({ids})"))
+        if hit_policy != "collect" and spec.ranges:
+            _check_range_gaps(name, spec, v, problems)
         for _q, lo, hi in spec.ranges:
             for j, row in enumerate(v.rows):
                 upper = _optional_int(row, hi)
@@ -376,24 +484,58 @@ def _check_table(name: str, spec: TableSpec, versions: list[Version], problems: 
                     problems.append(Problem(name, label, f"no row for {missing}"))
 
 
-def _check_tiers(name: str, versions: list[Version], problems: list[Problem]) -> None:
-    """refund_transfer_costs: tiers start at 0 and leave no gap, so every refund has a cost."""
-    for v in versions:
+def calendar_closure(rows: Iterable[Row], day: dt.date) -> str | None:
+    """The business_calendar closure (yearly MM-DD range or dated) that closes ``day``, by name."""
+    md = f"{day:%m-%d}"
+    for row in rows:
+        if row.get("closure") is None:
+            continue  # a dated working day
+        if row.get("date") is not None:
+            if row["date"] == day.isoformat():
+                return str(row["closure"])
+            continue
+        start, end = str(row["from"]), str(row["to"])
+        if start <= md <= end if start <= end else (md >= start or md <= end):
+            return str(row["closure"])
+    return None
+
+
+def _check_dated_days(table: Table, problems: list[Problem]) -> None:
+    """business_calendar: a dated entry must change its date — a closure on a business day, a
+    working day on a closed one — and fall inside its version, or it silently does nothing."""
+    for v in table.versions:
         label = f"version {v.number} (effective_from {v.effective_from})"
-        rows = sorted(v.rows, key=lambda r: _int(r, "refund_from"))
-        expected: int | None = 0
-        gap = False
-        for row in rows:
-            if row["refund_from"] != expected:
-                problems.append(Problem(name, label, f"no row covers refunds from {expected} yen (next row starts at {row['refund_from']})"))
-                gap = True
-                break
-            if row.get("refund_to") is None:
-                expected = None
-                break
-            expected = _int(row, "refund_to") + 1
-        if expected is not None and not gap:
-            problems.append(Problem(name, label, f"no row covers refunds from {expected} yen upwards (leave refund_to out on the last row)"))
+        yearly = [r for r in v.rows if r.get("date") is None]
+        closures: dict[str, int] = {}
+        for j, row in enumerate(v.rows):
+            if row.get("date") is None:
+                continue
+            where = f"{label}, row {j + 1}{_row_label(row)}"
+            try:
+                day = dt.date.fromisoformat(str(row["date"]))
+            except ValueError:
+                problems.append(Problem(table.file, where, f"date {row['date']!r} is not a calendar date (YYYY-MM-DD)"))
+                continue
+            if (day < v.effective_from and v.number > 1) or (v.effective_until is not None and day > v.effective_until):
+                until = f" to {v.effective_until}" if v.effective_until else ""
+                side = "before" if day < v.effective_from else "after"
+                problems.append(Problem(table.file, where, f"{day} is {side} this version's effective_from {v.effective_from}{until}; "
+                                                           "put it in the version in force on that date"))
+                continue
+            closed = closed_by_nature(day) or calendar_closure(yearly, day)
+            if row.get("closure") is not None:
+                if closed:
+                    problems.append(Problem(table.file, where, f"{day} is already closed ({closed}); a dated closure must fall on a business day"))
+                if day.isoformat() in closures:
+                    problems.append(Problem(table.file, where, f"{day} is also a dated closure (row {closures[day.isoformat()]})"))
+                closures.setdefault(day.isoformat(), j + 1)
+            elif not closed:
+                problems.append(Problem(table.file, where, f"{day} is already a business day; a dated working day must fall on a closed day"))
+        for j, row in enumerate(v.rows):
+            other = closures.get(str(row.get("date")))
+            if row.get("working_day") is not None and other is not None:
+                problems.append(Problem(table.file, f"{label}, row {j + 1}{_row_label(row)}",
+                                        f"{row['date']} is also a dated closure (row {other})"))
 
 
 def in_force(versions: list[Version], on: dt.date) -> Version:
@@ -452,9 +594,9 @@ def _cross_check(tables: dict[str, Table], problems: list[Problem]) -> None:
                             f"{_int(row, 'face_value') - _int(row, 'price')})",
                         )
                     )
-    costs = tables.get("refund_transfer_costs")
-    if costs:
-        _check_tiers(costs.file, costs.versions, problems)
+    business_calendar = tables.get("business_calendar")
+    if business_calendar:
+        _check_dated_days(business_calendar, problems)
     permissions = tables.get("permissions")
     if permissions:
         for v in permissions.versions:
@@ -530,14 +672,16 @@ class PolicySet:
 
     def lookup(self, table: str, on: dt.date, **question: Question) -> tuple[RowRef, ...]:
         key = (table, on, tuple(sorted(question.items())))
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        rows = self.evaluate(table, on, **question)
-        with self._cache_lock:
-            if len(self._cache) >= self._CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = rows
+        rows = self._cache.get(key)
+        if rows is None:
+            rows = self.evaluate(table, on, **question)
+            with self._cache_lock:
+                if len(self._cache) >= self._CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[key] = rows
+        hits = _recorded_hits.get()
+        if hits is not None:  # a golden run: note the rows that decided (first: only the first)
+            hits.update(r.key for r in (rows[:1] if self.tables[table].hit_policy == "first" else rows))
         return rows
 
     def lookup_one(self, table: str, on: dt.date, **question: Question) -> RowRef:
@@ -545,9 +689,24 @@ class PolicySet:
         if not rows:
             asked = ", ".join(f"{k}={v}" for k, v in question.items())
             raise NoRuleApplies(f"{self.tables[table].file}: no row applies on {on} to {asked or 'the question'}")
-        if len(rows) > 1:  # validation forbids this; never guess between two rows
+        if len(rows) > 1 and self.tables[table].hit_policy != "first":  # validation forbids this; never guess
             raise NoRuleApplies(f"{self.tables[table].file}: {len(rows)} rows apply on {on} to {question}")
-        return rows[0]
+        return rows[0]  # hit_policy first: the first in file order (one version is in force on a date)
+
+
+# The rows golden questions hit, while ``recording_hits`` is active in this context.
+_recorded_hits: contextvars.ContextVar[set[RowKey] | None] = contextvars.ContextVar("rule_hits", default=None)
+
+
+@contextlib.contextmanager
+def recording_hits() -> Iterator[set[RowKey]]:
+    """Collect the key of every row a lookup returns in this context (``rules test`` coverage)."""
+    hits: set[RowKey] = set()
+    token = _recorded_hits.set(hits)
+    try:
+        yield hits
+    finally:
+        _recorded_hits.reset(token)
 
 
 def load_policy(directory: Path | str | None = None, engine: RuleEngine | None = None) -> PolicySet:
@@ -589,8 +748,17 @@ def load_policy(directory: Path | str | None = None, engine: RuleEngine | None =
         versions = _parse_versions(file, valid, problems)
         if versions is None:
             continue
-        _check_table(file, spec, versions, problems)
-        tables[name] = Table(spec, file, valid.get("title"), versions)
+        hit_policy = valid["hit_policy"]
+        if hit_policy not in fitting_hit_policies(spec):
+            asks = "every matching row" if spec.many else "one answer"
+            problems.append(Problem(file, f"hit_policy: {hit_policy}",
+                                    f"the code takes {asks} from this table; declare {' or '.join(fitting_hit_policies(spec))}"))
+            continue
+        _check_table(file, spec, hit_policy, versions, problems)
+        if name == "mail_templates":
+            rows = [v.rows for v in versions]
+            problems.extend(Problem(file, where, message) for where, message in check_templates(path.read_text(encoding="utf-8"), rows))
+        tables[name] = Table(spec, file, valid.get("title"), versions, hit_policy)
     _cross_check(tables, problems)  # over the tables that validated on their own
     if problems:
         raise RulesInvalid(problems)

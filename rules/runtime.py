@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,10 @@ class RulesRuntime:
     def current(self) -> PolicySet:
         return self._current
 
-    def reload(self) -> ReloadOutcome:
+    def reload(self, guard: Callable[[PolicySet], Sequence[str]] | None = None) -> ReloadOutcome:
+        """Load the files again if they changed. ``guard`` (the server passes the rules
+        history's) may refuse validated files: it returns its problems, or raises when it
+        cannot tell (the old rules stay, and the next reload asks again)."""
         with self._lock:
             try:
                 seen = fingerprint(self.directory)
@@ -56,6 +60,15 @@ class RulesRuntime:
                     extra={"problems": [str(p) for p in exc.problems], "rejected_version": seen},
                 )
                 return ReloadOutcome(False, self._current.version, tuple(str(p) for p in exc.problems))
+            refused = tuple(guard(policy)) if guard is not None else ()
+            if refused:
+                self._rejected = seen
+                log.error(
+                    "rules not reloaded: the changed files rewrite rules already in force; still serving %s",
+                    self._current.version,
+                    extra={"problems": list(refused), "rejected_version": seen},
+                )
+                return ReloadOutcome(False, self._current.version, refused)
             old, self._current = self._current.version, policy
             self._rejected = None
             log.info("rules reloaded: %s -> %s", old, policy.version)

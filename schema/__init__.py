@@ -32,13 +32,16 @@ from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
 from schema.inputs import INPUT_SCALARS
 from schema.naccs import NaccsMutation, NaccsQuery
 from schema.registrations import RegistrationsMutation, RegistrationsQuery
+from schema.rules_diff import RulesDiffQuery
+from schema.rules_history import RulesHistoryQuery
 from schema.scalars import SCALAR_OVERRIDES
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
 
 @strawberry.type
-class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, ApplicationsQuery, CheckoutQuery, NaccsQuery, FeesQuery):
+class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, ApplicationsQuery, CheckoutQuery, NaccsQuery, FeesQuery,
+            RulesDiffQuery, RulesHistoryQuery):
     pass
 
 

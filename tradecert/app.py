@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,8 +34,10 @@ from resolvers.core.context import Context, Services
 from resolvers.core.logs import new_request_id, request_id_var
 from resolvers.core.ratelimit import client_address
 from resolvers.core.settings import Settings
+from rules.policy import PolicySet
 from schema import build_schema
 from tradecert.composition import DOCUMENTS, Document, build_services
+from tradecert.fee_page import routes as fee_page_routes
 from tradecert.gateway_pages import routes as gateway_routes
 from tradecert.graphiql import page as graphiql_page
 from tradecert.graphiql import routes as graphiql_routes
@@ -48,7 +51,7 @@ log = logging.getLogger("tradecert.http")
 
 HTTP_REQUESTS = Counter("tradecert_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("tradecert_http_request_seconds", "HTTP request latency", ["route"])
-KNOWN_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/activate")
+KNOWN_ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/activate", "/fees")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -205,12 +208,83 @@ def _language(accept: str) -> str:
     return best
 
 
+async def _record_rules(services: Services, files: Mapping[str, str] | None = None) -> bool:
+    """Record the rules being served in the rules history; False when the database could
+    not take it now (the watcher tries again)."""
+    from resolvers.fees.rules_history import record_version
+
+    try:
+        await record_version(services.db, services.rules.current, services.clock, files)
+    except Exception as exc:
+        log.warning("rules version %s not recorded in the rules history yet: %s", services.rules.current.version,
+                    type(exc).__name__)
+        return False
+    return True
+
+
+async def _start_rules_history(services: Services) -> None:
+    """At start-up: refuse files that rewrite rules already in force (the message says what
+    to do), then record the version served. A database that cannot answer now is asked again
+    by the watcher."""
+    from resolvers.fees.rules_history import history_rewrites
+
+    policy = services.rules.current
+    try:
+        problems = await history_rewrites(services.db, policy, services.clock)
+    except Exception as exc:
+        log.warning("rules history not consulted at start-up: %s", type(exc).__name__)
+        return
+    if problems:
+        for problem in problems:
+            log.error("rules refused: %s", problem)
+        raise RuntimeError(f"the rule files rewrite {len(problems)} row(s) already in force; "
+                           "add a new version instead (see the log)")
+    await _record_rules(services)
+
+
+def _history_guard(services: Services, loop: asyncio.AbstractEventLoop,
+                   loaded: dict[str, dict[str, str]]) -> Callable[[PolicySet], list[str]]:
+    """For RulesRuntime.reload (in a worker thread): the rules history's objections to new
+    files, asked on the server's event loop (where the database engine lives). Keeps the
+    files' text as loaded in ``loaded`` (the history records exactly what was served)."""
+    from resolvers.fees.rules_history import files_of, history_rewrites
+
+    def guard(policy: PolicySet) -> list[str]:
+        files = files_of(policy)
+        if files is None:  # edited again while loading: the next poll loads them
+            raise RuntimeError("the rule files changed while they were loaded")
+        loaded[policy.version] = files
+        asked = asyncio.run_coroutine_threadsafe(history_rewrites(services.db, policy, services.clock), loop)
+        return [str(problem) for problem in asked.result(timeout=60)]
+
+    return guard
+
+
+async def _reload_rules(services: Services) -> None:
+    """Reload edited rule files unless they do not validate or rewrite the rules history;
+    record a version that went live."""
+    loop = asyncio.get_running_loop()
+    loaded: dict[str, dict[str, str]] = {}
+    try:
+        outcome = await asyncio.to_thread(services.rules.reload, _history_guard(services, loop, loaded))
+    except Exception as exc:
+        log.error("rules not reloaded: the rules history could not be consulted (%s); still serving %s",
+                  exc, services.rules.current.version)
+        return
+    if outcome.changed:
+        await _record_rules(services, loaded.get(outcome.version))
+
+
 async def _watch_rules(services: Services) -> None:
     interval = services.settings.rules_poll_seconds
+    recorded: str | None = None
     while True:
         await asyncio.sleep(interval)
         try:
-            await asyncio.to_thread(services.rules.reload)
+            await _reload_rules(services)
+            version = services.rules.current.version
+            if recorded != version and await _record_rules(services):  # cheap: one INSERT … DO NOTHING
+                recorded = version
         except Exception:  # never let the watcher die
             log.exception("rules watcher failed")
 
@@ -245,6 +319,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             checks["database"] = f"unreachable: {type(exc).__name__}"
             ok = False
         checks["rulesVersion"] = services.rules.current.version if services.rules.current else None
+        checks["worker"] = os.getpid()  # under `serve --workers N`, which process answered (each has its own rules)
         ok = ok and checks["rulesVersion"] is not None
         scheduler = getattr(request.app.state, "scheduler", None)
         checks["scheduler"] = ("off" if not settings.run_jobs
@@ -309,6 +384,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await _start_rules_history(services)  # refuses files that rewrite rules in force
         watcher = asyncio.create_task(_watch_rules(services)) if settings.rules_poll_seconds > 0 else None
         scheduler = None
         if settings.run_jobs:
@@ -318,7 +394,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.state.scheduler = scheduler  # /readyz reports a scheduler that stopped
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(services.rules.reload)))
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_rules(services)))
         try:
             yield
         finally:
@@ -343,6 +419,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             *gateway_routes(services),
             *(graphiql_routes() if settings.graphiql else ()),
             *mailbox_routes(services),  # /dev/mail, outside production only
+            *fee_page_routes(services),  # /fees, the public fee schedule, in production too
             Route("/graphql", graphql),
         ],
         lifespan=lifespan,

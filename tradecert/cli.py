@@ -200,16 +200,149 @@ def rules() -> None:
 
 @rules.command("check")
 def rules_check() -> None:
-    """Validate every rule file; exit 1 naming file, version, row and value of each problem."""
+    """Validate every rule file; exit 1 naming file, version, row and value of each problem,
+    or (with a database) each row of a version already in force that the files rewrite."""
     settings = _settings()
     policy = _load_rules(settings)
+    consulted, problems = asyncio.run(_rules_history_problems(settings, policy))
+    if problems:
+        errors.print(f"[red]rules in {settings.rules_dir} rewrite rules already in force "
+                     f"({len(problems)} problem(s)):[/]")
+        for problem in problems:
+            errors.print(f"  {problem}", markup=False, highlight=False)
+        raise SystemExit(1)
     console.print(f"rules OK: {len(policy.tables)} tables in {settings.rules_dir}, version {policy.version}")
+    console.print(consulted, markup=False, highlight=False)
+
+
+def _no_database_file(settings: Settings) -> str | None:
+    """Why an SQLite database cannot hold a rules history: its file does not exist."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        return f"no database at {url.database or settings.database_url}"
+    return None
+
+
+async def _rules_history(settings: Settings) -> tuple[Database | None, str]:
+    """The database holding the rules history, or None and why not (never creates one)."""
+    from sqlalchemy import inspect
+
+    from persistence.db import Database
+    from persistence.problems import DatabaseUnavailable
+
+    missing = _no_database_file(settings)
+    if missing:
+        return None, f"rules history not consulted: {missing}"
+    try:
+        await check_database(settings)
+    except DatabaseUnavailable as exc:
+        return None, f"rules history not consulted: {exc}"
+    database = Database(settings.database_url, schema=settings.database_schema)
+    async with database.engine.connect() as conn:
+        present = await conn.run_sync(lambda c: inspect(c).has_table("rules_versions"))
+    if not present:
+        await database.dispose()
+        return None, "rules history not consulted: the database has none yet (run `tradecert db upgrade`)"
+    return database, ""
+
+
+async def _rules_history_problems(settings: Settings, policy: PolicySet) -> tuple[str, list[str]]:
+    from resolvers.core.clock import Clock
+    from resolvers.fees.rules_history import all_versions, rewrites
+
+    database, why_not = await _rules_history(settings)
+    if database is None:
+        return why_not, []
+    try:
+        history = await all_versions(database)
+    finally:
+        await database.dispose()
+    problems = rewrites(history, policy, Clock().today())
+    return f"rules history consulted: {len(history)} version(s) went live, none rewritten", [str(p) for p in problems]
+
+
+@rules.command("history")
+def rules_history() -> None:
+    """List the rules versions that went live, newest first, with when (Asia/Tokyo)."""
+    from resolvers.core.clock import TOKYO
+    from resolvers.fees.rules_history import all_versions
+    from rules.policy import fingerprint
+
+    settings = _settings()
+
+    async def go() -> tuple[list[tuple[str, str, int]], str]:
+        database, why_not = await _rules_history(settings)
+        if database is None:
+            return [], why_not
+        try:
+            found = await all_versions(database)
+        finally:
+            await database.dispose()
+        return [(v.version, f"{v.went_live_at.astimezone(TOKYO):%Y-%m-%d %H:%M}", len(v.files)) for v in found], ""
+
+    found, why_not = asyncio.run(go())
+    if why_not:
+        raise click.ClickException(why_not.replace("rules history not consulted: ", "no rules history: "))
+    try:
+        on_disk = fingerprint(settings.rules_dir)
+    except OSError:
+        on_disk = ""
+    console.print(f"{'went live (Asia/Tokyo)':<24}{'version':<14}{'files':>5}", markup=False, highlight=False)
+    for version, at, files in found:
+        mark = "  (the files in " + settings.rules_dir.name + "/)" if version == on_disk else ""
+        console.print(f"{at:<24}{version:<14}{files:>5}{mark}"[:80], markup=False, highlight=False)
+    console.print(f"{len(found)} version(s)", markup=False, highlight=False)
+
+
+@rules.command("diff")
+@click.option("--from", "start", metavar="VERSION|DATE",
+              help="A rules version or a date; default: the day before the last revision in force on --to.")
+@click.option("--to", "end", metavar="VERSION|DATE", help="A rules version or a date (Asia/Tokyo); default today.")
+def rules_diff(start: str | None, end: str | None) -> None:
+    """Rows added, removed and changed per table and version. Two dates compare the rows in
+    force on each (in the files of the rules directory); a version (as `rules history`
+    lists it) compares every version of its files with the other end's."""
+    from resolvers.core.clock import Clock
+    from resolvers.core.errors import UserFailure
+    from resolvers.fees.rules_diff import RulesPoint, between, rules_point
+    from resolvers.fees.rules_history import policy_of_version
+    from tradecert.rules_diff import default_start, render
+
+    settings = _settings()
+    policy = _load_rules(settings)
+
+    async def stored(version: str) -> PolicySet | None:
+        database, why_not = await _rules_history(settings)
+        if database is None:
+            raise click.ClickException(f"version {version} is not the files' ({policy.version}); {why_not}")
+        try:
+            return await policy_of_version(database, version)
+        finally:
+            await database.dispose()
+
+    async def points() -> tuple[RulesPoint, RulesPoint]:
+        last = await rules_point(end, "--to", policy, stored) if end is not None else RulesPoint(policy, Clock().today())
+        if start is not None:
+            return await rules_point(start, "--from", policy, stored), last
+        if last.on is None:
+            raise click.UsageError("give --from when --to is a version")
+        return RulesPoint(policy, default_start(policy, last.on)), last
+
+    try:
+        first, last = asyncio.run(points())
+    except UserFailure as failure:
+        raise click.UsageError(failure.message("en")) from None
+    for line in render(first, last, between(first, last)):
+        click.echo(line)
 
 
 @rules.command("test")
 def rules_test() -> None:
-    """Run the golden tables (rules/tests/*.yaml); exit 1 on any disagreement."""
-    from rules.golden import run_golden
+    """Run the golden tables (rules/tests/*.yaml); exit 1 on any disagreement or on a rule
+    row (of any version) that no golden row hits."""
+    from rules.golden import run_golden, uncovered_rows
 
     settings = _settings()
     policy = _load_rules(settings)
@@ -217,15 +350,22 @@ def rules_test() -> None:
     failed = [r for r in results if not r.passed]
     for result in failed:
         errors.print(f"FAIL {result.describe()}", markup=False, highlight=False)
+    uncovered = uncovered_rows(policy, results)
+    for row in uncovered:
+        errors.print(f"UNCOVERED {row.describe()}", markup=False, highlight=False)
     console.print(f"golden rows: {len(results) - len(failed)} passed, {len(failed)} failed")
-    if failed or not results:
+    if uncovered:
+        console.print(f"{len(uncovered)} row(s) of the rule files hit by no golden row: add a golden row for each")
+    if failed or uncovered or not results:
         raise SystemExit(1)
 
 
 @rules.command("show")
 @click.argument("what", required=False, default="fees", type=click.Choice(["fees", "permissions"]))
 @click.option("--on", "on", type=IsoDate(), help="Date (Asia/Tokyo); default today.")
-def rules_show(what: str, on: dt.datetime | None) -> None:
+@click.option("--format", "output", type=click.Choice(["text", "markdown", "html"]), default="text", show_default=True,
+              help="Fee schedule as a terminal table, Markdown tables for a website, or the /fees page.")
+def rules_show(what: str, on: dt.datetime | None, output: str) -> None:
     """Print the fee schedule (or, with `permissions`, who may do what) in force on a date."""
     from resolvers.core.clock import Clock
     from rules import fees
@@ -235,6 +375,12 @@ def rules_show(what: str, on: dt.datetime | None) -> None:
     day = on.date() if on else Clock().today()
     if what == "permissions":
         _show_permissions(policy, day)
+        return
+    if output != "text":
+        from tradecert import fee_page
+
+        page = fee_page.build(policy, day)
+        click.echo(fee_page.render_html(page) if output == "html" else fee_page.render_markdown(page), nl=False)
         return
     # ASCII lines and no fixed "rule" column: a box-drawing character is two columns wide in a
     # Japanese terminal, and a fourth column cut the rule file names to "application_fee…"

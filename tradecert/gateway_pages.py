@@ -21,7 +21,7 @@ from persistence.models import SandboxGatewaySession
 from resolvers.adapters.gateway import SIGNATURE_HEADER, SandboxGateway, SandboxStatus, check_card
 from resolvers.core.clock import TOKYO
 from resolvers.core.context import Services
-from resolvers.payments.card import InvalidNotification, receive_notification
+from resolvers.payments.card import InvalidNotification, receive_notification, session_minutes
 from tradecert.pages import FORM_PAGE_CSP, page_headers
 
 log = logging.getLogger("tradecert.payments")
@@ -93,6 +93,10 @@ def routes(services: Services) -> list[Route]:
         return FORM.format(problems=problems, expires=f"{row.expires_at.astimezone(TOKYO):%Y-%m-%d %H:%M:%S} (日本時間)",
                            **fields)
 
+    def expired() -> str:  # the minutes are policy: card_session_minutes in limits.yaml
+        return _message("SESSION_EXPIRED", f"エラーが発生しました。決済の有効期限 ({session_minutes(services)}分) を過ぎました。"
+                        "再度、決済する内容を選択してください。")
+
     async def pay(request: Request) -> Response:
         session_id = request.path_params["session"]
         row = await sandbox.get(services, session_id)
@@ -103,8 +107,7 @@ def routes(services: Services) -> list[Route]:
         if row.status != SandboxStatus.OPEN:
             return _page(row, _message("SESSION_CLOSED", "この決済は終了しています。最初からやり直してください。"), 410)
         if services.clock.now() > row.expires_at:
-            return _page(row, _message("SESSION_EXPIRED", "エラーが発生しました。決済の有効期限 (5分) を過ぎました。"
-                                       "再度、決済する内容を選択してください。"), 410)
+            return _page(row, expired(), 410)
         if request.method == "GET":
             return _page(row, form(row))
         raw = (await request.body()).decode("utf-8", "replace")[:4096]
@@ -114,8 +117,7 @@ def routes(services: Services) -> list[Route]:
             return _page(row, form(row, values, errors), 422)
         charge = await sandbox.pay(services, session_id, values)
         if charge.status == SandboxStatus.EXPIRED:
-            return _page(row, _message("SESSION_EXPIRED", "エラーが発生しました。決済の有効期限 (5分) を過ぎました。"
-                                       "再度、決済する内容を選択してください。"), 410)
+            return _page(row, expired(), 410)
         if charge.decline is not None:  # the session stays open: the payer may try another card
             declined = _message("PAYMENT_DECLINED", f"カードが承認されませんでした: {charge.decline.reason}"
                                 "別のカードでお支払いいただけます。", reason=charge.decline.code)

@@ -18,16 +18,8 @@ CERTIFICATE_TYPE_NAMES: Final[dict[CertificateType, str]] = {
 
 # --------------------------------------------------------------------------- mails (to the creator)
 
-HELD_SUBJECT: Final = "【貿易関係証明発給システム】申請保留のお知らせ"
-HELD_BODY: Final = ("受付番号 {receipt_number} の申請は保留になりました。\n理由: {reason}\n"
-                    "内容を修正して再申請してください。\n")
-
-APPROVED_SUBJECT: Final = "【貿易関係証明発給システム】申請承認のお知らせ"
-APPROVED_BODY: Final = "受付番号 {receipt_number} の申請が承認されました。クレジットカード決済後に交付されます。\n"
-
-ISSUED_SUBJECT: Final = "【貿易関係証明発給システム】証明書交付のお知らせ"
-ISSUED_BODY: Final = ("受付番号 {receipt_number} の証明書を交付しました。証明書番号 {certificate_number}\n"
-                      "システムから証明書(PDF)を印刷してください。\n")
+# Subjects and bodies are policy: rules/mail_templates.yaml (application.hold, application.approved,
+# application.issued), rendered by use_cases._mail.
 
 # --------------------------------------------------------------------------- coupon ledger notes
 

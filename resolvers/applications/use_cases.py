@@ -45,7 +45,7 @@ from resolvers.coupons import ledger
 from resolvers.coupons.names import CouponEntryKind
 from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
 from resolvers.identity.names import AccountKind, RegistrationKind
-from rules import fees
+from rules import fees, mail
 
 MAX_GOODS = 50
 HS_CODE = re.compile(r"^\d{4}(\.?\d{2}){1,3}$")  # 4-digit heading, then 6 (HS), 8 or 10 digits (national)
@@ -411,8 +411,7 @@ async def hold_application(ctx: Context, app_id: int, reason: str) -> int:
                          {"state": ApplicationState.ON_HOLD, "hold_reason": checked, "updated_at": now},
                          state_names=words.STATE_NAMES)
         await give_back_coupon(tx, app, now, who.account.id, words.HELD_NOTE)
-        await _mail(tx, app, now, "application.hold", words.HELD_SUBJECT,
-                    words.HELD_BODY.format(receipt_number=app.receipt_number, reason=checked))
+        await _mail(tx, ctx.services, app, now, "application.hold", {"receipt_number": app.receipt_number, "reason": checked})
         audit(tx, ctx, who.account, "application.hold", target=f"Application:{app_id}", detail=checked)
     return app_id
 
@@ -430,8 +429,7 @@ async def approve_application(ctx: Context, app_id: int) -> int:
         if app.fee_payment == FeePayment.COUPON:
             await issue(tx, ctx.services, app_id, now)
         else:
-            await _mail(tx, app, now, "application.approved", words.APPROVED_SUBJECT,
-                        words.APPROVED_BODY.format(receipt_number=app.receipt_number))
+            await _mail(tx, ctx.services, app, now, "application.approved", {"receipt_number": app.receipt_number})
         audit(tx, ctx, who.account, "application.approve", target=f"Application:{app_id}")
     return app_id
 
@@ -454,13 +452,16 @@ async def issue(session: AsyncSession, services: Services, app_id: int, now: dt.
                 signature=signature, key_id=kid).returning(Application.id))
     if issued is None:
         return False
-    await _mail(session, app, now, "application.issued", words.ISSUED_SUBJECT,
-                words.ISSUED_BODY.format(receipt_number=app.receipt_number, certificate_number=number))
+    await _mail(session, services, app, now, "application.issued",
+                {"receipt_number": app.receipt_number, "certificate_number": number})
     return True
 
 
-async def _mail(session: AsyncSession, app: Application, now: dt.datetime, kind: str, subject: str, body: str) -> None:
-    """To the person in charge: the account that created the application."""
+async def _mail(session: AsyncSession, services: Services, app: Application, now: dt.datetime, kind: str,
+                values: dict[str, object]) -> None:
+    """To the person in charge: the account that created the application; the words are
+    the template ``kind`` of rules/mail_templates.yaml."""
     creator = await session.get(Account, app.created_by_id)
     if creator is not None and creator.email:
-        queue_mail(session, now, kind, creator.email, subject, body, account_id=creator.id)
+        words_of = mail.render(services.rules.current, services.clock.today(), kind, values)
+        queue_mail(session, now, kind, creator.email, words_of.subject, words_of.body, account_id=creator.id)

@@ -70,19 +70,6 @@ CARD_DESCRIPTION: Final = "貿易関係証明発給システム クーポン購�
 
 # --------------------------------------------------------------------------- mails (to the buyer)
 
-ORDER_SUBJECT: Final = "【貿易関係証明発給システム】クーポン購入のお知らせ（お振込のご案内）"
-ORDER_LINE: Final = "  {name} {price:,}円 × {quantity}"
-ORDER_BODY: Final = (
-    "{company} 様\n\nクーポンのご注文を承りました。下記口座へお振込みください。\n\n"
-    "注文番号: {order_number}\n購入内容:\n{lines}\nお振込金額: {amount:,}円\n\n"
-    "振込先銀行: {bank_name} ({bank_code})\n支店: {branch_name} ({branch_code})\n"
-    "口座種別: 普通\n口座番号: {account_number}\n名義: {holder}\n"
-    "振込口座有効期限: {valid_until:%Y年%m月%d日}\n\n"
-    "※振込手数料はご購入者の負担となります。入金額が購入額と異なる場合の返金は、振込手数料等の諸経費を除いた金額となります。\n"
-)
-
-ISSUED_SUBJECT: Final = "【貿易関係証明発給システム】クーポン発行のお知らせ"
-# rendered by the database (reconciliation._render): plain {placeholders} only
-ISSUED_BY_TRANSFER_BODY: Final = "注文番号 {order_number} のご入金を確認し、クーポン {coupons} 枚を発行しました。\n"
-ISSUED_BY_CARD_BODY: Final = ("注文番号 {order_number} のクレジットカード決済 ({amount:,}円, 決済番号 "
-                              "{payment_number}) を確認し、クーポン {coupons} 枚を発行しました。\n")
+# The mails' subjects and bodies are policy: rules/mail_templates.yaml (coupon.order, coupon.order_line,
+# coupon.issued_by_transfer — rendered by the database, reconciliation._render — and coupon.issued_by_card).
+MAIL_DATE: Final = "%Y年%m月%d日"  # a date a mail shows ({valid_until})

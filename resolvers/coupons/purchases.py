@@ -47,9 +47,10 @@ from resolvers.identity.accounts import Viewer, audit, authorize, membership_at,
 from resolvers.identity.names import Membership
 from resolvers.payments import card as payments
 from resolvers.payments.names import CardPaymentStatus, PaymentPurpose
-from rules import fees
+from rules import fees, mail
 from rules.fees import CouponProduct
 from rules.limits import limit
+from rules.policy import PolicySet
 
 MAX_QUANTITY = 1000  # per line: a typo guard (an absurd order), not policy
 MAX_LINES = 10  # lines of one order: there are two products; a bound for hostile input
@@ -221,21 +222,24 @@ async def _place_order(tx: AsyncSession, ctx: Context, who: Viewer, registration
     else:
         account = await bank_of(ctx.services).open_virtual_account(tx, purchase.id, today + dt.timedelta(days=valid_days))
         if email:  # an account without an address is told by the transfer request (振込依頼書) alone
-            queue_mail(tx, now, CouponMail.ORDER, email, words.ORDER_SUBJECT,
-                       _order_mail(purchase, registration, account, priced), account_id=who.account.id)
+            order = _order_mail(policy, today, purchase, registration, account, priced)
+            queue_mail(tx, now, CouponMail.ORDER, email, order.subject, order.body, account_id=who.account.id)
     audit(tx, ctx, who.account, "coupon.purchase", target=f"CouponPurchase:{purchase.id}",
           detail=f"{purchase.order_number} {coupons} coupons {amount} yen")
     return purchase
 
 
-def _order_mail(purchase: CouponPurchase, registration: TradeRegistration, account: VirtualAccount,
-                priced: Priced) -> str:
-    lines = "\n".join(words.ORDER_LINE.format(name=p.name, price=p.price, quantity=line.quantity) for line, p in priced)
-    return words.ORDER_BODY.format(
-        company=registration.name, order_number=purchase.order_number, lines=lines, amount=purchase.amount,
-        bank_name=account.bank_name, bank_code=account.bank_code, branch_name=account.branch_name,
-        branch_code=account.branch_code, account_number=account.account_number, holder=account.holder,
-        valid_until=account.valid_until)
+def _order_mail(policy: PolicySet, today: dt.date, purchase: CouponPurchase, registration: TradeRegistration,
+                account: VirtualAccount, priced: Priced) -> mail.Mail:
+    """The transfer request mail (coupon.order and a coupon.order_line per product, mail_templates.yaml)."""
+    lines = "\n".join(mail.render(policy, today, "coupon.order_line",
+                                  {"name": p.name, "price": f"{p.price:,}", "quantity": line.quantity}).body
+                      for line, p in priced)
+    return mail.render(policy, today, "coupon.order", {
+        "company": registration.name, "order_number": purchase.order_number, "lines": lines, "amount": f"{purchase.amount:,}",
+        "bank_name": account.bank_name, "bank_code": account.bank_code, "branch_name": account.branch_name,
+        "branch_code": account.branch_code, "account_number": account.account_number, "holder": account.holder,
+        "valid_until": f"{account.valid_until:{words.MAIL_DATE}}"})
 
 
 async def cancel_coupon_purchase(ctx: Context, purchase_id: int) -> CouponPurchase:
@@ -569,9 +573,10 @@ async def card_paid(session: AsyncSession, services: Services, payment: CardPaym
     await session.execute(update(CouponAccount).where(CouponAccount.registration_id == purchase.registration_id)
                           .values(pending=CouponAccount.pending - purchase.coupons, updated_at=now))
     if purchase.notify_email:
-        queue_mail(session, now, CouponMail.ISSUED, purchase.notify_email, words.ISSUED_SUBJECT,
-                   words.ISSUED_BY_CARD_BODY.format(order_number=purchase.order_number, amount=payment.amount,
-                                                    payment_number=payment.payment_number, coupons=purchase.coupons),
+        issued_mail = mail.render(services.rules.current, services.clock.today(), "coupon.issued_by_card", {
+            "order_number": purchase.order_number, "amount": f"{payment.amount:,}",
+            "payment_number": payment.payment_number, "coupons": purchase.coupons})
+        queue_mail(session, now, CouponMail.ISSUED, purchase.notify_email, issued_mail.subject, issued_mail.body,
                    account_id=purchase.buyer_id)
     return True
 

@@ -82,8 +82,8 @@ from persistence.models import (
 from resolvers.adapters.mail import OutboxStatus
 from resolvers.coupons import messages as words
 from resolvers.coupons.names import CouponEntryKind, CouponMail, DepositOutcome, PurchaseStatus
-from rules import fees
-from rules.policy import PolicySet
+from rules import fees, mail
+from rules.policy import PolicySet, RowRef
 
 CHUNK = 5000  # deposits per reconciliation transaction (docs/decisions.md, "Reconciliation in chunks")
 
@@ -329,7 +329,7 @@ async def apply_deposits(tx: AsyncSession, policy: PolicySet, today: dt.date, no
     await _decide(tx, policy, today)
     await _write_orders(tx, now)
     await _issue_coupons(tx, now)
-    await _owe_and_tell(tx, now)
+    await _owe_and_tell(tx, now, mail.template(policy, today, "coupon.issued_by_transfer"))
     await _claim(tx, now, found)
     counts = (await tx.execute(select(work.c.outcome, func.count()).group_by(work.c.outcome))).all()
     return {outcome: n for outcome, n in counts}
@@ -471,7 +471,7 @@ async def _issue_coupons(tx: AsyncSession, now: dt.datetime) -> None:
         updated_at=_at(now)))
 
 
-async def _owe_and_tell(tx: AsyncSession, now: dt.datetime) -> None:
+async def _owe_and_tell(tx: AsyncSession, now: dt.datetime, issued: RowRef) -> None:
     """A refund for every deposit owed anything (even one the costs eat up: it is on
     record), and a mail to the buyer of every order issued."""
     reason = case(*[(work.c.outcome == outcome.value, literal(text_, String))
@@ -485,8 +485,8 @@ async def _owe_and_tell(tx: AsyncSession, now: dt.datetime) -> None:
         ["created_at", "kind", "to_address", "subject", "body", "status", "attempts", "next_attempt_at", "account_id"],
         select(_at(now), literal(CouponMail.ISSUED.value, String),
                func.coalesce(func.nullif(purchases_t.c.notify_email, ""), func.nullif(people_t.c.email, ""), ""),
-               literal(words.ISSUED_SUBJECT, String),
-               _render(words.ISSUED_BY_TRANSFER_BODY, order_number=work.c.order_number, coupons=work.c.order_coupons),
+               literal(issued.text("subject"), String),  # coupon.issued_by_transfer of mail_templates.yaml
+               _render(issued.text("body"), order_number=work.c.order_number, coupons=work.c.order_coupons),
                literal(OutboxStatus.PENDING.value, String), literal(0, Integer), _at(now), purchases_t.c.buyer_id)
         .select_from(work)
         .join(purchases_t, purchases_t.c.id == work.c.purchase_id)

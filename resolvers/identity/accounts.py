@@ -364,7 +364,10 @@ async def change_password(ctx: Context, current_password: str, new_password: str
 async def me(ctx: Context) -> AccountView | None:
     """The logged-in account, with its registration (read with the viewer: one statement)."""
     who = await viewer(ctx)
-    return who.view if who is not None else None
+    if who is None:
+        return None
+    await authorize(ctx, who, "account.view_self", {"self"})
+    return who.view
 
 
 async def sub_accounts(ctx: Context) -> list[AccountView]:
@@ -372,11 +375,23 @@ async def sub_accounts(ctx: Context) -> list[AccountView]:
     its registration. Anyone else: forbidden (permissions.yaml). The same rule as
     ``subaccounts.list_sub_accounts``, read set-based into views."""
     who = await require_viewer(ctx)
-    if who.kind == AccountKind.SIGNER:
-        await authorize(ctx, who, "subaccount.view", {"generated_by_me"})
-        return await queries.sub_accounts_of_signer(ctx, who.id)
-    await authorize(ctx, who, "subaccount.view", {"own_registration"})
-    return await queries.active_sub_accounts_of(ctx, who.registration_id)
+    generated, registration = sub_account_scopes(ctx, who)
+    found = {view.id: view for view in await queries.sub_accounts_of_signer(ctx, who.id)} if generated else {}
+    if registration:
+        found.update((view.id, view) for view in await queries.active_sub_accounts_of(ctx, who.registration_id))
+    return [found[k] for k in sorted(found)]
+
+
+def sub_account_scopes(ctx: Context, who: Viewer) -> tuple[bool, bool]:
+    """Which sub-IDs ``who`` may list (subaccount.view): those it generated, and the activated
+    ones of its registration — FORBIDDEN when permissions.yaml allows neither."""
+    policy, today = ctx.services.rules.current, ctx.clock.today()
+    generated = is_allowed(policy, today, who.actor, "subaccount.view", {"generated_by_me"})
+    registration = (who.account.registration_id is not None
+                    and is_allowed(policy, today, who.actor, "subaccount.view", {"own_registration"}))
+    if not (generated or registration):
+        raise Forbidden()
+    return generated, registration
 
 
 async def account_by_id(ctx: Context, account_id: int) -> Account | None:

@@ -1,5 +1,5 @@
 """Sub-ID lifecycle (the seeds: eco-sub-id.ja.txt): create → notify (mail with the
-activation link, never the password) → activate within 72 hours → manage.
+activation link, never the password) → activate within the hours of limits.yaml → manage.
 
 Every check of *who* may act goes through ``authorize`` (rules/permissions.yaml); this
 module works out how the target account relates to the actor and enforces the facts
@@ -13,7 +13,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,12 +24,14 @@ from resolvers.core.clock import TOKYO
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.identity import messages
-from resolvers.identity.accounts import Viewer, audit, authorize, hash_token, require_viewer
+from resolvers.identity.accounts import Viewer, audit, authorize, hash_token, require_viewer, sub_account_scopes
 from resolvers.identity.names import AccountKind, AccountStatus, RegistrationKind, SessionEnd
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable, verify_password
+from rules import mail
+from rules.limits import limit
+from rules.mail_names import fill
 from rules.permissions import is_allowed
 
-ACTIVATION_VALID = dt.timedelta(hours=72)  # eco-sub-id: URLの有効期限はメール送信後3日(72時間)
 SUB_ID_LENGTH = 12  # eco-sub-id: e.g. GRdCyg4TeUUJ
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -45,6 +47,8 @@ def relations(actor: Account, target: Account) -> set[str]:
         found.add("own_registration")
     if target.chamber_id is not None and target.chamber_id == actor.chamber_id:
         found.add("same_chamber")
+    if target.kind == AccountKind.SUB and target.status != AccountStatus.ACTIVE:
+        found &= {"self", "generated_by_me"}  # eco-sub-id: a sub-ID joins its organisation once activated
     return found or {"none"}
 
 
@@ -124,8 +128,10 @@ async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
     await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
     checked_phone = validation.phone(data.phone, ["input", "phone"], required=True)
     checked_email = validation.email(data.email, ["input", "email"])
-    subject = validation.text(data.subject, ["input", "subject"], 200, messages.SUBJECT, required=False) or messages.SUB_ID_NOTICE_SUBJECT
-    body = validation.text(data.body, ["input", "body"], 5000, messages.BODY, required=False) or messages.SUB_ID_NOTICE_BODY
+    policy, today = ctx.services.rules.current, ctx.clock.today()
+    notice = mail.template(policy, today, "subaccount.notice")  # the chamber's words (mail_templates.yaml)
+    subject = validation.text(data.subject, ["input", "subject"], 200, messages.SUBJECT, required=False) or notice.text("subject")
+    body = validation.text(data.body, ["input", "body"], 5000, messages.BODY, required=False) or notice.text("body")
     problems = _failures(checked_phone, checked_email, subject, body)
     if problems:
         raise UserFailures(problems)
@@ -147,18 +153,19 @@ async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
         raise UserFailure(ErrorCode.EMAIL_DOMAIN_MISMATCH, ["input", "email"])
 
     now = ctx.clock.now()
-    expires = now + ACTIVATION_VALID
+    hours = limit(policy, today, "subaccount_activation_hours")  # eco-sub-id: URLの有効期限はメール送信後3日(72時間)
+    expires = now + dt.timedelta(hours=hours)
     token = secrets.token_urlsafe(32)
     url = f"{ctx.services.settings.public_url}/activate?token={token}"
     values = {
         "company": registration.name, "agent_company": registration.name, "name": target.name,
         "activation_url": url, "chamber_code": chamber.code, "sub_id": target.username,
         "expires_at": expires.astimezone(TOKYO).strftime(messages.EXPIRES_AT_FORMAT),
-        "signer_name": who.account.name,
+        "signer_name": who.account.name, "activation_hours": str(hours),
     }
-    text_body = _fill(body, values)
+    subject, text_body = fill(subject, values), fill(body, values)
     if url not in text_body:  # the link, chamber code and sub-ID always reach the recipient
-        text_body += messages.SUB_ID_NOTICE_ESSENTIALS.format_map(values)
+        text_body += "\n\n" + mail.render(policy, today, "subaccount.notice_essentials", values).body
     async with ctx.services.db.write() as session:
         # a new link replaces every earlier one
         await session.execute(
@@ -173,17 +180,9 @@ async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
                 target_registration_id=registration.id, status=status, updated_at=now,
             )
         )
-        queue_mail(session, now, "subaccount.notify", checked_email, _fill(subject, values), text_body, account_id=target.id)
+        queue_mail(session, now, "subaccount.notify", checked_email, subject, text_body, account_id=target.id)
         audit(session, ctx, who.account, "subaccount.notify", target=f"Account:{target.id}", detail=f"to {checked_email}")
     return await _load(ctx, target.id)
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    """Replace {placeholders}; text in braces that is not a placeholder stays as typed."""
-    out = template
-    for key, value in values.items():
-        out = out.replace("{" + key + "}", value)
-    return out
 
 
 # --------------------------------------------------------------------------- activate
@@ -328,9 +327,8 @@ async def _reread(ctx: Context, account_id: int) -> Account:
 async def _may_reset(ctx: Context, who: Viewer, target: Account | None) -> Account:
     if target is None or target.deleted_at is not None or target.id == who.account.id:
         raise UserFailure(ErrorCode.NOT_FOUND, ["input", "accountId"])
-    if target.kind not in (AccountKind.SIGNER, AccountKind.SUB) or (
-            who.account.kind == AccountKind.ADMIN and target.kind == AccountKind.SUB and target.status != AccountStatus.ACTIVE):
-        raise Forbidden()  # admins manage signers and *activated* sub-IDs only (eco-sub-id)
+    if target.kind not in (AccountKind.SIGNER, AccountKind.SUB):
+        raise Forbidden()  # passwords of signers and sub-IDs only; an un-activated sub-ID: see relations()
     await authorize(ctx, who, "account.reset_password", relations(who.account, target))
     return target
 
@@ -348,12 +346,11 @@ async def list_sub_accounts(ctx: Context) -> list[Account]:
     """A signer: the sub-IDs it generated. An applicant's admin: every activated sub-ID of
     its registration. Anyone else: forbidden (permissions.yaml)."""
     who = await require_viewer(ctx)
-    if who.account.kind == AccountKind.SIGNER:
-        await authorize(ctx, who, "subaccount.view", {"generated_by_me"})
-        query = select(Account).where(Account.generated_by_id == who.account.id)
-    else:
-        await authorize(ctx, who, "subaccount.view", {"own_registration"})
-        query = select(Account).where(Account.registration_id == who.account.registration_id, Account.status == AccountStatus.ACTIVE)
+    generated, registration = sub_account_scopes(ctx, who)
+    scopes = [Account.generated_by_id == who.account.id] if generated else []
+    if registration:
+        scopes.append(and_(Account.registration_id == who.account.registration_id, Account.status == AccountStatus.ACTIVE))
+    query = select(Account).where(or_(*scopes))
     async with ctx.services.db.read() as session:
         rows = (await session.scalars(query.where(Account.kind == AccountKind.SUB, Account.deleted_at.is_(None)).order_by(Account.id))).all()
     return list(rows)
@@ -362,7 +359,5 @@ async def list_sub_accounts(ctx: Context) -> list[Account]:
 def may_view(ctx: Context, who: Viewer, target: Account) -> bool:
     """Query.node on a sub-ID: the same rule as subAccounts (an admin sees activated ones only)."""
     if target.kind != AccountKind.SUB or target.deleted_at is not None:
-        return False
-    if who.account.kind == AccountKind.ADMIN and target.status != AccountStatus.ACTIVE:
         return False
     return is_allowed(ctx.services.rules.current, ctx.clock.today(), who.actor, "subaccount.view", relations(who.account, target))

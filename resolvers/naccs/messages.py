@@ -28,22 +28,8 @@ FORM_KIND_NAMES: Final[dict[NaccsApplicationKind, str]] = {
 
 # --------------------------------------------------------------------------- mails
 
-RECEIVED_SUBJECT: Final[dict[NaccsApplicationKind, str]] = {
-    NaccsApplicationKind.USER_CODE_ADDITION: "【NACCS】利用申込を受け付けました(受付完了)",
-    NaccsApplicationKind.CERTIFICATE_REISSUE: "【NACCS】電子証明書再発行申込(受付完了)",
-}
-RECEIVED_BODY: Final = "{office} {family_name} 様\n\n{what}を受け付けました。\n受付番号: {receipt_number}\n希望日: {desired}\n"
-
-CLARIFICATION_SUBJECT: Final = "【NACCS】申込内容の確認のお願い"
-CLARIFICATION_BODY: Final = "受付番号 {receipt_number} について確認事項があります。\n{message}\n修正または取下げをお願いします。\n"
-
-APPROVED_SUBJECT: Final = "【NACCS】利用申込確認完了のお知らせ"
-APPROVED_BODY: Final = ("受付番号 {receipt_number} の利用申込の確認が完了しました。\n利用開始日: {start_date}\n"
-                        "ID通知(パスワード)は {viewable_until} まで閲覧できます。\n")
-
-REISSUED_SUBJECT: Final = "【NACCS】電子証明書再発行完了のお知らせ"
-REISSUED_BODY: Final = ("受付番号 {receipt_number} の電子証明書を再発行しました。\n対象端末: {terminals}\n"
-                        "NACCS掲示板から新しい電子証明書をダウンロードしてください。\n")
+# Subjects and bodies are policy: rules/mail_templates.yaml (naccs.<kind>.received, naccs.clarification,
+# naccs.approved, naccs.reissued); the code fills in {what} (KIND_NAMES) and the dates (DATE).
 
 # --------------------------------------------------------------------------- notices (新着情報)
 

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.models import NaccsApplication, NaccsNotice, NaccsOffice, NaccsTerminal, NaccsUserId
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import Forbidden
-from resolvers.identity.accounts import authorize, require_viewer
-from resolvers.identity.names import AccountKind
+from resolvers.identity.accounts import Viewer, authorize, require_viewer
 from resolvers.naccs import use_cases as naccs
 from resolvers.naccs.names import IN_REVIEW_STATES, NaccsApplicationKind
+from rules.permissions import is_allowed
 
 _offices = NaccsOffice.__table__
 _applications = NaccsApplication.__table__
@@ -163,6 +163,12 @@ async def application(ctx: Context, app_id: int) -> ApplicationView | None:
     return views[0] if views else None
 
 
+def may_view(ctx: Context, who: Viewer, office_account_id: int | None) -> bool:
+    """naccs.view in permissions.yaml: the office that filed it (own_office), the center (any)."""
+    relation = "own_office" if office_account_id == who.account.id else "none"
+    return is_allowed(ctx.services.rules.current, ctx.clock.today(), who.actor, "naccs.view", {relation})
+
+
 async def visible_application(ctx: Context, app_id: int) -> ApplicationView | None:
     """An application when the viewer is the NACCS center or the office that filed it; else None."""
     who = await require_viewer(ctx)
@@ -171,7 +177,7 @@ async def visible_application(ctx: Context, app_id: int) -> ApplicationView | No
             select(*_APPLICATION_COLUMNS, _offices.c.account_id)
             .join(_offices, _offices.c.id == _applications.c.office_id)
             .where(_applications.c.id == app_id))).first()
-        if row is None or (who.account.kind != AccountKind.NACCS_CENTER and row.account_id != who.account.id):
+        if row is None or not may_view(ctx, who, row.account_id):
             return None
         [view] = await _application_views(ctx, session, [row])
     return view
@@ -194,9 +200,8 @@ async def viewer_office(ctx: Context) -> OfficeView | None:
     """The viewer's office with everything its page shows; None for accounts other than
     NACCS offices (an office account without an office is FORBIDDEN)."""
     who = await require_viewer(ctx)
-    if who.account.kind != AccountKind.NACCS_OFFICE:
+    if not is_allowed(ctx.services.rules.current, ctx.clock.today(), who.actor, "naccs.apply", {"own_office"}):
         return None
-    await authorize(ctx, who, "naccs.apply", {"own_office"})
     services = ctx.services
     async with ctx.read() as session:
         office = (await session.execute(select(_offices.c.id, _offices.c.name)

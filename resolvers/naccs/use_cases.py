@@ -37,7 +37,6 @@ from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailure
 from resolvers.core.messages import Words
 from resolvers.core.transitions import transition
 from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
-from resolvers.identity.names import AccountKind
 from resolvers.naccs import messages as words
 from resolvers.naccs.names import (
     IN_REVIEW_STATES,
@@ -47,8 +46,9 @@ from resolvers.naccs.names import (
     ProcessingMethod,
     ReissueReason,
 )
-from rules import calendar
+from rules import calendar, mail
 from rules.limits import limit
+from rules.permissions import is_allowed
 
 NOTICES_SHOWN = 10
 _KATAKANA = re.compile(r"^[\u30A1-\u30FA\u30FC\u3000]+$")
@@ -284,10 +284,11 @@ async def _create(ctx: Context, who: Viewer, office: NaccsOffice, kind: NaccsApp
         session.add(app)
         await session.flush()
         what = words.KIND_NAMES[kind]
-        body = words.RECEIVED_BODY.format(office=office.name, family_name=contact["family_name"], what=what,
-                                          receipt_number=app.receipt_number, desired=f"{desired:{words.DATE}}")
+        received = mail.render(ctx.services.rules.current, ctx.clock.today(), f"naccs.{kind.lower()}.received", {
+            "office": office.name, "family_name": contact["family_name"], "what": what,
+            "receipt_number": app.receipt_number, "desired": f"{desired:{words.DATE}}"})
         for address in dict.fromkeys([contact["email"], office.contact_email]):
-            queue_mail(session, now, f"naccs.{kind.lower()}.received", address, words.RECEIVED_SUBJECT[kind], body,
+            queue_mail(session, now, f"naccs.{kind.lower()}.received", address, received.subject, received.body,
                        account_id=who.account.id)
         _notice(session, office.id, now, _NOTICE_CATEGORY[kind],
                 words.NOTICE_RECEIVED.format(what=what, receipt_number=app.receipt_number))
@@ -392,8 +393,9 @@ async def request_clarification(ctx: Context, app_id: int, message: str) -> int:
                                    {"state": NaccsApplicationState.CLARIFICATION_REQUESTED, "clarification": checked,
                                     "updated_at": now}, state_names=words.STATE_NAMES, returning=(NaccsApplication.contact,))
         contact = json.loads(updated.contact)
-        queue_mail(session, now, "naccs.clarification", contact["email"], words.CLARIFICATION_SUBJECT,
-                   words.CLARIFICATION_BODY.format(receipt_number=app.receipt_number, message=checked))
+        asked = mail.render(ctx.services.rules.current, ctx.clock.today(), "naccs.clarification",
+                            {"receipt_number": app.receipt_number, "message": checked})
+        queue_mail(session, now, "naccs.clarification", contact["email"], asked.subject, asked.body)
         _notice(session, app.office_id, now, NoticeCategory.APPLICATION,
                 words.NOTICE_CLARIFICATION.format(receipt_number=app.receipt_number))
         audit(session, ctx, who.account, "naccs.review.clarify", target=f"NaccsApplication:{app_id}")
@@ -453,9 +455,10 @@ async def approve_user_codes(ctx: Context, app_id: int, start_date: dt.date) -> 
                     application_id=app.id, password_encrypted=sealer.encrypt(new_password().encode()).decode(),
                     created_at=now))
         contact = json.loads(approved.contact)
-        queue_mail(session, now, "naccs.approved", contact["email"], words.APPROVED_SUBJECT,
-                   words.APPROVED_BODY.format(receipt_number=app.receipt_number, start_date=f"{start_date:{words.DATE}}",
-                                              viewable_until=f"{viewable_until:{words.DATE}}"))
+        approved_mail = mail.render(ctx.services.rules.current, ctx.clock.today(), "naccs.approved", {
+            "receipt_number": app.receipt_number, "start_date": f"{start_date:{words.DATE}}",
+            "viewable_until": f"{viewable_until:{words.DATE}}"})
+        queue_mail(session, now, "naccs.approved", contact["email"], approved_mail.subject, approved_mail.body)
         _notice(session, app.office_id, now, NoticeCategory.SYSTEM_SETTINGS,
                 words.NOTICE_APPROVED.format(receipt_number=app.receipt_number, start_date=f"{start_date:%Y-%m-%d}"))
         audit(session, ctx, who.account, "naccs.review.approve", target=f"NaccsApplication:{app_id}")
@@ -530,8 +533,9 @@ async def process_reissues(services: Services) -> str:
             await session.execute(update(NaccsTerminal).where(NaccsTerminal.office_id == app.office_id,
                                                               NaccsTerminal.name.in_(names)).values(issued_on=today))
             contact = json.loads(app.contact)
-            queue_mail(session, now, "naccs.reissued", contact["email"], words.REISSUED_SUBJECT,
-                       words.REISSUED_BODY.format(receipt_number=app.receipt_number, terminals=", ".join(names)))
+            reissued = mail.render(services.rules.current, today, "naccs.reissued",
+                                   {"receipt_number": app.receipt_number, "terminals": ", ".join(names)})
+            queue_mail(session, now, "naccs.reissued", contact["email"], reissued.subject, reissued.body)
             _notice(session, app.office_id, now, NoticeCategory.CERTIFICATE,
                     words.NOTICE_REISSUED.format(terminals=", ".join(names), receipt_number=app.receipt_number))
             done += 1
@@ -545,8 +549,5 @@ async def visible_application(ctx: Context, app_id: int) -> NaccsApplication | N
         office = await session.get(NaccsOffice, app.office_id) if app else None
     if app is None:
         return None
-    if who.account.kind == AccountKind.NACCS_CENTER:
-        return app
-    if office is not None and office.account_id == who.account.id:
-        return app
-    return None
+    relation = "own_office" if office is not None and office.account_id == who.account.id else "none"
+    return app if is_allowed(ctx.services.rules.current, ctx.clock.today(), who.actor, "naccs.view", {relation}) else None

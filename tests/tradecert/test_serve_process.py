@@ -149,8 +149,15 @@ def test_today_follows_the_system_clock_under_libfaketime(tmp_path, utc, expecte
 
 def test_sighup_reloads_edited_rules_and_keeps_them_when_broken(tmp_path, rules_copy):
     env = {"TRADECERT_RULES_DIR": str(rules_copy), "TRADECERT_RULES_POLL_SECONDS": "0"}  # SIGHUP only
+    path = rules_copy / "application_fees.yaml"  # a version not in force yet: it may be edited (rules history)
+    path.write_text(path.read_text(encoding="utf-8") + """
+  - effective_from: 2099-04-01
+    rows:
+      - {membership: MEMBER, amount: 1299}
+      - {membership: NON_MEMBER, amount: 3700}
+""", encoding="utf-8")
     process, base = serve(tmp_path, env=env)
-    query = {"query": '{ feeSchedule(on: "2026-04-01") { applicationFee(membership: MEMBER) } }'}
+    query = {"query": '{ feeSchedule(on: "2099-04-01") { applicationFee(membership: MEMBER) } }'}
 
     def fee() -> int:
         return httpx.post(f"{base}/graphql", json=query).json()["data"]["feeSchedule"]["applicationFee"]
@@ -162,15 +169,14 @@ def test_sighup_reloads_edited_rules_and_keeps_them_when_broken(tmp_path, rules_
             time.sleep(0.1)
         return current
 
-    path = rules_copy / "application_fees.yaml"
     original = path.read_text(encoding="utf-8")
     try:
-        assert fee() == 1210
-        path.write_text(original.replace("amount: 1210", "amount: 1265"), encoding="utf-8")
+        assert fee() == 1299
+        path.write_text(original.replace("amount: 1299", "amount: 1265"), encoding="utf-8")
         time.sleep(0.5)
-        assert fee() == 1210  # no polling: nothing changes until the signal
+        assert fee() == 1299  # no polling: nothing changes until the signal
         assert fee_after_hup(1265) == 1265
-        path.write_text(original.replace("amount: 1210", "amount: 1,265"), encoding="utf-8")
+        path.write_text(original.replace("amount: 1299", "amount: 1,265"), encoding="utf-8")
         process.send_signal(signal.SIGHUP)
         time.sleep(1.0)
         assert fee() == 1265  # broken files: the old rules stay

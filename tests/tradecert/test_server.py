@@ -157,7 +157,8 @@ async def test_a_running_server_keeps_its_rules_when_the_edited_files_are_broken
     await migrate.upgrade(db.engine)
     await db.dispose()
     live = await asyncio.to_thread(
-        start_server, settings_for(url, rules_copy).with_(rules_poll_seconds=0.1), FixedClock(tokyo(2026, 4, 1, 10))
+        # the day before the 2026-04-01 version takes effect: it may still be edited (rules history)
+        start_server, settings_for(url, rules_copy).with_(rules_poll_seconds=0.1), FixedClock(tokyo(2026, 3, 31, 10))
     )
     query = '{ feeSchedule(on: "2026-04-01") { rulesVersion applicationFee(membership: MEMBER) } }'
 

@@ -1,0 +1,222 @@
+"""The rules history: every rules version a server served, with its files, kept forever.
+
+A coupon lot or an application fee names the rules version it was priced under; so that
+version's content must never change after the fact. Every version a server loads is
+recorded once in ``rules_versions`` (its content hash, the time it went live, the text of
+each file), and ``rewrites`` compares files about to be served with that history: a row
+of a version whose ``effective_from`` has come (a Tokyo date) may not be edited in place
+once it went live — a new version with a later ``effective_from`` says the same thing
+without rewriting what was charged. Versions dated in the future may still be edited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from persistence.db import Database, dialect_insert
+from persistence.models import RulesVersion
+from resolvers.core.clock import Clock
+from resolvers.core.context import Context
+from resolvers.core.paging import DEFAULT_PAGE, MAX_PAGE
+from resolvers.identity.accounts import authorize, require_viewer
+from rules.policy import TABLES, Cell, PolicySet, Problem, fingerprint_of, load_policy, policy_files, read_yaml
+
+log = logging.getLogger("tradecert.rules")
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """A rules version as it went live: its hash, when, and its files' text by file name."""
+
+    id: int
+    version: str
+    went_live_at: dt.datetime
+    files: dict[str, str]
+
+    @property
+    def file_names(self) -> list[str]:
+        return sorted(self.files)
+
+
+def _stored(row: RulesVersion) -> StoredVersion:
+    files = json.loads(row.files)
+    return StoredVersion(row.id, row.version, row.went_live_at, {str(k): str(v) for k, v in files.items()})
+
+
+def files_of(policy: PolicySet) -> dict[str, str] | None:
+    """The text of the files ``policy`` was loaded from, by file name; None when they have
+    changed on disk since (their hash is no longer the policy's version)."""
+    raw = {path.name: path.read_bytes() for path in policy_files(policy.directory)}
+    if fingerprint_of(raw) != policy.version:
+        return None
+    return {name: data.decode("utf-8") for name, data in raw.items()}
+
+
+async def record_version(db: Database, policy: PolicySet, clock: Clock,
+                         files: Mapping[str, str] | None = None) -> None:
+    """Record ``policy`` as live from now, unless it already went live (then nothing changes:
+    a version keeps the time it first went live). Concurrent workers may all call this.
+    ``files``: its files' text as read when it was loaded (``files_of``), else read now."""
+    files = files if files is not None else files_of(policy)
+    if files is None:  # edited again since it was loaded: the next reload records what is on disk
+        log.warning("rules version %s not recorded: its files changed since they were loaded", policy.version)
+        return
+    async with db.write() as session:
+        await session.execute(
+            dialect_insert(session)(RulesVersion)
+            .values(version=policy.version, went_live_at=clock.now(), files=json.dumps(dict(files), ensure_ascii=False))
+            .on_conflict_do_nothing(index_elements=["version"])
+        )
+
+
+async def versions(db: Database, first: int | None = None,
+                   before_id: int | None = None) -> tuple[list[StoredVersion], int, bool]:
+    """(versions, total, more): ``first`` versions (default 20, 1–100) newest first, with an
+    id below ``before_id`` when given (the cursor of the last one seen)."""
+    first = DEFAULT_PAGE if first is None else first
+    if not 1 <= first <= MAX_PAGE:
+        raise ValueError(f"page size {first} outside 1–{MAX_PAGE}")
+    async with db.read() as session:
+        total = await session.scalar(select(func.count()).select_from(RulesVersion))
+        query = select(RulesVersion)
+        if before_id is not None:
+            query = query.where(RulesVersion.id < before_id)
+        rows = (await session.scalars(query.order_by(RulesVersion.id.desc()).limit(first + 1))).all()
+    return [_stored(r) for r in rows[:first]], total or 0, len(rows) > first
+
+
+async def all_versions(db: Database) -> list[StoredVersion]:
+    """Every version that went live, newest first."""
+    async with db.read() as session:
+        rows = (await session.scalars(select(RulesVersion).order_by(RulesVersion.id.desc()))).all()
+    return [_stored(r) for r in rows]
+
+
+async def stored_version(db: Database, version: str) -> StoredVersion | None:
+    async with db.read() as session:
+        row = await session.scalar(select(RulesVersion).where(RulesVersion.version == version))
+    return _stored(row) if row is not None else None
+
+
+async def policy_of_version(db: Database, version: str) -> PolicySet | None:
+    """The rules exactly as version ``version`` had them; None when that version never went
+    live here. Raises ``RulesInvalid`` when this release no longer accepts those files."""
+    found = await stored_version(db, version)
+    if found is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix=f"rules-{version}-") as tmp:
+        for name, text in found.files.items():
+            (Path(tmp) / Path(name).name).write_bytes(text.encode("utf-8"))
+        # rulesets are named table@version, so this registers beside the live rules
+        return load_policy(Path(tmp))
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+@dataclass(frozen=True)
+class _Frozen:
+    rules_version: str  # the recorded version whose text is kept
+    went_live_at: dt.datetime
+    rows: list[dict[str, Cell]]
+
+
+def _versions_in(text: str) -> dict[str, list[dict[str, Cell]]]:
+    """effective_from → rows of a stored rule file (it validated when it went live)."""
+    doc = read_yaml(text)
+    found: dict[str, list[dict[str, Cell]]] = {}
+    if isinstance(doc, dict) and isinstance(doc.get("versions"), list):
+        for v in doc["versions"]:
+            if isinstance(v, dict) and isinstance(v.get("rows"), list):
+                found[str(v.get("effective_from"))] = [dict(r) for r in v["rows"] if isinstance(r, dict)]
+    return found
+
+
+def _label(file: str, row: Mapping[str, Cell]) -> str:
+    spec = TABLES.get(Path(file).stem)
+    keys = [k for k in (*(spec.match if spec else ()), *(spec.identity if spec else ())) if k in row]
+    keys = list(dict.fromkeys(keys))
+    if spec:
+        keys += [lo for _q, lo, _hi in spec.ranges if lo in row]
+    return " (" + ", ".join(f"{k}={_cell(row[k])}" for k in keys) + ")" if keys else ""
+
+
+def _cell(value: Cell) -> str:
+    return "(empty)" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _row_text(row: Mapping[str, Cell]) -> str:
+    return ", ".join(f"{k}: {_cell(v)}" for k, v in row.items())
+
+
+def _changes(file: str, old: list[dict[str, Cell]], new: Sequence[Mapping[str, Cell]]) -> Iterable[tuple[str, str]]:
+    """(where, what) for each row that differs, by position."""
+    for i in range(max(len(old), len(new))):
+        before = old[i] if i < len(old) else None
+        after = dict(new[i]) if i < len(new) else None
+        if before == after:
+            continue
+        if before is None and after is not None:
+            yield f"row {i + 1}{_label(file, after)}", f"added ({_row_text(after)})"
+        elif after is None and before is not None:
+            yield f"row {i + 1}{_label(file, before)}", f"removed (was {_row_text(before)})"
+        elif before is not None and after is not None:
+            fields = list(dict.fromkeys([*before, *after]))
+            moved = [f"{f} {_cell(before.get(f))} → {_cell(after.get(f))}" for f in fields if before.get(f) != after.get(f)]
+            yield f"row {i + 1}{_label(file, before)}", ", ".join(moved)
+
+
+def rewrites(history: Sequence[StoredVersion], policy: PolicySet, today: dt.date) -> list[Problem]:
+    """Every in-place change ``policy`` makes to a version that went live and whose
+    ``effective_from`` is ``today`` or earlier. ``history`` newest first; each version is
+    compared with the newest text that went live for it (earlier texts were edits allowed
+    while it still lay in the future)."""
+    frozen: dict[tuple[str, str], _Frozen] = {}
+    for stored in history:
+        for file, text in stored.files.items():
+            for effective_from, rows in _versions_in(text).items():
+                frozen.setdefault((file, effective_from), _Frozen(stored.version, stored.went_live_at, rows))
+    current = {
+        table.file: {v.effective_from.isoformat(): v.rows for v in table.versions} for table in policy.tables.values()
+    }
+    problems: list[Problem] = []
+    for (file, effective_from), kept in sorted(frozen.items()):
+        try:
+            day = dt.date.fromisoformat(effective_from)
+        except ValueError:
+            continue
+        if day > today:
+            continue  # not in force yet: still open to edits
+        advice = (f"version {effective_from} has been in force since {day} (rules {kept.rules_version} went live with it); "
+                  "add a new version with a later effective_from instead")
+        where = f"version (effective_from {effective_from})"
+        served = current.get(file, {}).get(effective_from)
+        if served is None:
+            problems.append(Problem(file, where, f"version removed; {advice}"))
+            continue
+        for row, what in _changes(file, kept.rows, served):
+            problems.append(Problem(file, f"{where}, {row}", f"{what}; {advice}"))
+    return problems
+
+
+async def history_rewrites(db: Database, policy: PolicySet, clock: Clock) -> list[Problem]:
+    """``rewrites`` against the history stored in ``db``, on today's Tokyo date."""
+    return rewrites(await all_versions(db), policy, clock.today())
+
+
+# --------------------------------------------------------------------------- the API
+
+
+async def rules_versions(ctx: Context, first: int, before_id: int | None) -> tuple[list[StoredVersion], int, bool]:
+    """Chamber staff: the versions that went live, newest first: (versions, total, more)."""
+    who = await require_viewer(ctx)
+    await authorize(ctx, who, "rules.history", {"none"})  # the rules are every chamber's
+    return await versions(ctx.services.db, first, before_id)
