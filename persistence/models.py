@@ -367,6 +367,10 @@ class Refund(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     external_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # the rules versions the amount was computed under (migration 0020): each priced lot's own
+    # — comma-separated, in the order of the lots, when they came under several; None when
+    # no priced lot was refunded, or for a refund recorded before 0020
+    rules_version: Mapped[str | None] = mapped_column(String(500))
 
 
 class CouponPurchase(Base):

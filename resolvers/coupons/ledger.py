@@ -48,6 +48,7 @@ from persistence.models import CouponAccount, CouponEntry, CouponEntryLot, Coupo
 from resolvers.core.context import Services
 from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.coupons.names import CouponEntryKind
+from resolvers.fees import rules_history
 from rules import fees
 from rules.policy import PolicySet
 
@@ -342,6 +343,9 @@ async def erase_and_refund(session: AsyncSession, policy: PolicySet, *, registra
     """Membership change or withdrawal: every unused coupon is erased and
     refunded per lot — singles at their price, a pack at unused × its single price less
     its own version's deduction (never below zero); chamber additions refund nothing.
+    Each lot is computed under the rules version it came under as it went live (the rules
+    history; ``policy``, the current files, for a lot from before the history), and the
+    refund records the versions used.
     The lots are read after the registration's lock, so a coupon a concurrent hold gave
     back is either in them or not yet returned — never overwritten."""
     locks.require_registration(session, registration_id, "a coupon refund")
@@ -360,16 +364,21 @@ async def erase_and_refund(session: AsyncSession, policy: PolicySet, *, registra
     if balance is None:  # pragma: no cover - lots and balance disagree; the audit job would say so
         raise RuntimeError(f"registration {registration_id}: balance below its lots")
     amount = 0
+    used: list[str] = []  # the rules versions the amount is computed under, in the order of the lots
     for lot in lots:
         if lot.product_code:  # a priced lot: its membership is recorded with it
-            amount += fees.lot_refund(policy, lot.acquired_on, cast(str, lot.membership), lot.product_code, lot.coupons_left)
+            rules = await rules_history.policy_of_record(session, lot.rules_version, policy)
+            amount += fees.lot_refund(rules, lot.acquired_on, cast(str, lot.membership), lot.product_code, lot.coupons_left)
+            if rules.version not in used:
+                used.append(rules.version)
         session.add(CouponEntryLot(entry_id=entry_id, lot_id=lot.id, coupons=-lot.coupons_left))
         # take exactly what we read (guarded): never write a number over a concurrent change
         taken = await session.scalar(update(CouponLot).where(CouponLot.id == lot.id, CouponLot.coupons_left == lot.coupons_left)
                                      .values(coupons_left=0).returning(CouponLot.id))
         if taken is None:  # pragma: no cover - the registration lock serialises changes of its lots
             raise RuntimeError(f"lot {lot.id} changed under a refund")
-    refund = Refund(registration_id=registration_id, amount=amount, reason=reason, created_at=now, external_key=key)
+    refund = Refund(registration_id=registration_id, amount=amount, reason=reason, created_at=now, external_key=key,
+                    rules_version=",".join(used) or None)
     session.add(refund)
     await session.flush()
     return refund, await _finish(session, entry_id, balance)

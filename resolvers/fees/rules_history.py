@@ -15,11 +15,13 @@ import datetime as dt
 import json
 import logging
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.db import Database, dialect_insert
 from persistence.models import RulesVersion
@@ -27,7 +29,17 @@ from resolvers.core.clock import Clock
 from resolvers.core.context import Context
 from resolvers.core.paging import DEFAULT_PAGE, MAX_PAGE
 from resolvers.identity.accounts import authorize, require_viewer
-from rules.policy import TABLES, Cell, PolicySet, Problem, fingerprint_of, load_policy, policy_files, read_yaml
+from rules.policy import (
+    TABLES,
+    Cell,
+    PolicySet,
+    Problem,
+    RulesInvalid,
+    fingerprint_of,
+    load_policy,
+    policy_files,
+    read_yaml,
+)
 
 log = logging.getLogger("tradecert.rules")
 
@@ -102,21 +114,62 @@ async def all_versions(db: Database) -> list[StoredVersion]:
 
 async def stored_version(db: Database, version: str) -> StoredVersion | None:
     async with db.read() as session:
-        row = await session.scalar(select(RulesVersion).where(RulesVersion.version == version))
+        return await stored_version_in(session, version)
+
+
+async def stored_version_in(session: AsyncSession, version: str) -> StoredVersion | None:
+    """``stored_version`` in an open unit of work (a refund reads it beside the lots)."""
+    row = await session.scalar(select(RulesVersion).where(RulesVersion.version == version))
     return _stored(row) if row is not None else None
+
+
+# Past versions loaded again, most recently used last. A version is the hash of its files,
+# so a loaded one never goes stale; loading validates and compiles every table (and
+# registers its rulesets with durable_rules for good), so it is done once per version and
+# only a few are kept.
+_KEPT = 8
+_loaded: OrderedDict[str, PolicySet] = OrderedDict()
+
+
+def _policy_from(found: StoredVersion) -> PolicySet:
+    policy = _loaded.get(found.version)
+    if policy is None:
+        with tempfile.TemporaryDirectory(prefix=f"rules-{found.version}-") as tmp:
+            for name, text in found.files.items():
+                (Path(tmp) / Path(name).name).write_bytes(text.encode("utf-8"))
+            # rulesets are named table@version, so this registers beside the live rules
+            policy = load_policy(Path(tmp))
+        _loaded[found.version] = policy
+        while len(_loaded) > _KEPT:
+            _loaded.popitem(last=False)
+    _loaded.move_to_end(found.version)
+    return policy
 
 
 async def policy_of_version(db: Database, version: str) -> PolicySet | None:
     """The rules exactly as version ``version`` had them; None when that version never went
     live here. Raises ``RulesInvalid`` when this release no longer accepts those files."""
     found = await stored_version(db, version)
+    return _policy_from(found) if found is not None else None
+
+
+async def policy_of_record(session: AsyncSession, version: str, current: PolicySet) -> PolicySet:
+    """The rules a later computation for a record priced under ``version`` uses (a refund of a
+    coupon lot): that version exactly as it went live, whatever the files say now. ``current``
+    when ``version`` is the current one, when it never went live here (a record from before
+    the history: the current files' rows in force on the record's date are the best there
+    is), or when this release no longer accepts its files (logged)."""
+    if version == current.version:
+        return current
+    found = await stored_version_in(session, version)
     if found is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix=f"rules-{version}-") as tmp:
-        for name, text in found.files.items():
-            (Path(tmp) / Path(name).name).write_bytes(text.encode("utf-8"))
-        # rulesets are named table@version, so this registers beside the live rules
-        return load_policy(Path(tmp))
+        return current
+    try:
+        return _policy_from(found)
+    except RulesInvalid as invalid:
+        log.warning("rules version %s no longer loads (%s); using the current files (%s)",
+                    version, invalid, current.version)
+        return current
 
 
 # --------------------------------------------------------------------------- the guard
