@@ -13,7 +13,7 @@
 A row is known by its table's key columns (``TableSpec``: match, identity and range
 bounds), shown as its label (``membership=MEMBER, code=PACK30``); a table without key
 columns (tax) labels its rows by position (``row 1``). For a CHANGED row ``before`` and
-``after`` are the cells that differ (``amount=1100`` → ``amount=1210``; a cell left out
+``after`` are the cells that differ (``amount=<old>`` → ``amount=<new>``; a cell left out
 reads ``null``); an ADDED or REMOVED row shows all its other cells, or the label itself
 for a row that is all key (a permission row). Pure: no files, no clock, no database.
 """

@@ -24,7 +24,7 @@ class RuleChange:
     effective_from: dt.date = strawberry.field(description="The version the row belongs to (for two dates: the one in force on `to`).")
     kind: ChangeKind
     row: str = strawberry.field(description="The row's key columns, e.g. \"membership=MEMBER\"; \"row 1\" in a table without keys.")
-    before: str | None = strawberry.field(description="The row's other cells before, e.g. \"amount=1100\"; null when ADDED.")
+    before: str | None = strawberry.field(description="The row's other cells before, e.g. \"amount=<old>\"; null when ADDED.")
     after: str | None = strawberry.field(description="The row's other cells after; null when REMOVED.")
 
     @classmethod

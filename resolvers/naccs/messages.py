@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from resolvers.core import messages as core_words
 from resolvers.core.messages import Words
 from resolvers.naccs.names import NaccsApplicationKind, NaccsApplicationState, ReissueReason
 
@@ -49,9 +50,9 @@ FAMILY_NAME_KANA: Final = Words("フリガナ(姓)", "Family name in katakana")
 GIVEN_NAME_KANA: Final = Words("フリガナ(名)", "Given name in katakana")
 DEPARTMENT: Final = Words("部署", "Department")
 TITLE: Final = Words("役職", "Title")
-PHONE: Final = Words("電話番号", "Phone number")
+PHONE: Final = core_words.PHONE
 FAX: Final = Words("FAX番号", "Fax number")
-EMAIL: Final = Words("E-mail", "E-mail")
+EMAIL: Final = core_words.EMAIL
 FULL_WIDTH: Final = Words("全角", "full-width characters")
 FULL_WIDTH_KATAKANA: Final = Words("全角カタカナ", "full-width katakana")
 DIGITS_NO_HYPHEN: Final = Words("半角数字、ハイフンなし", "half-width digits, no hyphens")
