@@ -53,6 +53,8 @@ bench: install-test
 	$(BIN)/python bench/reconcile.py --database sqlite
 	$(BIN)/python bench/reconcile.py --database postgresql
 	$(BIN)/python bench/consume.py
+	$(BIN)/python bench/bulk.py --database sqlite
+	$(BIN)/python bench/bulk.py --database postgresql
 	$(BIN)/python bench/over_http.py --json var/bench-http.json
 	$(BIN)/python bench/memory.py --json var/bench-memory.json
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -238,6 +239,27 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(128))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(2000))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))  # the request came with this key (0022)
+
+
+class ApiKey(Base):
+    """An API key of a signer or sub-ID (migration 0022): only the SHA-256 of the secret is
+    stored, with a visible prefix; revoked rather than deleted, so audit rows keep naming it."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint("expires_at IS NULL OR expires_at > created_at", name="expiry"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    registration_id: Mapped[int | None] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
 
 
 class ActivationToken(Base):
@@ -491,6 +513,7 @@ class CardPayment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    rules_version: Mapped[str | None] = mapped_column(String(32))  # the rules in force when it started (statement tax)
     charge_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     brand: Mapped[str | None] = mapped_column(String(24))
     last4: Mapped[str | None] = mapped_column(String(4))
@@ -587,6 +610,7 @@ class Application(Base):
     receipt_number: Mapped[str | None] = mapped_column(String(9), unique=True)
     fee: Mapped[int | None] = mapped_column(Integer)
     fee_rules_version: Mapped[str | None] = mapped_column(String(32))
+    rules_version: Mapped[str | None] = mapped_column(String(32))  # the rules (content hash) that fixed the fee
     fee_membership: Mapped[str | None] = mapped_column(String(16))
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     submitted_on: Mapped[dt.date | None] = mapped_column(Date)
@@ -619,6 +643,40 @@ class ApplicationGoods(Base):
     quantity: Mapped[str] = mapped_column(String(60))
     hs_code: Mapped[str] = mapped_column(String(12))
     origin_country: Mapped[str] = mapped_column(String(2))
+
+
+class BulkRequest(Base):
+    """A ``createApplications`` / ``submitApplications`` call that came with an idempotency
+    key (migration 0024): the key is the account's own, per kind of call; ``fingerprint``
+    (SHA-256 of the input) tells a retry from a reuse of the key for other input."""
+
+    __tablename__ = "bulk_requests"
+    __table_args__ = (
+        UniqueConstraint("account_id", "kind", "key"),
+        CheckConstraint("kind IN ('CREATE', 'SUBMIT')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class BulkRequestItem(Base):
+    """The outcome of one position of a keyed bulk call, written in the transaction that
+    decided it: the application created or submitted (``outcome`` NULL), or the code that
+    refused it with its errors (JSON: code, field, ja, en) to answer a replay word for word."""
+
+    __tablename__ = "bulk_request_items"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("bulk_requests.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    errors: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class Counter(Base):
@@ -801,3 +859,57 @@ class RulesVersion(Base):
 Index("ix_coupon_entry_lots_lot_id", CouponEntryLot.lot_id)
 Index("ix_bank_deposits_unprocessed", BankDeposit.id, sqlite_where=text("processed_at IS NULL"),
       postgresql_where=text("processed_at IS NULL"))
+
+
+WEBHOOK_EVENTS = ("application.submitted", "application.on_hold", "application.approved", "application.issued",
+                  "coupon_purchase.issued", "coupon_purchase.cancelled")
+
+
+class WebhookEndpoint(Base):
+    """A registration's webhook receiver (migration 0023): URL, events (comma-separated names)
+    and the signing secret, Fernet-sealed (it must be read back to sign). Deleting one sets
+    ``disabled_at``; its delivery log stays."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("trade_registrations.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[str] = mapped_column(String(400))
+    secret_sealed: Mapped[str] = mapped_column(String(400))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """The webhook outbox: one row per event and endpoint, written in the transaction of the
+    change, holding the exact body; the ``webhook-delivery`` job sends it (a per-row lease
+    keeps two hosts from sending it at once) and records each attempt's outcome."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING', 'DELIVERED', 'RETRYING', 'FAILED')", name="status"),
+        CheckConstraint("event IN (" + ", ".join(f"'{e}'" for e in WEBHOOK_EVENTS) + ")", name="event"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint("status NOT IN ('PENDING', 'RETRYING') OR next_attempt_at IS NOT NULL", name="open_has_next"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_due", "next_attempt_at", sqlite_where=text("status IN ('PENDING', 'RETRYING')"),
+              postgresql_where=text("status IN ('PENDING', 'RETRYING')")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(40))  # the body's "id": one per change, kept by a redelivery
+    payload: Mapped[str] = mapped_column(Text)  # the body, byte for byte (UTF-8 JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)  # None: no answer (timeout, refused, not sent)
+    last_error: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    redelivery_of_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    lease_holder: Mapped[str | None] = mapped_column(String(64))
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

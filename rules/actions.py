@@ -17,9 +17,13 @@ ACTIONS = frozenset(
         "registration.renew",
         "registration.withdraw",       # 退会 (chamber staff)
         "signer.add",
+        "api_key.create",              # createApiKey: a key for the actor itself
+        "api_key.view",                # apiKeys, node: own keys; a registration's admin: all of its registration
+        "api_key.revoke",              # revokeApiKey: the same reach as api_key.view
         "audit.view",
         "rules.diff",                  # rulesDiff: what changed in the rule files (chamber staff)
         "rules.history",               # rulesVersions: the rules versions that went live (chamber staff)
+        "graphql.untrusted_document",  # run a document outside TRADECERT_TRUSTED_DOCUMENTS where GraphiQL is on
         "coupon.purchase",
         "coupon.view",
         "coupon.adjust",
@@ -32,5 +36,7 @@ ACTIONS = frozenset(
         "naccs.apply",
         "naccs.view",                  # a NACCS application (node, its PDF)
         "naccs.review",
+        "webhook.manage",              # createWebhookEndpoint, deleteWebhookEndpoint, redeliverWebhook
+        "webhook.view",                # webhookEndpoints, webhookDeliveries
     }
 )

@@ -16,8 +16,18 @@ def _national(year: int) -> holidays.HolidayBase:
     return holidays.country_holidays("JP", years=year, language="ja")
 
 
+@lru_cache(maxsize=64)
+def _national_en(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("JP", years=year, language="en_US")
+
+
 def holiday_name(day: dt.date) -> str | None:
     return _national(day.year).get(day)
+
+
+def holiday_name_en(day: dt.date) -> str | None:
+    """The holiday's English name (for messages in English), or None."""
+    return _national_en(day.year).get(day)
 
 
 def closed_by_nature(day: dt.date) -> str | None:

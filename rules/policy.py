@@ -486,17 +486,23 @@ def _check_table(name: str, spec: TableSpec, hit_policy: str, versions: list[Ver
 
 def calendar_closure(rows: Iterable[Row], day: dt.date) -> str | None:
     """The business_calendar closure (yearly MM-DD range or dated) that closes ``day``, by name."""
+    found = closing_row(rows, day)
+    return str(found["closure"]) if found is not None else None
+
+
+def closing_row(rows: Iterable[Row], day: dt.date) -> Row | None:
+    """The business_calendar closure row (yearly MM-DD range or dated) that closes ``day``."""
     md = f"{day:%m-%d}"
     for row in rows:
         if row.get("closure") is None:
             continue  # a dated working day
         if row.get("date") is not None:
             if row["date"] == day.isoformat():
-                return str(row["closure"])
+                return row
             continue
         start, end = str(row["from"]), str(row["to"])
         if start <= md <= end if start <= end else (md >= start or md <= end):
-            return str(row["closure"])
+            return row
     return None
 
 

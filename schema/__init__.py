@@ -23,7 +23,9 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from resolvers.core.settings import Settings
+from schema.api_keys import ApiKeysMutation, ApiKeysQuery
 from schema.applications import ApplicationsMutation, ApplicationsQuery
+from schema.applications_bulk import ApplicationsBulkMutation
 from schema.checkout import CheckoutMutation, CheckoutQuery
 from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 from schema.extensions import OperationPolicy, log_errors
@@ -35,19 +37,22 @@ from schema.registrations import RegistrationsMutation, RegistrationsQuery
 from schema.rules_diff import RulesDiffQuery
 from schema.rules_history import RulesHistoryQuery
 from schema.scalars import SCALAR_OVERRIDES
+from schema.webhooks import WebhooksMutation, WebhooksQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
 
 
 @strawberry.type
 class Query(IdentityQuery, RegistrationsQuery, CouponsQuery, ApplicationsQuery, CheckoutQuery, NaccsQuery, FeesQuery,
-            RulesDiffQuery, RulesHistoryQuery):
+            RulesDiffQuery, RulesHistoryQuery, ApiKeysQuery,
+            WebhooksQuery):
     pass
 
 
 @strawberry.type
 class Mutation(IdentityMutation, RegistrationsMutation, CouponsMutation, PurchasesMutation, ApplicationsMutation,
-               CheckoutMutation, NaccsMutation):
+               ApplicationsBulkMutation,
+               CheckoutMutation, NaccsMutation, ApiKeysMutation, WebhooksMutation):
     pass
 
 

@@ -198,11 +198,20 @@ class Refund(Node):
     created_at: dt.datetime
     paid_at: dt.datetime | None
     registration: TradeRegistration
+    rules_versions: list[str] = strawberry.field(description=(
+        "The rules versions (see `rulesVersions`) the refunded coupon lots were priced under: each lot is "
+        "refunded under its own version. Empty for refunds of chamber additions only, and for refunds "
+        "recorded before versions were kept."))
+
+    @strawberry.field(description="The first of `rulesVersions`, or null when there is none.")
+    def rules_version(self) -> str | None:
+        return self.rules_versions[0] if self.rules_versions else None
 
     @classmethod
     def from_view(cls, view: queries.RefundView) -> Refund:
         return cls(id=to_global_id("Refund", view.id), amount=view.amount, reason=view.reason, created_at=view.created_at,
-                   paid_at=view.paid_at, registration=TradeRegistration.from_view(view.registration))
+                   paid_at=view.paid_at, registration=TradeRegistration.from_view(view.registration),
+                   rules_versions=list(view.rules_versions))
 
 
 @strawberry.input

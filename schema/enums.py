@@ -10,11 +10,12 @@ from resolvers.applications.names import ApplicationState, CertificateType, FeeP
 from resolvers.coupons.names import CouponEntryKind, PurchaseMethod, PurchaseStatus
 from resolvers.identity.names import AccountKind, AccountStatus, Membership, RegistrationKind
 from resolvers.naccs.names import NaccsApplicationKind, NaccsApplicationState, ReissueReason
+from resolvers.webhooks.names import WebhookDeliveryStatus, WebhookEvent
 
 __all__ = [
     "AccountKind", "AccountStatus", "ApplicationState", "CertificateType", "CouponEntryKind", "FeePayment",
     "Membership", "NaccsApplicationKind", "NaccsApplicationState", "PurchaseMethod", "PurchaseStatus",
-    "RegistrationKind", "ReissueReason",
+    "RegistrationKind", "ReissueReason", "WebhookDeliveryStatus", "WebhookEvent",
 ]
 
 # identity
@@ -40,3 +41,10 @@ strawberry.enum(FeePayment, name="FeePayment", description="How the fee is paid;
 strawberry.enum(NaccsApplicationKind, name="NaccsApplicationKind")
 strawberry.enum(NaccsApplicationState, name="NaccsApplicationState")
 strawberry.enum(ReissueReason, name="ReissueReason")
+
+# webhooks
+strawberry.enum(WebhookEvent, name="WebhookEvent", description=(
+    "What a webhook reports; the body's `event` is the lower-case dotted name (APPLICATION_ON_HOLD → "
+    "application.on_hold)."))
+strawberry.enum(WebhookDeliveryStatus, name="WebhookDeliveryStatus", description=(
+    "PENDING 未送信 · DELIVERED 送信済 (2xx) · RETRYING 再試行待ち · FAILED 失敗 (retries over, or the destination refused)."))

@@ -12,7 +12,7 @@ from graphql import ASTValidationRule, GraphQLError
 from prometheus_client import Counter, Histogram
 from strawberry.extensions import MaskErrors
 
-from resolvers.core.errors import Forbidden, Unauthenticated, UserFailure, UserFailures, localised
+from resolvers.core.errors import Forbidden, TooManyRequests, Unauthenticated, UserFailure, UserFailures, localised
 from resolvers.core.logs import request_id_var
 from schema.input_errors import is_bad_input, reword
 
@@ -54,9 +54,9 @@ def _is_domain_failure(error: GraphQLError) -> bool:
     return isinstance(error.original_error, (UserFailure, UserFailures))
 
 
-def _refusal(error: GraphQLError) -> Unauthenticated | Forbidden | None:
+def _refusal(error: GraphQLError) -> Unauthenticated | Forbidden | TooManyRequests | None:
     original = error.original_error
-    return original if isinstance(original, (Unauthenticated, Forbidden)) else None
+    return original if isinstance(original, (Unauthenticated, Forbidden, TooManyRequests)) else None
 
 
 def _replaced(error: GraphQLError) -> bool:
@@ -93,7 +93,7 @@ class OperationPolicy(MaskErrors):
             context = self.execution_context
             return reword(error, getattr(context.context, "language", "ja"), context.graphql_document, context.variables)
         refusal = _refusal(error)
-        if refusal is not None:  # UNAUTHENTICATED / FORBIDDEN, in the request's language
+        if refusal is not None:  # UNAUTHENTICATED / FORBIDDEN / TOO_MANY_REQUESTS, in the request's language
             language = getattr(self.execution_context.context, "language", "ja")
             return GraphQLError(message=localised(refusal, language), nodes=error.nodes, source=error.source,
                                 positions=error.positions, path=error.path, extensions=dict(refusal.extensions or {}))

@@ -3,8 +3,9 @@
 Middleware (outermost first): request id + access log + HTTP metrics, the URL guard (no
 NUL in a path or query string), then the CSRF guard in front of /graphql; the GraphQL view
 refuses bodies that are not UTF-8 JSON or hold a NUL or lone surrogate (400 JSON, see
-tradecert/request_guards.py). Rules reload when their files change (polled) or on SIGHUP,
-and only if the new files validate.
+tradecert/request_guards.py). With ``TRADECERT_TRUSTED_DOCUMENTS`` the view runs only the
+manifest's documents (tradecert/trusted_documents.py). Rules reload when their files change
+(polled) or on SIGHUP, and only if the new files validate.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
@@ -28,6 +30,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from resolvers.adapters.gateway import gateway_of
 from resolvers.core.context import Context, Services
@@ -46,6 +50,7 @@ from tradecert.mailbox import routes as mailbox_routes
 from tradecert.metrics import scrape_registry
 from tradecert.pages import activate_page
 from tradecert.request_guards import UrlGuard, decode_graphql_body, refusal
+from tradecert.trusted_documents import admit, load_manifest, operations_of
 
 log = logging.getLogger("tradecert.http")
 
@@ -146,6 +151,11 @@ class CsrfGuard:
         await JSONResponse(body, status_code=status)(scope, receive, send)
 
 
+# The JSON body of this request as decoded (each request is its own task): strawberry's
+# request data keeps no documentId, which trusted documents read (TradecertGraphQL._admit).
+_body_as_sent: ContextVar[object] = ContextVar("tradecert_graphql_body", default=None)
+
+
 class TradecertGraphQL(GraphQL[Context, None]):
     def __init__(self, services: Services, **kwargs: Any):
         super().__init__(**kwargs)
@@ -153,9 +163,14 @@ class TradecertGraphQL(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and self.services.trusted_documents is not None:
+                # an operation over a websocket would not pass the trusted-documents check
+                await WebSocket(scope, receive, send).close(code=4403)
+                return
             await super().__call__(scope, receive, send)
             return
         request = Request(scope, receive)
+        _body_as_sent.set(None)
         try:
             response = await self.run(request)
         except HTTPException as exc:  # ours and strawberry's: a JSON body, never plain text
@@ -175,7 +190,32 @@ class TradecertGraphQL(GraphQL[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         """The body, refused (4xx JSON) when it is not UTF-8 JSON or holds a NUL or a lone
         surrogate anywhere (tradecert/request_guards.py)."""
-        return decode_graphql_body(data, self.services.settings.max_query_tokens)
+        body = decode_graphql_body(data, self.services.settings.max_query_tokens)
+        _body_as_sent.set(body)  # its documentId, which strawberry does not keep, for _admit
+        return body
+
+    async def execute_operation(
+        self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData], context: Context, root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        """With a trusted-documents manifest, each operation as tradecert/trusted_documents.py
+        admits it — a documentId's manifest text, or refused — before anything runs."""
+        manifest = self.services.trusted_documents
+        if manifest is not None:
+            request_data = await self._admit(manifest, request_adapter, request_data, context)
+        return await super().execute_operation(request=request, request_adapter=request_adapter,
+                                               request_data=request_data, context=context,
+                                               root_value=root_value, sub_response=sub_response)
+
+    async def _admit(self, manifest: Mapping[str, str], request_adapter: AsyncHTTPRequestAdapter,
+                     request_data: GraphQLRequestData | list[GraphQLRequestData],
+                     context: Context) -> GraphQLRequestData | list[GraphQLRequestData]:
+        items = request_data if isinstance(request_data, list) else [request_data]
+        sent = dict(request_adapter.query_params) if request_adapter.method == "GET" else _body_as_sent.get()
+        bodies = operations_of(sent)
+        admitted = [await admit(context, manifest, item, body) for item, body in zip(items, bodies, strict=False)]
+        return admitted if isinstance(request_data, list) else admitted[0]
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None = None) -> Context:
         context = Context(
@@ -295,9 +335,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     gateway_of(services)  # refuses an unknown gateway, and the sandbox in production unless allowed by name
     started_at = services.clock.now()  # job deadlines count from here at the earliest (jobs.overdue_after)
     registry = scrape_registry()  # every worker's counts under `serve --workers N` (tradecert/metrics.py)
+    schema = build_schema(settings)
+    if settings.trusted_documents_file is not None:  # checked once, at start: ManifestInvalid names file and key
+        services.trusted_documents = load_manifest(settings.trusted_documents_file, schema._schema)
     graphql = TradecertGraphQL(
         services,
-        schema=build_schema(settings),
+        schema=schema,
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=False,
     )
@@ -357,6 +400,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 pdf = await spec.render(context, decoded[1])
             except GraphQLError as exc:
                 code = (exc.extensions or {}).get("code")
+                if code == "TOO_MANY_REQUESTS":  # an API key over its requests per minute
+                    retry = str((exc.extensions or {}).get("retryAfter", 60))
+                    return JSONResponse({"error": code}, status_code=429, headers={"Retry-After": retry})
                 return JSONResponse({"error": code}, status_code=401 if code == "UNAUTHENTICATED" else 403)
             finally:
                 await context.close()

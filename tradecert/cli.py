@@ -19,6 +19,7 @@ from rich.text import Text
 
 from resolvers.core.settings import Settings
 from resolvers.identity.names import Membership, RegistrationKind
+from tradecert.application_import import applications as applications_group  # click only until a command runs
 from tradecert.mailbox import mail as mail_group  # click only until a command runs
 from tradecert.operations import OneLineErrors, check_database, db_backup, db_restore, keys, require_migrated
 from tradecert.params import IsoDate
@@ -136,6 +137,7 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
 
     settings = _settings()
     _require_gateway(settings)
+    _require_trusted_documents(settings)
     if not os.environ.get("TRADECERT_PUBLIC_URL"):
         # links in mails must reach this server: default to where it listens
         public_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -175,6 +177,20 @@ def _require_gateway(settings: Settings) -> None:
     try:
         gateway_for(settings)
     except GatewayNotConfigured as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _require_trusted_documents(settings: Settings) -> None:
+    """Refuse to start (before any worker does) on a trusted-documents manifest that does not
+    check: one line naming the file and the key, exit 1."""
+    if settings.trusted_documents_file is None:
+        return
+    from schema import build_schema
+    from tradecert.trusted_documents import ManifestInvalid, load_manifest
+
+    try:
+        load_manifest(settings.trusted_documents_file, build_schema(settings)._schema)
+    except ManifestInvalid as exc:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
@@ -645,9 +661,29 @@ def schema_export() -> None:
     sys.stdout.write(sdl())
 
 
+@schema_group.command("trusted-documents")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def schema_trusted_documents(directory: Path) -> None:
+    """Print the trusted-documents manifest (TRADECERT_TRUSTED_DOCUMENTS) of every *.graphql
+    file under DIRECTORY: JSON {"sha256:<hex>": "<document>"}, keys sorted. A file is one
+    document (several operations in it run by operationName); exit 1 naming each file that
+    does not validate against the schema."""
+    from schema import build_schema
+    from tradecert.trusted_documents import build_manifest, manifest_json
+
+    manifest, problems = build_manifest(directory, build_schema()._schema)
+    if problems:
+        for problem in problems:
+            errors.print(problem, markup=False, highlight=False)
+        raise SystemExit(1)
+    sys.stdout.buffer.write(manifest_json(manifest).encode("utf-8"))
+    sys.stdout.flush()
+
+
 # --------------------------------------------------------------------------- mail
 
 main.add_command(mail_group)  # `tradecert mail list|show`: the outbox without SMTP (tradecert/mailbox.py)
+main.add_command(applications_group)  # `tradecert applications import`: CSV filing (tradecert/application_import.py)
 
 
 if __name__ == "__main__":  # pragma: no cover

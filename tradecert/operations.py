@@ -279,7 +279,8 @@ def keys_rotate() -> None:
 @keys.command("rotate-naccs")
 def keys_rotate_naccs() -> None:
     """Put a new Fernet key on top of TRADECERT_NACCS_KEY_FILE (it seals from now on; the older
-    lines still unseal). Delete an older line once the longest password window has passed."""
+    lines still unseal). Delete an older line once the longest password window has passed and
+    no webhook endpoint registered before the rotation is in use (its secret is sealed with it)."""
     from cryptography.fernet import Fernet
 
 

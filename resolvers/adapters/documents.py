@@ -35,6 +35,7 @@ from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden, UserFailure
 from resolvers.coupons.names import PurchaseMethod
+from resolvers.fees import rules_history
 from resolvers.identity.accounts import authorize, require_viewer
 from resolvers.payments.checkout import statement_of
 from resolvers.payments.names import CardPaymentStatus
@@ -218,6 +219,9 @@ async def purchase_card_statement(ctx: Context, purchase_id: int) -> bytes:
         chamber = await session.get(Chamber, registration.chamber_id) if registration else None
         number = await session.scalar(select(CardStatement.number).where(  # 発行番号, given as it settled
             CardStatement.card_payment_id == payment.id, CardStatement.card_payment_item_id.is_(None)))
+        # reprinted under the rules the order was priced by, whatever the files say now
+        policy = await rules_history.policy_of_record(session, purchase.rules_version if purchase else None,
+                                                      ctx.services.rules.current)
     if purchase is None or purchase.paid_at is None or registration is None or chamber is None or number is None:
         raise Forbidden()
     paid_on = tokyo_date(purchase.paid_at)
@@ -229,7 +233,7 @@ async def purchase_card_statement(ctx: Context, purchase_id: int) -> bytes:
             registration_number=registration.number, company=registration.name, chamber=chamber.name,
             content=f"クーポン購入 ({purchase.coupons}枚)", details=[("注文番号", purchase.order_number)],
             paid_on=paid_on, amount=payment.amount,
-            tax=statement_tax(ctx.services.rules.current, purchase.ordered_on, payment.amount),
+            tax=statement_tax(policy, purchase.ordered_on, payment.amount),
             payment_number=payment.payment_number, card=f"{payment.brand or ''} ****{payment.last4 or ''}"))
 
 
@@ -239,6 +243,8 @@ async def application_card_statement(ctx: Context, app_id: int) -> bytes:
     app, registration, payment = statement.application, statement.registration, statement.payment
     async with ctx.services.db.read() as session:
         chamber = await session.get(Chamber, registration.chamber_id)
+        # the rules that fixed the fee at the first submission, whatever the files say now
+        policy = await rules_history.policy_of_record(session, app.rules_version, ctx.services.rules.current)
     if chamber is None or app.submitted_on is None:
         raise Forbidden()
     settings = ctx.services.settings
@@ -250,7 +256,7 @@ async def application_card_statement(ctx: Context, app_id: int) -> bytes:
             chamber=chamber.name, content=content,
             details=[("証明書番号", app.certificate_number or ""), ("インボイス番号", app.invoice_number)],
             paid_on=tokyo_date(statement.paid_at), amount=statement.amount,
-            tax=statement_tax(ctx.services.rules.current, app.submitted_on, statement.amount),
+            tax=statement_tax(policy, app.submitted_on, statement.amount),
             payment_number=payment.payment_number, card=f"{payment.brand or ''} ****{payment.last4 or ''}"))
 
 

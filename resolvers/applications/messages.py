@@ -64,3 +64,22 @@ STATE_NAMES: Final[dict[str, Words]] = {  # by ApplicationState
 }
 REGISTRATION_WITHDRAWN: Final = Words("貿易登録が退会済み", "the trade registration has withdrawn")
 NO_MEMBERSHIP: Final = Words("会員区分が未設定", "no membership in force")
+
+# --------------------------------------------------------------------------- bulk filing (createApplications, submitApplications)
+
+APPLICATIONS: Final = Words("申請", "Applications")
+APPLICATION_IDS: Final = Words("申請ID", "Application ids")
+APPLICATION_ID_REPEATED: Final = Words("申請ID(同じIDは1回まで)", "Application id (each id at most once)")
+IDEMPOTENCY_KEY: Final = Words("冪等キー(1〜128文字)", "Idempotency key (1 to 128 characters)")
+
+# --------------------------------------------------------------------------- the CSV import (tradecert applications import)
+
+CSV_UNKNOWN_COLUMN: Final = Words("不明な列です。列名は docs/applications-import.md の表のとおりにしてください",
+                                  "unknown column; name the columns as docs/applications-import.md lists them")
+CSV_REPEATED_COLUMN: Final = Words("同じ列名が2回あります", "this column name appears twice")
+CSV_MISSING_COLUMN: Final = Words("必須の列「{column}」がありません", "the required column {column} is missing")
+CSV_EXTRA_CELLS: Final = Words("見出しより多くのセルがあります", "more cells than the header has columns")
+CSV_NOT_TEXT: Final = Words("UTF-8でもShift_JIS(cp932)でも読めないファイルです({position}バイト目)",
+                            "neither UTF-8 nor Shift_JIS (cp932) (byte {position})")
+CSV_NOT_ENCODING: Final = Words("{encoding}として読めません({position}バイト目)", "not {encoding} (byte {position})")
+CSV_NO_HEADER: Final = Words("見出しの行がありません", "there is no header line")

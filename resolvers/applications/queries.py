@@ -252,6 +252,17 @@ async def application(ctx: Context, application_id: int) -> ApplicationView | No
     return await _one(ctx, _one_statement(None), {"application_id": application_id})
 
 
+BY_IDS = select(*COLUMNS).where(_a.id.in_(bindparam("ids", expanding=True)))
+
+
+async def applications_by_id(ctx: Context, ids: Sequence[int]) -> dict[int, ApplicationView]:
+    """The applications a bulk use case just returned (it decided who may see them), by id:
+    three statements for the lot, whatever their number."""
+    if not ids:
+        return {}
+    return {view.id: view for view in await _read_views(ctx, await ctx.rows(BY_IDS, {"ids": list(set(ids))}))}
+
+
 async def _one(ctx: Context, statement: Select[Any], params: dict[str, Any]) -> ApplicationView | None:
     views = await _read_views(ctx, await ctx.rows(statement, params))
     return views[0] if views else None

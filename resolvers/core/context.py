@@ -61,6 +61,9 @@ class Services:
     receive_notification: Callable[[Services, bytes, str], Awaitable[str]] | None = None
     gateway: Any = None  # a PaymentGateway plugged in (tests, a provider); else TRADECERT_PAYMENT_GATEWAY
     bank: Any = None  # a Bank plugged in; else the sandbox bank
+    # "sha256:<hex>" → document, from TRADECERT_TRUSTED_DOCUMENTS, checked at start (tradecert/trusted_documents.py);
+    # None: every document may run
+    trusted_documents: Mapping[str, str] | None = None
 
 
 class _Compiled:

@@ -104,8 +104,8 @@ class ErrorCode(StrEnum):
     )
     NOT_BUSINESS_DAY = (
         "NOT_BUSINESS_DAY",
-        "{date}は営業日ではありません(土日祝日・年末年始は休業)。{next}以降の営業日を指定してください。",
-        "{date} is not a business day (a weekend, a holiday or the year-end closure); choose {next} or a later business day.",
+        "{date}は営業日ではありません({reason})。{next}以降の営業日を指定してください。",
+        "{date} is not a business day ({reason}); choose {next} or a later business day.",
     )
     DATE_TOO_EARLY = (
         "DATE_TOO_EARLY",
@@ -194,14 +194,30 @@ class Unauthenticated(GraphQLError):
 
 
 class Forbidden(GraphQLError):
-    """Raised as both languages; the schema answers in the request's (`localised`)."""
+    """Raised as both languages; the schema answers in the request's (`localised`).
+    ``words``: a reason more precise than the kind of ID (e.g. "an API key cannot …")."""
 
     words = Words("この操作の権限がありません(ご利用のIDの種類では行えない操作です)。",
                   "Not allowed: this kind of ID may not do this (see docs/api.md, who may do what).")
 
-    def __init__(self) -> None:
+    def __init__(self, words: Words | None = None) -> None:
+        if words is not None:
+            self.words = words
         super().__init__(f"{self.words.ja} / {self.words.en}", extensions={"code": "FORBIDDEN"})
 
 
-def localised(error: Unauthenticated | Forbidden, language: str) -> str:
+class TooManyRequests(GraphQLError):
+    """A limit on the credential itself (an API key's requests per minute): a top-level error
+    whatever the operation, since the request as a whole is refused, with the seconds to wait
+    in the message and in ``extensions.retryAfter``."""
+
+    def __init__(self, retry_after: int) -> None:
+        code = ErrorCode.TOO_MANY_REQUESTS
+        self.words = Words(code.message("ja", {"seconds": retry_after}), code.message("en", {"seconds": retry_after}))
+        self.retry_after = retry_after
+        super().__init__(f"{self.words.ja} / {self.words.en}",
+                         extensions={"code": code.value, "retryAfter": retry_after})
+
+
+def localised(error: Unauthenticated | Forbidden | TooManyRequests, language: str) -> str:
     return error.words.in_(language)

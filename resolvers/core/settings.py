@@ -53,6 +53,24 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _hosts(env: Mapping[str, str], name: str) -> frozenset[str]:
+    """Comma-separated host names or IP addresses, compared as resolvers/webhooks/destinations.py
+    does: lower case, no brackets, an address in its canonical form."""
+    import ipaddress
+
+    found = set()
+    for item in (env.get(name) or "").split(","):
+        host = item.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+        if host:
+            try:
+                host = str(ipaddress.ip_address(host))
+            except ValueError:
+                if not all(c.isalnum() or c in "-._" for c in host):
+                    raise ValueError(f"{name}: {item.strip()!r} is not a host name or IP address") from None
+            found.add(host)
+    return frozenset(found)
+
+
 def _secret(env: Mapping[str, str], production: bool) -> str:
     secret = env.get("TRADECERT_PAYMENT_SECRET") or ""
     if production and len(secret) < 32:
@@ -100,6 +118,10 @@ class Settings:
     payment_secret: str = "sandbox-notification-secret"  # signs gateway notifications (HMAC-SHA256)
     signing_key_file: Path = PROJECT_DIR / "var" / "signing-key.pem"  # Ed25519 key that signs certificates
     naccs_key_file: Path = PROJECT_DIR / "var" / "naccs-fernet.key"  # Fernet key for NACCS passwords in their window
+    # a JSON manifest {"sha256:<hex>": "<document>"}: only those documents run (tradecert/trusted_documents.py)
+    trusted_documents_file: Path | None = None
+    # webhook destinations exempt from the private-address guard (and allowed plain http)
+    webhook_allow_hosts: frozenset[str] = frozenset()
 
     @property
     def is_sqlite(self) -> bool:
@@ -150,4 +172,6 @@ class Settings:
             payment_secret=_secret(env, production),
             signing_key_file=Path(env.get("TRADECERT_SIGNING_KEY_FILE") or PROJECT_DIR / "var" / "signing-key.pem"),
             naccs_key_file=Path(env.get("TRADECERT_NACCS_KEY_FILE") or PROJECT_DIR / "var" / "naccs-fernet.key"),
+            trusted_documents_file=Path(env["TRADECERT_TRUSTED_DOCUMENTS"]) if env.get("TRADECERT_TRUSTED_DOCUMENTS") else None,
+            webhook_allow_hosts=_hosts(env, "TRADECERT_WEBHOOK_ALLOW_HOSTS"),
         )

@@ -33,6 +33,7 @@ from resolvers.coupons.names import CouponEntryKind, PurchaseStatus
 from resolvers.coupons.purchases import cancel_in_session
 from resolvers.coupons.queries import coupon_relation
 from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
+from resolvers.identity.api_keys import revoke_keys_of
 from resolvers.identity.names import AccountKind, Membership, RegistrationKind, SessionEnd
 from resolvers.payments.names import CardPaymentStatus
 
@@ -143,8 +144,8 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
     coupons are erased and refunded per lot (as on a membership change), an order
     awaiting payment is cancelled and every open card session closed (a late charge is
     owed back), the validity ends today, and every session of the registration's IDs
-    ends; its IDs can no longer log in. History stays. One unit of work under the
-    registration's lock."""
+    ends and every API key of them is revoked; its IDs can no longer log in. History stays.
+    One unit of work under the registration's lock."""
     who = await require_viewer(ctx)
     checked_reason = validation.text(reason, ["input", "reason"], 500, words.REASON, required=False)
     now, today = ctx.clock.now(), ctx.clock.today()
@@ -199,6 +200,7 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
         members = select(Account.id).where(Account.registration_id == registration.id)
         await tx.execute(update(Session).where(Session.account_id.in_(members), Session.ended_at.is_(None))
                          .values(ended_at=now, end_reason=SessionEnd.WITHDRAWN))
+        await revoke_keys_of(tx, members, now, who.account.id)  # and every API key of its IDs
         audit(tx, ctx, who.account, "registration.withdraw", target=f"TradeRegistration:{registration.id}",
               detail=f"refund {refund.amount if refund else 0}" + (f"; {checked_reason}" if checked_reason else ""))
     for gateway_session in closed_sessions:  # after the commit: the provider is a network call

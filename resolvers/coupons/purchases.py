@@ -47,6 +47,8 @@ from resolvers.identity.accounts import Viewer, audit, authorize, membership_at,
 from resolvers.identity.names import Membership
 from resolvers.payments import card as payments
 from resolvers.payments.names import CardPaymentStatus, PaymentPurpose
+from resolvers.webhooks.names import WebhookEvent
+from resolvers.webhooks.use_cases import emit_purchases
 from rules import fees, mail
 from rules.fees import CouponProduct
 from rules.limits import limit
@@ -280,6 +282,7 @@ async def cancel_in_session(session: AsyncSession, purchase: CouponPurchase, now
         return False
     await session.execute(update(CouponAccount).where(CouponAccount.registration_id == purchase.registration_id)
                           .values(pending=CouponAccount.pending - purchase.coupons, updated_at=now))
+    await emit_purchases(session, WebhookEvent.COUPON_PURCHASE_CANCELLED, [purchase.id], now)
     return True
 
 
@@ -474,8 +477,13 @@ async def record_bank_deposits(ctx: Context, deposits: list[DepositInput]) -> Re
 
 
 async def _apply(tx: AsyncSession, services: Services, which: ColumnElement[bool]) -> dict[str, int]:
-    return await reconciliation.apply_deposits(tx, services.rules.current, services.clock.today(), services.clock.now(),
-                                               which)
+    now = services.clock.now()
+    counts = await reconciliation.apply_deposits(tx, services.rules.current, services.clock.today(), now, which)
+    if counts:  # the orders this unit issued or cancelled, reported in it
+        issued, cancelled = await reconciliation.decided_orders(tx)
+        await emit_purchases(tx, WebhookEvent.COUPON_PURCHASE_ISSUED, issued, now)
+        await emit_purchases(tx, WebhookEvent.COUPON_PURCHASE_CANCELLED, cancelled, now)
+    return counts
 
 
 async def reconcile(services: Services, progress: Callable[[int, int], object] | None = None) -> dict[str, int]:
@@ -572,6 +580,7 @@ async def card_paid(session: AsyncSession, services: Services, payment: CardPaym
             purchase_id=purchase.id)
     await session.execute(update(CouponAccount).where(CouponAccount.registration_id == purchase.registration_id)
                           .values(pending=CouponAccount.pending - purchase.coupons, updated_at=now))
+    await emit_purchases(session, WebhookEvent.COUPON_PURCHASE_ISSUED, [purchase.id], now)
     if purchase.notify_email:
         issued_mail = mail.render(services.rules.current, services.clock.today(), "coupon.issued_by_card", {
             "order_number": purchase.order_number, "amount": f"{payment.amount:,}",

@@ -135,6 +135,7 @@ class RefundView:
     reason: str
     created_at: dt.datetime
     paid_at: dt.datetime | None
+    rules_versions: tuple[str, ...] = ()  # the versions its lots were priced under
 
 
 # --------------------------------------------------------------------------- who may see an account
@@ -337,12 +338,13 @@ async def visible_purchase(ctx: Context, purchase_id: int) -> PurchaseView | Non
 # --------------------------------------------------------------------------- refunds
 
 _REFUND_COLUMNS = (_refunds.c.id, _refunds.c.registration_id, _refunds.c.amount, _refunds.c.reason, _refunds.c.created_at,
-                   _refunds.c.paid_at)
+                   _refunds.c.paid_at, _refunds.c.rules_version)
 
 
 async def _refund_views(ctx: Context, unit: AsyncSession, rows: Sequence[Row[Any]]) -> list[RefundView]:
     registrations = await identity.registrations_by_id(unit, {r.registration_id for r in rows}, ctx.clock.now())
-    return [RefundView(r.id, registrations[r.registration_id], r.amount, r.reason, r.created_at, r.paid_at) for r in rows]
+    return [RefundView(r.id, registrations[r.registration_id], r.amount, r.reason, r.created_at, r.paid_at,
+                       tuple(r.rules_version.split(",")) if r.rules_version else ()) for r in rows]
 
 
 async def list_refunds(ctx: Context, paid: bool | None) -> list[RefundView]:

@@ -335,6 +335,15 @@ async def apply_deposits(tx: AsyncSession, policy: PolicySet, today: dt.date, no
     return {outcome: n for outcome, n in counts}
 
 
+async def decided_orders(tx: AsyncSession) -> tuple[list[int], list[int]]:
+    """(orders issued, orders cancelled for a short payment) by the last ``apply_deposits``
+    of this unit — read from its work table, so the caller can report them in the same unit."""
+    rows = (await tx.execute(select(work.c.purchase_id, work.c.outcome).where(
+        work.c.outcome.in_((*PAID, DepositOutcome.SHORT.value))).order_by(work.c.purchase_id))).all()
+    issued = [r.purchase_id for r in rows if r.outcome in PAID]
+    return issued, [r.purchase_id for r in rows if r.outcome == DepositOutcome.SHORT.value]
+
+
 async def _lock(tx: AsyncSession) -> None:
     """Levels 1, 2 and 5 of the lock order, each in id order, for every row the chunk
     touches. (SQLite: the write unit's

@@ -153,13 +153,14 @@ async def policy_of_version(db: Database, version: str) -> PolicySet | None:
     return _policy_from(found) if found is not None else None
 
 
-async def policy_of_record(session: AsyncSession, version: str, current: PolicySet) -> PolicySet:
+async def policy_of_record(session: AsyncSession, version: str | None, current: PolicySet) -> PolicySet:
     """The rules a later computation for a record priced under ``version`` uses (a refund of a
-    coupon lot): that version exactly as it went live, whatever the files say now. ``current``
-    when ``version`` is the current one, when it never went live here (a record from before
-    the history: the current files' rows in force on the record's date are the best there
-    is), or when this release no longer accepts its files (logged)."""
-    if version == current.version:
+    coupon lot, a statement printed again): that version exactly as it went live, whatever the
+    files say now. ``current`` when ``version`` is the current one, when the record names none
+    or one that never went live here (a record from before the history: the current files'
+    rows in force on the record's date are the best there is), or when this release no longer
+    accepts its files (logged)."""
+    if version is None or version == current.version:
         return current
     found = await stored_version_in(session, version)
     if found is None:

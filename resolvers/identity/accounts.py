@@ -9,10 +9,19 @@ exists. An attempt is counted, atomically and committed, *before* its password i
 so parallel requests and worker processes together get at most ``login_lock_after`` checks
 before the name is refused; a success clears the count. When refused, no password is
 checked, so the answer and its timing say nothing about which IDs exist.
+
+API keys (``Authorization: Bearer tck_…``, resolvers/identity/api_keys.py makes them) stand in
+for a session: the same account, the same permissions, looked up by the key's SHA-256 under
+the same conditions (account active and not deleted, registration not withdrawn) plus the
+key's own (not revoked, not expired). Each request a key authenticates is counted against
+``api_key_requests_per_minute`` (rules/limits.yaml) in ``rate_limits`` — shared by every
+worker — and over it the request is refused as a whole (``TooManyRequests``). What only a
+person may do (``require_person``) refuses a key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import hashlib
@@ -27,6 +36,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from persistence.models import (
     Account,
+    ApiKey,
     AuditEntry,
     Chamber,
     LoginThrottle,
@@ -34,9 +44,11 @@ from persistence.models import (
     Session,
     TradeRegistration,
 )
+from resolvers.core import ratelimit
 from resolvers.core.context import Context
-from resolvers.core.errors import ErrorCode, Forbidden, Unauthenticated, UserFailure
-from resolvers.identity import queries
+from resolvers.core.errors import ErrorCode, Forbidden, TooManyRequests, Unauthenticated, UserFailure
+from resolvers.core.messages import Words
+from resolvers.identity import messages, queries
 from resolvers.identity.names import (
     ECO_ACCOUNT_KINDS,
     NACCS_ACCOUNT_KINDS,
@@ -55,6 +67,7 @@ from resolvers.identity.passwords import (
     verify_password,
 )
 from resolvers.identity.queries import AccountView
+from rules.limits import limit
 from rules.permissions import Actor, is_allowed
 
 SESSION_COOKIE = "tradecert_session"
@@ -67,6 +80,13 @@ TOUCH = (update(Session)
                 Session.last_seen_at <= bindparam("seen_before"))
          .values(last_seen_at=bindparam("now", type_=Session.last_seen_at.type))
          .execution_options(synchronize_session=False))
+API_KEY_PREFIX = "tck_"  # a bearer token starting so is an API key, not a session
+# An API key's last_used_at: the same once-a-minute write, by the UPDATE's own condition.
+TOUCH_KEY = (update(ApiKey)
+             .where(ApiKey.id == bindparam("key_id"), ApiKey.revoked_at.is_(None),
+                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= bindparam("seen_before")))
+             .values(last_used_at=bindparam("now", type_=ApiKey.last_used_at.type))
+             .execution_options(synchronize_session=False))
 
 
 def hash_token(token: str) -> str:
@@ -80,8 +100,9 @@ class Viewer:
     (``account``: every column, detached, as a row read in a unit of work that ended)."""
 
     view: AccountView
-    session_id: int
+    session_id: int | None  # None when an API key authenticated the request
     _record: dict[str, Any] = field(repr=False, compare=False)
+    api_key_id: int | None = None  # the key that authenticated the request (audit rows name it)
 
     @property
     def id(self) -> int:
@@ -133,13 +154,29 @@ async def viewer(ctx: Context) -> Viewer | None:
     One statement in the request's read unit (``queries.VIEWER_BY_TOKEN`` by ``ctx.rows``).
     The session must be open, within its absolute and idle limits; the account active and
     not deleted; its registration (if any) not withdrawn. ``last_seen_at`` (the idle
-    limit's start) is written only when it is older than TOUCH_EVERY, by ``_touch``."""
+    limit's start) is written only when it is older than TOUCH_EVERY, by ``_touch``. A
+    ``tck_`` token is an API key instead (``_viewer_by_key``)."""
     if "viewer" in ctx.loaders:
         cached: Viewer | None = ctx.loaders["viewer"]
         return cached
+    # Sibling fields resolve as concurrent tasks: the first finds the viewer, the others wait
+    # for it, so a request is one lookup (and one count of its API key), not one per field.
+    lock: asyncio.Lock = ctx.loaders.setdefault("viewer_lock", asyncio.Lock())
+    async with lock:
+        if "viewer" in ctx.loaders:
+            found: Viewer | None = ctx.loaders["viewer"]
+            return found
+        return await _find_viewer(ctx)
+
+
+async def _find_viewer(ctx: Context) -> Viewer | None:
+    if "viewer_refused" in ctx.loaders:  # a key over its limit: every field of the request is refused
+        raise ctx.loaders["viewer_refused"]
     token = _presented_token(ctx)
     found: Viewer | None = None
-    if token and len(token) <= 128:
+    if token and len(token) <= 128 and token.startswith(API_KEY_PREFIX):
+        found = await _viewer_by_key(ctx, token)
+    elif token and len(token) <= 128:
         now = ctx.clock.now()
         rows = await ctx.rows(queries.VIEWER_BY_TOKEN, {"token_hash": hash_token(token), "now": now})
         if rows:
@@ -158,6 +195,46 @@ async def viewer(ctx: Context) -> Viewer | None:
     return found
 
 
+async def _viewer_by_key(ctx: Context, key: str) -> Viewer | None:
+    """The account behind an API key: one statement (``queries.VIEWER_BY_KEY``), then the
+    key's request is counted (``_spend_key``) and ``last_used_at`` written at most once a
+    minute (``TOUCH_KEY``)."""
+    now = ctx.clock.now()
+    rows = await ctx.rows(queries.VIEWER_BY_KEY, {"secret_hash": hash_token(key), "now": now})
+    if not rows:
+        return None
+    row = rows[0]
+    key_id, last_used_at, expires_at, revoked_at, withdrawn_at = row[:5]
+    view = queries.viewer_account(row)
+    record = queries.viewer_record(row)
+    usable = revoked_at is None and (expires_at is None or now < expires_at)
+    if not (usable and view.status == AccountStatus.ACTIVE and record["deleted_at"] is None and withdrawn_at is None):
+        return None
+    await _spend_key(ctx, key_id, now)
+    if last_used_at is None or now - last_used_at >= TOUCH_EVERY:
+        async with ctx.services.db.write() as unit:
+            await unit.execute(TOUCH_KEY, {"key_id": key_id, "now": now, "seen_before": now - TOUCH_EVERY})
+    return Viewer(view, None, record, api_key_id=key_id)
+
+
+async def _spend_key(ctx: Context, key_id: int, now: dt.datetime) -> None:
+    """Count one request of the key against ``api_key_requests_per_minute`` (a fixed
+    one-minute window in ``rate_limits``: one conditional upsert, committed before the
+    request goes on, so parallel requests and every worker share the count). Over the limit
+    the refusal is kept for the rest of the request and raised."""
+    most = limit(ctx.services.rules.current, ctx.clock.today(), "api_key_requests_per_minute")
+    per_key = ratelimit.Limit("api_key", most, dt.timedelta(minutes=1))
+    try:
+        await ratelimit.spend(ctx.services.db, now, [ratelimit.Charge(per_key, str(key_id), hashed=False)])
+    except ratelimit.RateLimited as over:
+        refused = TooManyRequests(over.retry_after)
+        ctx.loaders["viewer_refused"] = refused
+        response = ctx.response
+        if response is not None and hasattr(response, "headers"):
+            response.headers["Retry-After"] = str(over.retry_after)
+        raise refused from None
+
+
 async def _touch(ctx: Context, session_id: int, now: dt.datetime) -> None:
     """Move the session's ``last_seen_at`` to ``now`` — unless another request did so within
     TOUCH_EVERY: decided by the UPDATE's own condition on the row it holds, so requests of
@@ -173,6 +250,14 @@ async def require_viewer(ctx: Context) -> Viewer:
     if found is None:
         raise Unauthenticated()
     return found
+
+
+def require_person(who: Viewer, doing: Words) -> None:
+    """Refuse what only a person logged in with a password may do when the request came with
+    an API key (the issue: a key cannot create keys, change passwords or manage sub-IDs;
+    logging out has no meaning for it). FORBIDDEN, its message naming what was refused."""
+    if who.api_key_id is not None:
+        raise Forbidden(messages.NOT_WITH_API_KEY.format(doing=doing))
 
 
 async def authorize(ctx: Context, who: Viewer, action: str, relations: set[str]) -> None:
@@ -207,15 +292,18 @@ async def _new_session(session: AsyncSession, ctx: Context, account_id: int, now
 
 
 def audit(session: AsyncSession, ctx: Context, account: Account | None, action: str, target: str | None = None, detail: str | None = None) -> None:
-    """Record who did what; for a sub-ID the responsible signer is the one that generated it."""
+    """Record who did what; for a sub-ID the responsible signer is the one that generated it.
+    When the request's viewer is ``account`` authenticated by an API key, the row names the key."""
     responsible = None
     if account is not None:
         responsible = account.generated_by_id if account.kind == AccountKind.SUB else account.id
+    who = ctx.loaders.get("viewer")
+    api_key_id = who.api_key_id if isinstance(who, Viewer) and account is not None and who.id == account.id else None
     session.add(
         AuditEntry(
             at=ctx.clock.now(), actor_id=account.id if account else None, responsible_id=responsible,
             chamber_id=account.chamber_id if account else None, action=action, target=target,
-            request_id=ctx.request_id, detail=detail,
+            request_id=ctx.request_id, detail=detail, api_key_id=api_key_id,
         )
     )
 
@@ -323,6 +411,7 @@ async def _take_attempt(ctx: Context, key: str, now: dt.datetime) -> dt.datetime
 
 async def logout(ctx: Context, all_sessions: bool = False) -> None:
     who = await require_viewer(ctx)
+    require_person(who, messages.LOG_OUT)
     scope = Session.account_id == who.account.id if all_sessions else Session.id == who.session_id
     async with ctx.services.db.write() as session:
         await session.execute(
@@ -336,6 +425,7 @@ async def change_password(ctx: Context, current_password: str, new_password: str
     """Change the viewer's own password; every session of the account ends and a new one
     (returned) begins."""
     who = await require_viewer(ctx)
+    require_person(who, messages.CHANGE_PASSWORDS)
     await authorize(ctx, who, "account.change_own_password", {"self"})
     if not await verify_password(who.account.password_hash or "", current_password[:1024]):
         raise UserFailure(ErrorCode.INVALID_CREDENTIALS, ["input", "currentPassword"])

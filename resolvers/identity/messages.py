@@ -23,3 +23,14 @@ REASON: Final = Words("理由", "Reason")
 USERNAME: Final = Words("ID", "ID")
 PURCHASE_METHODS: Final = Words("購入方法", "Payment methods")
 USERNAME_TAKEN: Final = Words("ID(既に使われています)", "ID (already taken; choose another)")
+
+# API keys (issue 14): what a key may not do, and the labels of its fields
+NOT_WITH_API_KEY: Final = Words("APIキーでは{doing}できません。IDとパスワードでログインしたセッションで行ってください。",
+                                "An API key cannot {doing}; log in with the ID and password and do it in that session.")
+CREATE_API_KEYS: Final = Words("APIキーの作成は", "create API keys")
+CHANGE_PASSWORDS: Final = Words("パスワードの変更は", "change passwords")
+MANAGE_SUB_IDS: Final = Words("サブIDの管理は", "manage sub-IDs")
+LOG_OUT: Final = Words("ログアウトは", "log out (it has no session; revoke the key instead)")
+API_KEY_NAME: Final = Words("キーの名前", "Key name")
+API_KEY_EXPIRY: Final = Words("有効期限(現在より後の日時)", "Expiry (a time in the future)")
+LIVE_API_KEYS: Final = Words("有効なAPIキー(不要なキーを失効させてください)", "Live API keys (revoke one you no longer use)")

@@ -24,11 +24,12 @@ from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from persistence.models import Account, Chamber, RegistrationMembership, Session, TradeRegistration
+from persistence.models import Account, ApiKey, Chamber, RegistrationMembership, Session, TradeRegistration
 from resolvers.core import loaders
 from resolvers.core.context import Context
 
 SESSIONS = Session.__table__.alias("s")
+API_KEYS = ApiKey.__table__.alias("k")
 ACCOUNTS = Account.__table__.alias("a")
 REGISTRATIONS = TradeRegistration.__table__.alias("r")
 CHAMBERS = Chamber.__table__.alias("c")
@@ -179,7 +180,19 @@ VIEWER_BY_TOKEN = (
     .outerjoin(CHAMBERS, CHAMBERS.c.id == REGISTRATIONS.c.chamber_id)
     .where(SESSIONS.c.token_hash == bindparam("token_hash"))
 )
-VIEWER_ACCOUNT_AT = 5  # where the account's view begins in a VIEWER_BY_TOKEN row
+# The viewer by an API key's hash: the same row as VIEWER_BY_TOKEN, the key's facts (id, last
+# used, expiry, revocation) in the session's place.
+VIEWER_BY_KEY = (
+    select(API_KEYS.c.id, API_KEYS.c.last_used_at, API_KEYS.c.expires_at, API_KEYS.c.revoked_at,
+           REGISTRATIONS.c.withdrawn_at, *ACCOUNT_COLUMNS, *REGISTRATION_COLUMNS,
+           membership_now(REGISTRATIONS.c.id, NOW), *ACCOUNT_REST)
+    .select_from(API_KEYS)
+    .join(ACCOUNTS, ACCOUNTS.c.id == API_KEYS.c.account_id)
+    .outerjoin(REGISTRATIONS, REGISTRATIONS.c.id == ACCOUNTS.c.registration_id)
+    .outerjoin(CHAMBERS, CHAMBERS.c.id == REGISTRATIONS.c.chamber_id)
+    .where(API_KEYS.c.secret_hash == bindparam("secret_hash"))
+)
+VIEWER_ACCOUNT_AT = 5  # where the account's view begins in a VIEWER_BY_TOKEN (or VIEWER_BY_KEY) row
 VIEWER_REST_AT = VIEWER_ACCOUNT_AT + len(ACCOUNT_COLUMNS) + len(REGISTRATION_COLUMNS) + 1
 
 

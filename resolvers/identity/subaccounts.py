@@ -24,7 +24,16 @@ from resolvers.core.clock import TOKYO
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.identity import messages
-from resolvers.identity.accounts import Viewer, audit, authorize, hash_token, require_viewer, sub_account_scopes
+from resolvers.identity.accounts import (
+    Viewer,
+    audit,
+    authorize,
+    hash_token,
+    require_person,
+    require_viewer,
+    sub_account_scopes,
+)
+from resolvers.identity.api_keys import revoke_keys_of
 from resolvers.identity.names import AccountKind, AccountStatus, RegistrationKind, SessionEnd
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable, verify_password
 from rules import mail
@@ -75,6 +84,7 @@ async def _end_sessions(session: AsyncSession, account_id: int, now: dt.datetime
 
 async def create_sub_account(ctx: Context, name: str, password: str, email: str, phone: str | None) -> Account:
     who = await require_viewer(ctx)
+    require_person(who, messages.MANAGE_SUB_IDS)
     await authorize(ctx, who, "subaccount.create", {"none"})
     checked_name = validation.person_name(name, ["input", "name"])
     checked_email = validation.email(email, ["input", "email"])
@@ -124,6 +134,7 @@ async def notify_sub_account(ctx: Context, data: NotifyInput) -> Account:
     domain with the signer's or the target contact person's; once notified, the address
     is locked."""
     who = await require_viewer(ctx)
+    require_person(who, messages.MANAGE_SUB_IDS)
     target = await _load(ctx, data.account_id)
     await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
     checked_phone = validation.phone(data.phone, ["input", "phone"], required=True)
@@ -239,6 +250,7 @@ async def activate_sub_account(ctx: Context, token: str, username: str, password
 async def update_sub_account(ctx: Context, account_id: int, name: str | None, password: str | None,
                              email: str | None, phone: str | None) -> Account:
     who = await require_viewer(ctx)
+    require_person(who, messages.MANAGE_SUB_IDS)
     target = await _load(ctx, account_id)
     await authorize(ctx, who, "subaccount.manage", relations(who.account, target))
     changes: dict[str, object] = {}
@@ -277,8 +289,10 @@ async def update_sub_account(ctx: Context, account_id: int, name: str | None, pa
 
 async def delete_sub_account(ctx: Context, account_id: int) -> Account:
     """Soft delete: the sub-ID can no longer log in; what it did stays attributable.
-    Decided from the account row held in the deleting unit of work."""
+    Decided from the account row held in the deleting unit of work; its API keys are revoked
+    in it."""
     who = await require_viewer(ctx)
+    require_person(who, messages.MANAGE_SUB_IDS)
     now = ctx.clock.now()
     async with ctx.services.db.write() as tx:
         target = await _lock_account(tx, account_id)
@@ -288,6 +302,7 @@ async def delete_sub_account(ctx: Context, account_id: int) -> Account:
         await tx.execute(update(Account).where(Account.id == target.id).values(status=AccountStatus.DELETED, deleted_at=now, updated_at=now))
         await tx.execute(update(ActivationToken).where(ActivationToken.account_id == target.id, ActivationToken.used_at.is_(None)).values(used_at=now))
         await _end_sessions(tx, target.id, now, SessionEnd.DELETED)
+        await revoke_keys_of(tx, [target.id], now, who.id)
         audit(tx, ctx, who.account, "subaccount.delete", target=f"Account:{target.id}")
     return await _reread(ctx, account_id)
 
@@ -300,6 +315,7 @@ async def reset_account_password(ctx: Context, account_id: int, new_password: st
     must not hold a write lock); the unit then locks the account and decides again from
     the row it holds, so a sub-ID deleted meanwhile is not given a password."""
     who = await require_viewer(ctx)
+    require_person(who, messages.CHANGE_PASSWORDS)
     async with ctx.services.db.read() as session:
         target = await session.get(Account, account_id)
     target = await _may_reset(ctx, who, target)

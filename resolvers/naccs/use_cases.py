@@ -49,6 +49,7 @@ from resolvers.naccs.names import (
 from rules import calendar, mail
 from rules.limits import limit
 from rules.permissions import is_allowed
+from rules.policy import PolicySet
 
 NOTICES_SHOWN = 10
 _KATAKANA = re.compile(r"^[\u30A1-\u30FA\u30FC\u3000]+$")
@@ -237,12 +238,19 @@ def _check_user_codes(services: Services, codes: list[UserCodeInput]) -> tuple[l
     return clean, problems
 
 
+def _closed_because(policy: PolicySet, day: dt.date) -> Words:
+    """Why ``day`` is closed, for NOT_BUSINESS_DAY: a weekend day, a holiday or the closure's
+    name from rules/business_calendar.yaml (a dated closure names itself)."""
+    reason = calendar.closed_reason(policy, day)
+    return Words(*reason) if reason is not None else Words("休業日", "a closed day")
+
+
 def _check_date(services: Services, value: dt.date, path: list[str]) -> UserFailure | None:
     """A business day, from the next business day on (NOT_BUSINESS_DAY / DATE_TOO_EARLY)."""
     policy, today = services.rules.current, services.clock.today()
     earliest = calendar.next_business_day(policy, today)
     if not calendar.is_business_day(policy, value):
-        return UserFailure(ErrorCode.NOT_BUSINESS_DAY, path, date=value,
+        return UserFailure(ErrorCode.NOT_BUSINESS_DAY, path, date=value, reason=_closed_because(policy, value),
                            next=max(calendar.next_business_day(policy, value), earliest))
     if value < earliest:
         return UserFailure(ErrorCode.DATE_TOO_EARLY, path, date=value, earliest=earliest)
@@ -424,6 +432,7 @@ async def approve_user_codes(ctx: Context, app_id: int, start_date: dt.date) -> 
     earliest = today if calendar.is_business_day(policy, today) else calendar.next_business_day(policy, today)
     if not calendar.is_business_day(policy, start_date):
         raise UserFailure(ErrorCode.NOT_BUSINESS_DAY, ["input", "startDate"], date=start_date,
+                          reason=_closed_because(policy, start_date),
                           next=max(calendar.next_business_day(policy, start_date), earliest))
     if start_date < today:
         raise UserFailure(ErrorCode.DATE_TOO_EARLY, ["input", "startDate"], date=start_date, earliest=earliest)

@@ -91,6 +91,7 @@ async def open_payment(services: Services, *, purpose: PaymentPurpose, registrat
         reference=reference, purpose=purpose, registration_id=registration_id, payer_id=payer_id, amount=amount,
         description=description, status=CardPaymentStatus.OPEN, gateway_session=hosted.session_id, payment_url=hosted.payment_url,
         created_at=now, expires_at=expires_at, idempotency_key=idempotency_key,
+        rules_version=services.rules.current.version,
     )
 
     async def cancel() -> None:

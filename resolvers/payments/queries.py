@@ -21,6 +21,7 @@ from resolvers.applications.queries import ApplicationView
 from resolvers.core.clock import TOKYO, tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden
+from resolvers.fees import rules_history
 from resolvers.identity.accounts import require_viewer
 from resolvers.payments import checkout
 from resolvers.payments.names import CardPaymentStatus, PaymentPurpose
@@ -107,7 +108,8 @@ async def card_statements(ctx: Context, month: str) -> list[StatementView]:
     async with ctx.read() as unit:
         rows = (await unit.execute(
             select(*applications.COLUMNS, s.number.label("statement_number"), i.amount.label("item_amount"),
-                   p.closed_at.label("closed_at"), a.submitted_on.label("submitted_on"))
+                   p.closed_at.label("closed_at"), a.submitted_on.label("submitted_on"),
+                   a.rules_version.label("fee_rules_hash"))
             .select_from(_payment_items.join(_payments, p.id == i.card_payment_id)
                          .join(_statements, s.card_payment_item_id == i.id)
                          .join(applications.APPLICATIONS, a.id == i.application_id))
@@ -115,11 +117,13 @@ async def card_statements(ctx: Context, month: str) -> list[StatementView]:
                    and_(p.closed_at >= start, p.closed_at < end))
             .order_by(p.closed_at.desc(), i.id.desc()))).all()
         views = await applications._views(unit, rows, ctx.clock.now())
-    policy = ctx.services.rules.current
+        current = ctx.services.rules.current  # each statement under the rules that fixed its fee
+        policies = {version: await rules_history.policy_of_record(unit, version, current)
+                    for version in {row.fee_rules_hash for row in rows}}
     found = []
     for view, row in zip(views, rows):
         paid_on = tokyo_date(row.closed_at)
         found.append(StatementView(
             row.statement_number, view, row.item_amount,
-            statement_tax(policy, row.submitted_on or paid_on, row.item_amount), row.closed_at))
+            statement_tax(policies[row.fee_rules_hash], row.submitted_on or paid_on, row.item_amount), row.closed_at))
     return found

@@ -25,7 +25,7 @@ MAY_IMPORT = {
     "rules": set(),
     "persistence": set(),
 }
-DOMAIN_PACKAGES = ("identity", "fees", "coupons", "payments", "applications", "naccs", "adapters")
+DOMAIN_PACKAGES = ("identity", "fees", "coupons", "payments", "applications", "naccs", "adapters", "webhooks")
 
 
 @pytest.fixture(scope="module")

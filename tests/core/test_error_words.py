@@ -21,7 +21,7 @@ GENERIC = ("Please check the input", "入力内容を確認してください")
 SAMPLE: dict[str, object] = {
     "label": Words("数量", "Quantity"), "state": Words("申請中", "submitted"), "limit": 100, "min": 8, "max": 64,
     "minutes": 5, "seconds": 30, "date": dt.date(2026, 11, 21), "next": dt.date(2026, 11, 24),
-    "earliest": dt.date(2026, 11, 24),
+    "earliest": dt.date(2026, 11, 24), "reason": Words("土曜日", "a Saturday"),
 }
 DOMAINS = ("applications", "coupons", "identity", "naccs", "payments")
 
@@ -52,7 +52,8 @@ def test_a_label_and_a_state_read_in_the_asked_language() -> None:
 
 
 def test_the_business_day_codes_name_the_day_to_choose() -> None:
-    en = UserFailure(ErrorCode.NOT_BUSINESS_DAY, date=dt.date(2026, 11, 21), next=dt.date(2026, 11, 24)).message("en")
+    en = UserFailure(ErrorCode.NOT_BUSINESS_DAY, date=dt.date(2026, 11, 21), next=dt.date(2026, 11, 24),
+                     reason=Words("土曜日", "a Saturday")).message("en")
     assert "2026-11-21" in en and "2026-11-24" in en
     ja = UserFailure(ErrorCode.DATE_TOO_EARLY, date=dt.date(2026, 11, 20), earliest=dt.date(2026, 11, 24)).message("ja")
     assert "2026-11-20" in ja and "2026-11-24" in ja

@@ -17,6 +17,7 @@ from resolvers.coupons.names import CouponEntryKind, PurchaseMethod, PurchaseSta
 from resolvers.identity.names import AccountKind, AccountStatus, Membership, RegistrationKind
 from resolvers.naccs.names import NaccsApplicationKind, NaccsApplicationState
 from resolvers.payments.names import CardPaymentStatus
+from resolvers.webhooks.names import WebhookDeliveryStatus, WebhookEvent
 
 # (table, column) → the enum whose values its CHECK constraint lists
 CHECKED: dict[tuple[str, str], type[StrEnum]] = {
@@ -32,6 +33,8 @@ CHECKED: dict[tuple[str, str], type[StrEnum]] = {
     ("applications", "state"): ApplicationState,
     ("naccs_applications", "kind"): NaccsApplicationKind,
     ("naccs_applications", "state"): NaccsApplicationState,
+    ("webhook_deliveries", "status"): WebhookDeliveryStatus,
+    ("webhook_deliveries", "event"): WebhookEvent,
 }
 
 

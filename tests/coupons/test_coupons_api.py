@@ -84,8 +84,10 @@ async def test_a_membership_change_refunds_unused_coupons_per_lot_and_staff_mark
     assert fees["data"]["feeSchedule"]["applicationFee"] == 3630
     same = live.graphql(SET_MEMBERSHIP, {"n": "2701000002", "m": "NON_MEMBER"}, headers=staff).json()["data"]["setMembership"]
     assert same["errors"] == [] and same["refunds"] == []
-    unpaid = live.graphql("{ refunds(paid: false) { id amount } }", headers=staff).json()["data"]["refunds"]
-    assert unpaid == [{"id": refund["id"], "amount": refund["amount"]}]
+    unpaid = live.graphql("{ refunds(paid: false) { id amount rulesVersions rulesVersion } }", headers=staff).json()["data"]["refunds"]
+    # the lots name a version that never went live here ("test"): refunded under the rules in force
+    current = live.services.rules.current.version
+    assert unpaid == [{"id": refund["id"], "amount": refund["amount"], "rulesVersions": [current], "rulesVersion": current}]
     mark = """mutation($id: ID!) { markRefundPaid(input: {refundId: $id}) { refund { paidAt } errors { code } } }"""
     assert live.graphql(mark, {"id": refund["id"]}, headers=staff).json()["data"]["markRefundPaid"]["refund"]["paidAt"]
     assert live.graphql(mark, {"id": refund["id"]}, headers=staff).json()["data"]["markRefundPaid"]["errors"] == [{"code": "INVALID_STATE"}]

@@ -8,7 +8,8 @@ from tests.conftest import tokyo
 from tests.naccs.test_naccs import APPROVE, center, office, submit_codes
 
 YEAR_END = '        note: "年末年始休業 (12月29日〜1月3日)"\n'
-MAINTENANCE = '      - closure: システムメンテナンス\n        date: "2026-12-28"\n'
+MAINTENANCE = ('      - closure: システムメンテナンス\n        closure_en: system maintenance\n'
+               '        date: "2026-12-28"\n')
 
 
 def approve(live, start: str) -> dict:
@@ -34,3 +35,10 @@ async def test_a_maintenance_day_moves_the_password_window(live):
     closed = submit_codes(live, office(live), desired="2026-12-28")
     assert [(e["code"], e["field"]) for e in closed["errors"]] == [("NOT_BUSINESS_DAY", ["input", "desiredStartDate"])]
     assert "2027-01-04以降" in closed["errors"][0]["message"]
+    assert "システムメンテナンス" in closed["errors"][0]["message"]  # the message names the dated closure
+    english = submit_codes(live, {**office(live), "Accept-Language": "en"}, desired="2026-12-28")
+    assert "(system maintenance)" in english["errors"][0]["message"], english
+    holiday = submit_codes(live, {**office(live), "Accept-Language": "en"}, desired="2027-01-11")  # 成人の日
+    assert "Coming of Age Day (a national holiday)" in holiday["errors"][0]["message"], holiday
+    year_end = submit_codes(live, office(live), desired="2026-12-30")
+    assert "(年末年始)" in year_end["errors"][0]["message"], year_end

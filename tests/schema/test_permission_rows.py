@@ -19,6 +19,7 @@ from tests.applications.test_applications import ORIGIN, act
 from tests.identity.test_identity_sessions import bearer, login
 from tests.identity.test_subaccounts import ACTIVATE, SUB_PASSWORD, create_sub, mailed_token, notify
 from tests.naccs.test_naccs import submit_codes
+from tradecert.trusted_documents import document_id
 
 TODAY = dt.date(2026, 4, 1)  # the live server's clock
 CREATE_APP = "mutation($input: CreateApplicationInput!) { createApplication(input: $input) { application { id } errors { code } } }"
@@ -76,6 +77,15 @@ async def test_removing_any_permission_row_refuses_exactly_its_call(live, tmp_pa
     drafts = {"signer": application(signer), "sub": application(as_sub)}
     cards = {"signer": application(signer, card=True), "sub": application(as_sub, card=True)}
     naccs = submit_codes(live, tokens["naccs-demo"])["application"]["id"]
+    make_key = 'mutation($n: String!) { createApiKey(input: {name: $n}) { apiKey { id prefix } errors { code } } }'
+
+    def api_key(headers: dict[str, str], name: str) -> dict[str, str]:
+        made: dict[str, str] = live.graphql(make_key, {"n": name}, headers=headers).json()["data"]["createApiKey"]["apiKey"]
+        return made
+
+    keys_of = {"signer": api_key(signer, "signer's"), "sub": api_key(as_sub, "sub's")}
+    to_revoke = {"signer": api_key(signer, "revoked by itself"), "sub": api_key(as_sub, "revoked by itself"),
+                 "admin": api_key(signer, "revoked by the admin")}
 
     def gql(headers: dict[str, str], query: str, **variables: object) -> Probe:
         return lambda: live.graphql(query, variables, headers=headers)
@@ -83,10 +93,21 @@ async def test_removing_any_permission_row_refuses_exactly_its_call(live, tmp_pa
     def node(headers: dict[str, str], node_id: str) -> Probe:
         return gql(headers, "query($id: ID!) { node(id: $id) { id } }", id=node_id)
 
+    def untrusted(headers: dict[str, str]) -> Probe:
+        """A document outside a trusted-documents manifest, while the server holds one."""
+        def call() -> httpx.Response:
+            live.services.trusted_documents = {document_id("{ __typename }"): "{ __typename }"}
+            try:
+                return live.graphql("{ me { username } }", headers=headers)
+            finally:
+                live.services.trusted_documents = None
+        return call
+
     reset = "mutation($id: ID!) { resetAccountPassword(input: {accountId: $id, newPassword: \"x\"}) { errors { code } } }"
     purchase = "mutation { startCouponPurchase(input: {lines: [], method: BANK_TRANSFER}) { errors { code } } }"
     edit = 'mutation($id: ID!) { updateApplication(input: {applicationId: $id, exporterName: "probe"}) { errors { code } } }'
     pay = "mutation($id: ID!) { addToCardCart(input: {applicationIds: [$id]}) { errors { code } } }"
+    revoke_key = "mutation($id: ID!) { revokeApiKey(input: {apiKeyId: $id}) { apiKey { id } errors { code } } }"
     # (action, kind, registration, relation) → the call that row allows, and what it must show
     probes: dict[tuple[str, str, str, str], tuple[Probe, str | None]] = {
         ("account.view_self", "any", "any", "self"): (gql(signer, "{ me { username } }"), None),
@@ -102,6 +123,16 @@ async def test_removing_any_permission_row_refuses_exactly_its_call(live, tmp_pa
         ("subaccount.manage", "SIGNER", "APPLICANT", "generated_by_me"): (gql(signer, """mutation($id: ID!) {
             updateSubAccount(input: {accountId: $id, name: "山田 花子"}) { errors { code } } }""", id=sub["id"]), None),
         ("account.reset_password", "SIGNER", "APPLICANT", "generated_by_me"): (gql(signer, reset, id=sub["id"]), None),
+        ("api_key.create", "SIGNER", "APPLICANT", "none"): (gql(signer, make_key, n=" "), None),  # REQUIRED: nothing made
+        ("api_key.create", "SUB", "APPLICANT", "none"): (gql(as_sub, make_key, n=" "), None),
+        ("api_key.view", "SIGNER", "APPLICANT", "self"): (gql(signer, "{ apiKeys { prefix } }"), keys_of["signer"]["prefix"]),
+        ("api_key.view", "SUB", "APPLICANT", "self"): (gql(as_sub, "{ apiKeys { prefix } }"), keys_of["sub"]["prefix"]),
+        ("api_key.view", "ADMIN", "APPLICANT", "own_registration"): (
+            gql(admin, "{ apiKeys { prefix } }"), keys_of["signer"]["prefix"]),
+        ("api_key.revoke", "SIGNER", "APPLICANT", "self"): (gql(signer, revoke_key, id=to_revoke["signer"]["id"]), None),
+        ("api_key.revoke", "SUB", "APPLICANT", "self"): (gql(as_sub, revoke_key, id=to_revoke["sub"]["id"]), None),
+        ("api_key.revoke", "ADMIN", "APPLICANT", "own_registration"): (
+            gql(admin, revoke_key, id=to_revoke["admin"]["id"]), None),
         ("coupon.purchase", "SIGNER", "APPLICANT", "own_registration"): (gql(signer, purchase), None),
         ("coupon.purchase", "SUB", "APPLICANT", "own_registration"): (gql(as_sub, purchase), None),
         ("coupon.view", "SIGNER", "APPLICANT", "own_registration"): (gql(signer, "{ couponAccount { balance } }"), None),
@@ -135,10 +166,14 @@ async def test_removing_any_permission_row_refuses_exactly_its_call(live, tmp_pa
         ("rules.history", "CHAMBER_STAFF", "any", "none"): (gql(staff, "{ rulesVersions(first: 1) { __typename } }"), None),
         ("rules.diff", "CHAMBER_STAFF", "any", "none"): (
             gql(staff, '{ rulesDiff(from: "2026-03-31", to: "2026-04-01") { __typename } }'), None),
+        ("graphql.untrusted_document", "CHAMBER_STAFF", "any", "none"): (untrusted(staff), "staff-2701"),
         ("naccs.apply", "NACCS_OFFICE", "any", "own_office"): (gql(tokens["naccs-demo"], "{ naccsOffice { name } }"), None),
         ("naccs.view", "NACCS_OFFICE", "any", "own_office"): (node(tokens["naccs-demo"], naccs), naccs),
         ("naccs.view", "NACCS_CENTER", "any", "any"): (node(tokens["naccs-center"], naccs), naccs),
         ("naccs.review", "NACCS_CENTER", "any", "any"): (gql(tokens["naccs-center"], "{ naccsReviewQueue { id } }"), naccs),
+        ("webhook.view", "SIGNER", "APPLICANT", "own_registration"): (gql(signer, "{ webhookEndpoints { id } }"), None),
+        ("webhook.manage", "SIGNER", "APPLICANT", "own_registration"): (gql(signer, """mutation { createWebhookEndpoint(
+            input: {url: "ftp://probe.example/", events: [APPLICATION_ISSUED]}) { errors { code } } }"""), None),  # INVALID url
     }
 
     policy = load_policy(live.rules_dir)

@@ -52,7 +52,7 @@ EDGE_PKS = (0, -1, 2**31 - 1, 2**31, 2**63, 10**30)
 # Account ids stay away from the demo accounts (1-9) and the sub-ID: resetting the signer's
 # password from the admin's run would lock the later runs out.
 _PKS = {"Account": st.sampled_from(EDGE_PKS) | st.integers(1000, 10**6)}
-NODE_TYPES = ("Account", "Application", "AuditEntry", "CouponEntry", "CouponPurchase", "NaccsApplication",
+NODE_TYPES = ("Account", "ApiKey", "Application", "AuditEntry", "CouponEntry", "CouponPurchase", "NaccsApplication",
               "Refund", "TradeRegistration")
 
 

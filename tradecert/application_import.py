@@ -1,0 +1,133 @@
+"""``tradecert applications import FILE.csv --as USERNAME``: file applications from a CSV
+file as an account, for chamber staff who help exporters by hand (layout and encodings:
+docs/applications-import.md; the work: resolvers/applications/import_csv.py).
+
+Every line is checked first; any problem is printed as ``line N, column X (name): message``
+and nothing is written (exit 1). Otherwise all lines become drafts in one transaction and
+each line's application id is printed (exit 0); ``--submit`` then submits each, in its own
+transaction, and prints its receipt number or why not (exit 3 when any was not submitted:
+the drafts stay, to be corrected and submitted). Output fits 80 columns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+ENCODINGS = ("auto", "utf-8", "cp932")
+NOT_SUBMITTED = 3  # exit status: created, but some were not submitted
+WIDTH = 80
+
+
+def _console(stderr: bool = False) -> Console:
+    width = min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
+    return Console(stderr=stderr, width=width, soft_wrap=False, highlight=False, markup=False)
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int
+    text: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class Report:
+    encoding: str
+    lines: list[Line]
+    problems: list[str]
+    submitted: int = 0
+    refused: int = 0
+
+
+async def _run(data: bytes, username: str, chamber: str | None, encoding: str, submit: bool, language: str) -> Report:
+    from resolvers.applications import bulk, queries
+    from resolvers.applications.import_csv import CsvRefused, import_applications
+    from resolvers.core.settings import Settings
+    from resolvers.identity.acting import NoSuchAccount, acting_as, context_as
+    from schema.identity import to_global_id
+    from tradecert.composition import build_services
+    from tradecert.operations import check_database
+
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    await check_database(settings)
+    services = build_services(settings)
+    try:
+        try:
+            acting = await acting_as(services, username, chamber)
+        except NoSuchAccount as exc:
+            raise click.ClickException(str(exc)) from None
+        ctx = context_as(services, acting)
+        try:
+            try:
+                imported = await import_applications(ctx, data, encoding)
+            except CsvRefused as refused:
+                return Report(encoding, [], [p.text(language) for p in refused.problems])
+            lines = [Line(row.line, f"{to_global_id('Application', app_id)}  {row.data.invoice_number or ''}")
+                     for row, app_id in imported.created]
+            if not submit:
+                return Report(imported.encoding, lines, [])
+            ids = [app_id for _row, app_id in imported.created]
+            outcomes = await bulk.submit_applications(ctx, [str(i) for i in ids], ids)
+            views = await queries.applications_by_id(ctx, [o.application_id for o in outcomes if o.application_id])
+            submitted: list[Line] = []
+            for (row, _app_id), outcome in zip(imported.created, outcomes):
+                invoice = row.data.invoice_number or ""
+                view = views.get(outcome.application_id) if outcome.application_id is not None else None
+                if view is not None:
+                    submitted.append(Line(row.line, f"{invoice} submitted, receipt {view.receipt_number}"))
+                else:
+                    why = "; ".join(r.message(language) for r in outcome.refusals)
+                    submitted.append(Line(row.line, f"{invoice} not submitted: {why}", ok=False))
+            refused_count = sum(1 for line in submitted if not line.ok)
+            return Report(imported.encoding, submitted, [], len(submitted) - refused_count, refused_count)
+        finally:
+            await ctx.close()
+    finally:
+        await services.db.dispose()
+
+
+@click.group("applications")
+def applications() -> None:
+    """Applications (発給申請): import from CSV."""
+
+
+@applications.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "username", required=True, metavar="USERNAME",
+              help="Login name of the signer or sub-ID that files them (the applications are its drafts).")
+@click.option("--chamber", metavar="CODE", help="Chamber code, when the login name exists in more than one chamber.")
+@click.option("--encoding", type=click.Choice(ENCODINGS), default="auto", show_default=True,
+              help="utf-8 (BOM or not) or cp932 (Shift_JIS, Japanese Excel); auto: UTF-8 if it is, else cp932.")
+@click.option("--submit", is_flag=True, help="Then submit each one (a coupon application takes a coupon).")
+@click.option("--language", type=click.Choice(["ja", "en"]), default="ja", show_default=True,
+              help="Language of the problems printed.")
+def applications_import(path: Path, username: str, chamber: str | None, encoding: str, submit: bool,
+                        language: str) -> None:
+    """File the applications of a CSV file (docs/applications-import.md), one per line, as
+    USERNAME: all of them in one transaction, or none when any line has a problem (each is
+    printed as "line N, column X: message"; exit status 1). The same file imported again
+    as the same account creates nothing more."""
+    out, err = _console(), _console(stderr=True)
+    report = asyncio.run(_run(path.read_bytes(), username, chamber, encoding, submit, language))
+    if report.problems:
+        for problem in report.problems:
+            err.print(f"{path.name}: {problem}")
+        err.print(f"{path.name}: {len(report.problems)} problem(s); nothing was filed")
+        raise SystemExit(1)
+    out.print(f"{path.name} ({report.encoding}): {len(report.lines)} application(s) filed as {username}")
+    for line in report.lines:
+        (out if line.ok else err).print(f"line {line.number}: {line.text}")
+    if submit:
+        out.print(f"submitted {report.submitted}, not submitted {report.refused} (drafts: correct them and submit)"
+                  if report.refused else f"submitted {report.submitted}")
+        if report.refused:
+            raise SystemExit(NOT_SUBMITTED)
