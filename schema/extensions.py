@@ -14,7 +14,7 @@ from strawberry.extensions import MaskErrors
 
 from resolvers.core.errors import Forbidden, TooManyRequests, Unauthenticated, UserFailure, UserFailures, localised
 from resolvers.core.logs import request_id_var
-from schema.input_errors import is_bad_input, reword
+from schema.input_errors import is_bad_input, loggable, reword
 
 log = logging.getLogger("tradecert.graphql")
 
@@ -125,4 +125,4 @@ def log_errors(errors: list[GraphQLError]) -> None:
                 extra={"request_id": request_id_var.get()},
             )
         else:
-            log.info("graphql error: %s", error.message)
+            log.info("graphql error: %s", loggable(error.message))

@@ -161,6 +161,22 @@ def _variable_value(variables: Mapping[str, Any] | None, name: str, path: str) -
 _NO_VALUE = object()
 
 
+# graphql-core names the whole bad value in its messages ("…, found: {'password': '…'}",
+# "… cannot represent a non string value: […]"): a log keeps what was wrong, never the value.
+_VALUES = (
+    (re.compile(r"(,? found:?) .*", re.S), r"\1 (value not logged)"),
+    (re.compile(r"(cannot represent [^:]*value): .*", re.S), r"\1: (value not logged)"),
+    (re.compile(r"(got invalid value) .*", re.S), r"\1 (value not logged)"),
+)
+
+
+def loggable(message: str) -> str:
+    """``message`` without the input values graphql-core quotes in it."""
+    for pattern, replacement in _VALUES:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def reword(error: GraphQLError, language: str, document: DocumentNode | None,
            variables: Mapping[str, Any] | None) -> GraphQLError:
     """``error`` (``is_bad_input``) answered again in ``language``; should the wording itself
@@ -168,7 +184,7 @@ def reword(error: GraphQLError, language: str, document: DocumentNode | None,
     try:
         return _reword(error, language, document, variables)
     except Exception:  # the request is answered either way; the slip is logged
-        log.exception("could not word a bad-input error: %s", error.message)
+        log.exception("could not word a bad-input error: %s", loggable(error.message))
         return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
                             extensions={"code": "BAD_USER_INPUT"})
 

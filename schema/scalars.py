@@ -11,7 +11,14 @@ import datetime as dt
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from resolvers.core import messages
 from resolvers.core.clock import TOKYO
+from schema.inputs import BadScalarValue
+
+# Instants the system can store (UTC) and show (Tokyo time) without leaving the calendar's
+# range: "9999-12-31T23:59:59-12:00" would overflow on the way to UTC, and a year-9999 UTC
+# instant on the way back to Tokyo time — on every later read of the row that kept it.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 def serialize_datetime(value: dt.datetime) -> str:
@@ -33,6 +40,8 @@ def parse_datetime(value: object) -> dt.datetime:
         raise ValueError(f"not an ISO 8601 date and time: {value!r}") from None
     if parsed.tzinfo is None:
         raise ValueError(f"no UTC offset in {value!r}: add one, e.g. +09:00")
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:  # checked before any conversion could overflow
+        raise BadScalarValue("DateTime", value, messages.DATETIME_OUT_OF_RANGE)
     return parsed
 
 

@@ -19,14 +19,24 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from tradecert.mailbox import visible
+
 ENCODINGS = ("auto", "utf-8", "cp932")
 NOT_SUBMITTED = 3  # exit status: created, but some were not submitted
 WIDTH = 80
+SHOWN_PROBLEMS = 50  # a file with more gets the first 50 and a count: a terminal is not a log
 
 
 def _console(stderr: bool = False) -> Console:
     width = min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
     return Console(stderr=stderr, width=width, soft_wrap=False, highlight=False, markup=False)
+
+
+def _say(console: Console, text: str) -> None:
+    """Print one line of output. Header cells, values and the file name come from the file and
+    its name, so control characters (an escape sequence, a bidirectional override, a NUL) are
+    written out as ``\\x1b``/``\\u202e``: a file cannot drive the terminal or reorder what is shown."""
+    console.print(visible(text, newlines=False))
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class Report:
 async def _run(data: bytes, username: str, chamber: str | None, encoding: str, submit: bool, language: str) -> Report:
     from resolvers.applications import bulk, queries
     from resolvers.applications.import_csv import CsvRefused, import_applications
+    from resolvers.core.errors import Forbidden, Unauthenticated
     from resolvers.core.settings import Settings
     from resolvers.identity.acting import NoSuchAccount, acting_as, context_as
     from schema.identity import to_global_id
@@ -71,6 +82,9 @@ async def _run(data: bytes, username: str, chamber: str | None, encoding: str, s
                 imported = await import_applications(ctx, data, encoding)
             except CsvRefused as refused:
                 return Report(encoding, [], [p.text(language) for p in refused.problems])
+            except (Forbidden, Unauthenticated) as refused:  # an admin, staff or NACCS ID files nothing
+                who = refused.words.en if language == "en" else refused.words.ja
+                raise click.ClickException(f"{username}: {who}") from None
             lines = [Line(row.line, f"{to_global_id('Application', app_id)}  {row.data.invoice_number or ''}")
                      for row, app_id in imported.created]
             if not submit:
@@ -119,13 +133,15 @@ def applications_import(path: Path, username: str, chamber: str | None, encoding
     out, err = _console(), _console(stderr=True)
     report = asyncio.run(_run(path.read_bytes(), username, chamber, encoding, submit, language))
     if report.problems:
-        for problem in report.problems:
-            err.print(f"{path.name}: {problem}")
-        err.print(f"{path.name}: {len(report.problems)} problem(s); nothing was filed")
+        for problem in report.problems[:SHOWN_PROBLEMS]:
+            _say(err, f"{path.name}: {problem}")
+        if len(report.problems) > SHOWN_PROBLEMS:
+            _say(err, f"{path.name}: … and {len(report.problems) - SHOWN_PROBLEMS} more problems")
+        _say(err, f"{path.name}: {len(report.problems)} problem(s); nothing was filed")
         raise SystemExit(1)
-    out.print(f"{path.name} ({report.encoding}): {len(report.lines)} application(s) filed as {username}")
+    _say(out, f"{path.name} ({report.encoding}): {len(report.lines)} application(s) filed as {username}")
     for line in report.lines:
-        (out if line.ok else err).print(f"line {line.number}: {line.text}")
+        _say(out if line.ok else err, f"line {line.number}: {line.text}")
     if submit:
         out.print(f"submitted {report.submitted}, not submitted {report.refused} (drafts: correct them and submit)"
                   if report.refused else f"submitted {report.submitted}")

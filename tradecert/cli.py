@@ -630,8 +630,8 @@ def bank_sandbox_deposit(order_number: str, amount: int | None, payer: str | Non
         path.write_bytes(deposit.data)
     except OSError as exc:
         raise click.ClickException(f"{path}: {exc.strerror or exc}") from None
-    console.print(f"{path}: 振込入金通知, account {deposit.account_number}, {deposit.amount:,} yen from "
-                  f"{deposit.remitter} on {deposit.booked_on} (order {deposit.order_number}, due {deposit.amount_due:,} yen)",
+    console.print(f"{path}: 振込入金通知\n  {deposit.amount:,} yen to account {deposit.account_number} from "
+                  f"{deposit.remitter} on {deposit.booked_on}\n  order {deposit.order_number}, due {deposit.amount_due:,} yen",
                   markup=False, highlight=False)
     if deposit.order_status != "AWAITING_PAYMENT":
         errors.print(f"order {deposit.order_number} is {deposit.order_status}: this deposit will be owed back",

@@ -36,7 +36,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("mail-delivery", "send queued mails over SMTP, retrying with backoff", mail.deliver_pending,
         every=dt.timedelta(seconds=15), lease=dt.timedelta(minutes=5)),
     Job("webhook-delivery", "POST signed webhook events to registrations' endpoints, retrying with backoff",
-        webhooks.deliver_due, every=dt.timedelta(seconds=5), lease=dt.timedelta(minutes=2)),
+        webhooks.deliver_due, every=dt.timedelta(seconds=5), lease=dt.timedelta(minutes=2), lane="webhooks"),
     Job("bank-reconciliation", "match recorded bank deposits to coupon orders (nightly)", purchases.reconcile_job,
         every=dt.timedelta(hours=24), daily_at=dt.time(2, 0)),
     Job("purchase-expiry", "cancel coupon orders unpaid past their validity", purchases.expire_unpaid,

@@ -51,6 +51,9 @@ class Job:
     every: dt.timedelta  # how often `serve` runs it
     lease: dt.timedelta = dt.timedelta(minutes=10)
     daily_at: dt.time | None = None  # instead of `every`: once a day from this Asia/Tokyo time on
+    # `serve` runs the jobs of one lane one after another and the lanes side by side: a job
+    # that waits on servers a registration chose (webhooks) gets its own, so it never holds up the rest
+    lane: str = "main"
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,17 @@ class Scheduler:
 
 
 async def run_schedule(services: Services, tick: float = 5.0) -> None:
-    """`serve`'s scheduler (leases keep several hosts from running one job at once)."""
-    scheduler = Scheduler(list(services.jobs.values()), tick)
+    """`serve`'s scheduler: one loop per lane (``Job.lane``), the lanes side by side (leases
+    keep several hosts from running one job at once)."""
+    lanes: dict[str, list[Job]] = {"main": []}
+    for job in services.jobs.values():
+        lanes.setdefault(job.lane, []).append(job)
+    async with asyncio.TaskGroup() as group:
+        for lane in lanes.values():
+            group.create_task(_run_lane(services, Scheduler(lane, tick), tick))
+
+
+async def _run_lane(services: Services, scheduler: Scheduler, tick: float) -> None:
     while True:
         try:
             await scheduler.run_due(services)

@@ -54,8 +54,9 @@ def check(payload: dict) -> dict:
 
 # --------------------------------------------------------------------------- 1. a key
 
-def make_api_key() -> str:
-    """A person logs in once and makes a key for the system; the key is shown only now."""
+def make_api_key() -> tuple[str, str]:
+    """A person logs in once and makes a key for the system; the key is shown only now.
+    Returns the key and its id."""
     with httpx.Client(base_url=URL, timeout=30) as client:
         login = check(graphql(client, """
             mutation($c: String!, $u: String!, $p: String!) {
@@ -64,11 +65,11 @@ def make_api_key() -> str:
         client.headers["Authorization"] = f"Bearer {login['token']}"
         made = check(graphql(client, """
             mutation($name: String!) { createApiKey(input: {name: $name}) {
-              apiKey { prefix } secret errors { code field message } } }""",
+              apiKey { id prefix } secret errors { code field message } } }""",
             {"name": "ERP (worked example)"})["createApiKey"])
         graphql(client, "mutation { logout(input: {}) { errors { code } } }")  # the key is all we keep
     print(f"API key made: {made['apiKey']['prefix']}… (keep the secret in your system's vault)")
-    return str(made["secret"])
+    return str(made["secret"]), str(made["apiKey"]["id"])
 
 
 # --------------------------------------------------------------------------- 2. a receiver
@@ -119,7 +120,7 @@ APPLICATIONS = [
 
 
 def main() -> None:
-    secret = make_api_key()
+    secret, key_id = make_api_key()
     receiver = Receiver()
     batch = uuid.uuid4().hex[:12]  # one idempotency key per batch: a retried call files nothing twice
     with httpx.Client(base_url=URL, timeout=60, headers={"Authorization": f"Bearer {secret}"}) as api:
@@ -150,16 +151,23 @@ def main() -> None:
             outcome = f"{app['state']} 受付番号 {app['receiptNumber']}" if not result["errors"] else result["errors"][0]["message"]
             print(f"  {result['applicationId']}: {outcome}")
 
-    seen: set[str] = set()
-    deadline = time.monotonic() + 90
-    while seen != set(ids) and time.monotonic() < deadline:
-        try:
-            event = receiver.events.get(timeout=1)
-        except queue.Empty:
-            continue
-        if event["event"] == "application.submitted":
-            seen.add(event["data"]["id"])
-            print(f"webhook verified: {event['event']} {event['data']['id']} {event['data'].get('state', '')}")
+        seen: set[str] = set()
+        deadline = time.monotonic() + 90
+        while seen != set(ids) and time.monotonic() < deadline:
+            try:
+                event = receiver.events.get(timeout=1)
+            except queue.Empty:
+                continue
+            if event["event"] == "application.submitted":
+                seen.add(event["data"]["id"])
+                print(f"webhook verified: {event['event']} {event['data']['id']} {event['data'].get('state', '')}")
+
+        # A real system keeps its endpoint and key; this example tidies up after itself, so
+        # that later events are not retried to a receiver that is gone.
+        graphql(api, """mutation($id: ID!) { deleteWebhookEndpoint(input: {endpointId: $id}) { errors { code } } }""",
+                {"id": endpoint["endpoint"]["id"]})
+        graphql(api, """mutation($id: ID!) { revokeApiKey(input: {apiKeyId: $id}) { errors { code } } }""",
+                {"id": key_id})
     receiver.server.shutdown()
     if seen != set(ids):
         sys.exit(f"only {len(seen)} of {len(ids)} submissions were announced within 90 seconds")

@@ -200,13 +200,17 @@ async def submit_applications(ctx: Context, ids: Sequence[str], pks: Sequence[in
     # not one NOT_FOUND per id
     await authorize(ctx, who, "application.edit", {"own_registration", "created_by_me"})
     _bounded(ctx, len(ids), ["input", "applicationIds"], words.APPLICATION_IDS)
-    seen: set[str] = set()
+    # a repeat is the same application, however its id is spelt ("…MQ", "…MQ=", "Application:01"
+    # encoded): compared by the row id it decodes to. An id naming nothing (pk -1) is compared as
+    # written, so two different bad ids each keep their own NOT_FOUND.
+    seen: set[int | str] = set()
     repeated = []
-    for i, raw in enumerate(ids):
-        if raw in seen:
+    for i, (raw, pk) in enumerate(zip(ids, pks, strict=True)):
+        same: int | str = pk if pk >= 0 else raw
+        if same in seen:
             repeated.append(UserFailure(ErrorCode.INVALID, ["input", "applicationIds", str(i)],
                                         label=words.APPLICATION_ID_REPEATED))
-        seen.add(raw)
+        seen.add(same)
     if repeated:
         raise UserFailures(repeated)
     _check_key(idempotency_key)

@@ -11,17 +11,24 @@ creates nothing more and answers the applications of the first import.
 
 Encoding: UTF-8, with or without a BOM (Excel's "CSV UTF-8"), or Shift_JIS as Japanese
 Excel writes "CSV (カンマ区切り)" (cp932, Microsoft's Shift_JIS with its extra characters).
-Without ``encoding`` the file is read as UTF-8 when it is valid UTF-8, else as cp932:
-Japanese text in one is practically never valid in the other, and ASCII is both.
+Without ``encoding`` the file is read as UTF-8 when it is valid UTF-8, else as cp932 when it
+holds at least one of cp932's two-byte characters (kanji, kana, full-width forms): Japanese
+text in one is practically never valid in the other, and ASCII is both. A file that is not
+UTF-8 and has no such character — ASCII with stray bytes, say — is refused, not read as cp932.
+
+The file is read as strict CSV (an unclosed quote, text after a closing quote and a cell over
+``csv.field_size_limit()`` are one problem naming the line, never a traceback), and a header
+wider than the layout can be is refused before its cells are looked at.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from resolvers.applications import bulk
@@ -47,6 +54,9 @@ TYPE_NAMES = {"原産地証明書(日本産)": CertificateType.ORIGIN_JAPANESE, 
               "インボイス証明": CertificateType.INVOICE, "サイン証明": CertificateType.SIGNATURE}
 PAYMENT_NAMES = {"クーポン": FeePayment.COUPON, "カード": FeePayment.CARD, "クレジットカード": FeePayment.CARD}
 ENCODINGS = ("auto", "utf-8", "cp932")
+GOODS_GROUPS = 99  # goods1 … goods99
+MAX_COLUMNS = len(COLUMNS) + GOODS_GROUPS * len(GOODS_PARTS)  # the widest header the layout has: 406
+ECHOED = 40  # characters of a header cell repeated in a problem; the rest is "…"
 
 
 @dataclass(frozen=True)
@@ -96,16 +106,35 @@ def letter(index: int) -> str:
     return name
 
 
+def _has_double_byte(text: str) -> bool:
+    """Whether cp932 ``text`` holds a two-byte character (kanji, kana, full-width forms): what
+    Japanese text has and ASCII with a stray byte (read as one-byte 0x80, 0xA0, 0xFD–0xFF or
+    half-width katakana) has not."""
+    return any(len(char.encode("cp932")) == 2 for char in set(text) if not char.isascii())
+
+
 def decode(data: bytes, encoding: str = "auto") -> tuple[str, str]:
     """The text and the encoding it was read in; a BOM is dropped."""
-    tried = ("utf-8", "cp932") if encoding == "auto" else (encoding,)
-    for name in tried:
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0  # utf-8-sig counts after it
+    if bom and encoding == "auto":
+        encoding = "utf-8"  # a file that begins with the UTF-8 BOM says what it is
+    if encoding != "auto":
         try:
-            return data.decode("utf-8-sig" if name == "utf-8" else name), name
+            return data.decode("utf-8-sig" if encoding == "utf-8" else encoding), encoding
         except UnicodeDecodeError as exc:
-            failed = exc
-    template = words.CSV_NOT_TEXT if encoding == "auto" else words.CSV_NOT_ENCODING
-    raise CsvRefused([Problem(0, None, None, template.format(encoding=encoding, position=failed.start + 1))])
+            at = exc.start + 1 + (bom if encoding == "utf-8" else 0)
+            raise CsvRefused([Problem(0, None, None, words.CSV_NOT_ENCODING.format(encoding=encoding, position=at))]) from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        not_utf8 = exc.start + 1 + bom
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError as exc:
+        raise CsvRefused([Problem(0, None, None, words.CSV_NOT_TEXT.format(position=exc.start + 1))]) from None
+    if not _has_double_byte(text):
+        raise CsvRefused([Problem(0, None, None, words.CSV_NOT_UTF8_AUTO.format(position=not_utf8))])
+    return text, "cp932"
 
 
 def _canonical(header: str) -> str | None:
@@ -121,24 +150,56 @@ def _canonical(header: str) -> str | None:
     return None
 
 
+def _echoed(cell: str) -> str:
+    """A header cell as a problem repeats it: cut at ``ECHOED`` characters."""
+    cell = cell.strip()
+    return cell if len(cell) <= ECHOED else cell[:ECHOED] + "…"
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Each record of the file with the physical line it starts on. Strict CSV: a file the
+    reader cannot read raises ``CsvRefused`` naming the line of the record it stopped in."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    ended = 0  # the physical line the previous record ended on
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CsvRefused([Problem(ended + 1, None, None, _csv_problem(str(exc)))]) from None
+        start, ended = ended + 1, reader.line_num
+        yield start, cells
+
+
+def _csv_problem(error: str) -> Words:
+    """The csv module's error as the words of a problem."""
+    if error == "unexpected end of data":  # strict: the file ended inside a quoted cell
+        return words.CSV_QUOTE_NOT_CLOSED
+    if error.startswith("field larger than field limit"):
+        return words.CSV_CELL_TOO_LONG.format(limit=csv.field_size_limit())
+    if error.startswith("',' expected after"):
+        return words.CSV_TEXT_AFTER_QUOTE
+    return words.CSV_NOT_CSV.format(detail=error)
+
+
 def parse(text: str) -> tuple[list[Row], list[str]]:
     """The rows of the file and its columns by position (their canonical names)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
     problems: list[Problem] = []
     header: list[str] | None = None
     columns: list[str] = []
     rows: list[Row] = []
-    ended = 0  # the physical line the previous record ended on
-    for cells in reader:
-        start, ended = ended + 1, reader.line_num
+    for start, cells in _records(text):
         if not any(c.strip() for c in cells):
             continue  # a blank line (Excel writes ",,,," for an emptied row)
         if header is None:
             header = cells
+            if len(cells) > MAX_COLUMNS:  # before looking at each: 200,000 unknown columns are one problem
+                raise CsvRefused([Problem(start, None, None, words.CSV_TOO_WIDE.format(count=len(cells), most=MAX_COLUMNS))])
             for i, cell in enumerate(cells):
                 name = _canonical(cell)
                 if name is None or name in columns:
-                    problems.append(Problem(start, cell.strip() or f"#{i + 1}", letter(i),
+                    problems.append(Problem(start, _echoed(cell) or f"#{i + 1}", letter(i),
                                             words.CSV_UNKNOWN_COLUMN if name is None else words.CSV_REPEATED_COLUMN))
                 columns.append(name or "")
             problems.extend(Problem(start, None, None, words.CSV_MISSING_COLUMN.format(column=name))

@@ -83,3 +83,11 @@ CSV_NOT_TEXT: Final = Words("UTF-8でもShift_JIS(cp932)でも読めないファ
                             "neither UTF-8 nor Shift_JIS (cp932) (byte {position})")
 CSV_NOT_ENCODING: Final = Words("{encoding}として読めません({position}バイト目)", "not {encoding} (byte {position})")
 CSV_NO_HEADER: Final = Words("見出しの行がありません", "there is no header line")
+CSV_NOT_UTF8_AUTO: Final = Words("UTF-8ではありません({position}バイト目)。Shift_JISのファイルなら --encoding cp932 を指定してください",
+                                 "not UTF-8 (byte {position}); if the file is Shift_JIS, use --encoding cp932")
+CSV_CELL_TOO_LONG: Final = Words("{limit:,}文字を超えるセルがあります", "a cell is longer than {limit:,} characters")
+CSV_QUOTE_NOT_CLOSED: Final = Words("ここで始まる引用符(\")が閉じられていません", "a quote opened here is never closed")
+CSV_TEXT_AFTER_QUOTE: Final = Words("引用符(\")で囲まれたセルの閉じ引用符の後に文字があります",
+                                    "a quoted cell goes on after its closing quote")
+CSV_NOT_CSV: Final = Words("CSVとして読めません({detail})", "not valid CSV ({detail})")
+CSV_TOO_WIDE: Final = Words("{count:,}列あります。様式の列は最大{most}列です", "{count:,} columns; the layout has at most {most}")

@@ -60,6 +60,8 @@ DATE_DOES_NOT_EXIST: Final = Words("この日付は存在しません。カレ�
                                    "this date does not exist; give a real calendar date")
 DATETIME_FORMAT: Final = Words("日時はISO 8601形式(例: 2026-04-01T10:00:00+09:00)で指定してください",
                                "write a date and time in ISO 8601 (e.g. 2026-04-01T10:00:00+09:00)")
+DATETIME_OUT_OF_RANGE: Final = Words("日時は1900年から2999年までの範囲で指定してください",
+                                     "give a date and time between the years 1900 and 2999")
 NOT_AN_INTEGER: Final = Words("整数で指定してください", "give a whole number")
 INTEGER_TOO_LARGE: Final = Words("-2147483648〜2147483647の整数で指定してください",
                                  "give a whole number from -2147483648 to 2147483647")

@@ -145,7 +145,10 @@ def _presented_token(ctx: Context) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.cookies.get(SESSION_COOKIE) or None
+    cookie = request.cookies.get(SESSION_COOKIE) or None
+    if cookie is not None and cookie.startswith(API_KEY_PREFIX):
+        return None  # keys are for systems, sent in the Authorization header; the cookie holds sessions
+    return cookie
 
 
 async def viewer(ctx: Context) -> Viewer | None:
@@ -196,24 +199,28 @@ async def _find_viewer(ctx: Context) -> Viewer | None:
 
 
 async def _viewer_by_key(ctx: Context, key: str) -> Viewer | None:
-    """The account behind an API key: one statement (``queries.VIEWER_BY_KEY``), then the
-    key's request is counted (``_spend_key``) and ``last_used_at`` written at most once a
-    minute (``TOUCH_KEY``)."""
+    """The account behind an API key: one short write unit reads it (``queries.VIEWER_BY_KEY``)
+    and writes ``last_used_at`` at most once a minute (``TOUCH_KEY``); then the key's request
+    is counted (``_spend_key``) in a unit of its own.
+
+    Not in the request's read unit: a request that held its read connection while it waited
+    for a second one to count the key would, under a flood of parallel requests with one
+    key, hold every connection of the pool and wait for the others (a security review
+    stalled the server for 30 s so). Units one after another hold one connection at a time."""
     now = ctx.clock.now()
-    rows = await ctx.rows(queries.VIEWER_BY_KEY, {"secret_hash": hash_token(key), "now": now})
-    if not rows:
-        return None
-    row = rows[0]
-    key_id, last_used_at, expires_at, revoked_at, withdrawn_at = row[:5]
-    view = queries.viewer_account(row)
-    record = queries.viewer_record(row)
-    usable = revoked_at is None and (expires_at is None or now < expires_at)
-    if not (usable and view.status == AccountStatus.ACTIVE and record["deleted_at"] is None and withdrawn_at is None):
-        return None
-    await _spend_key(ctx, key_id, now)
-    if last_used_at is None or now - last_used_at >= TOUCH_EVERY:
-        async with ctx.services.db.write() as unit:
+    async with ctx.services.db.write() as unit:
+        row = (await unit.execute(queries.VIEWER_BY_KEY, {"secret_hash": hash_token(key), "now": now})).first()
+        if row is None:
+            return None
+        key_id, last_used_at, expires_at, revoked_at, withdrawn_at = row[:5]
+        view = queries.viewer_account(row)
+        record = queries.viewer_record(row)
+        usable = revoked_at is None and (expires_at is None or now < expires_at)
+        if not (usable and view.status == AccountStatus.ACTIVE and record["deleted_at"] is None and withdrawn_at is None):
+            return None
+        if last_used_at is None or now - last_used_at >= TOUCH_EVERY:
             await unit.execute(TOUCH_KEY, {"key_id": key_id, "now": now, "seen_before": now - TOUCH_EVERY})
+    await _spend_key(ctx, key_id, now)
     return Viewer(view, None, record, api_key_id=key_id)
 
 

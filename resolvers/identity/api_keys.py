@@ -117,15 +117,20 @@ async def create_api_key(ctx: Context, name: str, expires_at: dt.datetime | None
 async def revoke_api_key(ctx: Context, key_id: int) -> int:
     """Revoke one key: the actor's own, or (an applicant's admin) any of its registration's.
     Decided from the key row held in the unit. Revoking a revoked key changes nothing and
-    answers the key as it is (a retry of a revocation is not an error)."""
+    answers the key as it is (a retry of a revocation is not an error).
+
+    An actor that may revoke no key at all (staff, a NACCS ID) is FORBIDDEN before any
+    lookup, whatever the id; for any other, a key it may not revoke is NOT_FOUND, the answer
+    of a key that does not exist, so the answer tells nothing of other registrations' keys."""
     who = await require_viewer(ctx)
+    await authorize(ctx, who, "api_key.revoke", {"self", "own_registration"})
     now = ctx.clock.now()
     async with ctx.services.db.write() as tx:
         key = await tx.scalar(select(ApiKey).where(ApiKey.id == key_id).with_for_update(key_share=True)
                               .execution_options(populate_existing=True))
-        if key is None:
+        if key is None or not is_allowed(ctx.services.rules.current, ctx.clock.today(), who.actor, "api_key.revoke",
+                                         relations(who, key.account_id, key.registration_id)):
             raise UserFailure(ErrorCode.NOT_FOUND, ["input", "apiKeyId"])
-        await authorize(ctx, who, "api_key.revoke", relations(who, key.account_id, key.registration_id))
         if key.revoked_at is None:
             await tx.execute(update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=now, revoked_by_id=who.id))
             audit(tx, ctx, who.account, "api_key.revoke", target=f"ApiKey:{key.id}", detail=key.prefix)

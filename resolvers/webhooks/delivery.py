@@ -14,7 +14,15 @@ what happened. Never run inside a request (a slow receiver must not slow the cha
   ``Tradecert-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` — the scheme the
   card gateway's notifications use (``adapters.gateway.sign``), signed at send time. No
   redirect is followed, proxies from the environment are not used, the answer's body is
-  not read, and a short timeout bounds each attempt.
+  not read.
+* **Bounded.** One deadline covers a whole attempt — the destination check, connecting,
+  sending, and the status line and headers (``ATTEMPT_SECONDS``); httpx's own timeouts are
+  per read, so a receiver dripping a byte every few seconds would otherwise hold an attempt
+  for minutes. Past it the attempt is an ordinary failure, "timed out after 10 s". A run
+  starts no attempt once ``RUN_SECONDS`` have passed and gives the rest back unattempted
+  (lease cleared, due at once), so a run ends within ``RUN_SECONDS + ATTEMPT_SECONDS`` plus
+  its database writes — well inside the rows' ``LEASE``, which must not run out while its
+  holder may still send (another host would send the delivery again).
 * **Outcome.** 2xx → DELIVERED. Anything else — another status, a timeout, a refused
   connection (status code NULL) — → RETRYING after 1 minute, doubling up to an hour, until
   ``webhook_retry_hours`` (rules/limits.yaml) after the delivery was created; the last
@@ -37,6 +45,7 @@ from sqlalchemy import or_, select, update
 
 from persistence.models import WebhookDelivery, WebhookEndpoint
 from resolvers.adapters.gateway import sign
+from resolvers.core.clock import TOKYO
 from resolvers.core.context import Services
 from resolvers.core.messages import Words
 from resolvers.naccs.use_cases import fernet
@@ -49,8 +58,10 @@ log = logging.getLogger("tradecert.webhooks")
 
 BATCH = 50  # deliveries per run
 CONCURRENCY = 8  # requests in flight at once
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # one attempt, at most
-LEASE = dt.timedelta(minutes=2)  # > BATCH / CONCURRENCY × the timeout
+ATTEMPT_SECONDS = 10.0  # one attempt, everything included
+TIMEOUT = httpx.Timeout(ATTEMPT_SECONDS, connect=5.0)  # per phase, inside the attempt's deadline
+RUN_SECONDS = 30.0  # no attempt starts later in a run: the rest waits for the next run
+LEASE = dt.timedelta(minutes=2)  # > RUN_SECONDS + ATTEMPT_SECONDS + the writes, with room to spare
 FIRST_RETRY = dt.timedelta(minutes=1)
 LAST_RETRY = dt.timedelta(hours=1)
 SIGNATURE_HEADER = "Tradecert-Signature"
@@ -119,8 +130,19 @@ async def _claim(services: Services, holder: str, now: dt.datetime) -> list[Due]
 
 
 async def _attempt(services: Services, client: httpx.AsyncClient, due: Due) -> Attempt:
+    """One attempt under one deadline: a receiver (or its DNS) that answers slowly, however
+    it spreads its bytes, costs at most ``ATTEMPT_SECONDS``."""
     if due.endpoint_disabled:
         return Attempt(None, words.ENDPOINT_DELETED_ERROR, final=True)
+    try:
+        async with asyncio.timeout(ATTEMPT_SECONDS):
+            return await _send(services, client, due)
+    except TimeoutError:
+        return Attempt(None, f"timed out after {ATTEMPT_SECONDS:g} s")
+
+
+async def _send(services: Services, client: httpx.AsyncClient, due: Due) -> Attempt:
+    """Check the destination again, sign, POST, and keep only the status code."""
     found = await destinations.check(due.url, services.settings.webhook_allow_hosts)
     if isinstance(found, Words):
         if found == words.URL_UNRESOLVED:  # DNS may come back: an ordinary failure
@@ -157,11 +179,14 @@ async def _record(services: Services, holder: str, due: Due, attempt: Attempt) -
         if attempt.final or now >= deadline:
             status = WebhookDeliveryStatus.FAILED
             values["next_attempt_at"] = None
-            if not attempt.final:
-                log.warning("webhook delivery %s failed for good after %s attempts: %s", due.id, attempts, attempt.error)
+            log.warning("webhook delivery %s (%s) failed for good after %s attempt(s): %s",
+                        due.id, due.event, attempts, attempt.error)
         else:
             status = WebhookDeliveryStatus.RETRYING
-            values["next_attempt_at"] = min(now + backoff(attempts), deadline)  # the last try is at the deadline
+            next_try = min(now + backoff(attempts), deadline)  # the last try is at the deadline
+            values["next_attempt_at"] = next_try
+            log.info("webhook delivery %s (%s) attempt %s failed: %s; next try %s", due.id, due.event, attempts,
+                     attempt.error, next_try.astimezone(TOKYO).isoformat(timespec="seconds"))
     values["status"] = status
     async with services.db.write() as tx:
         await tx.execute(update(WebhookDelivery).where(WebhookDelivery.id == due.id,
@@ -169,22 +194,45 @@ async def _record(services: Services, holder: str, due: Due, attempt: Attempt) -
     return status
 
 
-async def deliver_due(services: Services) -> str:
+async def _give_back(services: Services, holder: str, due: Due) -> None:
+    """Clear the lease of a delivery this run did not try: due at once for the next run,
+    its status and attempts untouched."""
+    async with services.db.write() as tx:
+        await tx.execute(update(WebhookDelivery).where(WebhookDelivery.id == due.id,
+                                                       WebhookDelivery.lease_holder == holder)
+                         .values(lease_holder=None, leased_until=None))
+
+
+async def deliver_due(services: Services, budget: float = RUN_SECONDS) -> str:
     """Job ``webhook-delivery``: send what is due, record each outcome (one short unit of
-    work per delivery, after its request)."""
+    work per delivery, after its request). No attempt starts ``budget`` seconds (elapsed
+    time, not the business clock) after the run began; what did not start is given back."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:64]
     claimed = await _claim(services, holder, services.clock.now())
     if not claimed:
         return "nothing to deliver"
+    loop = asyncio.get_running_loop()
+    stop_starting_at = loop.time() + budget
     gate = asyncio.Semaphore(CONCURRENCY)
     outcomes: list[WebhookDeliveryStatus] = []
+    left = 0
 
     async def one(client: httpx.AsyncClient, due: Due) -> None:
+        nonlocal left
         async with gate:
+            if loop.time() >= stop_starting_at:
+                await _give_back(services, holder, due)
+                left += 1
+                return
             attempt = await _attempt(services, client, due)
             outcomes.append(await _record(services, holder, due, attempt))
 
     async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
         await asyncio.gather(*(one(client, due) for due in claimed))
     counts = {s: outcomes.count(s) for s in WebhookDeliveryStatus if outcomes.count(s)}
-    return ", ".join(f"{n} {s.value.lower()}" for s, n in counts.items())
+    summary = [f"{n} {s.value.lower()}" for s, n in counts.items()]
+    if left:
+        summary.append(f"{left} left for the next run")
+        log.warning("webhook delivery: %s of %s claimed deliveries left for the next run (slow receivers)",
+                    left, len(claimed))
+    return ", ".join(summary)

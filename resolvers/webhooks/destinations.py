@@ -5,8 +5,9 @@ chamber's network. So a URL must be ``https://`` and its host must resolve only 
 addresses on the public internet — never private (10/8, 172.16/12, 192.168/16, fc00::/7),
 loopback, link-local (169.254/16 — the cloud metadata address — fe80::/10), shared
 (100.64/10), multicast, reserved or unspecified, and never one of those wrapped in IPv6
-(IPv4-mapped ``::ffff:10.0.0.1``, 6to4, Teredo, NAT64). Every address a name resolves to
-counts: one bad address refuses the host.
+(IPv4-mapped ``::ffff:10.0.0.1``, 6to4, Teredo, NAT64), and never IPv4-compatible (``::/96``),
+SIIT-translated (``::ffff:0:0:0/96``) or local-use NAT64 (``64:ff9b:1::/48``) at all. Every
+address a name resolves to counts: one bad address refuses the host.
 
 Hosts (or addresses) listed in ``TRADECERT_WEBHOOK_ALLOW_HOSTS`` are exempt, and may use
 ``http://`` too: they are receivers the operator vouches for (a development receiver on
@@ -32,6 +33,12 @@ from resolvers.webhooks import messages as words
 MAX_URL_LENGTH = 2048
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the last 32 bits are an IPv4 address
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291 (section 2.5.5.1), deprecated: ``::127.0.0.1``
+IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT (RFC 2765): ``::ffff:0:127.0.0.1``
+# Ranges Python's ``is_global`` (3.11) calls global that reach no public host: the two above
+# name an IPv4 address that a host or translator may hand to its IPv4 stack, and local-use
+# NAT64 (RFC 8215) is, by definition, a translator of the local network — whatever it wraps.
+NOT_DESTINATIONS = (IPV4_COMPATIBLE, IPV4_TRANSLATED, ipaddress.IPv6Network("64:ff9b:1::/48"))
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class Destination:
 
 
 def _unwrap(address: Address) -> Address:
-    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64), else itself."""
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible,
+    SIIT-translated), else itself."""
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
@@ -62,15 +70,18 @@ def _unwrap(address: Address) -> Address:
             return address.sixtofour
         if address.teredo is not None:
             return address.teredo[1]  # the client's address
-        if address in NAT64:
+        if address in NAT64 or address in IPV4_COMPATIBLE or address in IPV4_TRANSLATED:
             return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
 def is_public(address: Address) -> bool:
     """True for an address on the public internet: ``is_global`` (which excludes private,
-    loopback, link-local, shared, reserved, unspecified and documentation ranges) and not
-    multicast — checked on the IPv4 address an IPv6 one wraps, and on the wrapper itself."""
+    loopback, link-local, shared, reserved, unspecified and documentation ranges), not
+    multicast and not in ``NOT_DESTINATIONS`` — checked on the IPv4 address an IPv6 one
+    wraps, and on the wrapper itself."""
+    if isinstance(address, ipaddress.IPv6Address) and any(address in network for network in NOT_DESTINATIONS):
+        return False
     return all(candidate.is_global and not candidate.is_multicast for candidate in {address, _unwrap(address)})
 
 

@@ -6,6 +6,7 @@ processes submitting overlapping ids (PostgreSQL), and the CSV import."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from persistence.db import Database
 from persistence.models import Account, BulkRequest, BulkRequestItem, CouponEntry
 from persistence.models import Application as ApplicationRow
-from resolvers.applications import bulk
+from resolvers.applications import bulk, import_csv
 from schema.identity import from_global_id
 from tests.applications.test_applications import ORIGIN, act, balance, give_coupons
 from tests.conftest import PG_BASE, RULES_DIR, _free_port, create_pg_schema, drop_pg_schema, require_postgres, tokyo
@@ -159,6 +160,25 @@ async def test_the_list_is_refused_whole_when_an_id_repeats_or_it_is_too_long(li
     assert await uses(db) == 0
     staff = as_user(live, "staff-2701")
     assert live.graphql(SUBMIT_MANY, {"ids": ids}, headers=staff).json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_one_application_named_three_ways_is_a_repeated_id(live, migrated):
+    _target, db = migrated
+    signer = as_user(live, "signer-2701000002")
+    give_coupons(live, 3)
+    app_id = create_many(live, signer, rows(1))["applications"][0]["id"]
+    decoded = from_global_id(app_id)
+    assert decoded is not None
+    padded = base64.urlsafe_b64encode(f"Application:{decoded[1]:04d}".encode()).decode()  # leading zeros, "=" kept
+    answer = submit_many(live, signer, [app_id, app_id + "=", padded])
+    assert answer["results"] == [] and [(e["code"], e["field"]) for e in answer["errors"]] == [
+        ("INVALID", ["input", "applicationIds", "1"]), ("INVALID", ["input", "applicationIds", "2"])]
+    assert await uses(db) == 0
+    # ids that name nothing are not repeats of each other: each keeps its own NOT_FOUND
+    junk = submit_many(live, signer, ["bm90LWFuLWlk", "not an id", app_id])
+    assert [[(e["code"], e["field"]) for e in r["errors"]] for r in junk["results"]] == [
+        [("NOT_FOUND", ["input", "applicationIds", "0"])], [("NOT_FOUND", ["input", "applicationIds", "1"])], []]
+    assert await uses(db) == 1
 
 
 # --------------------------------------------------------------------------- idempotency keys
@@ -401,6 +421,12 @@ async def test_a_file_with_problems_names_each_line_and_column_and_files_nothing
     assert header.returncode == 1 and "line 1, column B (destination): unknown column" in header.stderr.replace("\n", " ")
     nobody = await asyncio.to_thread(run_import, target, path, "--as", "nobody-here")
     assert nobody.returncode == 1 and "no account with the login name 'nobody-here'" in nobody.stderr
+    path.write_text(HEADER + "INVOICE,US,機械,X-1,加古川自然食品株式会社,CARD,,,,,,,,,,,\n", encoding="utf-8")
+    for who in ("admin-2701000002", "staff-2701"):  # IDs that file nothing: one line, no traceback
+        refused = await asyncio.to_thread(run_import, target, path, "--as", who, "--language", "en")
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert refused.stderr.strip() == f"Error: {who}: Not allowed: this kind of ID may not do this (see docs/api.md, who may do what)."
+    assert await invoices(db) == []
 
 
 async def test_import_with_submit_prints_the_receipt_numbers(migrated, tmp_path):
@@ -416,3 +442,74 @@ async def test_import_with_submit_prints_the_receipt_numbers(migrated, tmp_path)
     async with db.read() as session:
         states = (await session.scalars(select(ApplicationRow.state).order_by(ApplicationRow.id))).all()
     assert list(states) == ["SUBMITTED", "SUBMITTED", "DRAFT"]
+
+
+# --------------------------------------------------------------------------- what a broken file prints (no database)
+
+ROW = "INVOICE,US,machines,X-{n},Kakogawa Foods,CARD,,,,,,,,,,,\n"
+
+
+def problems_of(data: bytes, encoding: str = "auto") -> list[str]:
+    """The problems the import reports for ``data`` before any database is asked, in English."""
+    with pytest.raises(import_csv.CsvRefused) as caught:
+        import_csv.parse(import_csv.decode(data, encoding)[0])
+    return [p.text("en") for p in caught.value.problems]
+
+
+def test_a_cell_over_the_csv_field_limit_is_one_line_naming_it():
+    data = HEADER + ROW.format(n=1) + "INVOICE,US,machines,X-2," + "x" * 5_000_000 + ",CARD,,,,,,,,,,,\n"
+    assert problems_of(data.encode()) == ["line 3: a cell is longer than 131,072 characters"]
+
+
+def test_an_unterminated_quote_is_named_where_it_opens():
+    data = HEADER + ROW.format(n=1) + 'INVOICE,US,"machines,X-2,Kakogawa Foods,CARD,,,,,,,,,,,\n' + ROW.format(n=3)
+    assert problems_of(data.encode()) == ["line 3: a quote opened here is never closed"]
+    after = HEADER + ROW.format(n=1) + ROW.format(n=2) + 'INVOICE,US,"machines" x,X-3,Kakogawa Foods,CARD,,,,,,,,,,,\n'
+    assert problems_of(after.encode()) == ["line 4: a quoted cell goes on after its closing quote"]
+
+
+def test_a_header_wider_than_the_layout_is_refused_at_once():
+    data = ",".join(f"c{i}" for i in range(200_000)) + "\n" + ROW.format(n=1)
+    assert problems_of(data.encode()) == ["line 1: 200,000 columns; the layout has at most 406"]
+    long_name = HEADER.replace("personInCharge", "p" * 5000)
+    [problem] = problems_of((long_name + ROW.format(n=1)).encode())
+    assert problem.startswith("line 1, column I (" + "p" * 40 + "…): unknown column")  # an echoed cell is cut short
+
+
+def test_auto_reads_shift_jis_only_when_it_holds_a_double_byte_character():
+    stray = (HEADER + ROW.format(n=1)).encode().replace(b"Kakogawa Foods", b"Kakogawa\xff\xa0Foods")
+    at = stray.index(b"\xff") + 1
+    assert problems_of(stray) == [f"not UTF-8 (byte {at}); if the file is Shift_JIS, use --encoding cp932"]
+    assert import_csv.decode(stray, "cp932")[1] == "cp932"  # named, it is read as named
+    for named in ("auto", "utf-8"):  # a BOM says UTF-8; the byte is counted in the file, its BOM too
+        assert problems_of(b"\xef\xbb\xbf" + stray, named) == [f"not utf-8 (byte {at + 3})"]
+    assert import_csv.decode(GOOD.encode("cp932"))[1] == "cp932"  # Japanese Excel's file: kanji and kana
+    half_width = (HEADER + ROW.format(n=1).replace("Kakogawa Foods", "ｶｺｶﾞﾜｼｮｸﾋﾝ")).encode("cp932")
+    assert problems_of(half_width)[0].startswith("not UTF-8 (byte ")  # one-byte katakana alone: name the encoding
+    assert "ｶｺｶﾞﾜｼｮｸﾋﾝ" in import_csv.decode(half_width, "cp932")[0]
+
+
+async def test_what_the_import_prints_is_escaped_and_capped(migrated, tmp_path):
+    target, db = migrated
+    path = tmp_path / "hostile.csv"
+    path.write_text(HEADER.replace("personInCharge", "\x1b]0;owned\x07\x1b[2J\u202eperson\x00")
+                    + ROW.format(n=1), encoding="utf-8")
+    shown = await asyncio.to_thread(run_import, target, path, "--as", "signer-2701000002", "--language", "en")
+    assert shown.returncode == 1 and shown.stdout == ""
+    assert not any(c in shown.stderr for c in "\x1b\x07\x00\u202e"), repr(shown.stderr)
+    assert "(\\x1b]0;owned\\x07\\x1b[2J\\u202eperson\\x00): unknown" in shown.stderr, shown.stderr
+    many = HEADER.rstrip("\n") + "".join(f",extra{i}" for i in range(300)) + "\n" + ROW.format(n=1)
+    path.write_text(many, encoding="utf-8")
+    capped = await asyncio.to_thread(run_import, target, path, "--as", "signer-2701000002", "--language", "en")
+    lines = capped.stderr.splitlines()
+    assert capped.returncode == 1 and sum("unknown column" in line for line in lines) == 50, capped.stderr
+    assert lines[-2:] == ["hostile.csv: … and 250 more problems", "hostile.csv: 300 problem(s); nothing was filed"]
+    path.write_text(",".join(f"c{i}" for i in range(200_000)) + "\n", encoding="utf-8")
+    wide = await asyncio.to_thread(run_import, target, path, "--as", "signer-2701000002", "--language", "en")
+    assert wide.returncode == 1 and wide.stderr.splitlines() == [
+        "hostile.csv: line 1: 200,000 columns; the layout has at most 406", "hostile.csv: 1 problem(s); nothing was filed"]
+    path.write_text(HEADER + "INVOICE,US,\"" + "x" * 5_000_000 + "\n", encoding="utf-8")
+    huge = await asyncio.to_thread(run_import, target, path, "--as", "signer-2701000002", "--language", "en")
+    assert huge.returncode == 1 and "Traceback" not in huge.stderr
+    assert huge.stderr.splitlines()[0] == "hostile.csv: line 2: a cell is longer than 131,072 characters", huge.stderr
+    assert await invoices(db) == []

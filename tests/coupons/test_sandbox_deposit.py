@@ -34,7 +34,8 @@ async def test_a_sandbox_deposit_imported_issues_the_order(live, migrated, tmp_p
 
     written = cli(live, target, "bank", "sandbox-deposit", number, "--on", BOOKED, "--out", str(path))
     assert written.returncode == 0, written.stderr
-    assert f"account {account}, 71,390 yen from 2701000002 on {BOOKED}" in written.stdout
+    assert f"71,390 yen to account {account} from 2701000002 on {BOOKED}" in written.stdout
+    assert all(len(line) <= 80 for line in written.stdout.splitlines() if line.startswith("  "))  # paths may be long
     assert f"next: tradecert bank import {path}" in written.stdout
     [line] = parse_statement(path.read_bytes(), dt.date(2026, 4, 2)).deposits  # a bank's file, as the reader sees it
     assert (line.account_number, line.amount, line.deposited_on, line.payer_name) == (
@@ -61,7 +62,7 @@ async def test_a_short_sandbox_deposit_is_handled_as_any_short_payment(live, mig
     written = cli(live, target, "bank", "sandbox-deposit", purchase["orderNumber"], "--amount", "70000", "--on", BOOKED,
                   "--payer", "ｶｺｶﾞﾜｼｾﾞﾝｼｮｸﾋﾝ", "--out", str(path))
     assert written.returncode == 0, written.stderr
-    assert "70,000 yen from ｶｺｶﾞﾜｼｾﾞﾝｼﾖｸﾋﾝ" in written.stdout and "due 71,390 yen" in written.stdout  # small kana made large
+    assert "70,000 yen to account" in written.stdout and "from ｶｺｶﾞﾜｼｾﾞﾝｼﾖｸﾋﾝ" in written.stdout and "due 71,390 yen" in written.stdout  # small kana made large
     imported = cli(live, target, "bank", "import", str(path))
     assert imported.returncode == 0 and "reconciled: short 1" in imported.stdout, imported.stdout + imported.stderr
     order = live.graphql(CHECK, {"id": purchase["id"]}, headers=staff).json()["data"]["checkPurchasePayment"]["purchase"]

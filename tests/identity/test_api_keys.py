@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from persistence.models import ApiKey, AuditEntry
 from rules.runtime import RulesRuntime
+from schema.identity import to_global_id
 from tests.applications.test_applications import ORIGIN
 from tests.identity.test_identity_sessions import CHANGE, PASSWORD, bearer, login
 from tests.identity.test_subaccounts import ACTIVATE, CREATE, DELETE, SUB_PASSWORD, as_user, create_sub, mailed_token, notify
@@ -112,8 +113,8 @@ async def test_the_admin_lists_and_revokes_its_registrations_keys_a_colleague_ca
     assert [k["name"] for k in live.graphql(KEYS, headers=colleague).json()["data"]["apiKeys"]] == ["forwarder link"]
 
     refused = live.graphql(REVOKE_KEY, {"id": made["apiKey"]["id"]}, headers=colleague).json()
-    assert top_code(refused) == "FORBIDDEN"
-    assert top_code(live.graphql(REVOKE_KEY, {"id": elsewhere["apiKey"]["id"]}, headers=admin).json()) == "FORBIDDEN"
+    assert top_code(refused) is None and not_found(refused)  # a colleague's key: as if there were none
+    assert not_found(live.graphql(REVOKE_KEY, {"id": elsewhere["apiKey"]["id"]}, headers=admin).json())
     node = "query($id: ID!) { node(id: $id) { ... on ApiKey { name } } }"
     assert live.graphql(node, {"id": made["apiKey"]["id"]}, headers=colleague).json()["data"]["node"] is None
     assert live.graphql(node, {"id": made["apiKey"]["id"]}, headers=admin).json()["data"]["node"] == {"name": "ERP"}
@@ -125,6 +126,28 @@ async def test_the_admin_lists_and_revokes_its_registrations_keys_a_colleague_ca
     assert live.graphql(ME, headers=bearer(other["secret"])).json()["data"]["me"] is not None
     staff = as_user(live, "staff-2701")
     assert top_code(live.graphql(KEYS, headers=staff).json()) == "FORBIDDEN"
+
+
+def not_found(body: dict) -> bool:
+    payload = body["data"]["revokeApiKey"]
+    return payload["apiKey"] is None and [(e["code"], e["field"]) for e in payload["errors"]] == [
+        ("NOT_FOUND", ["input", "apiKeyId"])]
+
+
+async def test_revoking_a_key_out_of_reach_answers_as_a_key_that_does_not_exist(live, migrated):
+    _target, db = migrated
+    signer, admin = as_user(live, "signer-2701000002"), as_user(live, "admin-2701000002")
+    elsewhere = make_key(live, as_user(live, "signer-2701000003"), "another registration")["apiKey"]["id"]
+    missing = to_global_id("ApiKey", 999_999)
+    for who in (signer, admin):  # another registration's key and no key at all: one answer, word for word
+        theirs = live.graphql(REVOKE_KEY, {"id": elsewhere}, headers=who).json()
+        nothing = live.graphql(REVOKE_KEY, {"id": missing}, headers=who).json()
+        assert not_found(theirs) and theirs["data"] == nothing["data"], (theirs, nothing)
+    staff = as_user(live, "staff-2701")  # may revoke no key at all: FORBIDDEN, whichever id, before any lookup
+    assert top_code(live.graphql(REVOKE_KEY, {"id": elsewhere}, headers=staff).json()) == "FORBIDDEN"
+    assert top_code(live.graphql(REVOKE_KEY, {"id": missing}, headers=staff).json()) == "FORBIDDEN"
+    async with db.read() as session:
+        assert (await session.scalars(select(ApiKey.revoked_at))).all() == [None]
 
 
 async def test_deleting_a_sub_id_revokes_its_keys_and_audit_rows_name_the_key(live, migrated):

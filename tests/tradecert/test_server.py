@@ -186,3 +186,22 @@ async def test_a_running_server_keeps_its_rules_when_the_edited_files_are_broken
         assert changed["applicationFee"] == 1250 and changed["rulesVersion"] != first["rulesVersion"]
     finally:
         await asyncio.to_thread(live.stop)
+
+
+async def test_a_password_in_a_malformed_input_never_reaches_the_log(sqlite_live, caplog):
+    """graphql-core names the whole bad value in its message; the log keeps the variable
+    and what was wrong, never the value (a login's password, an activation token)."""
+    live = await asyncio.to_thread(sqlite_live)
+    login = "mutation($i: LoginInput!) { login(input: $i) { token } }"
+    literal = ('mutation { login(input: {chamberCode: "2701", username: "signer-2701000002", '
+               'password: "S3cret-Leak-Me-123", bogus: 1}) { token } }')
+    with caplog.at_level(logging.DEBUG), live.client() as client:
+        by_variable = client.post("/graphql", json={"query": login, "variables": {"i": {
+            "chamberCode": "2701", "username": "signer-2701000002", "password": "S3cret-Leak-Me-123", "bogus": 1}}})
+        by_literal = client.post("/graphql", json={"query": literal})
+        wrong_type = client.post("/graphql", json={"query": login, "variables": {"i": {
+            "chamberCode": "2701", "username": "signer-2701000002", "password": ["S3cret-Leak-Me-123"]}}})
+    for response in (by_variable, by_literal, wrong_type):
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", response.text
+    assert "S3cret-Leak-Me-123" not in caplog.text
+    assert "got invalid value" in caplog.text or "graphql error" in caplog.text  # the error is still logged

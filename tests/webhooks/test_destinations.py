@@ -42,6 +42,14 @@ NONE: frozenset[str] = frozenset()
     ("2002:0a00:0001::1", False),  # 6to4 of 10.0.0.1
     ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo of 10.0.0.1
     ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+    ("64:ff9b::808:808", True),  # NAT64 of a public address: the well-known prefix reaches the internet
+    ("::127.0.0.1", False),  # IPv4-compatible (::/96, deprecated) of loopback
+    ("::7f00:1", False),  # the same, written in hex
+    ("::8.8.8.8", False),  # IPv4-compatible of a public address: deprecated, nobody is reached this way
+    ("::ffff:0:7f00:1", False),  # SIIT IPv4-translated (::ffff:0:0:0/96) of loopback
+    ("::ffff:0:808:808", False),  # SIIT of a public address: a translator's range, not a destination
+    ("64:ff9b:1::7f00:1", False),  # local-use NAT64 (64:ff9b:1::/48, RFC 8215) of loopback
+    ("64:ff9b:1::808:808", False),  # local-use NAT64 is the local network's translator, whatever it wraps
 ])
 def test_only_addresses_on_the_public_internet_are_public(address, public):
     assert destinations.is_public(ipaddress.ip_address(address)) is public
@@ -71,6 +79,8 @@ def test_malformed_or_non_https_urls_are_refused_before_any_lookup(url):
 @pytest.mark.parametrize("url", [
     "https://127.0.0.1/hook", "https://10.0.0.1/hook", "https://169.254.169.254/latest/meta-data",
     "https://[::1]/hook", "https://[::ffff:127.0.0.1]/hook", "https://0.0.0.0/hook", "https://100.64.0.1/",
+    "https://[::127.0.0.1]/", "https://[::7f00:1]/", "https://[::ffff:0:7f00:1]/", "https://[64:ff9b:1::7f00:1]/",
+    "https://[::a9fe:a9fe]/latest/meta-data", "https://[64:ff9b:1::a00:1]/hook",
 ])
 def test_internal_address_literals_are_refused_before_any_lookup(url):
     assert destinations.parse(url, NONE) == words.URL_NOT_ALLOWED

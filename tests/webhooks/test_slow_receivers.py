@@ -1,0 +1,132 @@
+"""A receiver that answers one byte at a time, on SQLite and PostgreSQL: an attempt has one
+deadline for the whole exchange (not per read), so a dripping receiver costs one failed
+attempt — recorded RETRYING, "timed out" — and the other endpoints' deliveries of the same
+run go out. A run stops starting attempts once its time is spent and gives back what it did
+not start, so a run always ends well inside its rows' two-minute lease."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from persistence.models import WebhookDelivery as DeliveryRow
+from resolvers.webhooks import delivery
+from tests.applications.test_applications import act, create, give_coupons
+from tests.identity.test_subaccounts import as_user
+from tests.webhooks.test_webhooks_api import Receiver, allow_loopback, deliveries, nodes, register
+from tradecert.composition import build_services
+
+SUBMITTED = ["APPLICATION_SUBMITTED"]
+GIVE_UP_AFTER = 60.0  # seconds: the dripping receiver then hangs up, so a broken deadline fails the test, not hangs it
+
+
+class DrippingReceiver:
+    """A raw socket server on 127.0.0.1 that reads the request and then writes its answer one
+    byte per second — "HTTP/1.1 200 OK\\r\\n", then header bytes — without ever finishing it."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.stopping = threading.Event()
+        self.requests: list[bytes] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/hooks/slow"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                request += chunk
+            self.requests.append(request)
+            answer = b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"." * 1000
+            started = time.monotonic()
+            for byte in answer:
+                if self.stopping.wait(1.0) or time.monotonic() - started > GIVE_UP_AFTER:
+                    return
+                conn.sendall(bytes([byte]))  # raises once the client has hung up
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """An ordinary receiver (answers 200 at once)."""
+    found = Receiver()
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+@pytest.fixture
+def dripping() -> Iterator[DrippingReceiver]:
+    found = DrippingReceiver()
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+async def test_a_dripping_receiver_costs_one_timed_out_attempt_and_the_others_are_delivered(live, receiver, dripping):
+    allow_loopback(live)
+    signer = as_user(live, "signer-2701000002")
+    slow = register(live, signer, dripping.url, SUBMITTED)["endpoint"]
+    fast = register(live, signer, receiver.url, SUBMITTED)["endpoint"]
+    give_coupons(live, 1)
+    assert act(live, signer, "submitApplication", create(live, signer)["application"]["id"])["errors"] == []
+
+    outcome = await live.run_job("webhook-delivery")
+    assert (outcome.status, outcome.message) == ("ok", "1 delivered, 1 retrying")
+    assert len(dripping.requests) == 1 and len(receiver.received) == 1  # both were sent, in the same run
+    [stuck] = nodes(deliveries(live, signer, slow["id"]))
+    assert (stuck["status"], stuck["attempts"], stuck["lastStatusCode"]) == ("RETRYING", 1, None)
+    assert "timed out" in stuck["lastError"]
+    assert stuck["nextAttemptAt"] == "2026-04-01T10:01:00+09:00"  # an ordinary failure: tried again in a minute
+    [sent] = nodes(deliveries(live, signer, fast["id"]))
+    assert (sent["status"], sent["attempts"], sent["lastStatusCode"]) == ("DELIVERED", 1, 200)
+
+
+async def test_a_run_whose_time_is_spent_gives_back_what_it_did_not_start(live, migrated, receiver):
+    _target, db = migrated
+    allow_loopback(live)
+    signer = as_user(live, "signer-2701000002")
+    endpoint = register(live, signer, receiver.url, SUBMITTED)["endpoint"]
+    give_coupons(live, 2)
+    for invoice in ("INV-1", "INV-2"):
+        assert act(live, signer, "submitApplication",
+                   create(live, signer, invoiceNumber=invoice)["application"]["id"])["errors"] == []
+    services = build_services(settings=live.services.settings, db=db, rules=live.services.rules, clock=live.clock)
+
+    assert await delivery.deliver_due(services, budget=0.0) == "2 left for the next run"
+    assert receiver.received == []
+    async with db.read() as session:
+        rows = (await session.scalars(select(DeliveryRow))).all()
+    assert [(r.status, r.attempts, r.lease_holder, r.leased_until) for r in rows] == [("PENDING", 0, None, None)] * 2
+
+    # free at once: the next run (same instant) sends them
+    assert (await live.run_job("webhook-delivery")).message == "2 delivered"
+    assert len(receiver.received) == 2
+    assert {n["status"] for n in nodes(deliveries(live, signer, endpoint["id"]))} == {"DELIVERED"}
