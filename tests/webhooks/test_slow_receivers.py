@@ -19,7 +19,7 @@ from persistence.models import WebhookDelivery as DeliveryRow
 from resolvers.webhooks import delivery
 from tests.applications.test_applications import act, create, give_coupons
 from tests.identity.test_subaccounts import as_user
-from tests.webhooks.test_webhooks_api import Receiver, allow_loopback, deliveries, nodes, register
+from tests.webhooks.test_webhooks_api import allow_loopback, deliveries, nodes, register
 from tradecert.composition import build_services
 
 SUBMITTED = ["APPLICATION_SUBMITTED"]
@@ -69,16 +69,6 @@ class DrippingReceiver:
     def close(self) -> None:
         self.stopping.set()
         self.listener.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """An ordinary receiver (answers 200 at once)."""
-    found = Receiver()
-    try:
-        yield found
-    finally:
-        found.close()
 
 
 @pytest.fixture

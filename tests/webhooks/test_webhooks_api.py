@@ -10,10 +10,8 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from sqlalchemy import func, select
 
 from persistence.models import WebhookDelivery as DeliveryRow
@@ -72,15 +70,6 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    try:
-        yield found
-    finally:
-        found.close()
 
 
 def allow_loopback(live, allowed: bool = True) -> None:
