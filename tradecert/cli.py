@@ -112,10 +112,17 @@ def demo() -> None:
     """Demo data: the accounts and what to try with them are in docs/api.md, "Demo data"."""
 
 
+def _refuse_demo_in_production(settings: Settings) -> None:
+    """Demo accounts share the password docs/api.md publishes: never in production."""
+    if settings.environment == "production":
+        raise click.ClickException("production refuses demo data: its accounts share the published demo password")
+
+
 @demo.command("seed")
 def demo_seed() -> None:
-    """Load the demo data set; running it again changes nothing."""
+    """Load the demo data set; running it again changes nothing. Refused in production."""
     settings = _settings()
+    _refuse_demo_in_production(settings)
     asyncio.run(_upgrade(settings))
     report = asyncio.run(_seed(settings))
     console.print(f"demo data: {report.created} created, {report.existing} already there")
@@ -128,7 +135,8 @@ def demo_seed() -> None:
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int, show_default="8000")
 @click.option("--workers", default=1, type=int, show_default=True, help="Worker processes (use PostgreSQL for more than 1).")
-@click.option("--demo", "with_demo", is_flag=True, help="Upgrade the database and load the demo data first.")
+@click.option("--demo", "with_demo", is_flag=True,
+              help="Upgrade the database and load the demo data first (refused in production).")
 def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     """Serve GraphQL (+ GraphiQL), /healthz, /readyz, /metrics."""
     import uvicorn
@@ -136,6 +144,8 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     from resolvers.core.logs import configure_logging
 
     settings = _settings()
+    if with_demo:
+        _refuse_demo_in_production(settings)
     _require_gateway(settings)
     _require_trusted_documents(settings)
     if not os.environ.get("TRADECERT_PUBLIC_URL"):
@@ -155,7 +165,8 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         errors.print(f"[yellow]{warning}[/]")
     if workers > 1 and settings.is_sqlite:
         errors.print("[yellow]several workers on SQLite serialise their writes; use PostgreSQL in production[/]")
-    console.print(f"GraphQL at http://{host}:{port}/graphql (GraphiQL in a browser)")
+    console.print(f"GraphQL at http://{host}:{port}/graphql " + (
+        "(GraphiQL in a browser)" if settings.graphiql else "(POST only; GraphiQL is off)"))
     # proxy_headers=False: the client address is the socket peer unless TRADECERT_TRUSTED_PROXIES
     # says otherwise (resolvers/ratelimit.py); uvicorn would believe X-Forwarded-For from 127.0.0.1.
     from tradecert.metrics import multiprocess_metrics

@@ -71,6 +71,14 @@ def _hosts(env: Mapping[str, str], name: str) -> frozenset[str]:
     return frozenset(found)
 
 
+def _database_url(env: Mapping[str, str], production: bool) -> str:
+    url = env.get("TRADECERT_DATABASE_URL") or ""
+    if production and not url:
+        # the default is the checkout's development file, inside site-packages after `pip install .`
+        raise ValueError("TRADECERT_DATABASE_URL must be set in production (postgresql+asyncpg://… or sqlite+aiosqlite:////srv/…)")
+    return url or f"sqlite:///{PROJECT_DIR / 'var' / 'tradecert.db'}"
+
+
 def _secret(env: Mapping[str, str], production: bool) -> str:
     secret = env.get("TRADECERT_PAYMENT_SECRET") or ""
     if production and len(secret) < 32:
@@ -134,10 +142,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         production = env.get("TRADECERT_ENV", "development").lower() == "production"
-        default_db = f"sqlite:///{PROJECT_DIR / 'var' / 'tradecert.db'}"
         origins = tuple(o.strip().rstrip("/") for o in env.get("TRADECERT_ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
-            database_url=env.get("TRADECERT_DATABASE_URL") or default_db,
+            database_url=_database_url(env, production),
             database_schema=env.get("TRADECERT_DATABASE_SCHEMA") or None,
             rules_dir=Path(env.get("TRADECERT_RULES_DIR") or PROJECT_DIR / "rules"),
             public_url=(env.get("TRADECERT_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),

@@ -136,3 +136,48 @@ def test_the_allowance_is_a_boolean_setting(tmp_path):
     assert Settings.from_env(production_env(tmp_path, **{ALLOW: "1"})).allow_sandbox_gateway_in_production is True
     with pytest.raises(ValueError, match=ALLOW):
         Settings.from_env(production_env(tmp_path, **{ALLOW: "perhaps"}))
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([TRADECERT, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def one_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, done.stdout + done.stderr
+    return lines[0]
+
+
+def test_production_refuses_to_start_without_an_explicit_database(tmp_path):
+    env = production_env(tmp_path, **{ALLOW: "1"})
+    del env["TRADECERT_DATABASE_URL"]
+    for args in (("db", "upgrade"), ("serve", "--port", str(_free_port()))):
+        line = one_line(run_cli(env, *args))
+        assert "TRADECERT_DATABASE_URL must be set in production" in line, line
+    with pytest.raises(ValueError, match="TRADECERT_DATABASE_URL"):
+        Settings.from_env(env)
+    assert Settings.from_env({**env, "TRADECERT_ENV": "development"}).database_url.endswith("tradecert.db")
+
+
+def test_demo_data_is_refused_in_production(tmp_path):
+    env = production_env(tmp_path, **{ALLOW: "1"})
+    line = one_line(run_cli(env, "demo", "seed"))
+    assert line == "Error: production refuses demo data: its accounts share the published demo password", line
+    line = one_line(run_cli(env, "serve", "--demo", "--port", str(_free_port())))
+    assert "production refuses demo data" in line
+    assert not (tmp_path / "production.db").exists()  # refused before opening anything
+
+
+def test_production_start_up_line_names_no_graphiql(tmp_path):
+    process, base, _ = serve(production_env(tmp_path, **{ALLOW: "1"}))
+    try:
+        assert wait_exit_or_ready(process, base), stop(process)
+        browser = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
+    finally:
+        output = stop(process)
+    assert browser.status_code == 404
+    line = next(line for line in output.splitlines() if line.startswith("GraphQL at "))
+    assert "GraphiQL" in line and "GraphiQL in a browser" not in line and "off" in line, line
+    assert f"{base}/graphql" in line
