@@ -76,7 +76,7 @@ def load_private_key(path: Path, create: bool = False) -> Ed25519PrivateKey:
     with _lock:
         if not path.exists():
             if not create:
-                raise RuntimeError(f"signing key {path} is missing (TRADECERT_SIGNING_KEY_FILE)")
+                raise RuntimeError(f"signing key {path} is missing (TRADECERT_SIGNING_KEY_FILE) — make it with `tradecert keys init`")
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_new(path, _pem(Ed25519PrivateKey.generate()), 0o600)
         stat = path.stat()

@@ -108,3 +108,60 @@ async def test_a_naccs_key_rotation_keeps_sealed_passwords_readable(tmp_path):
     sealed_after = after.encrypt(b"pass-after")
     assert Fernet(lines[0]).decrypt(sealed_after) == b"pass-after"  # the new key, on top, seals
     await services.db.dispose()
+
+
+def test_keys_init_makes_every_key_once_then_rotations_work(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tradecert.operations import KEY_KINDS
+
+    folder = tmp_path / "etc" / "tradecert"
+    env = {"TRADECERT_SIGNING_KEY_FILE": "", "TRADECERT_NACCS_KEY_FILE": ""}
+    made = tradecert("keys", "init", "--dir", str(folder), env=env)
+    assert made.returncode == 0, made.stderr
+    files = {kind.setting: folder / kind.file_name for kind in KEY_KINDS}
+    assert set(files) == {"TRADECERT_SIGNING_KEY_FILE", "TRADECERT_NACCS_KEY_FILE"}
+    for setting, path in files.items():
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+        assert f"created  {path}" in made.stdout and f"export {setting}={path}" in made.stdout
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    signing = serialization.load_pem_private_key(files["TRADECERT_SIGNING_KEY_FILE"].read_bytes(), password=None)
+    assert isinstance(signing, Ed25519PrivateKey)
+    Fernet(files["TRADECERT_NACCS_KEY_FILE"].read_bytes().split()[0])  # a Fernet key
+
+    before = {path: path.read_bytes() for path in files.values()}
+    again = tradecert("keys", "init", "--dir", str(folder), env=env)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.stderr.strip().startswith("Error: every key already exists; nothing written")
+    assert {path: path.read_bytes() for path in files.values()} == before  # never overwritten
+
+    named = {setting: str(path) for setting, path in files.items()}
+    assert tradecert("keys", "rotate-naccs", env=named).returncode == 0
+    assert tradecert("keys", "rotate", env=named).returncode == 0
+
+
+def test_keys_init_makes_only_the_missing_key_where_the_settings_say(tmp_path):
+    signing, naccs = tmp_path / "signing.pem", tmp_path / "sub" / "naccs.key"
+    signing.write_bytes(b"an existing key, kept as it is")
+    done = tradecert("keys", "init", env={"TRADECERT_SIGNING_KEY_FILE": str(signing), "TRADECERT_NACCS_KEY_FILE": str(naccs)})
+    assert done.returncode == 0, done.stderr
+    assert signing.read_bytes() == b"an existing key, kept as it is"
+    assert f"kept     {signing}" in done.stdout and f"created  {naccs}" in done.stdout
+    assert oct(naccs.stat().st_mode & 0o777) == "0o600"
+
+
+def test_keys_init_in_production_needs_the_key_settings(tmp_path):
+    env = {"TRADECERT_ENV": "production", "TRADECERT_PAYMENT_SECRET": "p" * 40, "TRADECERT_SIGNING_KEY_FILE": "",
+           "TRADECERT_NACCS_KEY_FILE": str(tmp_path / "naccs.key"),
+           "TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"}
+    done = tradecert("keys", "init", env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("Error: in production set TRADECERT_SIGNING_KEY_FILE (or pass --dir DIR) "
+                                   "before `tradecert keys init`")
+    assert not (tmp_path / "naccs.key").exists()
+
+
+def test_rotate_naccs_without_a_key_names_keys_init(tmp_path):
+    done = tradecert("keys", "rotate-naccs", env={"TRADECERT_NACCS_KEY_FILE": str(tmp_path / "none.key")})
+    assert done.returncode == 1 and "tradecert keys init" in done.stderr and "Traceback" not in done.stderr
