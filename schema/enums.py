@@ -9,12 +9,12 @@ import strawberry
 from resolvers.applications.names import ApplicationState, CertificateType, FeePayment
 from resolvers.coupons.names import CouponEntryKind, PurchaseMethod, PurchaseStatus
 from resolvers.identity.names import AccountKind, AccountStatus, Membership, RegistrationKind
-from resolvers.naccs.names import NaccsApplicationKind, NaccsApplicationState, ReissueReason
+from resolvers.naccs.names import NaccsApplicationKind, NaccsApplicationState, ProcessingMethod, ReissueReason
 from resolvers.webhooks.names import WebhookDeliveryStatus, WebhookEvent
 
 __all__ = [
     "AccountKind", "AccountStatus", "ApplicationState", "CertificateType", "CouponEntryKind", "FeePayment",
-    "Membership", "NaccsApplicationKind", "NaccsApplicationState", "PurchaseMethod", "PurchaseStatus",
+    "Membership", "NaccsApplicationKind", "NaccsApplicationState", "ProcessingMethod", "PurchaseMethod", "PurchaseStatus",
     "RegistrationKind", "ReissueReason", "WebhookDeliveryStatus", "WebhookEvent",
 ]
 
@@ -41,6 +41,10 @@ strawberry.enum(FeePayment, name="FeePayment", description="How the fee is paid;
 strawberry.enum(NaccsApplicationKind, name="NaccsApplicationKind")
 strawberry.enum(NaccsApplicationState, name="NaccsApplicationState")
 strawberry.enum(ReissueReason, name="ReissueReason")
+# named by value: the strings clients sent while the field was a String ("netNACCS") are the enum's names
+strawberry.enum(ProcessingMethod, name="NaccsProcessingMethod", graphql_name_from="value", description=(
+    "処理方式 of a new user code: netNACCS (netNACCS 端末; its IDs get alphabetic identification numbers, "
+    "e.g. A0A) · NACCS (一般 NACCS; numeric identification numbers, e.g. 001)."))
 
 # webhooks
 strawberry.enum(WebhookEvent, name="WebhookEvent", description=(

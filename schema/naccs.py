@@ -11,7 +11,7 @@ import strawberry
 from resolvers.core.context import Context
 from resolvers.naccs import queries
 from resolvers.naccs import use_cases as naccs
-from schema.enums import NaccsApplicationKind, NaccsApplicationState, ReissueReason
+from schema.enums import NaccsApplicationKind, NaccsApplicationState, ProcessingMethod, ReissueReason
 from schema.errors import UserError, run_mutation
 from schema.identity import NODE_TYPES, Node, from_global_id, to_global_id
 
@@ -135,15 +135,20 @@ class ContactInput:
     fax: str | None = None
 
 
-@strawberry.input
+@strawberry.input(description="One new 利用者コード (user code) of a 変更申込, with its identification numbers.")
 class UserCodeInput:
-    category: str
-    industries: list[str]
-    processing_method: str
-    single_sign_on: bool
-    identification_count: int | None = None
-    statistics_paid: int | None = None
-    statistics_free: int | None = None
+    category: str = strawberry.field(description=(
+        "システム設定区分: the name the office gives the user code's system settings (e.g. 通関業務), "
+        "up to 60 characters; printed on the application form."))
+    industries: list[str] = strawberry.field(description="業種 (the rules' NACCS industries, e.g. 通関業, 混載業), each once.")
+    processing_method: ProcessingMethod = strawberry.field(description="処理方式.")
+    single_sign_on: bool = strawberry.field(description=(
+        "シングルサインオン: one identification number covers all its industries (else one per industry)."))
+    identification_count: int | None = strawberry.field(default=None, description=(
+        "識別番号数 with single sign-on, 1 to 20; default 1."))
+    statistics_paid: int | None = strawberry.field(default=None, description="管理統計資料 有料分 (0 to 100).")
+    statistics_free: int | None = strawberry.field(default=None, description=(
+        "管理統計資料 無料分 (0 to 100; only for industries naccs_industries.yaml marks free_statistics)."))
 
 
 @strawberry.input
@@ -233,7 +238,7 @@ def _contact(c: ContactInput) -> naccs.Contact:
 
 
 def _codes(codes: list[UserCodeInput]) -> list[naccs.UserCodeInput]:
-    return [naccs.UserCodeInput(c.category, c.industries, c.processing_method, c.single_sign_on, c.identification_count,
+    return [naccs.UserCodeInput(c.category, c.industries, c.processing_method.value, c.single_sign_on, c.identification_count,
                                 c.statistics_paid, c.statistics_free) for c in codes]
 
 

@@ -53,9 +53,18 @@ ACCOUNTS = [
 NACCS_OFFICE = ("naccs-demo", "―商事株式会社 ―事業所", "通関 花子", "hanako@naccs-demo.example")
 NACCS_USER_IDS = [("1ANAC", "A0A", ["通関業"])]
 NACCS_TERMINALS = [("11110A", "海上", "netNACCS"), ("11110B", "海上", "netNACCS")]
-NACCS_CERTIFICATES_ISSUED = dt.date(2025, 12, 1)
 
-# Demo registrations are valid from this date and have been members/non-members since then.
+
+def naccs_certificates_issued_on(today: dt.date) -> dt.date:
+    """The demo terminals' certificates were issued on the first of the month three months
+    before the seeding (a certificate is valid a year): about nine months of validity left
+    whenever the demo is seeded. The tests seed on 2026-03-01 → issued 2025-12-01."""
+    year, month = divmod(today.month - 1 - 3, 12)
+    return dt.date(today.year + year, month + 1, 1)
+
+
+# Demo registrations are valid from this date and have been members/non-members since then
+# (a day in the past stays in the past: only the terminal certificates, which expire, move with the clock).
 DEMO_SINCE = dt.date(2022, 4, 1)
 
 
@@ -112,11 +121,11 @@ async def seed_demo(db: Database, clock: Clock) -> SeedReport:
             )
             report.created += 1
         await session.flush()
-        await _seed_naccs(session, now, report)
+        await _seed_naccs(session, now, naccs_certificates_issued_on(clock.today()), report)
     return report
 
 
-async def _seed_naccs(session: AsyncSession, now: dt.datetime, report: SeedReport) -> None:
+async def _seed_naccs(session: AsyncSession, now: dt.datetime, issued_on: dt.date, report: SeedReport) -> None:
     username, name, contact, email = NACCS_OFFICE
     account = await session.scalar(select(Account).where(Account.username == username, Account.chamber_id.is_(None)))
     if account is None:  # seeded with the other accounts just before
@@ -132,5 +141,5 @@ async def _seed_naccs(session: AsyncSession, now: dt.datetime, report: SeedRepor
                                 industries=json.dumps(industries, ensure_ascii=False), single_sign_on=False, created_at=now))
     for terminal, area, equipment in NACCS_TERMINALS:
         session.add(NaccsTerminal(office_id=office.id, name=terminal, area=area, equipment=equipment,
-                                  issued_on=NACCS_CERTIFICATES_ISSUED))
+                                  issued_on=issued_on))
     report.created += 1

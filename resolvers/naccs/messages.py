@@ -84,5 +84,5 @@ STATE_NAMES: Final[dict[str, Words]] = {  # by NaccsApplicationState
     NaccsApplicationState.COMPLETED: Words("完了", "completed"),
     NaccsApplicationState.WITHDRAWN: Words("取下げ", "withdrawn"),
 }
-NOT_A_USER_CODE_APPLICATION: Final = Words("電子証明書の再発行申込(承認できるのは利用者コード追加の申込のみ)",
-                                           "a certificate reissue (only user-code applications are approved)")
+NOT_A_USER_CODE_APPLICATION: Final = Words("電子証明書の再発行申込(審査するのは利用者コード追加の申込のみ)",
+                                           "a certificate reissue (only user-code applications are reviewed)")

@@ -184,11 +184,13 @@ async def visible_application(ctx: Context, app_id: int) -> ApplicationView | No
 
 
 async def review_queue(ctx: Context) -> list[ApplicationView]:
-    """NACCS center: applications waiting for review, oldest first."""
+    """NACCS center: user-code applications waiting for review, oldest first. Reissues need
+    no approval (the `naccs-reissue` job completes them on the desired morning): not here."""
     who = await require_viewer(ctx)
     await authorize(ctx, who, "naccs.review", {"none"})
     async with ctx.read() as session:
-        rows = (await session.execute(select(*_APPLICATION_COLUMNS).where(_applications.c.state.in_(IN_REVIEW_STATES))
+        rows = (await session.execute(select(*_APPLICATION_COLUMNS).where(_applications.c.state.in_(IN_REVIEW_STATES),
+                                             _applications.c.kind == NaccsApplicationKind.USER_CODE_ADDITION)
                                       .order_by(_applications.c.id))).all()
         return await _application_views(ctx, session, rows)
 

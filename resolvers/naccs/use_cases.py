@@ -396,6 +396,8 @@ async def request_clarification(ctx: Context, app_id: int, message: str) -> int:
     now = ctx.clock.now()
     async with ctx.services.db.write() as session:
         app = await _for_review(session, app_id)
+        if app.kind != NaccsApplicationKind.USER_CODE_ADDITION:  # a reissue is not reviewed: the job completes it
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "applicationId"], state=words.NOT_A_USER_CODE_APPLICATION)
         # the contact as of the row this UPDATE changed (an office correction may have come in since the read)
         updated = await transition(session, NaccsApplication, app_id, (NaccsApplicationState.SUBMITTED,),
                                    {"state": NaccsApplicationState.CLARIFICATION_REQUESTED, "clarification": checked,

@@ -225,3 +225,45 @@ async def test_the_form_any_time_and_the_approval_notice_from_the_start_date(liv
     text = pdf_text(tmp_path, response.content, "notice.pdf")
     assert "利用申込確認完了のお知らせ" in text and all(n["userId"] in text for n in node["idNotice"])
     assert not any(n["password"] in text for n in node["idNotice"])
+
+
+QUEUE = """{ naccsReviewQueue { receiptNumber kind state } }"""
+
+
+def test_reissues_need_no_approval_so_the_review_queue_shows_none(live):
+    live.clock.set(tokyo(2026, 11, 20, 10, 0))
+    headers, reviewer = office(live), center(live)
+    codes = submit_codes(live, headers)["application"]
+    again = reissue(live, headers, "2026-11-24")["application"]
+    queue = live.graphql(QUEUE, headers=reviewer).json()["data"]["naccsReviewQueue"]
+    assert queue == [{"receiptNumber": codes["receiptNumber"], "kind": "USER_CODE_ADDITION", "state": "SUBMITTED"}]
+    # nor can the center hold one up with a question: the job completes it on the desired morning
+    asked = live.graphql(CLARIFY, {"id": again["id"], "m": "?"}, headers=reviewer).json()["data"]["requestClarification"]
+    assert asked["application"] is None and asked["errors"] == [{"code": "INVALID_STATE"}]
+    assert live.graphql(NODE, {"id": again["id"]}, headers=headers).json()["data"]["node"]["state"] == "SUBMITTED"
+
+
+TYPES = """query($name: String!) { __type(name: $name) { kind description enumValues { name } } }"""
+
+
+def test_the_processing_method_is_an_enum_that_takes_what_clients_sent(live):
+    method = live.graphql(TYPES, {"name": "NaccsProcessingMethod"}).json()["data"]["__type"]
+    assert method["kind"] == "ENUM" and [v["name"] for v in method["enumValues"]] == ["netNACCS", "NACCS"]
+    assert "処理方式" in method["description"]
+    live.clock.set(tokyo(2026, 11, 20, 10, 0))
+    sent = submit_codes(live, office(live), codes=[{**CODES[0], "processingMethod": "NACCS"}, CODES[1]])
+    assert sent["errors"] == [], sent
+    approved = live.graphql(APPROVE, {"id": sent["application"]["id"], "d": "2026-12-08"},
+                            headers=center(live)).json()["data"]["approveUserCodeApplication"]["application"]
+    numbers = {i["industries"][0]: i["identificationNumber"] for i in approved["idNotice"]}
+    assert numbers["通関業"].isdigit() and not numbers["輸出入者"].isdigit()  # general NACCS numeric, netNACCS alphabetic
+    unknown = live.graphql(SUBMIT_CODES, {"input": {
+        "desiredStartDate": "2026-12-08", "reason": "r", "contact": CONTACT,
+        "userCodes": [{**CODES[0], "processingMethod": "telex"}]}}, headers=office(live))
+    assert unknown.status_code in (200, 400) and "NaccsProcessingMethod" in unknown.json()["errors"][0]["message"]
+
+
+def test_the_user_code_input_documents_its_fields(live):
+    fields = live.graphql("""{ __type(name: "UserCodeInput") { inputFields { name description } } }""").json()
+    described = {f["name"]: f["description"] or "" for f in fields["data"]["__type"]["inputFields"]}
+    assert "システム設定区分" in described["category"] and "処理方式" in described["processingMethod"]

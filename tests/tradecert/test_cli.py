@@ -75,3 +75,21 @@ def test_schema_export_prints_the_checked_in_schema():
     result = run("schema", "export")
     assert result.returncode == 0
     assert result.stdout == (Path(__file__).resolve().parents[2] / "schema" / "schema.graphql").read_text(encoding="utf-8")
+
+
+def test_demo_terminal_certificates_are_issued_relative_to_the_day_of_seeding(tmp_path):
+    import datetime as dt
+    import sqlite3
+
+    from resolvers.core.clock import Clock
+    from tradecert.demo import naccs_certificates_issued_on
+
+    assert naccs_certificates_issued_on(dt.date(2026, 3, 1)) == dt.date(2025, 12, 1)  # the tests' seed day
+    assert naccs_certificates_issued_on(dt.date(2027, 1, 31)) == dt.date(2026, 10, 1)
+    db = tmp_path / "demo.db"
+    assert run("demo", "seed", env={"TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}).returncode == 0
+    with sqlite3.connect(db) as conn:
+        issued = {dt.date.fromisoformat(row[0]) for row in conn.execute("SELECT issued_on FROM naccs_terminals")}
+    today = Clock().today()
+    assert issued == {naccs_certificates_issued_on(today)}
+    assert today - dt.timedelta(days=125) < issued.pop() < today  # valid for most of a year from the seeding
