@@ -8,10 +8,9 @@ submits them in one call, and waits until the receiver has got — and verified 
 
     python docs/examples/integration.py
 
-Settings come from the environment (the defaults are the demo server of `make serve`):
-TRADECERT_URL, TRADECERT_CHAMBER, TRADECERT_USERNAME, TRADECERT_PASSWORD, and
-RECEIVER_HOST (the address the server can reach this program at; 127.0.0.1 needs the
-server to allow it: TRADECERT_WEBHOOK_ALLOW_HOSTS=127.0.0.1). Needs only httpx.
+Settings come from the environment; the defaults are the demo server of `make serve`
+(docs/integration.md lists them): PORT or TRADECERT_URL, TRADECERT_CHAMBER,
+TRADECERT_USERNAME, TRADECERT_PASSWORD, RECEIVER_HOST and RECEIVER_PORT. Needs only httpx.
 """
 
 from __future__ import annotations
@@ -29,17 +28,38 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-URL = os.environ.get("TRADECERT_URL", "http://127.0.0.1:8000")
-CHAMBER = os.environ.get("TRADECERT_CHAMBER", "2701")
-USERNAME = os.environ.get("TRADECERT_USERNAME", "signer-2701000002")
-PASSWORD = os.environ.get("TRADECERT_PASSWORD", "demo-pass-2701")
-RECEIVER_HOST = os.environ.get("RECEIVER_HOST", "127.0.0.1")
+
+def port(name: str, default: str, lowest: int) -> int:
+    raw = os.environ.get(name) or default
+    if not raw.isdigit() or not lowest <= int(raw) <= 65535:
+        sys.exit(f"{name} must be a port number ({lowest} to 65535), got {raw!r}")
+    return int(raw)
+
+
+# PORT is the one `tradecert serve` (and `make serve`) listens on; TRADECERT_URL, if set, wins
+URL = (os.environ.get("TRADECERT_URL") or f"http://127.0.0.1:{port('PORT', '8000', 1)}").rstrip("/")
+CHAMBER = os.environ.get("TRADECERT_CHAMBER") or "2701"
+USERNAME = os.environ.get("TRADECERT_USERNAME") or "signer-2701000002"
+PASSWORD = os.environ.get("TRADECERT_PASSWORD") or "demo-pass-2701"
+# where the server reaches this program's webhook receiver (127.0.0.1 needs the server's
+# TRADECERT_WEBHOOK_ALLOW_HOSTS=127.0.0.1); port 0: any free port
+RECEIVER_HOST = os.environ.get("RECEIVER_HOST") or "127.0.0.1"
+RECEIVER_PORT = port("RECEIVER_PORT", "0", 0)
 TOLERANCE_SECONDS = 300  # refuse events signed longer ago than this (replays)
 
 
 def graphql(client: httpx.Client, query: str, variables: dict | None = None) -> dict:
-    """POST one operation; stop on a top-level error (a refused key, a bad request)."""
-    answer = client.post("/graphql", json={"query": query, "variables": variables or {}}).json()
+    """POST one operation; stop on a top-level error (a refused key, a bad request), or in
+    one line when the server cannot be reached or is not tradecert."""
+    try:
+        response = client.post("/graphql", json={"query": query, "variables": variables or {}})
+    except httpx.TransportError as exc:
+        sys.exit(f"cannot reach tradecert at {URL} ({exc or type(exc).__name__}) — start it, "
+                 "or set TRADECERT_URL (or PORT) to where it listens")
+    try:
+        answer = response.json()
+    except ValueError:
+        sys.exit(f"{URL}/graphql answered HTTP {response.status_code}, not GraphQL — is TRADECERT_URL tradecert's address?")
     if answer.get("errors"):
         sys.exit(f"refused: {answer['errors'][0]['message']}")
     return answer["data"]
@@ -105,7 +125,11 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((RECEIVER_HOST, 0), Handler)
+        try:
+            self.server = ThreadingHTTPServer((RECEIVER_HOST, RECEIVER_PORT), Handler)
+        except OSError as exc:
+            sys.exit(f"cannot listen on {RECEIVER_HOST}:{RECEIVER_PORT} ({exc.strerror or exc}) — "
+                     "set RECEIVER_HOST and RECEIVER_PORT")
         self.url = f"http://{RECEIVER_HOST}:{self.server.server_address[1]}/tradecert-events"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -120,8 +144,8 @@ APPLICATIONS = [
 
 
 def main() -> None:
+    receiver = Receiver()  # first: a port that is taken stops the example before it makes a key
     secret, key_id = make_api_key()
-    receiver = Receiver()
     batch = uuid.uuid4().hex[:12]  # one idempotency key per batch: a retried call files nothing twice
     with httpx.Client(base_url=URL, timeout=60, headers={"Authorization": f"Bearer {secret}"}) as api:
         endpoint = check(graphql(api, """
