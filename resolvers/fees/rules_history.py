@@ -138,7 +138,7 @@ def _policy_from(found: StoredVersion) -> PolicySet:
             for name, text in found.files.items():
                 (Path(tmp) / Path(name).name).write_bytes(text.encode("utf-8"))
             # rulesets are named table@version, so this registers beside the live rules
-            policy = load_policy(Path(tmp))
+            policy = load_policy(Path(tmp), bounded=False)  # it went live under the bounds of its release
         _loaded[found.version] = policy
         while len(_loaded) > _KEPT:
             _loaded.popitem(last=False)
