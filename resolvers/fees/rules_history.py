@@ -377,3 +377,10 @@ async def rules_versions(ctx: Context, first: int, before_id: int | None) -> tup
     who = await require_viewer(ctx)
     await authorize(ctx, who, "rules.history", {"none"})  # the rules are every chamber's
     return await versions(ctx.services.db, first, before_id)
+
+
+async def rules_corrections(ctx: Context) -> list[Correction]:
+    """Chamber staff: the corrections, newest first (they are rare: the newest MAX_PAGE)."""
+    who = await require_viewer(ctx)
+    await authorize(ctx, who, "rules.history", {"none"})
+    return (await all_corrections(ctx.services.db))[:MAX_PAGE]

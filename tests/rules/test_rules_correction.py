@@ -148,8 +148,12 @@ async def test_a_running_server_serves_the_correction_at_once_and_reprints_under
         pdf = httpx.get(first["pdfUrl"], headers=signer)
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
-        [kept] = [c for c in await rules_history.all_corrections(db)]
-        assert (kept.by, kept.reason) == ("山田 政策担当", "消費税率の誤り (8% → 10%)")
-        assert wrong in {v.version for v in await rules_history.all_versions(db)}
+        query = "{ rulesCorrections { version corrects reason correctedBy correctedAt } }"
+        shown = (await asyncio.to_thread(live.graphql, query, None, staff)).json()["data"]["rulesCorrections"]
+        assert shown == [{"version": corrected.version, "corrects": [wrong], "reason": "消費税率の誤り (8% → 10%)",
+                          "correctedBy": "山田 政策担当", "correctedAt": "2026-04-01T10:20:00+09:00"}]
+        refused = (await asyncio.to_thread(live.graphql, query, None, signer)).json()
+        assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        assert wrong in {v.version for v in await rules_history.all_versions(db)}  # kept for what names it
     finally:
         await asyncio.to_thread(live.stop)
