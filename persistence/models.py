@@ -854,6 +854,23 @@ class RulesVersion(Base):
     went_live_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     files: Mapped[str] = mapped_column(Text)  # JSON
 
+
+class RulesCorrection(Base):
+    """A correction of a rules version in force that turned out wrong (migration 0027,
+    issue 20): from ``corrected_at`` the rules ``version`` (a row of ``rules_versions``)
+    replaces ``corrects`` (the versions whose rows it rewrites, comma-separated), decided by
+    ``corrected_by`` for ``reason``. Append-only; the history guard reads the files from
+    the newest correction on, and records priced under ``corrects`` keep naming it."""
+
+    __tablename__ = "rules_corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    corrects: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    corrected_by: Mapped[str] = mapped_column(String(100))
+    corrected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
 # Set-based reconciliation (issue 11, migration 0017): a lot's allocations by lot (SQLite
 # checks them when an INSERT … SELECT adds lots), and the deposits not yet applied.
 Index("ix_coupon_entry_lots_lot_id", CouponEntryLot.lot_id)

@@ -321,7 +321,7 @@ def _describe_path(doc: object, steps: Iterable[str | int]) -> str:
 def _row_label(row: object) -> str:
     if not isinstance(row, dict):
         return ""
-    keys = [k for k in ("kind", "membership", "code", "product", "closure", "working_day") if k in row]
+    keys = [k for k in ("kind", "membership", "code", "product", "limit", "closure", "working_day") if k in row]
     return " (" + ", ".join(f"{k}={row[k]}" for k in keys) + ")" if keys else ""
 
 
@@ -715,8 +715,46 @@ def recording_hits() -> Iterator[set[RowKey]]:
         _recorded_hits.reset(token)
 
 
-def load_policy(directory: Path | str | None = None, engine: RuleEngine | None = None) -> PolicySet:
-    """Read, validate and compile the rule files; raise ``RulesInvalid`` with every problem."""
+# The schema keywords that bound a value (rules.schema.json: yen, counts, every limit).
+BOUND_KEYWORDS = ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum")
+
+
+def _tightest_bounds(errors: list[jsonschema.ValidationError]) -> list[jsonschema.ValidationError]:
+    """One bound problem per value: a limit breaking both the general bound and its own is
+    told its own (the tighter)."""
+    tightest: dict[tuple[str, ...], jsonschema.ValidationError] = {}
+    kept: list[jsonschema.ValidationError] = []
+    for err in errors:
+        if err.validator not in ("maximum", "minimum"):
+            kept.append(err)
+            continue
+        key = (str(err.validator), *(str(x) for x in err.absolute_path))
+        other = tightest.get(key)
+        bound, other_bound = cast(float, err.validator_value), cast(float, other.validator_value) if other else 0.0
+        tighter = other is None or (bound < other_bound if err.validator == "maximum" else bound > other_bound)
+        if tighter:
+            tightest[key] = err
+    return sorted([*kept, *tightest.values()], key=lambda e: [str(x) for x in e.absolute_path])
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    """A schema problem in words: the message, the value, and for a bound the bound itself."""
+    value = err.instance if not isinstance(err.instance, (dict, list)) else None
+    if err.validator in BOUND_KEYWORDS:
+        described = err.schema.get("description") if isinstance(err.schema, dict) else None
+        side = "above" if "aximum" in str(err.validator) else "below"
+        bound = f"{'at most' if side == 'above' else 'at least'} {err.validator_value}"
+        return f"{value!r} is {side} the bound ({bound}{f'; {described}' if described else ''})"
+    shown = f" (value {value!r})" if value is not None or err.validator == "type" else ""
+    return f"{err.message}{shown}"
+
+
+def load_policy(directory: Path | str | None = None, engine: RuleEngine | None = None,
+                bounded: bool = True) -> PolicySet:
+    """Read, validate and compile the rule files; raise ``RulesInvalid`` with every problem.
+    ``bounded=False`` (a version from the rules history, loaded again to reprint or refund
+    what was priced under it) skips the schema's bounds: that version went live under the
+    bounds of its release, and what was charged under it must still be computable."""
     directory = Path(directory) if directory is not None else DEFAULT_RULES_DIR
     engine = engine or default_engine()
     tables: dict[str, Table] = {}
@@ -744,11 +782,12 @@ def load_policy(directory: Path | str | None = None, engine: RuleEngine | None =
             problems.append(Problem(file, "table", f"says {doc.get('table')!r} but the file name says {name!r}"))
             continue
         errors = sorted(validator.iter_errors(doc), key=lambda e: [str(x) for x in e.absolute_path])
+        if not bounded:  # a stored version loaded again: it went live under the bounds of its day
+            errors = [err for err in errors if err.validator not in BOUND_KEYWORDS]
+        errors = _tightest_bounds(errors)
         if errors:
             for err in errors:
-                value = err.instance if not isinstance(err.instance, (dict, list)) else None
-                shown = f" (value {value!r})" if value is not None or err.validator == "type" else ""
-                problems.append(Problem(file, _describe_path(doc, err.absolute_path), f"{err.message}{shown}"))
+                problems.append(Problem(file, _describe_path(doc, err.absolute_path), _schema_message(err)))
             continue
         valid = cast(RuleFileDoc, doc)  # no schema errors: the document has the schema's shape
         versions = _parse_versions(file, valid, problems)

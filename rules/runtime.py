@@ -33,6 +33,10 @@ class RulesRuntime:
         self._lock = threading.Lock()
         self._current = load_policy(self.directory, engine)
         self._rejected: str | None = None  # the hash of files already found invalid
+        # files that validated but the guard refused (they rewrite a version in force): kept
+        # loaded and asked again each reload, since a correction recorded in the rules history
+        # (`tradecert rules correct`) lets them go live without another edit
+        self._refused: PolicySet | None = None
 
     @property
     def current(self) -> PolicySet:
@@ -50,8 +54,9 @@ class RulesRuntime:
                 return ReloadOutcome(False, self._current.version, (str(exc),))
             if seen == self._current.version or seen == self._rejected:
                 return ReloadOutcome(False, self._current.version)
+            asked_before = self._refused is not None and self._refused.version == seen
             try:
-                policy = load_policy(self.directory, self._engine)
+                policy = self._refused if self._refused is not None and asked_before else load_policy(self.directory, self._engine)
             except RulesInvalid as exc:
                 self._rejected = seen
                 log.error(
@@ -62,14 +67,15 @@ class RulesRuntime:
                 return ReloadOutcome(False, self._current.version, tuple(str(p) for p in exc.problems))
             refused = tuple(guard(policy)) if guard is not None else ()
             if refused:
-                self._rejected = seen
-                log.error(
-                    "rules not reloaded: the changed files rewrite rules already in force; still serving %s",
-                    self._current.version,
-                    extra={"problems": list(refused), "rejected_version": seen},
-                )
+                self._refused = policy
+                if not asked_before:  # logged once; asked again quietly on every reload
+                    log.error(
+                        "rules not reloaded: the changed files rewrite rules already in force; still serving %s",
+                        self._current.version,
+                        extra={"problems": list(refused), "rejected_version": seen},
+                    )
                 return ReloadOutcome(False, self._current.version, refused)
             old, self._current = self._current.version, policy
-            self._rejected = None
+            self._rejected = self._refused = None
             log.info("rules reloaded: %s -> %s", old, policy.version)
             return ReloadOutcome(True, policy.version)

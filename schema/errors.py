@@ -9,7 +9,8 @@ from typing import TypeVar
 import strawberry
 
 from resolvers.core.context import Context
-from resolvers.core.errors import ErrorCode, UserFailure, UserFailures
+from resolvers.core.errors import ErrorCode, UserFailure, UserFailures, rules_out_of_range
+from rules.limits import LimitOutOfRange
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -44,4 +45,6 @@ async def run_mutation(info: strawberry.Info[Context], call: Callable[[], Awaita
             result = await call()
         except (UserFailure, UserFailures) as failure:
             return failed(user_errors(failure, info.context.language))
+        except LimitOutOfRange as bad:  # rules that bypassed their bounds: refused, naming the row
+            return failed(user_errors(rules_out_of_range(bad), info.context.language))
     return ok(result)

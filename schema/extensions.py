@@ -12,7 +12,15 @@ from graphql import ASTValidationRule, GraphQLError
 from prometheus_client import Counter, Histogram
 from strawberry.extensions import MaskErrors
 
-from resolvers.core.errors import Forbidden, TooManyRequests, Unauthenticated, UserFailure, UserFailures, localised
+from resolvers.core.errors import (
+    Forbidden,
+    TooManyRequests,
+    Unauthenticated,
+    UserFailure,
+    UserFailures,
+    domain_failure,
+    localised,
+)
 from resolvers.core.logs import request_id_var
 from schema.input_errors import is_bad_input, loggable, reword
 
@@ -51,7 +59,7 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 def _is_domain_failure(error: GraphQLError) -> bool:
-    return isinstance(error.original_error, (UserFailure, UserFailures))
+    return domain_failure(error.original_error) is not None
 
 
 def _refusal(error: GraphQLError) -> Unauthenticated | Forbidden | TooManyRequests | None:
@@ -98,7 +106,7 @@ class OperationPolicy(MaskErrors):
             return GraphQLError(message=localised(refusal, language), nodes=error.nodes, source=error.source,
                                 positions=error.positions, path=error.path, extensions=dict(refusal.extensions or {}))
         if _is_domain_failure(error):  # a query's bad input or rule: its code, field and message
-            failure = error.original_error
+            failure = domain_failure(error.original_error)
             first = failure.failures[0] if isinstance(failure, UserFailures) else cast(UserFailure, failure)
             language = getattr(self.execution_context.context, "language", "ja")
             return GraphQLError(message=first.message(language), nodes=error.nodes, source=error.source,

@@ -18,6 +18,17 @@ class RulesVersion:
     files: list[str] = strawberry.field(description="The rule files of this version, by name.")
 
 
+@strawberry.type(description="A rules version in force that turned out wrong, replaced at once by a correcting one "
+                               "(`tradecert rules correct`). Records priced under the wrong version keep it.")
+class RulesCorrection:
+    version: str = strawberry.field(description="The correcting rules version, served from correctedAt.")
+    corrects: list[str] = strawberry.field(description="The rules versions it replaced (still in rulesVersions).")
+    reason: str = strawberry.field(description="Why, as recorded.")
+    corrected_by: str = strawberry.field(description="Who decided it, as recorded.")
+    corrected_at: dt.datetime = strawberry.field(description="When it was recorded; each server serves it from its "
+                                                             "next reload.")
+
+
 @strawberry.type
 class RulesVersionEdge:
     cursor: str
@@ -45,3 +56,10 @@ class RulesHistoryQuery:
             for v in found
         ]
         return RulesVersionConnection(edges=edges, page_info=page_info(edges, more), total_count=total)
+
+    @strawberry.field(description="Chamber staff: every correction of a rules version in force, newest first "
+                                  "(at most 100).")
+    async def rules_corrections(self, info: strawberry.Info[Context]) -> list[RulesCorrection]:
+        found = await rules_history.rules_corrections(info.context)
+        return [RulesCorrection(version=c.version, corrects=list(c.corrects), reason=c.reason, corrected_by=c.by,
+                                corrected_at=c.at) for c in found]

@@ -277,50 +277,108 @@ async def _rules_history(settings: Settings) -> tuple[Database | None, str]:
 
 async def _rules_history_problems(settings: Settings, policy: PolicySet) -> tuple[str, list[str]]:
     from resolvers.core.clock import Clock
-    from resolvers.fees.rules_history import all_versions, rewrites
+    from resolvers.fees.rules_history import all_corrections, all_versions, rewrites
 
     database, why_not = await _rules_history(settings)
     if database is None:
         return why_not, []
     try:
         history = await all_versions(database)
+        corrections = await all_corrections(database)
     finally:
         await database.dispose()
-    problems = rewrites(history, policy, Clock().today())
+    problems = rewrites(history, policy, Clock().today(), corrections)
     return f"rules history consulted: {len(history)} version(s) went live, none rewritten", [str(p) for p in problems]
 
 
 @rules.command("history")
 def rules_history() -> None:
-    """List the rules versions that went live, newest first, with when (Asia/Tokyo)."""
+    """List the rules versions that went live, newest first, with when (Asia/Tokyo), and
+    each correction: which version it replaced, by whom and why."""
     from resolvers.core.clock import TOKYO
-    from resolvers.fees.rules_history import all_versions
+    from resolvers.fees.rules_history import Correction, all_corrections, all_versions
     from rules.policy import fingerprint
 
     settings = _settings()
 
-    async def go() -> tuple[list[tuple[str, str, int]], str]:
+    async def go() -> tuple[list[tuple[dt.datetime, str, int]], list[Correction], str]:
         database, why_not = await _rules_history(settings)
         if database is None:
-            return [], why_not
+            return [], [], why_not
         try:
             found = await all_versions(database)
+            corrections = await all_corrections(database)
         finally:
             await database.dispose()
-        return [(v.version, f"{v.went_live_at.astimezone(TOKYO):%Y-%m-%d %H:%M}", len(v.files)) for v in found], ""
+        return [(v.went_live_at, v.version, len(v.files)) for v in found], corrections, ""
 
-    found, why_not = asyncio.run(go())
+    found, corrections, why_not = asyncio.run(go())
     if why_not:
         raise click.ClickException(why_not.replace("rules history not consulted: ", "no rules history: "))
     try:
         on_disk = fingerprint(settings.rules_dir)
     except OSError:
         on_disk = ""
-    console.print(f"{'went live (Asia/Tokyo)':<24}{'version':<14}{'files':>5}", markup=False, highlight=False)
-    for version, at, files in found:
+    lines: list[tuple[dt.datetime, int, str]] = []
+    for went_live, version, files in found:
         mark = "  (the files in " + settings.rules_dir.name + "/)" if version == on_disk else ""
-        console.print(f"{at:<24}{version:<14}{files:>5}{mark}"[:80], markup=False, highlight=False)
-    console.print(f"{len(found)} version(s)", markup=False, highlight=False)
+        lines.append((went_live, 0, f"{went_live.astimezone(TOKYO):%Y-%m-%d %H:%M}{'':<8}{version:<14}{files:>5}{mark}"[:80]))
+    for c in corrections:  # a correction: the wrong version stays above, for the records that name it
+        at = f"{c.at.astimezone(TOKYO):%Y-%m-%d %H:%M}"
+        lines.append((c.at, 1, f"{at:<24}{c.version:<14}  corrects {', '.join(c.corrects)}"[:80]))
+        lines.append((c.at, 1, f"{'':<24}by {c.by}: {c.reason}"[:80]))
+    console.print(f"{'went live (Asia/Tokyo)':<24}{'version':<14}{'files':>5}", markup=False, highlight=False)
+    for _at, _kind, line in sorted(lines, key=lambda x: (x[0], x[1]), reverse=True):
+        console.print(line, markup=False, highlight=False)
+    console.print(f"{len(found)} version(s)" + (f", {len(corrections)} correction(s)" if corrections else ""),
+                  markup=False, highlight=False)
+
+
+@rules.command("correct")
+@click.option("--reason", required=True, help="Why the version in force is wrong (recorded in the rules history).")
+@click.option("--by", "by", required=True, help="Who decides the correction (recorded in the rules history).")
+def rules_correct(reason: str, by: str) -> None:
+    """Replace a version in force that turned out wrong by the files as they are now, at once.
+
+    The files must pass `rules check` (apart from rewriting the version in force — that is
+    the correction) and `rules test`. The rules history records the correcting version, the
+    one it replaces, who and why; from now `rules check` and every server's reload hold the
+    files to it, and servers serve it on their next reload. The wrong version stays in the
+    history: what was priced under it keeps it."""
+    from resolvers.core.clock import TOKYO, Clock
+    from resolvers.fees.rules_history import NothingToCorrect, record_correction
+    from rules.golden import run_golden, uncovered_rows
+
+    settings = _settings()
+    policy = _load_rules(settings)
+    results = run_golden(policy, settings.rules_dir)
+    failed = [r for r in results if not r.passed]
+    uncovered = uncovered_rows(policy, results)
+    if failed or uncovered or not results:
+        for result in failed:
+            errors.print(f"FAIL {result.describe()}", markup=False, highlight=False)
+        for row in uncovered:
+            errors.print(f"UNCOVERED {row.describe()}", markup=False, highlight=False)
+        raise click.ClickException("the golden tables do not pass (`tradecert rules test`); nothing recorded")
+
+    async def go() -> str:
+        database, why_not = await _rules_history(settings)
+        if database is None:
+            raise click.ClickException(f"a correction is recorded in the rules history; {why_not}")
+        try:
+            done = await record_correction(database, policy, Clock(), reason, by)
+        except NothingToCorrect as nothing:
+            raise click.ClickException(str(nothing)) from None
+        except ValueError as bad:
+            raise click.UsageError(str(bad)) from None
+        finally:
+            await database.dispose()
+        return (f"rules {done.version} corrects {', '.join(done.corrects)} from "
+                f"{done.at.astimezone(TOKYO):%Y-%m-%d %H:%M:%S} (Asia/Tokyo), by {done.by}: {done.reason}")
+
+    console.print(asyncio.run(go()), markup=False, highlight=False)
+    console.print("servers serve it on their next reload (TRADECERT_RULES_POLL_SECONDS, or SIGHUP); records priced "
+                  "under the corrected version keep it", markup=False, highlight=False)
 
 
 @rules.command("diff")

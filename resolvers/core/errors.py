@@ -13,6 +13,7 @@ from enum import StrEnum
 from graphql import GraphQLError
 
 from resolvers.core.messages import Words, in_language
+from rules.limits import LimitOutOfRange
 
 
 class ErrorCode(StrEnum):
@@ -147,6 +148,12 @@ class ErrorCode(StrEnum):
         "{label}は{limit}文字以内で入力してください。",
         "{label} must be at most {limit} characters; shorten it.",
     )
+    RULES_OUT_OF_RANGE = (
+        "RULES_OUT_OF_RANGE",
+        "規則({file} 第{version}版 {row}行目の{limit})の値が上限を超えているため、この操作はできません。商工会議所が規則を訂正するまでお待ちください。",
+        "The rules in force hold a value outside its bound ({file} version {version} row {row}, {limit}); "
+        "this is not possible until the chamber corrects them.",
+    )
 
     def message(self, language: str, params: dict[str, object] | None = None) -> str:
         """The message in ``language`` ("en", else Japanese), its placeholders filled from
@@ -221,3 +228,19 @@ class TooManyRequests(GraphQLError):
 
 def localised(error: Unauthenticated | Forbidden | TooManyRequests, language: str) -> str:
     return error.words.in_(language)
+
+
+def rules_out_of_range(bad: LimitOutOfRange) -> UserFailure:
+    """A limit in force that breaks its bound (rules/limits.py checks at use): the request is
+    refused naming the row, not answered with an internal error."""
+    return UserFailure(ErrorCode.RULES_OUT_OF_RANGE, None, file=bad.row.file, version=bad.row.version,
+                       row=bad.row.row, limit=bad.name)
+
+
+def domain_failure(exc: BaseException | None) -> UserFailure | UserFailures | None:
+    """``exc`` as the domain failure the edge answers with, or None when it is none."""
+    if isinstance(exc, (UserFailure, UserFailures)):
+        return exc
+    if isinstance(exc, LimitOutOfRange):
+        return rules_out_of_range(exc)
+    return None

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.db import Database, dialect_insert
-from persistence.models import RulesVersion
+from persistence.models import RulesCorrection, RulesVersion
 from resolvers.core.clock import Clock
 from resolvers.core.context import Context
 from resolvers.core.paging import DEFAULT_PAGE, MAX_PAGE
@@ -138,7 +138,7 @@ def _policy_from(found: StoredVersion) -> PolicySet:
             for name, text in found.files.items():
                 (Path(tmp) / Path(name).name).write_bytes(text.encode("utf-8"))
             # rulesets are named table@version, so this registers beside the live rules
-            policy = load_policy(Path(tmp))
+            policy = load_policy(Path(tmp), bounded=False)  # it went live under the bounds of its release
         _loaded[found.version] = policy
         while len(_loaded) > _KEPT:
             _loaded.popitem(last=False)
@@ -228,20 +228,71 @@ def _changes(file: str, old: list[dict[str, Cell]], new: Sequence[Mapping[str, C
             yield f"row {i + 1}{_label(file, before)}", ", ".join(moved)
 
 
-def rewrites(history: Sequence[StoredVersion], policy: PolicySet, today: dt.date) -> list[Problem]:
+@dataclass(frozen=True)
+class Correction:
+    """A rules version in force replaced by a correcting one (``tradecert rules correct``):
+    from ``at``, ``version`` (in the history) stands for ``corrects``, decided by ``by``."""
+
+    id: int
+    version: str
+    corrects: tuple[str, ...]
+    reason: str
+    by: str
+    at: dt.datetime
+
+
+def _correction(row: RulesCorrection) -> Correction:
+    return Correction(row.id, row.version, tuple(row.corrects.split(",")), row.reason, row.corrected_by,
+                      row.corrected_at)
+
+
+async def corrections_in(session: AsyncSession) -> list[Correction]:
+    """Every correction, newest first."""
+    rows = (await session.scalars(select(RulesCorrection).order_by(RulesCorrection.id.desc()))).all()
+    return [_correction(r) for r in rows]
+
+
+async def all_corrections(db: Database) -> list[Correction]:
+    async with db.read() as session:
+        return await corrections_in(session)
+
+
+def _references(history: Sequence[StoredVersion], corrections: Sequence[Correction]) -> list[StoredVersion]:
+    """The texts the files are held to, newest first: the versions that went live, back to
+    the newest correction, which stands as its correcting version's text at its own time
+    (what went live before it was either corrected by it or is still in its files)."""
+    if not corrections:
+        return list(history)
+    newest = max(corrections, key=lambda c: (c.at, c.id))
+    by_version = {s.version: s for s in history}
+    correcting = by_version.get(newest.version)
+    if correcting is None:  # recorded together; a history without it is not ours to judge
+        return list(history)
+    later = [s for s in history if s.went_live_at > newest.at and s.version != newest.version]
+    return [*later, StoredVersion(correcting.id, correcting.version, newest.at, correcting.files)]
+
+
+def rewrites(history: Sequence[StoredVersion], policy: PolicySet, today: dt.date,
+             corrections: Sequence[Correction] = ()) -> list[Problem]:
     """Every in-place change ``policy`` makes to a version that went live and whose
     ``effective_from`` is ``today`` or earlier. ``history`` newest first; each version is
     compared with the newest text that went live for it (earlier texts were edits allowed
-    while it still lay in the future)."""
+    while it still lay in the future), back to the newest of ``corrections``."""
+    return [problem for problem, _version in _rewrites(history, policy, today, corrections)]
+
+
+def _rewrites(history: Sequence[StoredVersion], policy: PolicySet, today: dt.date,
+              corrections: Sequence[Correction]) -> list[tuple[Problem, str]]:
+    """``rewrites``, each problem with the recorded version whose text it changes."""
     frozen: dict[tuple[str, str], _Frozen] = {}
-    for stored in history:
+    for stored in _references(history, corrections):
         for file, text in stored.files.items():
             for effective_from, rows in _versions_in(text).items():
                 frozen.setdefault((file, effective_from), _Frozen(stored.version, stored.went_live_at, rows))
     current = {
         table.file: {v.effective_from.isoformat(): v.rows for v in table.versions} for table in policy.tables.values()
     }
-    problems: list[Problem] = []
+    problems: list[tuple[Problem, str]] = []
     for (file, effective_from), kept in sorted(frozen.items()):
         try:
             day = dt.date.fromisoformat(effective_from)
@@ -250,20 +301,72 @@ def rewrites(history: Sequence[StoredVersion], policy: PolicySet, today: dt.date
         if day > today:
             continue  # not in force yet: still open to edits
         advice = (f"version {effective_from} has been in force since {day} (rules {kept.rules_version} went live with it); "
-                  "add a new version with a later effective_from instead")
+                  "add a new version with a later effective_from instead, or, if it is wrong, record these files as its "
+                  "correction: tradecert rules correct --reason … --by …")
         where = f"version (effective_from {effective_from})"
         served = current.get(file, {}).get(effective_from)
         if served is None:
-            problems.append(Problem(file, where, f"version removed; {advice}"))
+            problems.append((Problem(file, where, f"version removed; {advice}"), kept.rules_version))
             continue
         for row, what in _changes(file, kept.rows, served):
-            problems.append(Problem(file, f"{where}, {row}", f"{what}; {advice}"))
+            problems.append((Problem(file, f"{where}, {row}", f"{what}; {advice}"), kept.rules_version))
     return problems
 
 
 async def history_rewrites(db: Database, policy: PolicySet, clock: Clock) -> list[Problem]:
     """``rewrites`` against the history stored in ``db``, on today's Tokyo date."""
-    return rewrites(await all_versions(db), policy, clock.today())
+    return rewrites(await all_versions(db), policy, clock.today(), await all_corrections(db))
+
+
+def rewritten_versions(history: Sequence[StoredVersion], policy: PolicySet, today: dt.date,
+                       corrections: Sequence[Correction] = ()) -> list[str]:
+    """The recorded versions whose rows in force ``policy`` rewrites."""
+    return list(dict.fromkeys(version for _problem, version in _rewrites(history, policy, today, corrections)))
+
+
+class NothingToCorrect(ValueError):
+    """The files rewrite no version in force: they go live on the next reload as they are."""
+
+
+REASON_MOST, BY_MOST = 500, 100  # the columns' room; a reason is a sentence, not a document
+
+
+async def record_correction(db: Database, policy: PolicySet, clock: Clock, reason: str, by: str,
+                            files: Mapping[str, str] | None = None) -> Correction:
+    """Record ``policy`` (validated files) as the correction of the versions in force whose
+    rows it rewrites, from now, by ``by`` for ``reason``: one transaction appends the
+    correcting version to the history (unless it went live before: the files restored to an
+    earlier version) and the correction. Every server's next reload serves it; the wrong
+    version stays in the history for the records that name it. Raises ``NothingToCorrect``
+    when no version in force is rewritten, ``ValueError`` for an empty or long reason/name."""
+    reason, by = reason.strip(), by.strip()
+    if not reason or len(reason) > REASON_MOST:
+        raise ValueError(f"--reason: say why, in 1–{REASON_MOST} characters")
+    if not by or len(by) > BY_MOST:
+        raise ValueError(f"--by: who decides the correction, in 1–{BY_MOST} characters")
+    files = files if files is not None else files_of(policy)
+    if files is None:
+        raise ValueError("the rule files changed while they were checked; run the command again")
+    now = clock.now()
+    async with db.write() as session:
+        history = [_stored(r) for r in (await session.scalars(select(RulesVersion).order_by(RulesVersion.id.desc()))).all()]
+        corrections = await corrections_in(session)
+        corrects = rewritten_versions(history, policy, clock.today(), corrections)
+        if not corrects:
+            raise NothingToCorrect("the files rewrite no version in force: they go live on the next reload as they are "
+                                   "(`tradecert rules check` says so); nothing to correct")
+        await session.execute(
+            dialect_insert(session)(RulesVersion)
+            .values(version=policy.version, went_live_at=now, files=json.dumps(dict(files), ensure_ascii=False))
+            .on_conflict_do_nothing(index_elements=["version"])
+        )
+        row = RulesCorrection(version=policy.version, corrects=",".join(corrects), reason=reason, corrected_by=by,
+                              corrected_at=now)
+        session.add(row)
+        await session.flush()
+        correction = _correction(row)
+    log.warning("rules version %s recorded as the correction of %s", policy.version, ",".join(corrects))
+    return correction
 
 
 # --------------------------------------------------------------------------- the API
@@ -274,3 +377,10 @@ async def rules_versions(ctx: Context, first: int, before_id: int | None) -> tup
     who = await require_viewer(ctx)
     await authorize(ctx, who, "rules.history", {"none"})  # the rules are every chamber's
     return await versions(ctx.services.db, first, before_id)
+
+
+async def rules_corrections(ctx: Context) -> list[Correction]:
+    """Chamber staff: the corrections, newest first (they are rare: the newest MAX_PAGE)."""
+    who = await require_viewer(ctx)
+    await authorize(ctx, who, "rules.history", {"none"})
+    return (await all_corrections(ctx.services.db))[:MAX_PAGE]

@@ -22,6 +22,7 @@ SAMPLE: dict[str, object] = {
     "label": Words("数量", "Quantity"), "state": Words("申請中", "submitted"), "limit": 100, "min": 8, "max": 64,
     "minutes": 5, "seconds": 30, "date": dt.date(2026, 11, 21), "next": dt.date(2026, 11, 24),
     "earliest": dt.date(2026, 11, 24), "reason": Words("土曜日", "a Saturday"),
+    "file": "limits.yaml", "version": 2, "row": 2,  # RULES_OUT_OF_RANGE: the rules row that breaks its bound
 }
 DOMAINS = ("applications", "coupons", "identity", "naccs", "payments")
 
