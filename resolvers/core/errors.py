@@ -164,14 +164,18 @@ class UserFailure(Exception):
     ``params`` fill the message's placeholders (``label``, ``limit``, ``state``, …); a label
     or a state is a ``resolvers.core.messages.Words``, so each language reads its own."""
 
-    def __init__(self, code: ErrorCode, field: list[str] | None = None, **params: object) -> None:
+    def __init__(self, code: ErrorCode, field: list[str] | None = None, *, words: Words | None = None,
+                 **params: object) -> None:
         # the code's plain text names the same member (callers not yet on the enum pass one)
         self.code = code if isinstance(code, ErrorCode) else ErrorCode[code]
         self.field = field
         self.params = params
+        self.words = words  # a use case's own wording for the code (the code stays what clients match)
         super().__init__(f"{self.code} at {'.'.join(field or [])}")
 
     def message(self, language: str) -> str:
+        if self.words is not None:
+            return self.words.in_(language)
         return self.code.message(language, self.params)
 
 
