@@ -177,10 +177,11 @@ STYLE = """
  h1 { font-size: 1.5rem; margin-bottom: .25rem; } h2 { font-size: 1.15rem; margin: 1.75rem 0 .25rem; }
  .meta, .period, .source, .next { color: #444; font-size: .85rem; margin: .1rem 0; }
  .next { color: #a40; } .upcoming { color: #a40; font-weight: bold; }
- table { border-collapse: collapse; width: 100%; margin-top: .4rem; font-size: .92rem; }
+ table { border-collapse: collapse; min-width: 24rem; margin-top: .4rem; font-size: .92rem; }
+ body.staff table { width: 100%; }
  th, td { border: 1px solid #999; padding: .3rem .5rem; text-align: left; vertical-align: top; white-space: nowrap; }
  td.note, td.rule { white-space: normal; }
- th { background: #eee; } td.amount { text-align: right; white-space: nowrap; } td.rule { font-size: .75rem; color: #555; }
+ th { background: #eee; } td.amount, th.amount { text-align: right; white-space: nowrap; } td.rule { font-size: .75rem; color: #555; }
  form { margin: 1rem 0; font-size: .9rem; } .tax { margin-top: 1rem; }
  @media print {
    @page { size: A4; margin: 15mm; }
@@ -190,6 +191,9 @@ STYLE = """
 """
 
 AMOUNT_COLUMNS = {"手数料 (1件)", "登録料", "価格", "額面", "うち消費税", "返金時の控除額", "差し引く諸経費", "枚数"}
+
+
+AMOUNT_CLASS = ' class="amount"'
 
 
 def _e(text: str) -> str:
@@ -204,7 +208,7 @@ def render_html(page: FeePage, references: bool = False) -> str:
         '<!doctype html>\n<html lang="ja">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>手数料一覧 ({_e(_date(page.on))}現在){_e(' ' + view if view else '')} — 貿易関係証明発給システム</title>\n"
-        f"<style>{STYLE}</style>\n</head>\n<body>\n",
+        f"<style>{STYLE}</style>\n</head>\n" + ('<body class="staff">\n' if references else "<body>\n"),
         f"<h1>手数料一覧 <small>{_e(_date(page.on))}現在</small></h1>\n",
     ]
     if references:
@@ -225,7 +229,7 @@ def render_html(page: FeePage, references: bool = False) -> str:
             parts.append(f'<p class="next">{_e(_date(s.next_from))}に改定されます'
                          f' (<a href="{_e(_link(s.next_from, references))}">改定後の手数料</a>)。</p>\n')
         columns = _columns(s, references)
-        parts.append("<table>\n<thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in columns) + "</tr></thead>\n<tbody>\n")
+        parts.append("<table>\n<thead><tr>" + "".join(f"<th{AMOUNT_CLASS if c in AMOUNT_COLUMNS else ''}>{_e(c)}</th>" for c in columns) + "</tr></thead>\n<tbody>\n")
         for row in s.rows:
             cells = []
             for column, cell in zip(columns, _cells(row, references)):

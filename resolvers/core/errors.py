@@ -164,14 +164,21 @@ class UserFailure(Exception):
     ``params`` fill the message's placeholders (``label``, ``limit``, ``state``, …); a label
     or a state is a ``resolvers.core.messages.Words``, so each language reads its own."""
 
-    def __init__(self, code: ErrorCode, field: list[str] | None = None, *, words: Words | None = None,
-                 **params: object) -> None:
+    def __init__(self, code: ErrorCode, field: list[str] | None = None, **params: object) -> None:
         # the code's plain text names the same member (callers not yet on the enum pass one)
         self.code = code if isinstance(code, ErrorCode) else ErrorCode[code]
         self.field = field
         self.params = params
-        self.words = words  # a use case's own wording for the code (the code stays what clients match)
+        self.words: Words | None = None  # a use case's own wording for the code (see ``worded``)
         super().__init__(f"{self.code} at {'.'.join(field or [])}")
+
+    @classmethod
+    def worded(cls, code: ErrorCode, field: list[str] | None, words: Words) -> UserFailure:
+        """``code`` (what clients match) with a message of the use case's own, where the
+        code's shared one would not fit (activateSubAccount's form has no chamber code)."""
+        failure = cls(code, field)
+        failure.words = words
+        return failure
 
     def message(self, language: str) -> str:
         if self.words is not None:

@@ -15,7 +15,6 @@ import pytest
 from resolvers.core.clock import FixedClock
 from resolvers.core.settings import Settings
 from tests.conftest import settings_for, start_server, tokyo
-
 from tests.identity.test_identity_sessions import login
 from tests.identity.test_subaccounts import ACTIVATE, SUB_PASSWORD, as_user, create_sub, mailed_token, notify
 from tests.payments.test_card_payments import GOOD, card_start, pay, purchase_node
@@ -146,7 +145,7 @@ async def _browser(playwright):
 
 async def _shot(page, name: str) -> None:
     if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(Path(SHOTS).mkdir, parents=True, exist_ok=True)
         await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
@@ -158,7 +157,7 @@ async def test_activation_and_card_payment_work_in_chromium_without_javascript(l
     async with async_playwright() as playwright:
         browser = await _browser(playwright)
         try:
-            context = await browser.new_context(java_script_enabled=False, viewport={"width": 900, "height": 700})
+            context = await browser.new_context(java_script_enabled=False, viewport={"width": 900, "height": 700}, locale="ja-JP")
             page = await context.new_page()
             await page.goto(f"{live.url}/activate?token={token}")
             await _shot(page, "activate-form")
@@ -202,7 +201,7 @@ async def test_activation_with_javascript_on_posts_once_and_shows_the_same_answe
     async with async_playwright() as playwright:
         browser = await _browser(playwright)
         try:
-            context = await browser.new_context(viewport={"width": 900, "height": 700})
+            context = await browser.new_context(viewport={"width": 900, "height": 700}, locale="ja-JP")
             await context.add_init_script(
                 "window.__violations = [];"
                 "document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.violatedDirective));")
