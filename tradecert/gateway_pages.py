@@ -38,7 +38,7 @@ PAGE = """<!doctype html>
  body {{ font-family: system-ui, "Hiragino Sans", "Noto Sans JP", sans-serif; max-width: 34rem; margin: 2rem auto; padding: 0 1rem; }}
  .sandbox {{ background: #fff3cd; padding: .4rem .8rem; border: 1px solid #e0c060; }}
  table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }} td, th {{ border: 1px solid #ccc; padding: .4rem; text-align: left; }}
- label {{ display: block; margin-top: 1rem; }} input, select {{ padding: .4rem; font-size: 1rem; }}
+ label {{ display: block; margin-top: 1rem; }} input, select {{ padding: .4rem; font-size: 1rem; box-sizing: border-box; }}
  a.back {{ display: inline-block; margin-top: 1rem; padding: .6rem 1.4rem; border: 1px solid #0a6; border-radius: 4px;
    color: #064; text-decoration: none; }} a.back:hover {{ background: #e8f6ef; }}
  .wide {{ width: 100%; }} .error {{ color: #c00; }} .ok {{ color: #0a6; }} button {{ margin-top: 1.5rem; padding: .6rem 1.4rem; font-size: 1rem; }}
