@@ -458,7 +458,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            Route("/activate", activate_page, methods=["GET"]),
+            Route("/activate", activate_page, methods=["GET", "POST"]),  # POST: the form (tradecert/pages.py)
             *(Route(spec.path, document(spec), methods=["GET"]) for spec in DOCUMENTS),
             Route("/.well-known/tradecert-keys.json", public_keys, methods=["GET"]),
             Route("/verify", verify_page, methods=["GET"]),

@@ -22,7 +22,7 @@ from resolvers.adapters.gateway import SIGNATURE_HEADER, SandboxGateway, Sandbox
 from resolvers.core.clock import TOKYO
 from resolvers.core.context import Services
 from resolvers.payments.card import InvalidNotification, receive_notification, session_minutes
-from tradecert.pages import FORM_PAGE_CSP, page_headers
+from tradecert.pages import FORM_PAGE_CSP, cross_site, page_headers
 
 log = logging.getLogger("tradecert.payments")
 
@@ -38,7 +38,9 @@ PAGE = """<!doctype html>
  body {{ font-family: system-ui, "Hiragino Sans", "Noto Sans JP", sans-serif; max-width: 34rem; margin: 2rem auto; padding: 0 1rem; }}
  .sandbox {{ background: #fff3cd; padding: .4rem .8rem; border: 1px solid #e0c060; }}
  table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }} td, th {{ border: 1px solid #ccc; padding: .4rem; text-align: left; }}
- label {{ display: block; margin-top: 1rem; }} input, select {{ padding: .4rem; font-size: 1rem; }}
+ label {{ display: block; margin-top: 1rem; }} input, select {{ padding: .4rem; font-size: 1rem; box-sizing: border-box; }}
+ a.back {{ display: inline-block; margin-top: 1rem; padding: .6rem 1.4rem; border: 1px solid #0a6; border-radius: 4px;
+   color: #064; text-decoration: none; }} a.back:hover {{ background: #e8f6ef; }}
  .wide {{ width: 100%; }} .error {{ color: #c00; }} .ok {{ color: #0a6; }} button {{ margin-top: 1.5rem; padding: .6rem 1.4rem; font-size: 1rem; }}
 </style>
 </head>
@@ -93,6 +95,13 @@ def routes(services: Services) -> list[Route]:
         return FORM.format(problems=problems, expires=f"{row.expires_at.astimezone(TOKYO):%Y-%m-%d %H:%M:%S} (日本時間)",
                            **fields)
 
+    def paid(text: str) -> str:
+        """The success screen: a link back to the system (TRADECERT_PAYMENT_RETURN_URL, else
+        the system's own address) — a real provider returns to the merchant's success URL."""
+        back = services.settings.payment_return_url or f"{services.settings.public_url}/"
+        return (_message("PAID", text, "ok") +
+                f'<p><a href="{html.escape(back, quote=True)}" class="back">貿易関係証明発給システムの画面に戻る</a></p>')
+
     def expired() -> str:  # the minutes are policy: card_session_minutes in limits.yaml
         return _message("SESSION_EXPIRED", f"エラーが発生しました。決済の有効期限 ({session_minutes(services)}分) を過ぎました。"
                         "再度、決済する内容を選択してください。")
@@ -103,13 +112,15 @@ def routes(services: Services) -> list[Route]:
         if row is None:
             return HTMLResponse("<p>決済が見つかりません。</p>", status_code=404, headers=HEADERS)
         if row.status == SandboxStatus.PAID:
-            return _page(row, _message("PAID", "この決済は完了しています。", "ok"))
+            return _page(row, paid("この決済は完了しています。"))
         if row.status != SandboxStatus.OPEN:
             return _page(row, _message("SESSION_CLOSED", "この決済は終了しています。最初からやり直してください。"), 410)
         if services.clock.now() > row.expires_at:
             return _page(row, expired(), 410)
         if request.method == "GET":
             return _page(row, form(row))
+        if cross_site(request, services.settings):  # the rule of every form post of ours (tradecert/pages.py)
+            return _page(row, form(row, problems=_message("CSRF", "別のサイトから送信されたため受け付けませんでした。")), 403)
         raw = (await request.body()).decode("utf-8", "replace")[:4096]
         submitted = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
         values, errors = check_card(submitted, services.clock.today())
@@ -128,7 +139,7 @@ def routes(services: Services) -> list[Route]:
             await sandbox.deliver(services, session_id, charge.event)
         except Exception:  # the merchant did not acknowledge: the redelivery job sends it again
             log.exception("sandbox gateway: notification for %s not delivered", session_id)
-        return _page(row, _message("PAID", "お支払いが完了しました。システムの画面に戻ってください。", "ok"))
+        return _page(row, paid("お支払いが完了しました。"))
 
     async def notify(request: Request) -> Response:
         body = await request.body()

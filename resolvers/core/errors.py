@@ -176,9 +176,20 @@ class UserFailure(Exception):
         self.code = code if isinstance(code, ErrorCode) else ErrorCode[code]
         self.field = field
         self.params = params
+        self.words: Words | None = None  # a use case's own wording for the code (see ``worded``)
         super().__init__(f"{self.code} at {'.'.join(field or [])}")
 
+    @classmethod
+    def worded(cls, code: ErrorCode, field: list[str] | None, words: Words) -> UserFailure:
+        """``code`` (what clients match) with a message of the use case's own, where the
+        code's shared one would not fit (activateSubAccount's form has no chamber code)."""
+        failure = cls(code, field)
+        failure.words = words
+        return failure
+
     def message(self, language: str) -> str:
+        if self.words is not None:
+            return self.words.in_(language)
         return self.code.message(language, self.params)
 
 

@@ -79,6 +79,16 @@ def _database_url(env: Mapping[str, str], production: bool) -> str:
     return url or f"sqlite:///{PROJECT_DIR / 'var' / 'tradecert.db'}"
 
 
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    """An absolute http(s) address, or None when unset; anything else refuses to start."""
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if not value.lower().startswith(("http://", "https://")) or len(value) > 2000:
+        raise ValueError(f"{name} must be an absolute http:// or https:// address")
+    return value
+
+
 def _secret(env: Mapping[str, str], production: bool) -> str:
     secret = env.get("TRADECERT_PAYMENT_SECRET") or ""
     if production and len(secret) < 32:
@@ -124,6 +134,8 @@ class Settings:
     # the sandbox's test card pays for real coupons: production refuses it unless this says so
     allow_sandbox_gateway_in_production: bool = False
     payment_secret: str = "sandbox-notification-secret"  # signs gateway notifications (HMAC-SHA256)
+    # where the sandbox card page's "back" link goes after a payment (None: public_url + "/")
+    payment_return_url: str | None = None
     signing_key_file: Path = PROJECT_DIR / "var" / "signing-key.pem"  # Ed25519 key that signs certificates
     naccs_key_file: Path = PROJECT_DIR / "var" / "naccs-fernet.key"  # Fernet key for NACCS passwords in their window
     # a JSON manifest {"sha256:<hex>": "<document>"}: only those documents run (tradecert/trusted_documents.py)
@@ -177,6 +189,7 @@ class Settings:
             payment_gateway=env.get("TRADECERT_PAYMENT_GATEWAY") or "sandbox",
             allow_sandbox_gateway_in_production=_flag(env, "TRADECERT_ALLOW_SANDBOX_GATEWAY_IN_PRODUCTION"),
             payment_secret=_secret(env, production),
+            payment_return_url=_http_url(env, "TRADECERT_PAYMENT_RETURN_URL"),
             signing_key_file=Path(env.get("TRADECERT_SIGNING_KEY_FILE") or PROJECT_DIR / "var" / "signing-key.pem"),
             naccs_key_file=Path(env.get("TRADECERT_NACCS_KEY_FILE") or PROJECT_DIR / "var" / "naccs-fernet.key"),
             trusted_documents_file=Path(env["TRADECERT_TRUSTED_DOCUMENTS"]) if env.get("TRADECERT_TRUSTED_DOCUMENTS") else None,

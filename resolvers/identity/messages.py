@@ -23,6 +23,8 @@ REASON: Final = Words("理由", "Reason")
 USERNAME: Final = Words("ID", "ID")
 PURCHASE_METHODS: Final = Words("購入方法", "Payment methods")
 USERNAME_TAKEN: Final = Words("ID(既に使われています)", "ID (already taken; choose another)")
+# INVALID_CREDENTIALS of activateSubAccount (its form asks for the sub-ID and password only)
+SUB_ID_OR_PASSWORD_WRONG: Final = Words("サブIDまたはパスワードが正しくありません。", "The sub-ID or password is not correct.")
 
 # API keys (issue 14): what a key may not do, and the labels of its fields
 NOT_WITH_API_KEY: Final = Words("APIキーでは{doing}できません。IDとパスワードでログインしたセッションで行ってください。",

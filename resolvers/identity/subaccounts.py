@@ -228,7 +228,8 @@ async def activate_sub_account(ctx: Context, token: str, username: str, password
     if link.expires_at <= now:
         raise UserFailure(ErrorCode.TOKEN_EXPIRED, ["input", "token"])
     if username.strip() != account.username or not await verify_password(account.password_hash or "", password[:1024]):
-        raise UserFailure(ErrorCode.INVALID_CREDENTIALS, ["input", "password"])
+        # the activation page has no chamber code field: its own words, the same code
+        raise UserFailure.worded(ErrorCode.INVALID_CREDENTIALS, ["input", "password"], messages.SUB_ID_OR_PASSWORD_WRONG)
     async with ctx.services.db.write() as session:
         consumed = await session.scalar(
             update(ActivationToken)

@@ -1,6 +1,7 @@
 """The public fee page: GET /fees (and ?on=YYYY-MM-DD) renders the schedule in force from
-the rule files as printable Japanese HTML, with the rules version, each table's dates and
-source and each amount's file/version/row; `tradecert rules show --format markdown|html`."""
+the rule files as printable Japanese HTML — what a chamber publishes: amounts and the dates
+they apply. ``?references=1`` is the staff view: the rules version, each table's source and
+each amount's note and file/version/row; `tradecert rules show --format markdown|html`."""
 
 from __future__ import annotations
 
@@ -38,11 +39,17 @@ async def fees_live(tmp_path, rules_copy):
 
 
 def text_of(page: str) -> str:
-    """What a reader sees: tags dropped, entities kept as typed."""
+    """What a reader sees: style sheets and tags dropped, entities kept as typed."""
+    page = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", page, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
 
 
-async def test_the_fee_page_shows_todays_schedule_with_version_dates_and_sources(fees_live):
+def visible_latin_words(seen: str) -> list[str]:
+    """Words in Latin letters a reader would see (an English note, a file name, a seed's id)."""
+    return re.findall(r"[A-Za-z][A-Za-z_.-]{2,}", seen)
+
+
+async def test_the_fee_page_shows_todays_schedule_as_a_chamber_publishes_it(fees_live):
     with fees_live.client() as client:
         response = client.get("/fees")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
@@ -51,29 +58,56 @@ async def test_the_fee_page_shows_todays_schedule_with_version_dates_and_sources
     page = response.text
     seen = text_of(page)
     assert '<html lang="ja">' in page and "@media print" in page
-    assert f"ルール版 {fees_live.services.rules.current.version}" in seen
     assert "手数料一覧 2026年4月1日現在" in seen
     assert "会員 1,210円" in seen and "非会員 3,630円" in seen
     assert "申請者 非会員 16,500円" in seen and "代行業者 非会員 受付なし" in seen
     assert "クーポン 30枚綴り 会員 30枚 35,090円 36,300円 3,190円" in seen
     assert "クーポン 30枚綴り 1,210円" in seen  # the pack refund deduction
     assert "0円〜29,999円 550円" in seen and "30,000円以上 770円" in seen
+    assert "2026年4月1日から適用" in seen and "以前" not in seen
+    assert "消費税(10%)込み" in seen
+    # what a chamber publishes: no developer notes, no seed documents, no files, versions or rows
+    assert visible_latin_words(seen) == [], visible_latin_words(seen)
+    for internal in ("出典", "根拠", "備考", "行目", "第2版", "ルール版", fees_live.services.rules.current.version):
+        assert internal not in seen, internal
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no external assets
+
+
+async def test_the_staff_view_adds_the_rules_version_sources_notes_and_rows(fees_live):
+    with fees_live.client() as client:
+        public = client.get("/fees", params={"on": "2026-04-01"}).text
+        response = client.get("/fees", params={"on": "2026-04-01", "references": "1"})
+    assert response.status_code == 200
+    page, seen = response.text, text_of(response.text)
+    assert f"ルール版 {fees_live.services.rules.current.version}" in seen
     assert "2026年4月1日から適用 (application_fees.yaml 第2版)" in seen
     assert "出典: eco-payment-2026: オンライン申請利用料" in seen
     assert "application_fees.yaml 第2版 1行目" in seen and "coupon_products.yaml 第2版 2行目" in seen
-    assert "消費税(10%)込み" in seen
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no external assets
+    assert "代行業者の非会員登録は受け付けない" in seen and "(tax.yaml 第1版 1行目)" in seen
+    assert 'name="references" value="1"' in page  # choosing another date keeps the staff view
+    # the staff view links to the published one for the same date; the published page does not advertise the staff view
+    assert 'href="/fees?on=2026-04-01"' in page and "references" not in public
 
 
 async def test_a_date_shows_the_schedule_then_in_force_and_the_coming_revision(fees_live):
     with fees_live.client() as client:
         seen = text_of(client.get("/fees", params={"on": "2026-03-31"}).text)
+        staff = text_of(client.get("/fees", params={"on": "2026-03-31", "references": "1"}).text)
     assert "会員 1,100円" in seen and "非会員 3,300円" in seen and "1,210円" not in seen.split("貿易登録料")[0]
-    assert "2022年4月1日以前から2026年3月31日まで適用 (application_fees.yaml 第1版)" in seen
-    assert "2026年4月1日以前から適用 (registration_fees.yaml 第1版)" in seen  # the oldest version covers earlier dates
+    assert "2022年4月1日から2026年3月31日まで適用" in seen
     assert "2026年4月1日に改定されます" in seen
     registration = seen.split("貿易登録料")[1].split("クーポン商品")[0]
+    # the registration fees start on 2026-04-01: on 2026-03-31 they are upcoming, not in force "since before"
+    assert "2026年4月1日から適用されます" in registration and "以前" not in seen
     assert "改定されます" not in registration  # its only version is not a revision of itself
+    assert "2026年4月1日から適用されます (registration_fees.yaml 第1版)" in staff
+    assert "2022年4月1日から2026年3月31日まで適用 (application_fees.yaml 第1版)" in staff
+
+
+async def test_the_coming_revision_links_to_its_schedule(fees_live):
+    with fees_live.client() as client:
+        page = client.get("/fees", params={"on": "2026-03-31"}).text
+    assert '<a href="/fees?on=2026-04-01">' in page
 
 
 @pytest.mark.parametrize("value", ["2026-02-30", "abc", "20260401", "<script>alert(1)</script>", "2026-4-1", "9" * 500])
@@ -93,7 +127,7 @@ async def test_text_from_the_rule_files_is_escaped(fees_live):
                     encoding="utf-8")
     assert fees_live.services.rules.reload().changed
     with fees_live.client() as client:
-        page = client.get("/fees").text
+        page = client.get("/fees", params={"references": "1"}).text  # notes are shown to staff
     assert "&lt;b&gt;会員&lt;/b&gt; &amp; &#x27;特別&#x27;" in page and "<b>" not in page
 
 
@@ -110,8 +144,10 @@ def test_rules_show_prints_the_page_as_markdown_html_and_text():
     markdown = run_cli("--on", "2026-04-01", "--format", "markdown")
     assert markdown.returncode == 0, markdown.stderr
     assert markdown.stdout == fee_page.render_markdown(fee_page.build(policy, day))
-    assert "| 会員 | 1,210円 |  | application_fees.yaml 第2版 1行目 |" in markdown.stdout
-    assert "|---|---:|---|---|" in markdown.stdout
+    assert "| 会員 | 1,210円 |" in markdown.stdout and "|---|---:|" in markdown.stdout
+    assert "yaml" not in markdown.stdout and "出典" not in markdown.stdout  # the published schedule
+    staff = fee_page.render_markdown(fee_page.build(policy, day), references=True)
+    assert "| 会員 | 1,210円 |  | application_fees.yaml 第2版 1行目 |" in staff and "|---|---:|---|---|" in staff
     page = run_cli("--on", "2026-04-01", "--format", "html")
     assert page.returncode == 0 and page.stdout == fee_page.render_html(fee_page.build(policy, day))
     text = run_cli("--on", "2026-04-01", "--format", "text")
