@@ -201,7 +201,7 @@ async def _send(services: Services, client: httpx.AsyncClient, due: Due) -> Atte
 
 
 async def _endpoint_health(tx: AsyncSession, services: Services, due: Due, attempt: Attempt,
-                           now: dt.datetime) -> str | None:
+                           now: dt.datetime) -> Words | None:
     """Note the attempt on its endpoint: a 2xx clears ``failing_since``, a failure sets it if
     unset; returns the reason to disable the endpoint now (410, or failing too long), if any."""
     if attempt.delivered:
@@ -219,13 +219,13 @@ async def _endpoint_health(tx: AsyncSession, services: Services, due: Due, attem
     return None
 
 
-async def _suspend(tx: AsyncSession, services: Services, endpoint_id: int, reason: str, now: dt.datetime) -> None:
+async def _suspend(tx: AsyncSession, services: Services, endpoint_id: int, reason: Words, now: dt.datetime) -> None:
     """Stop sending to an endpoint: its open deliveries end FAILED, its registrant is mailed.
     Nothing when it is already disabled or deleted (another run got there first)."""
     row = (await tx.execute(update(WebhookEndpoint)
                             .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.suspended_at.is_(None),
                                    WebhookEndpoint.disabled_at.is_(None))
-                            .values(suspended_at=now, suspended_reason=reason)
+                            .values(suspended_at=now, suspended_reason=reason.en[:200])
                             .returning(WebhookEndpoint.url, WebhookEndpoint.created_by_id))).first()
     if row is None:
         return
@@ -233,11 +233,11 @@ async def _suspend(tx: AsyncSession, services: Services, endpoint_id: int, reaso
         WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status.in_(OPEN_STATUSES))
         .values(status=WebhookDeliveryStatus.FAILED, next_attempt_at=None, last_error=words.ENDPOINT_SUSPENDED_ERROR,
                 lease_holder=None, leased_until=None))
-    log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
+    log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason.en)
     admin = await tx.get(Account, row.created_by_id)
     if admin is not None and admin.email:
         words_of = mail.render(services.rules.current, services.clock.today(), "webhook.endpoint_disabled", {
-            "url": row.url, "reason": reason, "disabled_at": now.astimezone(TOKYO).strftime("%Y年%m月%d日 %H:%M")})
+            "url": row.url, "reason": reason.en, "reason_ja": reason.ja, "disabled_at": now.astimezone(TOKYO).strftime("%Y年%m月%d日 %H:%M")})
         queue_mail(tx, now, "webhook.endpoint_disabled", admin.email, words_of.subject, words_of.body,
                    account_id=admin.id)
 
