@@ -126,9 +126,11 @@ def retry_period(services: Services) -> dt.timedelta:
     return dt.timedelta(hours=limit(services.rules.current, services.clock.today(), "webhook_retry_hours"))
 
 
-async def _claim(services: Services, holder: str, now: dt.datetime, most: int = BATCH) -> list[Due]:
-    """Lease up to ``most`` due deliveries, round-robin over endpoints (each endpoint's oldest
-    due first), none beyond an endpoint's ``webhook_in_flight_per_endpoint`` leases."""
+async def _claim(services: Services, holder: str, now: dt.datetime, most: int | None = None) -> list[Due]:
+    """Lease up to ``most`` (``BATCH``) due deliveries, round-robin over endpoints (each
+    endpoint's oldest due first), none beyond an endpoint's ``webhook_in_flight_per_endpoint``
+    leases."""
+    most = BATCH if most is None else most
     per_endpoint = limit(services.rules.current, services.clock.today(), "webhook_in_flight_per_endpoint")
     free = or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now)
     in_flight = (select(WebhookDelivery.endpoint_id, func.count().label("leased"))
@@ -312,16 +314,20 @@ async def deliver_due(services: Services, budget: float = RUN_SECONDS) -> str:
 
     async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
         running: set[asyncio.Task[None]] = set()
-        while claimed or running:
-            total += len(claimed)
-            running.update(asyncio.create_task(one(client, due)) for due in claimed)  # started in the claim's order
-            claimed = []
-            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # an error in a task is the run's error
-            room = BATCH - len(running)
-            if room > 0 and loop.time() < stop_starting_at:  # an attempt ended: its endpoint may have room again
-                claimed = await _claim(services, holder, services.clock.now(), room)
+        try:
+            while claimed or running:
+                total += len(claimed)
+                running.update(asyncio.create_task(one(client, due)) for due in claimed)  # in the claim's order
+                claimed = []
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # an error in a task is the run's error
+                room = BATCH - len(running)
+                if room > 0 and loop.time() < stop_starting_at:  # an attempt ended: its endpoint may have room again
+                    claimed = await _claim(services, holder, services.clock.now(), room)
+        finally:
+            for task in running:  # only after an error: the leases of what did not finish expire
+                task.cancel()
     counts = {s: outcomes.count(s) for s in WebhookDeliveryStatus if outcomes.count(s)}
     summary = [f"{n} {s.value.lower()}" for s, n in counts.items()]
     if left:

@@ -131,6 +131,8 @@ class SilentReceiver:
         self.listener = socket.create_server(("127.0.0.1", 0), backlog=256)
         self.stopping = threading.Event()
         self.requests = 0
+        self.holding = 0  # requests held open now
+        self.most_at_once = 0
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -148,6 +150,7 @@ class SilentReceiver:
             threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
 
     def _hold(self, conn: socket.socket) -> None:
+        held = 0
         with conn, contextlib.suppress(OSError):
             conn.settimeout(1.0)
             seen = b""
@@ -157,12 +160,17 @@ class SilentReceiver:
                 except TimeoutError:
                     continue
                 if not chunk:  # the sender hung up (its deadline)
-                    return
+                    break
                 seen += chunk
                 if b"\r\n\r\n" in seen:
                     with self.lock:
                         self.requests += 1
+                        self.holding += 1
+                        held += 1
+                        self.most_at_once = max(self.most_at_once, self.holding)
                     seen = b""  # count each request once; answer nothing
+        with self.lock:
+            self.holding -= held
 
     def close(self) -> None:
         self.stopping.set()
@@ -221,5 +229,6 @@ async def test_a_hanging_receiver_with_100_redeliveries_delays_another_registrat
     print(f"another registration's event arrived {delay} s after it was queued; "
           f"{silent.requests} attempts to the hanging receiver meanwhile")
     assert delay is not None and delay < 10.0
+    assert silent.most_at_once == 4  # webhook_in_flight_per_endpoint: the hanging endpoint never had more
     [sent] = nodes(deliveries(live, other, fresh["id"]))
     assert sent["status"] == "DELIVERED"
