@@ -885,7 +885,9 @@ WEBHOOK_EVENTS = ("application.submitted", "application.on_hold", "application.a
 class WebhookEndpoint(Base):
     """A registration's webhook receiver (migration 0023): URL, events (comma-separated names)
     and the signing secret, Fernet-sealed (it must be read back to sign). Deleting one sets
-    ``disabled_at``; its delivery log stays."""
+    ``disabled_at``; its delivery log stays. ``failing_since``: the first failed attempt since
+    it last answered 2xx; ``suspended_at``: the delivery job stopped sending to it (failing too
+    long, or 410 Gone — migration 0026) until an admin enables it again."""
 
     __tablename__ = "webhook_endpoints"
 
@@ -897,6 +899,9 @@ class WebhookEndpoint(Base):
     secret_sealed: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    failing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    suspended_reason: Mapped[str | None] = mapped_column(String(200))
 
 
 class WebhookDelivery(Base):

@@ -36,7 +36,7 @@ ACTIONS = frozenset(
         "naccs.apply",
         "naccs.view",                  # a NACCS application (node, its PDF)
         "naccs.review",
-        "webhook.manage",              # createWebhookEndpoint, deleteWebhookEndpoint, redeliverWebhook
+        "webhook.manage",              # createWebhookEndpoint, deleteWebhookEndpoint, enableWebhookEndpoint, redeliverWebhook
         "webhook.view",                # webhookEndpoints, webhookDeliveries
     }
 )

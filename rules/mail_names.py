@@ -50,6 +50,7 @@ TEMPLATES: dict[str, MailTemplate] = {
     "naccs.clarification": _t("receipt_number message", "receipt_number message"),
     "naccs.approved": _t("receipt_number start_date viewable_until", "receipt_number start_date"),
     "naccs.reissued": _t("receipt_number terminals", "receipt_number terminals"),
+    "webhook.endpoint_disabled": _t("url reason reason_ja disabled_at", "url reason reason_ja"),
 }
 
 

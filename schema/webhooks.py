@@ -35,11 +35,20 @@ class WebhookEndpoint(Node):
     events: list[WebhookEvent]
     created_at: dt.datetime
     disabled_at: dt.datetime | None = strawberry.field(description="When it was deleted: nothing is sent to it since.")
+    failing_since: dt.datetime | None = strawberry.field(description=(
+        "The first failed attempt since it last answered 2xx; null while it answers. Failing for "
+        "`webhook_disable_after_days` (5) disables it (`suspendedAt`)."))
+    suspended_at: dt.datetime | None = strawberry.field(description=(
+        "When the delivery job disabled it — every attempt failed for `webhook_disable_after_days`, or it answered "
+        "410 Gone; null while it is sent to. While disabled, events are logged FAILED (\"endpoint disabled\") "
+        "and not sent; `enableWebhookEndpoint` resumes it."))
+    suspended_reason: str | None = strawberry.field(description="Why it was disabled (English), while `suspendedAt` is set.")
 
     @classmethod
     def from_view(cls, view: queries.EndpointView) -> WebhookEndpoint:
         return cls(id=to_global_id("WebhookEndpoint", view.id), url=view.url, events=list(view.events),
-                   created_at=view.created_at, disabled_at=view.disabled_at)
+                   created_at=view.created_at, disabled_at=view.disabled_at, failing_since=view.failing_since,
+                   suspended_at=view.suspended_at, suspended_reason=view.suspended_reason)
 
 
 @strawberry.type(description="One event sent (or to be sent) to one endpoint, with the outcome of its attempts.")
@@ -129,8 +138,9 @@ class CreateWebhookEndpointInput:
 @strawberry.type
 class CreateWebhookEndpointPayload:
     endpoint: WebhookEndpoint | None
-    secret: str | None = strawberry.field(description="The signing secret, `whsec_…`: shown only here, once; "
-                                                      "a receiver checks `Tradecert-Signature` with it.")
+    secret: str | None = strawberry.field(description="The signing secret, `whsec_` + base64: shown only here, once; "
+                                                      "a receiver checks `Tradecert-Signature` (Stripe's scheme) or "
+                                                      "`webhook-signature` (Standard Webhooks) with it.")
     errors: list[UserError]
 
 
@@ -141,6 +151,17 @@ class DeleteWebhookEndpointInput:
 
 @strawberry.type
 class DeleteWebhookEndpointPayload:
+    endpoint: WebhookEndpoint | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class EnableWebhookEndpointInput:
+    endpoint_id: strawberry.ID
+
+
+@strawberry.type
+class EnableWebhookEndpointPayload:
     endpoint: WebhookEndpoint | None
     errors: list[UserError]
 
@@ -198,8 +219,26 @@ class WebhooksMutation:
 
         return await _run(info, call, ok, lambda errors: DeleteWebhookEndpointPayload(endpoint=None, errors=errors))
 
+    @strawberry.mutation(description="Signer: resume an endpoint the delivery job disabled (`suspendedAt`): new "
+                                     "events are sent again; what failed meanwhile can be sent with `redeliverWebhook`. "
+                                     "An endpoint that is not disabled is returned unchanged; a deleted one is "
+                                     "INVALID_STATE.")
+    async def enable_webhook_endpoint(self, info: strawberry.Info[Context],
+                                      input: EnableWebhookEndpointInput) -> EnableWebhookEndpointPayload:
+        field = ["input", "endpointId"]
+
+        async def call() -> int:
+            return await webhooks.enable_endpoint(info.context, _pk(input.endpoint_id, "WebhookEndpoint", field))
+
+        async def ok(pk: int) -> EnableWebhookEndpointPayload:
+            view = await queries.endpoint(info.context, pk, field)
+            return EnableWebhookEndpointPayload(endpoint=WebhookEndpoint.from_view(view), errors=[])
+
+        return await _run(info, call, ok, lambda errors: EnableWebhookEndpointPayload(endpoint=None, errors=errors))
+
     @strawberry.mutation(description="Signer: send a delivery again now — a new delivery with the same body "
-                                     "(the same `id`), signed when sent.")
+                                     "(the same `id`), signed when sent. At most `webhook_redeliveries_per_hour` (60) "
+                                     "per registration an hour, aliases included: more is TOO_MANY_REQUESTS.")
     async def redeliver_webhook(self, info: strawberry.Info[Context], input: RedeliverWebhookInput) -> RedeliverWebhookPayload:
         field = ["input", "deliveryId"]
 

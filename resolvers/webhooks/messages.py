@@ -26,3 +26,12 @@ DESTINATION_NOT_ALLOWED: Final = "destination not allowed"
 ENDPOINT_DELETED_ERROR: Final = "endpoint deleted"
 RETRY_PERIOD_OVER: Final = "gave up: the retry period is over"
 SECRET_UNREADABLE: Final = "the endpoint's secret cannot be unsealed (its key is no longer in TRADECERT_NACCS_KEY_FILE)"
+
+# issue 20: an endpoint the delivery job stopped sending to (failing too long, or 410 Gone)
+ENDPOINT_SUSPENDED: Final = Words("送信を停止中の送信先(enableWebhookEndpointで再開してください)",
+                                  "a disabled endpoint (enable it again with enableWebhookEndpoint)")
+ENDPOINT_SUSPENDED_ERROR: Final = "endpoint disabled"
+GONE_REASON: Final = Words("送信先が HTTP 410 (Gone) と応答しました", "the endpoint answered HTTP 410 (Gone)")
+FAILING_REASON: Final = Words("{since}以降{days}日間、すべての送信が失敗しました(2xxの応答がありません)",
+                              "every attempt failed for {days} days (since {since}) without a 2xx answer")
+REDELIVERIES: Final = Words("再送", "Redeliveries")

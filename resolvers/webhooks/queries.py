@@ -24,6 +24,9 @@ class EndpointView:
     events: tuple[WebhookEvent, ...]
     created_at: dt.datetime
     disabled_at: dt.datetime | None
+    failing_since: dt.datetime | None
+    suspended_at: dt.datetime | None
+    suspended_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class DeliveryView:
 
 def _endpoint(row: WebhookEndpoint) -> EndpointView:
     return EndpointView(id=row.id, url=row.url, events=tuple(WebhookEvent(e) for e in row.events.split(",") if e),
-                        created_at=row.created_at, disabled_at=row.disabled_at)
+                        created_at=row.created_at, disabled_at=row.disabled_at, failing_since=row.failing_since,
+                        suspended_at=row.suspended_at, suspended_reason=row.suspended_reason)
 
 
 def _delivery(row: WebhookDelivery) -> DeliveryView:

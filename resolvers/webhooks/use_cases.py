@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,18 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import locks
 from persistence.models import Application, CouponPurchase, WebhookDelivery, WebhookEndpoint
+from resolvers.core import ratelimit
 from resolvers.core.clock import TOKYO
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.core.messages import Words
 from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
 from resolvers.naccs.use_cases import fernet
-from resolvers.webhooks import destinations
+from resolvers.webhooks import destinations, signatures
 from resolvers.webhooks import messages as words
 from resolvers.webhooks.names import OPEN_STATUSES, WebhookDeliveryStatus, WebhookEvent
 from rules.limits import limit
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = signatures.PREFIX
 
 
 # --------------------------------------------------------------------------- the outbox
@@ -67,19 +67,34 @@ def _subscribed(events: str, event: WebhookEvent) -> bool:
     return event.value in events.split(",")
 
 
-async def _endpoints_of(tx: AsyncSession, registration_ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
-    """Enabled endpoints by registration: (endpoint id, its events)."""
+async def _endpoints_of(tx: AsyncSession, registration_ids: Iterable[int]) -> dict[int, list[tuple[int, str, bool]]]:
+    """Endpoints not deleted, by registration: (endpoint id, its events, disabled by the
+    delivery job)."""
     ids = sorted(set(registration_ids))
     if not ids:
         return {}
     rows = (await tx.execute(
-        select(WebhookEndpoint.registration_id, WebhookEndpoint.id, WebhookEndpoint.events)
+        select(WebhookEndpoint.registration_id, WebhookEndpoint.id, WebhookEndpoint.events,
+               WebhookEndpoint.suspended_at)
         .where(WebhookEndpoint.registration_id.in_(ids), WebhookEndpoint.disabled_at.is_(None))
         .order_by(WebhookEndpoint.id))).all()
-    found: dict[int, list[tuple[int, str]]] = {}
-    for registration_id, endpoint_id, events in rows:
-        found.setdefault(registration_id, []).append((endpoint_id, events))
+    found: dict[int, list[tuple[int, str, bool]]] = {}
+    for registration_id, endpoint_id, events, suspended_at in rows:
+        found.setdefault(registration_id, []).append((endpoint_id, events, suspended_at is not None))
     return found
+
+
+def _outbox_row(endpoint_id: int, suspended: bool, item: Event, event_id: str, payload: str,
+                now: dt.datetime) -> dict[str, Any]:
+    """A delivery to send — or, for an endpoint the delivery job disabled, one logged FAILED
+    at once ("endpoint disabled"), which ``redeliverWebhook`` can send once it is enabled."""
+    row: dict[str, Any] = {"endpoint_id": endpoint_id, "event": item.event.value, "event_id": event_id,
+                           "payload": payload, "status": WebhookDeliveryStatus.PENDING.value, "attempts": 0,
+                           "created_at": now, "next_attempt_at": now}
+    if suspended:
+        row.update(status=WebhookDeliveryStatus.FAILED.value, next_attempt_at=None,
+                   last_error=words.ENDPOINT_SUSPENDED_ERROR)
+    return row
 
 
 async def emit_many(tx: AsyncSession, events: Sequence[Event], now: dt.datetime) -> int:
@@ -91,15 +106,14 @@ async def emit_many(tx: AsyncSession, events: Sequence[Event], now: dt.datetime)
     endpoints = await _endpoints_of(tx, (e.registration_id for e in events))
     rows: list[dict[str, Any]] = []
     for item in events:
-        listening = [endpoint_id for endpoint_id, names in endpoints.get(item.registration_id, [])
+        listening = [(endpoint_id, suspended) for endpoint_id, names, suspended in endpoints.get(item.registration_id, [])
                      if _subscribed(names, item.event)]
         if not listening:
             continue
         event_id = f"evt_{uuid.uuid4().hex}"  # one per change: the same in every endpoint's body and in a redelivery
         payload = body(event_id, item.event, now, item.data)
-        rows.extend({"endpoint_id": endpoint_id, "event": item.event.value, "event_id": event_id, "payload": payload,
-                     "status": WebhookDeliveryStatus.PENDING.value, "attempts": 0, "created_at": now,
-                     "next_attempt_at": now} for endpoint_id in listening)
+        rows.extend(_outbox_row(endpoint_id, suspended, item, event_id, payload, now)
+                    for endpoint_id, suspended in listening)
     if rows:
         await tx.execute(insert(WebhookDelivery), rows)
     return len(rows)
@@ -183,7 +197,7 @@ async def create_endpoint(ctx: Context, url: str, events: list[WebhookEvent]) ->
     if not events:
         raise UserFailure(ErrorCode.REQUIRED, ["input", "events"], label=words.EVENTS)
     checked = await checked_url(ctx.services, url)
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    secret = signatures.new_secret()  # whsec_ + base64: Stripe's and Standard Webhooks' libraries read it as it is
     sealed = fernet(ctx.services).encrypt(secret.encode()).decode()
     now, today = ctx.clock.now(), ctx.clock.today()
     most = limit(ctx.services.rules.current, today, "webhook_endpoints_per_registration")
@@ -230,12 +244,26 @@ async def delete_endpoint(ctx: Context, endpoint_id: int) -> int:
     return endpoint_id
 
 
+def redelivery_limit(services: Services) -> ratelimit.Limit:
+    """``webhook_redeliveries_per_hour`` redeliveries per registration in a fixed hour."""
+    most = limit(services.rules.current, services.clock.today(), "webhook_redeliveries_per_hour")
+    return ratelimit.Limit("webhook:redeliver", most, dt.timedelta(hours=1))
+
+
 async def redeliver(ctx: Context, delivery_id: int) -> int:
     """Send a delivery again, now: a new PENDING delivery with the same body (the same event
     id, so a receiver can tell a repeat) and a new 24-hour retry period; it is signed when
-    sent. The endpoint must still be enabled."""
+    sent. The endpoint must still be enabled (not deleted, not disabled by the delivery job).
+
+    Each call — an alias too — counts against the registration's
+    ``webhook_redeliveries_per_hour`` before anything else (resolvers/core/ratelimit.py, like
+    the other throttles): over it, TOO_MANY_REQUESTS with the seconds to wait."""
     who = await require_viewer(ctx)
     await authorize(ctx, who, "webhook.manage", {"own_registration"})
+    registration_id = _registration_of(who)
+    await ratelimit.spend(ctx.services.db, ctx.clock.now(),
+                          [ratelimit.Charge(redelivery_limit(ctx.services), str(registration_id), hashed=False)],
+                          ["input", "deliveryId"])
     now = ctx.clock.now()
     async with ctx.services.db.write() as tx:
         original = await tx.get(WebhookDelivery, delivery_id)
@@ -244,6 +272,8 @@ async def redeliver(ctx: Context, delivery_id: int) -> int:
         endpoint = await _own_endpoint(tx, who, original.endpoint_id, ["input", "deliveryId"])
         if endpoint.disabled_at is not None:
             raise UserFailure(ErrorCode.INVALID_STATE, ["input", "deliveryId"], state=words.ENDPOINT_DELETED)
+        if endpoint.suspended_at is not None:
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "deliveryId"], state=words.ENDPOINT_SUSPENDED)
         new_id = await tx.scalar(insert(WebhookDelivery).values(
             endpoint_id=endpoint.id, event=original.event, event_id=original.event_id, payload=original.payload,
             status=WebhookDeliveryStatus.PENDING, attempts=0, created_at=now, next_attempt_at=now,
@@ -251,3 +281,23 @@ async def redeliver(ctx: Context, delivery_id: int) -> int:
         assert new_id is not None
         audit(tx, ctx, who.account, "webhook.redeliver", target=f"WebhookDelivery:{original.id}", detail=str(new_id))
     return new_id
+
+
+async def enable_endpoint(ctx: Context, endpoint_id: int) -> int:
+    """Resume an endpoint the delivery job disabled (failing too long, or 410 Gone): new events
+    are sent again and its failure count starts afresh; what failed meanwhile stays FAILED in
+    the log (``redeliverWebhook`` sends it). An endpoint that is not disabled is left as it
+    is; a deleted one is INVALID_STATE."""
+    who = await require_viewer(ctx)
+    await authorize(ctx, who, "webhook.manage", {"own_registration"})
+    async with ctx.services.db.write() as tx:
+        endpoint = await _own_endpoint(tx, who, endpoint_id, ["input", "endpointId"])
+        if endpoint.disabled_at is not None:
+            raise UserFailure(ErrorCode.INVALID_STATE, ["input", "endpointId"], state=words.ENDPOINT_DELETED)
+        enabled = await tx.scalar(update(WebhookEndpoint).where(
+            WebhookEndpoint.id == endpoint.id, WebhookEndpoint.suspended_at.is_not(None))
+            .values(suspended_at=None, suspended_reason=None, failing_since=None).returning(WebhookEndpoint.id))
+        if enabled is not None:
+            audit(tx, ctx, who.account, "webhook.enable", target=f"WebhookEndpoint:{endpoint.id}")
+    return endpoint_id
+

@@ -263,8 +263,9 @@ async def test_three_processes_delivering_at_once_post_each_delivery_exactly_onc
 
 async def test_three_job_processes_at_once_deliver_each_once(live, migrated, receiver):
     """``tradecert jobs run webhook-delivery`` three at a time, round after round until
-    nothing is due (a run sends at most one batch): the job lease turns the others away or
-    the row claims leave them nothing; never a second POST."""
+    nothing is due (a run claims again as attempts end, at most the in-flight limit per
+    endpoint at once): the job lease turns the others away or the row claims leave them
+    nothing; never a second POST."""
     target, db = migrated
     allow_loopback(live)
     signer = as_user(live, SIGNER)

@@ -7,6 +7,7 @@ not start, so a run always ends well inside its rows' two-minute lease."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import socket
 import threading
 import time
@@ -120,3 +121,114 @@ async def test_a_run_whose_time_is_spent_gives_back_what_it_did_not_start(live, 
     assert (await live.run_job("webhook-delivery")).message == "2 delivered"
     assert len(receiver.received) == 2
     assert {n["status"] for n in nodes(deliveries(live, signer, endpoint["id"]))} == {"DELIVERED"}
+
+
+class SilentReceiver:
+    """A raw socket server on 127.0.0.1 that accepts every connection, reads the request and
+    never answers (a receiver that hangs): each attempt to it costs the whole attempt deadline."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.stopping = threading.Event()
+        self.requests = 0
+        self.holding = 0  # requests held open now
+        self.most_at_once = 0
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/hooks/silent"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        held = 0
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(1.0)
+            seen = b""
+            while not self.stopping.is_set():
+                try:
+                    chunk = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:  # the sender hung up (its deadline)
+                    break
+                seen += chunk
+                if b"\r\n\r\n" in seen:
+                    with self.lock:
+                        self.requests += 1
+                        self.holding += 1
+                        held += 1
+                        self.most_at_once = max(self.most_at_once, self.holding)
+                    seen = b""  # count each request once; answer nothing
+        with self.lock:
+            self.holding -= held
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SilentReceiver]:
+    found = SilentReceiver()
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+REDELIVER_MANY = "mutation {{ {} }}"
+
+
+def redeliver_many(live, headers, delivery_id: str, n: int) -> list[dict]:
+    """``n`` redeliverWebhook calls as aliases of one request (30 at most, like a client would)."""
+    fields = " ".join(f'r{i}: redeliverWebhook(input: {{deliveryId: "{delivery_id}"}}) {{ delivery {{ id }} errors {{ code }} }}'
+                      for i in range(n))
+    data = live.graphql(REDELIVER_MANY.format(fields), headers=headers).json()["data"]
+    return [data[f"r{i}"] for i in range(n)]
+
+
+async def test_a_hanging_receiver_with_100_redeliveries_delays_another_registrations_event_by_under_10_s(live, receiver,
+                                                                                                        silent):
+    allow_loopback(live)
+    signer = as_user(live, "signer-2701000002")
+    stuck = register(live, signer, silent.url, SUBMITTED)["endpoint"]
+    give_coupons(live, 1)
+    assert act(live, signer, "submitApplication", create(live, signer)["application"]["id"])["errors"] == []
+    [original] = nodes(deliveries(live, signer, stuck["id"]))
+    queued = 0
+    for batch in (30, 20, None, 30, 20):  # 100 redeliveries, in two hours (the redelivery limit is per hour)
+        if batch is None:
+            live.clock.advance(dt.timedelta(hours=1))
+            signer = as_user(live, "signer-2701000002")
+            continue
+        answers = redeliver_many(live, signer, original["id"], batch)
+        assert all(a["errors"] == [] for a in answers), answers
+        queued += batch
+    assert queued == 100 and deliveries(live, signer, stuck["id"])["totalCount"] == 101
+
+    other = as_user(live, "signer-2701000003")
+    fresh = register(live, other, receiver.url, SUBMITTED)["endpoint"]
+    give_coupons(live, 1, registration="2701000003")
+    assert act(live, other, "submitApplication", create(live, other)["application"]["id"])["errors"] == []
+    created = time.monotonic()
+    delay = None
+    while delay is None and time.monotonic() - created < 45:  # runs as the scheduler would start them, one after another
+        await live.run_job("webhook-delivery")
+        if receiver.received:
+            delay = receiver.arrived[0] - created
+    print(f"another registration's event arrived {delay} s after it was queued; "
+          f"{silent.requests} attempts to the hanging receiver meanwhile")
+    assert delay is not None and delay < 10.0
+    assert silent.most_at_once == 4  # webhook_in_flight_per_endpoint: the hanging endpoint never had more
+    [sent] = nodes(deliveries(live, other, fresh["id"]))
+    assert sent["status"] == "DELIVERED"

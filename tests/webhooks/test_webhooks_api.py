@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sqlalchemy import func, select
@@ -39,6 +40,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
+        self.arrived: list[float] = []  # time.monotonic() of each request, in the order received
         self.answers: list[int] = []
         self.always: int | None = None
         receiver = self
@@ -46,6 +48,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.arrived.append(time.monotonic())
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.always or (receiver.answers.pop(0) if receiver.answers else 200)
                 self.send_response(status)
