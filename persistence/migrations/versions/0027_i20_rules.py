@@ -5,7 +5,7 @@ the wrong one too: records priced under it name it). From a correction's time th
 guard compares the files with the correcting version's, not with the wrong one's.
 
 Revision ID: 0027
-Revises: 0024
+Revises: 0026
 """
 import sqlalchemy as sa
 from alembic import op
@@ -13,7 +13,7 @@ from alembic import op
 from persistence.models import UTCDateTime
 
 revision = "0027"
-down_revision = "0024"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
