@@ -30,11 +30,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from resolvers.adapters.gateway import gateway_of
+from resolvers.core import messages
 from resolvers.core.context import Context, Services
+from resolvers.core.errors import ErrorCode
 from resolvers.core.logs import new_request_id, request_id_var
 from resolvers.core.ratelimit import client_address
 from resolvers.core.settings import Settings
@@ -49,7 +51,7 @@ from tradecert.jobs import job_health, publish_health
 from tradecert.mailbox import routes as mailbox_routes
 from tradecert.metrics import scrape_registry
 from tradecert.pages import activate_page
-from tradecert.request_guards import UrlGuard, decode_graphql_body, refusal
+from tradecert.request_guards import UrlGuard, decode_graphql_body, document_refusal, error_response, refusal
 from tradecert.trusted_documents import admit, load_manifest, operations_of
 
 log = logging.getLogger("tradecert.http")
@@ -130,25 +132,56 @@ class CsrfGuard:
         if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").startswith("/graphql"):
             content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if content_type != "application/json":
-                await self._refuse(scope, receive, send, 415, "UNSUPPORTED_MEDIA_TYPE",
-                                   "POST a JSON body (Content-Type: application/json).")
+                await self._refuse(scope, receive, send, 415, "UNSUPPORTED_MEDIA_TYPE", messages.POST_A_JSON_BODY)
                 return
             origin = _header(scope, b"origin")
             if origin and origin.lower() != "null":
                 host = _header(scope, b"host") or ""
                 same = {f"http://{host}".lower(), f"https://{host}".lower()}
                 if origin.lower().rstrip("/") not in self.allowed | same:
-                    await self._refuse(scope, receive, send, 403, "CSRF", "Cross-site request refused.")
+                    await self._refuse(scope, receive, send, 403, "CSRF", messages.CROSS_SITE_REFUSED)
                     return
             elif (_header(scope, b"sec-fetch-site") or "") == "cross-site":
-                await self._refuse(scope, receive, send, 403, "CSRF", "Cross-site request refused.")
+                await self._refuse(scope, receive, send, 403, "CSRF", messages.CROSS_SITE_REFUSED)
                 return
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:
-        body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-        await JSONResponse(body, status_code=status)(scope, receive, send)
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, words: messages.Words) -> None:
+        language = _language(_header(scope, b"accept-language") or "")
+        await error_response(status, code, words.in_(language))(scope, receive, send)
+
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def accepts_graphql_response(accept: str) -> bool:
+    """True when ``Accept`` ranks ``application/graphql-response+json`` at least as high as
+    ``application/json`` (``*/*``, ``application/*`` and no Accept at all count as
+    ``application/json``, as the GraphQL-over-HTTP spec says)."""
+    ranks = {GRAPHQL_RESPONSE_JSON: 0.0, "application/json": 0.0}
+    for part in accept.split(","):
+        piece = part.strip().split(";")
+        media = piece[0].strip().lower()
+        q = 1.0
+        for param in piece[1:]:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media in ("*/*", "application/*"):
+            media = "application/json"
+        if media in ranks:
+            ranks[media] = max(ranks[media], q)
+    return ranks[GRAPHQL_RESPONSE_JSON] > 0 and ranks[GRAPHQL_RESPONSE_JSON] >= ranks["application/json"]
+
+
+def _before_execution(result: ExecutionResult) -> bool:
+    """A request error: no data and every error outside any field (a parse, validation or
+    variable-coercion failure) — a field's error always has a path."""
+    return result.data is None and bool(result.errors) and all(error.path is None for error in result.errors or [])
 
 
 # The JSON body of this request as decoded (each request is its own task): strawberry's
@@ -171,15 +204,45 @@ class TradecertGraphQL(GraphQL[Context, None]):
             return
         request = Request(scope, receive)
         _body_as_sent.set(None)
+        language = _language(request.headers.get("accept-language", ""))
+        graphql_response = accepts_graphql_response(request.headers.get("accept", ""))
+        request.state.graphql_response = graphql_response  # process_result answers request errors 400 with it
         try:
-            response = await self.run(request)
+            response = self._refused_method(request, language) or await self.run(request)
         except HTTPException as exc:  # ours and strawberry's: a JSON body, never plain text
             response = refusal(exc)
         finally:  # the request's read unit ends before the response goes out (resolvers/core/context.py)
             context = getattr(request.state, "context", None)
             if context is not None:
                 await context.close()
+        if graphql_response and (response.headers.get("content-type") or "").startswith("application/json"):
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
         await response(scope, receive, send)
+
+    def _refused_method(self, request: Request, language: str) -> Response | None:
+        """PUT, DELETE, …: 405 with ``Allow``; a query over GET: 400 (docs/api.md, Requests) — before
+        strawberry, which would answer a GET whose query does not parse with a 200."""
+        explorer = self.graphql_ide is not None
+        if request.method not in ("GET", "POST"):
+            words = messages.POST_ONLY_OR_EXPLORER if explorer else messages.POST_ONLY
+            return error_response(405, "METHOD_NOT_ALLOWED", words.in_(language),
+                                  {"Allow": "GET, POST" if explorer else "POST"})
+        if request.method == "GET" and "query" in request.query_params:
+            return error_response(400, "BAD_REQUEST", messages.NO_QUERIES_OVER_GET.in_(language))
+        return None
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """GraphQL over HTTP: with ``application/graphql-response+json`` a request error — the
+        document does not parse or validate, or the variables do not fit — is a 400 without a
+        ``data`` entry, as nothing ran; with ``application/json`` it stays a 200 with
+        ``"data": null`` (what the spec allows for that media type, and what clients of ours read)."""
+        processed = await super().process_result(request, result)
+        if getattr(request.state, "graphql_response", False) and _before_execution(result):
+            processed.pop("data", None)
+            context = getattr(request.state, "context", None)
+            if context is not None and context.response is not None:
+                context.response.status_code = 400
+        return processed
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page (tradecert/graphiql): the vendored files from this server, under a
@@ -393,17 +456,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             from schema.identity import from_global_id
 
             decoded = from_global_id(request.path_params[spec.key])
+            language = _language(request.headers.get("accept-language", ""))
             if decoded is None or decoded[0] != spec.type_name:
-                return JSONResponse({"error": "not found"}, status_code=404)
-            context = Context(services=services, request=request, request_id=request_id_var.get())
+                return error_response(404, ErrorCode.NOT_FOUND.value, ErrorCode.NOT_FOUND.message(language))
+            context = Context(services=services, request=request, request_id=request_id_var.get(), language=language)
             try:
                 pdf = await spec.render(context, decoded[1])
             except GraphQLError as exc:
-                code = (exc.extensions or {}).get("code")
-                if code == "TOO_MANY_REQUESTS":  # an API key over its requests per minute
-                    retry = str((exc.extensions or {}).get("retryAfter", 60))
-                    return JSONResponse({"error": code}, status_code=429, headers={"Retry-After": retry})
-                return JSONResponse({"error": code}, status_code=401 if code == "UNAUTHENTICATED" else 403)
+                return document_refusal(exc, language)
             finally:
                 await context.close()
             return Response(pdf, media_type="application/pdf", headers={

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import NoReturn
 
 from cross_web import HTTPException
@@ -158,3 +159,33 @@ class UrlGuard:
         except BodyTooLarge:
             if not started:
                 await too_large(scope, receive, send)
+
+
+# --------------------------------------------------------------------------- answers outside GraphQL
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
+                   **extensions: object) -> JSONResponse:
+    """A refusal in the documented error shape (docs/api.md, Errors):
+    ``{"errors": [{"message": …, "extensions": {"code": …}}]}``."""
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code, **extensions}}]},
+                        status_code=status, headers=dict(headers or {}))
+
+
+def document_refusal(error: GraphQLError, language: str) -> JSONResponse:
+    """A PDF route's answer when the document is not served (docs/api.md, Documents (PDF)).
+
+    The renderers refuse an id that does not exist, one of an object the viewer may not see
+    and a document not available now alike (``Forbidden()``): all three are 404 NOT_FOUND, as
+    an id out of reach reads as "not found" everywhere (docs/api.md, IDs), so an id of someone
+    else's object is never confirmed. A refusal with a reason of its own (an API key asking for
+    what only a person may do) stays 403 FORBIDDEN; no session is 401; a key over its rate 429."""
+    from resolvers.core.errors import ErrorCode, Forbidden, TooManyRequests, Unauthenticated, localised
+
+    if isinstance(error, TooManyRequests):
+        return error_response(429, ErrorCode.TOO_MANY_REQUESTS.value, localised(error, language),
+                              {"Retry-After": str(error.retry_after)}, retryAfter=error.retry_after)
+    if isinstance(error, Unauthenticated):
+        return error_response(401, "UNAUTHENTICATED", localised(error, language))
+    if isinstance(error, Forbidden) and error.words is not Forbidden.words:
+        return error_response(403, "FORBIDDEN", localised(error, language))
+    return error_response(404, ErrorCode.NOT_FOUND.value, ErrorCode.NOT_FOUND.message(language))

@@ -80,3 +80,16 @@ NOT_A_CURSOR: Final = Words("この一覧のカーソルではありません。
                             "not a cursor of this list; pass the endCursor of the previous page")
 FIRST: Final = "first"  # argument names: the same in both languages
 AFTER: Final = "after"
+
+# --------------------------------------------------------------------------- the HTTP edge: requests it refuses itself
+
+CROSS_SITE_REFUSED: Final = Words("他のサイトからの要求は受け付けません。このサーバーの画面、または許可されたオリジンから送ってください。",
+                                  "Cross-site request refused; send it from this server's pages or an allowed origin.")
+POST_A_JSON_BODY: Final = Words("GraphQLの要求はJSONの本文(Content-Type: application/json)でPOSTしてください。",
+                                "POST a JSON body (Content-Type: application/json).")
+NO_QUERIES_OVER_GET: Final = Words("GETではクエリを実行できません。JSONの本文でPOSTしてください。",
+                                   "Queries are not allowed over GET; POST a JSON body instead.")
+POST_ONLY: Final = Words("/graphql はPOST(JSONの本文)だけを受け付けます。",
+                         "/graphql takes POST (a JSON body) only.")
+POST_ONLY_OR_EXPLORER: Final = Words("/graphql はPOST(JSONの本文)だけを受け付けます(GETはブラウザ用のGraphiQL画面です)。",
+                                     "/graphql takes POST (a JSON body) only (GET is the GraphiQL page, for a browser).")
