@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
@@ -187,6 +189,21 @@ def _before_execution(result: ExecutionResult) -> bool:
 # The JSON body of this request as decoded (each request is its own task): strawberry's
 # request data keeps no documentId, which trusted documents read (TradecertGraphQL._admit).
 _body_as_sent: ContextVar[object] = ContextVar("tradecert_graphql_body", default=None)
+# The language and media type this request is answered in, for create_response (no request there).
+_answer_as: ContextVar[tuple[str, bool]] = ContextVar("tradecert_graphql_answer", default=("ja", False))
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_query(query: str | None, operation_name: str | None) -> bool:
+    """Whether the operation run is a query (one that does not parse runs nothing: a query)."""
+    if not query:
+        return True
+    try:
+        document = parse(query, max_tokens=5000)
+    except GraphQLError:
+        return True
+    operation = get_operation_ast(document, operation_name)
+    return operation is None or operation.operation == OperationType.QUERY
 
 
 class TradecertGraphQL(GraphQL[Context, None]):
@@ -207,6 +224,7 @@ class TradecertGraphQL(GraphQL[Context, None]):
         language = _language(request.headers.get("accept-language", ""))
         graphql_response = accepts_graphql_response(request.headers.get("accept", ""))
         request.state.graphql_response = graphql_response  # process_result answers request errors 400 with it
+        _answer_as.set((language, graphql_response))
         try:
             response = self._refused_method(request, language) or await self.run(request)
         except HTTPException as exc:  # ours and strawberry's: a JSON body, never plain text
@@ -240,8 +258,9 @@ class TradecertGraphQL(GraphQL[Context, None]):
         if getattr(request.state, "graphql_response", False) and _before_execution(result):
             processed.pop("data", None)
             context = getattr(request.state, "context", None)
-            if context is not None and context.response is not None:
-                context.response.status_code = 400
+            if context is not None and context.response is not None:  # over the time budget: ours, not the request's
+                timeout = any((error.extensions or {}).get("code") == "QUERY_TIMEOUT" for error in result.errors or [])
+                context.response.status_code = 503 if timeout else 400
         return processed
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -267,9 +286,35 @@ class TradecertGraphQL(GraphQL[Context, None]):
         manifest = self.services.trusted_documents
         if manifest is not None:
             request_data = await self._admit(manifest, request_adapter, request_data, context)
-        return await super().execute_operation(request=request, request_adapter=request_adapter,
-                                               request_data=request_data, context=context,
-                                               root_value=root_value, sub_response=sub_response)
+        run = super().execute_operation(request=request, request_adapter=request_adapter, request_data=request_data,
+                                        context=context, root_value=root_value, sub_response=sub_response)
+        if isinstance(request_data, list) or not _is_query(request_data.query, request_data.operation_name):
+            return await run  # a mutation runs to its end: cut short, its client could not tell what was written
+        seconds = self.services.settings.query_seconds
+        try:
+            return await asyncio.wait_for(run, seconds)
+        except TimeoutError:
+            log.warning("query %s over its time budget of %s s", request_data.operation_name or "anonymous", seconds)
+            words = messages.QUERY_TIMEOUT.format(seconds=f"{seconds:g}")
+            return ExecutionResult(data=None, errors=[GraphQLError(words.in_(context.language),
+                                                                   extensions={"code": "QUERY_TIMEOUT"})])
+
+    def create_response(self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+                        sub_response: Response) -> Response:
+        """The answer, or RESPONSE_TOO_LARGE when its JSON is over ``max_response_bytes``
+        (the cost limit estimates an answer; this bounds what one is sent)."""
+        response = super().create_response(response_data, sub_response)
+        limit = self.services.settings.max_response_bytes
+        if len(response.body) <= limit:
+            return response
+        language, graphql_response = _answer_as.get()
+        log.warning("answer of %d bytes refused (over %d)", len(response.body), limit)
+        error = {"message": messages.RESPONSE_TOO_LARGE.format(limit=f"{limit:,}").in_(language),
+                 "extensions": {"code": "RESPONSE_TOO_LARGE", "limit": limit}}
+        body: dict[str, object] = {"errors": [error]} if graphql_response else {"data": None, "errors": [error]}
+        refused = JSONResponse(body, status_code=400 if graphql_response else 200)
+        refused.raw_headers.extend(h for h in sub_response.raw_headers if h[0] != b"content-length")  # a login's cookie
+        return refused
 
     async def _admit(self, manifest: Mapping[str, str], request_adapter: AsyncHTTPRequestAdapter,
                      request_data: GraphQLRequestData | list[GraphQLRequestData],
