@@ -39,7 +39,7 @@ from resolvers.adapters.gateway import gateway_of
 from resolvers.core import messages
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import ErrorCode
-from resolvers.core.logs import new_request_id, request_id_var
+from resolvers.core.logs import new_request_id, redact, request_id_var
 from resolvers.core.ratelimit import client_address
 from resolvers.core.settings import Settings
 from rules.policy import PolicySet
@@ -105,9 +105,13 @@ class RequestIdMiddleware:
             HTTP_REQUESTS.labels(scope.get("method", ""), route, str(status["code"])).inc()
             HTTP_LATENCY.labels(route).observe(elapsed)
             client = client_address(HTTPConnection(scope), self.settings)  # behind a trusted proxy: X-Forwarded-For
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = f"{path}?{query}" if query else path  # secrets in it are redacted by the log filter (resolvers/core/logs.py)
+            # the one line of each request: uvicorn's access log is off (tradecert serve, tests/conftest.py)
             log.info(
-                "%s %s %s %.1fms", scope.get("method"), path, status["code"], elapsed * 1000,
-                extra={"method": scope.get("method"), "path": path, "status": status["code"], "ms": round(elapsed * 1000, 2), "client": client},
+                "%s %s %s %.1fms", scope.get("method"), target, status["code"], elapsed * 1000,
+                extra={"method": scope.get("method"), "path": redact(path), "status": status["code"],
+                       "ms": round(elapsed * 1000, 2), "client": client},
             )
             request_id_var.reset(token)
 

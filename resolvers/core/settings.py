@@ -101,7 +101,7 @@ class Settings:
     query_seconds: float = 10.0  # time budget of one query operation
     rules_poll_seconds: float = 2.0
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool = False  # JSON lines (production's default) or one readable line a record
     session_idle_minutes: int = 30  # a session unused this long ends
     session_absolute_hours: int = 12  # a session ends this long after login, used or not
     login_lock_after: int = 5  # failed logins in a row before the ID is refused for a while
@@ -161,7 +161,7 @@ class Settings:
             query_seconds=float(env.get("TRADECERT_QUERY_SECONDS") or 10.0),
             rules_poll_seconds=float(env.get("TRADECERT_RULES_POLL_SECONDS") or 2.0),
             log_level=(env.get("TRADECERT_LOG_LEVEL") or "INFO").upper(),
-            log_json=_bool(env.get("TRADECERT_LOG_JSON"), True),
+            log_json=_bool(env.get("TRADECERT_LOG_JSON"), production),  # a person reads the terminal in development
             session_idle_minutes=_int(env, "TRADECERT_SESSION_IDLE_MINUTES", 30),
             session_absolute_hours=_int(env, "TRADECERT_SESSION_ABSOLUTE_HOURS", 12),
             login_lock_after=_int(env, "TRADECERT_LOGIN_LOCK_AFTER", 5),
