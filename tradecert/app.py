@@ -53,7 +53,14 @@ from tradecert.jobs import job_health, publish_health
 from tradecert.mailbox import routes as mailbox_routes
 from tradecert.metrics import scrape_registry
 from tradecert.pages import activate_page
-from tradecert.request_guards import UrlGuard, decode_graphql_body, document_refusal, error_response, refusal
+from tradecert.request_guards import (
+    UrlGuard,
+    decode_graphql_body,
+    document_refusal,
+    error_response,
+    language_of,
+    refusal,
+)
 from tradecert.trusted_documents import admit, load_manifest, operations_of
 
 log = logging.getLogger("tradecert.http")
@@ -232,7 +239,7 @@ class TradecertGraphQL(GraphQL[Context, None]):
         try:
             response = self._refused_method(request, language) or await self.run(request)
         except HTTPException as exc:  # ours and strawberry's: a JSON body, never plain text
-            response = refusal(exc)
+            response = refusal(exc, language)
         finally:  # the request's read unit ends before the response goes out (resolvers/core/context.py)
             context = getattr(request.state, "context", None)
             if context is not None:
@@ -292,7 +299,9 @@ class TradecertGraphQL(GraphQL[Context, None]):
             request_data = await self._admit(manifest, request_adapter, request_data, context)
         run = super().execute_operation(request=request, request_adapter=request_adapter, request_data=request_data,
                                         context=context, root_value=root_value, sub_response=sub_response)
-        if isinstance(request_data, list) or not _is_query(request_data.query, request_data.operation_name):
+        if isinstance(request_data, list) or not _is_query(
+                request_data.query if isinstance(request_data.query, str) else None,  # any other: refused by strawberry
+                request_data.operation_name if isinstance(request_data.operation_name, str) else None):
             return await run  # a mutation runs to its end: cut short, its client could not tell what was written
         seconds = self.services.settings.query_seconds
         try:
@@ -341,23 +350,7 @@ class TradecertGraphQL(GraphQL[Context, None]):
         return context
 
 
-def _language(accept: str) -> str:
-    """'en' when English is preferred over Japanese in Accept-Language, else 'ja'."""
-    best, best_q = "ja", -1.0
-    for part in accept.split(","):
-        piece = part.strip().split(";")
-        tag = piece[0].strip().lower()
-        q = 1.0
-        for param in piece[1:]:
-            if param.strip().startswith("q="):
-                try:
-                    q = float(param.strip()[2:])
-                except ValueError:
-                    q = 0.0
-        lang = "en" if tag.startswith("en") else "ja" if tag.startswith("ja") else None
-        if lang and q > best_q:
-            best, best_q = lang, q
-    return best
+_language = language_of  # tradecert/request_guards.py
 
 
 async def _record_rules(services: Services, files: Mapping[str, str] | None = None) -> bool:

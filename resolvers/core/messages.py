@@ -148,3 +148,15 @@ INTROSPECTION_DISABLED: Final = Words("この環境ではスキーマの照会(i
 INVALID_DOCUMENT: Final = Words("クエリがスキーマに合いません。schema/schema.graphql と照らして直してください(詳細はextensions.detail)。",
                                 "The query does not fit the schema; check it against schema/schema.graphql (extensions.detail).")
 IN_THE_QUERY: Final = Words("クエリが正しくありません: {problem}。", "The query is not valid: {problem}.")
+BODY_NOT_UTF8: Final = Words("本文がUTF-8ではありません。UTF-8のJSONで送ってください。", "The body is not UTF-8.")
+BODY_NOT_JSON: Final = Words("本文がJSONとして読めません。", "The body is not valid JSON.")
+BODY_TOO_DEEP: Final = Words("本文のJSONの入れ子が深すぎます。", "The JSON body is nested too deeply.")
+BODY_NOT_AN_OBJECT: Final = Words("本文はqueryを含むJSONオブジェクトにしてください。", "The body must be a JSON object with a query.")
+BODY_TOO_LARGE: Final = Words("本文が大きすぎます(上限{limit}バイト)。", "The body is larger than {limit} bytes.")
+NO_QUERY: Final = Words("GraphQLのクエリ(query)がありません。", "No GraphQL query found in the request.")
+PARAMETER_NOT_OF_TYPE: Final = Words("{name}は{kind}で指定してください(省略またはnullも可)。",
+                                     "The GraphQL operation's `{name}` must be {kind_en} or null, if provided.")
+BATCH_REFUSED: Final = Words("複数の操作をまとめた要求(バッチ)は受け付けません。1要求に1操作で送ってください。",
+                             "Batching is not enabled: send one operation a request.")
+NOT_SERVED: Final = Words("このアドレスでは提供していません。", "Not found.")
+REQUEST_REFUSED: Final = Words("この要求は処理できません(HTTP {status})。", "The request was refused (HTTP {status}).")

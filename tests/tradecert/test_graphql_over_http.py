@@ -6,6 +6,7 @@ documented error shape."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 
@@ -99,11 +100,18 @@ async def test_the_edge_refuses_in_the_request_language(sqlite_live):
         cross = client.post("/graphql", json={"query": "{ __typename }"}, headers={**ja, "Origin": "https://evil.example"})
         form = client.post("/graphql", content="query=x", headers={**ja, "Content-Type": "text/plain"})
         over_get = client.get("/graphql", params={"query": "{ __typename }"}, headers=ja)
+        not_json = client.post("/graphql", content=b"{nope", headers={**ja, "Content-Type": "application/json"})
+        no_query = client.post("/graphql", json={"notquery": "{ __typename }"}, headers=ja)
+        bad_variables = client.post("/graphql", json={"query": "{ __typename }", "variables": "x"}, headers=ja)
+        put = client.put("/graphql", json={"query": "{ __typename }"}, headers=ja)
         english = client.post("/graphql", json={"query": "{ __typename }"},
                               headers={"Accept-Language": "en", "Origin": "https://evil.example"})
-    for answer, code in ((cross, "CSRF"), (form, "UNSUPPORTED_MEDIA_TYPE"), (over_get, "BAD_REQUEST")):
+    for answer, code in ((cross, "CSRF"), (form, "UNSUPPORTED_MEDIA_TYPE"), (over_get, "BAD_REQUEST"),
+                         (not_json, "BAD_REQUEST"), (no_query, "BAD_REQUEST"), (bad_variables, "BAD_REQUEST"),
+                         (put, "METHOD_NOT_ALLOWED")):
         message = answer.json()["errors"][0]["message"]
-        assert codes(answer) == [code] and message.isascii() is False, (code, message)
+        assert codes(answer) == [code] and re.search("[ぁ-んァ-ン一-龥]", message), (code, message)
+        assert not re.search(r"\b(refused|POST a|not allowed|must be|No GraphQL|not valid)\b", message), message
     assert english.json()["errors"][0]["message"].startswith("Cross-site request refused")
 
 
