@@ -103,3 +103,26 @@ async def test_a_query_over_its_time_budget_is_cut_short(sqlite_live):
     assert error["extensions"] == {"code": "QUERY_TIMEOUT"} and "制限時間" in error["message"]
     assert strict.status_code == 503 and "data" not in strict.json()
     assert mutation.json()["data"]["login"]["token"] is None  # a mutation runs to its end
+
+
+async def test_queries_cut_short_leave_the_database_connections_usable(migrated, rules_copy):
+    """On both databases: a query cancelled mid-read gives its connection back; the server goes on."""
+    from resolvers.core.clock import FixedClock
+    from tests.conftest import settings_for, start_server, tokyo
+
+    target, _db = migrated
+    settings = settings_for(target.url, rules_copy, query_seconds=0.000001)
+    live = await asyncio.to_thread(start_server, settings, FixedClock(tokyo(2026, 4, 1, 10)), target.schema)
+    query = "{ verifyCertificate(number: \"123456789012345\", accessCode: \"x\") { valid } }"
+    try:
+        with live.client() as client:
+            for _ in range(15):  # more than the pool holds
+                answer = client.post("/graphql", json={"query": query}).json()
+                assert answer["errors"][0]["extensions"]["code"] == "QUERY_TIMEOUT", answer
+            ready = client.get("/readyz")
+            login = client.post("/graphql", json={"query": 'mutation { login(input: {chamberCode: "2701", '
+                                                           'username: "signer-2701000002", password: "x"}) { token } }'})
+    finally:
+        await asyncio.to_thread(live.stop)
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+    assert login.json()["data"]["login"]["token"] is None  # a mutation still reads and writes
