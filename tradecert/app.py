@@ -4,7 +4,10 @@ Middleware (outermost first): request id + access log + HTTP metrics, the URL gu
 NUL in a path or query string), then the CSRF guard in front of /graphql; the GraphQL view
 refuses bodies that are not UTF-8 JSON or hold a NUL or lone surrogate (400 JSON, see
 tradecert/request_guards.py). With ``TRADECERT_TRUSTED_DOCUMENTS`` the view runs only the
-manifest's documents (tradecert/trusted_documents.py). Rules reload when their files change
+manifest's documents (tradecert/trusted_documents.py). The view speaks GraphQL over HTTP
+(``application/graphql-response+json`` as well as ``application/json``), refuses queries over
+GET and other methods before strawberry, gives a query its time budget and an answer its size
+cap (the cost limit is a validation rule: schema/cost.py). Rules reload when their files change
 (polled) or on SIGHUP, and only if the new files validate.
 """
 
@@ -493,8 +496,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         """A PDF of an order or application with that object's session and permissions."""
 
         async def endpoint(request: Request) -> Response:
-            from graphql import GraphQLError
-
             from schema.identity import from_global_id
 
             decoded = from_global_id(request.path_params[spec.key])
