@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: serve test lint install install-test schema bench model clean vendor-graphiql
+.PHONY: serve test lint install install-test audit-suite schema bench model clean vendor-graphiql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,19 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# The GraphQL-over-HTTP audit suite (npm graphql-http, pinned by its package-lock.json) that
+# tests/tradecert/test_graphql_http_audit.py runs against a real server; needs node and npm.
+AUDIT_SUITE := tests/tradecert/graphql_http_audit
+$(AUDIT_SUITE)/node_modules/.package-lock.json: $(AUDIT_SUITE)/package-lock.json
+	cd $(AUDIT_SUITE) && npm ci --no-audit --no-fund --loglevel=error
+audit-suite: $(AUDIT_SUITE)/node_modules/.package-lock.json
+
 ## make serve: install, migrate the embedded database, load demo data, serve GraphQL + GraphiQL
 serve: install
 	$(BIN)/tradecert serve --demo --host $(HOST) --port $(PORT)
 
 ## make test: install with test extras, lint (ruff, mypy), and run every test (PostgreSQL tests included)
-test: install-test lint
+test: install-test audit-suite lint
 	$(BIN)/tradecert rules check
 	$(BIN)/tradecert rules test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

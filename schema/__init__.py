@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import strawberry
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError, ValidationContext
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -27,6 +27,7 @@ from schema.api_keys import ApiKeysMutation, ApiKeysQuery
 from schema.applications import ApplicationsMutation, ApplicationsQuery
 from schema.applications_bulk import ApplicationsBulkMutation
 from schema.checkout import CheckoutMutation, CheckoutQuery
+from schema.cost import cost_limit
 from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
@@ -34,6 +35,7 @@ from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
 from schema.inputs import INPUT_SCALARS
 from schema.naccs import NaccsMutation, NaccsQuery
 from schema.registrations import RegistrationsMutation, RegistrationsQuery
+from schema.request_errors import answer, is_request_error
 from schema.rules_diff import RulesDiffQuery
 from schema.rules_history import RulesHistoryQuery
 from schema.scalars import SCALAR_OVERRIDES
@@ -88,21 +90,44 @@ class TradecertSchema(strawberry.Schema):
             if self.hide_suggestions and "Did you mean" in error.message:
                 error.message = _SUGGESTION.sub("", error.message)
         log_errors(errors)
+        # a document that does not parse ends outside the operation hook that answers the other
+        # request errors in the request's language (OperationPolicy); a parse failure is not cached
+        language = getattr(getattr(execution_context, "context", None), "language", "ja")
+        for index, error in enumerate(errors):
+            if isinstance(error, GraphQLSyntaxError) and is_request_error(error):
+                errors[index] = answer(error, language)
+
+
+def _tolerant(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
+    """strawberry's depth rule, which measures in its constructor and fails with a KeyError on
+    a spread of an unknown fragment (an unmasked "'F'"): such a document is refused by
+    graphql-core's KnownFragmentNames instead."""
+
+    class Tolerant(rule):  # type: ignore[misc,valid-type]  # a class made by strawberry at run time
+        def __init__(self, context: ValidationContext) -> None:
+            try:
+                super().__init__(context)
+            except KeyError:
+                ASTValidationRule.__init__(self, context)
+
+    return Tolerant
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     depth = getattr(settings, "max_query_depth", 12)
     tokens = getattr(settings, "max_query_tokens", 2000)
     aliases = getattr(settings, "max_aliases", 30)
+    cost = getattr(settings, "max_query_cost", 20_000)
     # Factories: strawberry builds fresh extension instances per request; the parser and
     # validation caches live at module level, so they are shared across requests.
     # QueryDepthLimiter and MaxAliasesLimiter create new validation-rule *classes* per
     # instance, and ValidationCache keys on those classes: a limiter built per request
     # would miss the cache every time (measured: 0.04 of baseline) and fill it. So the
     # limiters' rules are built once here and added per request by OperationPolicy.
-    limiter_rules = tuple(
-        QueryDepthLimiter(max_depth=depth).validation_rules
-        + MaxAliasesLimiter(max_alias_count=aliases).validation_rules
+    limiter_rules = (
+        *(_tolerant(rule) for rule in QueryDepthLimiter(max_depth=depth).validation_rules),
+        *MaxAliasesLimiter(max_alias_count=aliases).validation_rules,
+        cost_limit(cost),  # the estimated size of the answer (schema/cost.py)
     )
     extensions = [
         lambda: OperationPolicy(limiter_rules),

@@ -23,6 +23,7 @@ from resolvers.core.errors import (
 )
 from resolvers.core.logs import request_id_var
 from schema.input_errors import is_bad_input, loggable, reword
+from schema.request_errors import answer, is_request_error
 
 log = logging.getLogger("tradecert.graphql")
 
@@ -68,7 +69,8 @@ def _refusal(error: GraphQLError) -> Unauthenticated | Forbidden | TooManyReques
 
 
 def _replaced(error: GraphQLError) -> bool:
-    return is_unexpected(error) or _is_domain_failure(error) or is_bad_input(error) or _refusal(error) is not None
+    return (is_unexpected(error) or _is_domain_failure(error) or is_bad_input(error) or is_request_error(error)
+            or _refusal(error) is not None)
 
 
 class OperationPolicy(MaskErrors):
@@ -100,6 +102,8 @@ class OperationPolicy(MaskErrors):
         if is_bad_input(error):  # a value the request gave: answered in the request's language (schema/input_errors.py)
             context = self.execution_context
             return reword(error, getattr(context.context, "language", "ja"), context.graphql_document, context.variables)
+        if is_request_error(error):  # a document refused before it ran: in the request's language (schema/request_errors.py)
+            return answer(error, getattr(self.execution_context.context, "language", "ja"))
         refusal = _refusal(error)
         if refusal is not None:  # UNAUTHENTICATED / FORBIDDEN / TOO_MANY_REQUESTS, in the request's language
             language = getattr(self.execution_context.context, "language", "ja")

@@ -35,6 +35,7 @@ from graphql import (
 from resolvers.core import messages
 from resolvers.core.messages import Words
 from schema.inputs import BadScalarValue, BadUserInput
+from schema.request_errors import suggested
 
 log = logging.getLogger("tradecert.graphql")
 
@@ -55,7 +56,6 @@ _PROBLEMS: tuple[tuple[re.Pattern[str], Words], ...] = (
     (re.compile(r"Boolean cannot represent"), messages.NOT_A_BOOLEAN),
     (re.compile(r"ID cannot represent"), messages.NOT_AN_ID),
 )
-_SUGGESTION = re.compile(r"Did you mean [^?]*\?")  # graphql-core's did_you_mean(), as schema/__init__.py strips it
 _LITERAL = re.compile(r"^(?:Expected value of type|Expected a value of|(?:Int|Float|String|Boolean|ID) cannot represent"
                       r"|Value '[^']*' does not exist in|Enum '\w+' cannot represent)")
 
@@ -164,6 +164,7 @@ _NO_VALUE = object()
 # graphql-core names the whole bad value in its messages ("…, found: {'password': '…'}",
 # "… cannot represent a non string value: […]"): a log keeps what was wrong, never the value.
 _VALUES = (
+    (re.compile(r"\bValue .*? (does not exist in)", re.S), r"Value (not logged) \1"),  # "Value 'MEMBE' does not exist in …"
     (re.compile(r"(,? found:?) .*", re.S), r"\1 (value not logged)"),
     (re.compile(r"(cannot represent [^:]*value): .*", re.S), r"\1: (value not logged)"),
     (re.compile(r"(got invalid value) .*", re.S), r"\1 (value not logged)"),
@@ -216,9 +217,8 @@ def _reword(error: GraphQLError, language: str, document: DocumentNode | None,
         words = messages.BAD_VALUE_WITHOUT_ECHO.format(argument=argument, problem=problem)
     else:
         words = messages.BAD_VALUE.format(argument=argument, problem=problem, value=echo(value))
-    suggestion = _SUGGESTION.search(error.message)  # kept where the schema keeps suggestions (not in production)
-    if suggestion:
-        names = ", ".join(re.findall(r'"([^"]+)"', suggestion[0])) or suggestion[0]
+    names = suggested(error.message)  # kept where the schema keeps suggestions (not in production)
+    if names:  # the names alone: graphql-core's sentence around them is English
         words = messages.SUGGESTION.format(message=words, names=names)
     return GraphQLError(words.in_(language), error.nodes, error.source, error.positions, error.path,
                         extensions={"code": "BAD_USER_INPUT", "argument": argument})

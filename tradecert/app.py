@@ -4,7 +4,10 @@ Middleware (outermost first): request id + access log + HTTP metrics, the URL gu
 NUL in a path or query string), then the CSRF guard in front of /graphql; the GraphQL view
 refuses bodies that are not UTF-8 JSON or hold a NUL or lone surrogate (400 JSON, see
 tradecert/request_guards.py). With ``TRADECERT_TRUSTED_DOCUMENTS`` the view runs only the
-manifest's documents (tradecert/trusted_documents.py). Rules reload when their files change
+manifest's documents (tradecert/trusted_documents.py). The view speaks GraphQL over HTTP
+(``application/graphql-response+json`` as well as ``application/json``), refuses queries over
+GET and other methods before strawberry, gives a query its time budget and an answer its size
+cap (the cost limit is a validation rule: schema/cost.py). Rules reload when their files change
 (polled) or on SIGHUP, and only if the new files validate.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -22,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
@@ -30,12 +35,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from resolvers.adapters.gateway import gateway_of
+from resolvers.core import messages
 from resolvers.core.context import Context, Services
-from resolvers.core.logs import new_request_id, request_id_var
+from resolvers.core.errors import ErrorCode
+from resolvers.core.logs import new_request_id, redact, request_id_var
 from resolvers.core.ratelimit import client_address
 from resolvers.core.settings import Settings
 from rules.policy import PolicySet
@@ -49,7 +56,14 @@ from tradecert.jobs import job_health, publish_health
 from tradecert.mailbox import routes as mailbox_routes
 from tradecert.metrics import scrape_registry
 from tradecert.pages import activate_page
-from tradecert.request_guards import UrlGuard, decode_graphql_body, refusal
+from tradecert.request_guards import (
+    UrlGuard,
+    decode_graphql_body,
+    document_refusal,
+    error_response,
+    language_of,
+    refusal,
+)
 from tradecert.trusted_documents import admit, load_manifest, operations_of
 
 log = logging.getLogger("tradecert.http")
@@ -101,9 +115,13 @@ class RequestIdMiddleware:
             HTTP_REQUESTS.labels(scope.get("method", ""), route, str(status["code"])).inc()
             HTTP_LATENCY.labels(route).observe(elapsed)
             client = client_address(HTTPConnection(scope), self.settings)  # behind a trusted proxy: X-Forwarded-For
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = f"{path}?{query}" if query else path  # secrets in it are redacted by the log filter (resolvers/core/logs.py)
+            # the one line of each request: uvicorn's access log is off (tradecert serve, tests/conftest.py)
             log.info(
-                "%s %s %s %.1fms", scope.get("method"), path, status["code"], elapsed * 1000,
-                extra={"method": scope.get("method"), "path": path, "status": status["code"], "ms": round(elapsed * 1000, 2), "client": client},
+                "%s %s %s %.1fms", scope.get("method"), target, status["code"], elapsed * 1000,
+                extra={"method": scope.get("method"), "path": redact(path), "status": status["code"],
+                       "ms": round(elapsed * 1000, 2), "client": client},
             )
             request_id_var.reset(token)
 
@@ -130,30 +148,76 @@ class CsrfGuard:
         if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").startswith("/graphql"):
             content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
             if content_type != "application/json":
-                await self._refuse(scope, receive, send, 415, "UNSUPPORTED_MEDIA_TYPE",
-                                   "POST a JSON body (Content-Type: application/json).")
+                await self._refuse(scope, receive, send, 415, "UNSUPPORTED_MEDIA_TYPE", messages.POST_A_JSON_BODY)
                 return
             origin = _header(scope, b"origin")
             if origin and origin.lower() != "null":
                 host = _header(scope, b"host") or ""
                 same = {f"http://{host}".lower(), f"https://{host}".lower()}
                 if origin.lower().rstrip("/") not in self.allowed | same:
-                    await self._refuse(scope, receive, send, 403, "CSRF", "Cross-site request refused.")
+                    await self._refuse(scope, receive, send, 403, "CSRF", messages.CROSS_SITE_REFUSED)
                     return
             elif (_header(scope, b"sec-fetch-site") or "") == "cross-site":
-                await self._refuse(scope, receive, send, 403, "CSRF", "Cross-site request refused.")
+                await self._refuse(scope, receive, send, 403, "CSRF", messages.CROSS_SITE_REFUSED)
                 return
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str) -> None:
-        body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-        await JSONResponse(body, status_code=status)(scope, receive, send)
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, words: messages.Words) -> None:
+        language = _language(_header(scope, b"accept-language") or "")
+        await error_response(status, code, words.in_(language))(scope, receive, send)
+
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def accepts_graphql_response(accept: str) -> bool:
+    """True when ``Accept`` ranks ``application/graphql-response+json`` at least as high as
+    ``application/json`` (``*/*``, ``application/*`` and no Accept at all count as
+    ``application/json``, as the GraphQL-over-HTTP spec says)."""
+    ranks = {GRAPHQL_RESPONSE_JSON: 0.0, "application/json": 0.0}
+    for part in accept.split(","):
+        piece = part.strip().split(";")
+        media = piece[0].strip().lower()
+        q = 1.0
+        for param in piece[1:]:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media in ("*/*", "application/*"):
+            media = "application/json"
+        if media in ranks:
+            ranks[media] = max(ranks[media], q)
+    return ranks[GRAPHQL_RESPONSE_JSON] > 0 and ranks[GRAPHQL_RESPONSE_JSON] >= ranks["application/json"]
+
+
+def _before_execution(result: ExecutionResult) -> bool:
+    """A request error: no data and every error outside any field (a parse, validation or
+    variable-coercion failure) — a field's error always has a path."""
+    return result.data is None and bool(result.errors) and all(error.path is None for error in result.errors or [])
 
 
 # The JSON body of this request as decoded (each request is its own task): strawberry's
 # request data keeps no documentId, which trusted documents read (TradecertGraphQL._admit).
 _body_as_sent: ContextVar[object] = ContextVar("tradecert_graphql_body", default=None)
+# The language and media type this request is answered in, for create_response (no request there).
+_answer_as: ContextVar[tuple[str, bool]] = ContextVar("tradecert_graphql_answer", default=("ja", False))
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_query(query: str | None, operation_name: str | None) -> bool:
+    """Whether the operation run is a query (one that does not parse runs nothing: a query)."""
+    if not query:
+        return True
+    try:
+        document = parse(query, max_tokens=5000)
+    except GraphQLError:
+        return True
+    operation = get_operation_ast(document, operation_name)
+    return operation is None or operation.operation == OperationType.QUERY
 
 
 class TradecertGraphQL(GraphQL[Context, None]):
@@ -171,15 +235,47 @@ class TradecertGraphQL(GraphQL[Context, None]):
             return
         request = Request(scope, receive)
         _body_as_sent.set(None)
+        language = _language(request.headers.get("accept-language", ""))
+        graphql_response = accepts_graphql_response(request.headers.get("accept", ""))
+        request.state.graphql_response = graphql_response  # process_result answers request errors 400 with it
+        _answer_as.set((language, graphql_response))
         try:
-            response = await self.run(request)
+            response = self._refused_method(request, language) or await self.run(request)
         except HTTPException as exc:  # ours and strawberry's: a JSON body, never plain text
-            response = refusal(exc)
+            response = refusal(exc, language)
         finally:  # the request's read unit ends before the response goes out (resolvers/core/context.py)
             context = getattr(request.state, "context", None)
             if context is not None:
                 await context.close()
+        if graphql_response and (response.headers.get("content-type") or "").startswith("application/json"):
+            response.headers["content-type"] = GRAPHQL_RESPONSE_JSON
         await response(scope, receive, send)
+
+    def _refused_method(self, request: Request, language: str) -> Response | None:
+        """PUT, DELETE, …: 405 with ``Allow``; a query over GET: 400 (docs/api.md, Requests) — before
+        strawberry, which would answer a GET whose query does not parse with a 200."""
+        explorer = self.graphql_ide is not None
+        if request.method not in ("GET", "POST"):
+            words = messages.POST_ONLY_OR_EXPLORER if explorer else messages.POST_ONLY
+            return error_response(405, "METHOD_NOT_ALLOWED", words.in_(language),
+                                  {"Allow": "GET, POST" if explorer else "POST"})
+        if request.method == "GET" and "query" in request.query_params:
+            return error_response(400, "BAD_REQUEST", messages.NO_QUERIES_OVER_GET.in_(language))
+        return None
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """GraphQL over HTTP: with ``application/graphql-response+json`` a request error — the
+        document does not parse or validate, or the variables do not fit — is a 400 without a
+        ``data`` entry, as nothing ran; with ``application/json`` it stays a 200 with
+        ``"data": null`` (what the spec allows for that media type, and what clients of ours read)."""
+        processed = await super().process_result(request, result)
+        if getattr(request.state, "graphql_response", False) and _before_execution(result):
+            processed.pop("data", None)
+            context = getattr(request.state, "context", None)
+            if context is not None and context.response is not None:  # over the time budget: ours, not the request's
+                timeout = any((error.extensions or {}).get("code") == "QUERY_TIMEOUT" for error in result.errors or [])
+                context.response.status_code = 503 if timeout else 400
+        return processed
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page (tradecert/graphiql): the vendored files from this server, under a
@@ -204,9 +300,37 @@ class TradecertGraphQL(GraphQL[Context, None]):
         manifest = self.services.trusted_documents
         if manifest is not None:
             request_data = await self._admit(manifest, request_adapter, request_data, context)
-        return await super().execute_operation(request=request, request_adapter=request_adapter,
-                                               request_data=request_data, context=context,
-                                               root_value=root_value, sub_response=sub_response)
+        run = super().execute_operation(request=request, request_adapter=request_adapter, request_data=request_data,
+                                        context=context, root_value=root_value, sub_response=sub_response)
+        if isinstance(request_data, list) or not _is_query(
+                request_data.query if isinstance(request_data.query, str) else None,  # any other: refused by strawberry
+                request_data.operation_name if isinstance(request_data.operation_name, str) else None):
+            return await run  # a mutation runs to its end: cut short, its client could not tell what was written
+        seconds = self.services.settings.query_seconds
+        try:
+            return await asyncio.wait_for(run, seconds)
+        except TimeoutError:
+            log.warning("query %s over its time budget of %s s", request_data.operation_name or "anonymous", seconds)
+            words = messages.QUERY_TIMEOUT.format(seconds=f"{seconds:g}")
+            return ExecutionResult(data=None, errors=[GraphQLError(words.in_(context.language),
+                                                                   extensions={"code": "QUERY_TIMEOUT"})])
+
+    def create_response(self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+                        sub_response: Response) -> Response:
+        """The answer, or RESPONSE_TOO_LARGE when its JSON is over ``max_response_bytes``
+        (the cost limit estimates an answer; this bounds what one is sent)."""
+        response = super().create_response(response_data, sub_response)
+        limit = self.services.settings.max_response_bytes
+        if len(response.body) <= limit:
+            return response
+        language, graphql_response = _answer_as.get()
+        log.warning("answer of %d bytes refused (over %d)", len(response.body), limit)
+        error = {"message": messages.RESPONSE_TOO_LARGE.format(limit=f"{limit:,}").in_(language),
+                 "extensions": {"code": "RESPONSE_TOO_LARGE", "limit": limit}}
+        body: dict[str, object] = {"errors": [error]} if graphql_response else {"data": None, "errors": [error]}
+        refused = JSONResponse(body, status_code=400 if graphql_response else 200)
+        refused.raw_headers.extend(h for h in sub_response.raw_headers if h[0] != b"content-length")  # a login's cookie
+        return refused
 
     async def _admit(self, manifest: Mapping[str, str], request_adapter: AsyncHTTPRequestAdapter,
                      request_data: GraphQLRequestData | list[GraphQLRequestData],
@@ -229,23 +353,7 @@ class TradecertGraphQL(GraphQL[Context, None]):
         return context
 
 
-def _language(accept: str) -> str:
-    """'en' when English is preferred over Japanese in Accept-Language, else 'ja'."""
-    best, best_q = "ja", -1.0
-    for part in accept.split(","):
-        piece = part.strip().split(";")
-        tag = piece[0].strip().lower()
-        q = 1.0
-        for param in piece[1:]:
-            if param.strip().startswith("q="):
-                try:
-                    q = float(param.strip()[2:])
-                except ValueError:
-                    q = 0.0
-        lang = "en" if tag.startswith("en") else "ja" if tag.startswith("ja") else None
-        if lang and q > best_q:
-            best, best_q = lang, q
-    return best
+_language = language_of  # tradecert/request_guards.py
 
 
 async def _record_rules(services: Services, files: Mapping[str, str] | None = None) -> bool:
@@ -388,22 +496,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         """A PDF of an order or application with that object's session and permissions."""
 
         async def endpoint(request: Request) -> Response:
-            from graphql import GraphQLError
-
             from schema.identity import from_global_id
 
             decoded = from_global_id(request.path_params[spec.key])
+            language = _language(request.headers.get("accept-language", ""))
             if decoded is None or decoded[0] != spec.type_name:
-                return JSONResponse({"error": "not found"}, status_code=404)
-            context = Context(services=services, request=request, request_id=request_id_var.get())
+                return error_response(404, ErrorCode.NOT_FOUND.value, ErrorCode.NOT_FOUND.message(language))
+            context = Context(services=services, request=request, request_id=request_id_var.get(), language=language)
             try:
                 pdf = await spec.render(context, decoded[1])
             except GraphQLError as exc:
-                code = (exc.extensions or {}).get("code")
-                if code == "TOO_MANY_REQUESTS":  # an API key over its requests per minute
-                    retry = str((exc.extensions or {}).get("retryAfter", 60))
-                    return JSONResponse({"error": code}, status_code=429, headers={"Retry-After": retry})
-                return JSONResponse({"error": code}, status_code=401 if code == "UNAUTHENTICATED" else 403)
+                return document_refusal(exc, language)
             finally:
                 await context.close()
             return Response(pdf, media_type="application/pdf", headers={

@@ -174,11 +174,12 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     with multiprocess_metrics(workers):  # every worker's counts in /metrics; set up before any worker starts
         if workers > 1:
             uvicorn.run("tradecert.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        log_config=None, proxy_headers=False)
+                        log_config=None, access_log=False, proxy_headers=False)
         else:
             from tradecert.app import create_app
 
-            uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)
+            uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False,
+                        proxy_headers=False)  # access_log: tradecert.http logs each request once (tradecert/app.py)
 
 
 def _require_gateway(settings: Settings) -> None:

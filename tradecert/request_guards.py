@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import NoReturn
 
 from cross_web import HTTPException
@@ -21,27 +22,78 @@ from graphql.language import Lexer, Source, TokenKind
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from resolvers.core import messages
+from resolvers.core.messages import Words
+
 MAX_JSON_DEPTH = 32  # our deepest input nests 4 levels; 100,000 levels would exhaust the recursion limit
 _UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")  # after JSON decoding, a surrogate left in a str is unpaired
 _CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 
 class Refused(HTTPException):
-    """A request the edge answers itself; ``field`` is the JSON path of the offending value."""
+    """A request the edge answers itself; ``field`` is the JSON path of the offending value.
+    ``message`` is ``Words`` (answered in the request's language) or a text already in it."""
 
-    def __init__(self, status: int, code: str, message: str, field: list[str] | None = None) -> None:
-        super().__init__(status, message)
+    def __init__(self, status: int, code: str, message: Words | str, field: list[str] | None = None) -> None:
+        super().__init__(status, message.en if isinstance(message, Words) else message)
         self.code = code
         self.field = field
+        self.words = message if isinstance(message, Words) else None
 
 
-def refusal(exc: HTTPException) -> JSONResponse:
-    """The JSON answer for a refusal of ours or one of strawberry's HTTP errors."""
+# strawberry's refusals of a request (strawberry/http), in our words
+_STRAWBERRY: tuple[tuple[re.Pattern[str], Words], ...] = (
+    (re.compile(r"^No GraphQL query found"), messages.NO_QUERY),
+    (re.compile(r"^The GraphQL operation's `query` must be"), messages.PARAMETER_NOT_OF_TYPE.format(
+        name="query", kind="文字列", kind_en="a string")),
+    (re.compile(r"^The GraphQL operation's `variables` must be"), messages.PARAMETER_NOT_OF_TYPE.format(
+        name="variables", kind="オブジェクト", kind_en="an object")),
+    (re.compile(r"^The GraphQL operation's `extensions` must be"), messages.PARAMETER_NOT_OF_TYPE.format(
+        name="extensions", kind="オブジェクト", kind_en="an object")),
+    (re.compile(r"^Unable to parse request body as JSON"), messages.BODY_NOT_JSON),
+    (re.compile(r"^Batching is not enabled"), messages.BATCH_REFUSED),
+    (re.compile(r"^Not Found$"), messages.NOT_SERVED),
+)
+
+
+def _words_of(exc: HTTPException) -> Words:
+    if isinstance(exc, Refused) and exc.words is not None:
+        return exc.words
+    if isinstance(exc, Refused):
+        return Words(exc.reason, exc.reason)  # already in the request's language
+    for pattern, words in _STRAWBERRY:
+        if pattern.match(exc.reason):
+            return words
+    return messages.REQUEST_REFUSED.format(status=exc.status_code)
+
+
+def refusal(exc: HTTPException, language: str = "ja") -> JSONResponse:
+    """The JSON answer, in ``language``, for a refusal of ours or one of strawberry's HTTP errors."""
     ours = exc if isinstance(exc, Refused) else None
     extensions: dict[str, object] = {"code": (ours and ours.code) or _CODES.get(exc.status_code, "BAD_REQUEST")}
     if ours and ours.field:
         extensions["field"] = ours.field
-    return JSONResponse({"errors": [{"message": exc.reason, "extensions": extensions}]}, status_code=exc.status_code)
+    message = _words_of(exc).in_(language)
+    return JSONResponse({"errors": [{"message": message, "extensions": extensions}]}, status_code=exc.status_code)
+
+
+def language_of(accept_language: str) -> str:
+    """'en' when English is preferred over Japanese in Accept-Language, else 'ja'."""
+    best, best_q = "ja", -1.0
+    for part in accept_language.split(","):
+        piece = part.strip().split(";")
+        tag = piece[0].strip().lower()
+        q = 1.0
+        for param in piece[1:]:
+            if param.strip().startswith("q="):
+                try:
+                    q = float(param.strip()[2:])
+                except ValueError:
+                    q = 0.0
+        lang = "en" if tag.startswith("en") else "ja" if tag.startswith("ja") else None
+        if lang and q > best_q:
+            best, best_q = lang, q
+    return best
 
 
 def _unsafe_text(field: list[str]) -> Refused:
@@ -58,15 +110,15 @@ def decode_graphql_body(data: bytes | str, max_tokens: int) -> object:
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
-        raise Refused(400, "BAD_REQUEST", "The body is not UTF-8.") from None
+        raise Refused(400, "BAD_REQUEST", messages.BODY_NOT_UTF8) from None
     try:
         body: object = json.loads(text, parse_constant=_not_a_constant)
     except RecursionError:
-        raise Refused(400, "BAD_REQUEST", "The JSON body is nested too deeply.") from None
+        raise Refused(400, "BAD_REQUEST", messages.BODY_TOO_DEEP) from None
     except ValueError:  # JSONDecodeError, NaN, a number of more than 4,300 digits
-        raise Refused(400, "BAD_REQUEST", "The body is not valid JSON.") from None
+        raise Refused(400, "BAD_REQUEST", messages.BODY_NOT_JSON) from None
     if not isinstance(body, (dict, list)):  # a list is a batch: strawberry refuses it (batching is off)
-        raise Refused(400, "BAD_REQUEST", "The body must be a JSON object with a query.")
+        raise Refused(400, "BAD_REQUEST", messages.BODY_NOT_AN_OBJECT)
     _check_values(body)
     for operation in body if isinstance(body, list) else [body]:
         query = operation.get("query") if isinstance(operation, dict) else None
@@ -85,7 +137,7 @@ def _check_values(body: object) -> None:
                 raise _unsafe_text(path)
         elif isinstance(value, (dict, list)):
             if len(path) >= MAX_JSON_DEPTH:
-                raise Refused(400, "BAD_REQUEST", "The JSON body is nested too deeply.", path[:8])
+                raise Refused(400, "BAD_REQUEST", messages.BODY_TOO_DEEP, path[:8])
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if isinstance(key, str) and _UNSAFE_TEXT.search(key):
@@ -128,10 +180,12 @@ class UrlGuard:
             await self.app(scope, receive, send)
             return
         query = scope.get("query_string", b"")
+        accept_language = dict(scope.get("headers") or []).get(b"accept-language", b"").decode("latin-1")
+        language = language_of(accept_language)
         if b"%00" in query or b"\x00" in query or "\x00" in scope.get("path", ""):
-            await refusal(_unsafe_text(["url"]))(scope, receive, send)
+            await refusal(_unsafe_text(["url"]), language)(scope, receive, send)
             return
-        too_large = refusal(Refused(413, "BAD_REQUEST", f"The body is larger than {self.max_body_bytes} bytes."))
+        too_large = refusal(Refused(413, "BAD_REQUEST", messages.BODY_TOO_LARGE.format(limit=self.max_body_bytes)), language)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await too_large(scope, receive, send)
@@ -158,3 +212,33 @@ class UrlGuard:
         except BodyTooLarge:
             if not started:
                 await too_large(scope, receive, send)
+
+
+# --------------------------------------------------------------------------- answers outside GraphQL
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
+                   **extensions: object) -> JSONResponse:
+    """A refusal in the documented error shape (docs/api.md, Errors):
+    ``{"errors": [{"message": …, "extensions": {"code": …}}]}``."""
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code, **extensions}}]},
+                        status_code=status, headers=dict(headers or {}))
+
+
+def document_refusal(error: GraphQLError, language: str) -> JSONResponse:
+    """A PDF route's answer when the document is not served (docs/api.md, Documents (PDF)).
+
+    The renderers refuse an id that does not exist, one of an object the viewer may not see
+    and a document not available now alike (``Forbidden()``): all three are 404 NOT_FOUND, as
+    an id out of reach reads as "not found" everywhere (docs/api.md, IDs), so an id of someone
+    else's object is never confirmed. A refusal with a reason of its own (an API key asking for
+    what only a person may do) stays 403 FORBIDDEN; no session is 401; a key over its rate 429."""
+    from resolvers.core.errors import ErrorCode, Forbidden, TooManyRequests, Unauthenticated, localised
+
+    if isinstance(error, TooManyRequests):
+        return error_response(429, ErrorCode.TOO_MANY_REQUESTS.value, localised(error, language),
+                              {"Retry-After": str(error.retry_after)}, retryAfter=error.retry_after)
+    if isinstance(error, Unauthenticated):
+        return error_response(401, "UNAUTHENTICATED", localised(error, language))
+    if isinstance(error, Forbidden) and error.words is not Forbidden.words:
+        return error_response(403, "FORBIDDEN", localised(error, language))
+    return error_response(404, ErrorCode.NOT_FOUND.value, ErrorCode.NOT_FOUND.message(language))

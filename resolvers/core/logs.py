@@ -1,4 +1,5 @@
-"""JSON logs carrying the request id of the request being served, with secrets in URLs redacted."""
+"""Logs carrying the request id of the request being served, with secrets in URLs redacted:
+JSON lines in production, one readable line a record in development (``TRADECERT_LOG_JSON``)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,35 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
+class ReadableFormatter(logging.Formatter):
+    """One line a person reads in a terminal: ``10:00:01 INFO  tradecert.http  POST /graphql 200
+    3.1ms  [request id]`` (the id only for a record of a request; the full id, which a client may
+    have sent as X-Request-ID to find its request)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-5s %(name)s  %(message)s%(request_suffix)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        request_id = getattr(record, "request_id", None)
+        extras = {key: value for key, value in record.__dict__.items() if key not in _SHOWN}
+        record.request_suffix = ("".join(f"  {key}={_plain(value)}" for key, value in extras.items())
+                                 + (f"  [{request_id}]" if request_id else ""))
+        return super().format(record)
+
+
+# a record's own attributes, and the access line's fields its message already says
+_SHOWN = frozenset({*logging.makeLogRecord({}).__dict__, "message", "asctime", "request_id", "request_suffix",
+                    "method", "path", "status", "ms", "client", "taskName"})
+
+
+def _plain(value: object) -> str:
+    """An extra field (``problems``, ``rejected_version``) on one line."""
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(item) for item in value)
+    return str(value)
+
+
+def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     if json_output:
@@ -64,7 +93,7 @@ def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+        handler.setFormatter(ReadableFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_tradecert", False):

@@ -80,3 +80,83 @@ NOT_A_CURSOR: Final = Words("この一覧のカーソルではありません。
                             "not a cursor of this list; pass the endCursor of the previous page")
 FIRST: Final = "first"  # argument names: the same in both languages
 AFTER: Final = "after"
+
+# --------------------------------------------------------------------------- the HTTP edge: requests it refuses itself
+
+CROSS_SITE_REFUSED: Final = Words("他のサイトからの要求は受け付けません。このサーバーの画面、または許可されたオリジンから送ってください。",
+                                  "Cross-site request refused; send it from this server's pages or an allowed origin.")
+POST_A_JSON_BODY: Final = Words("GraphQLの要求はJSONの本文(Content-Type: application/json)でPOSTしてください。",
+                                "POST a JSON body (Content-Type: application/json).")
+NO_QUERIES_OVER_GET: Final = Words("GETではクエリを実行できません。JSONの本文でPOSTしてください。",
+                                   "Queries are not allowed over GET; POST a JSON body instead.")
+POST_ONLY: Final = Words("/graphql はPOST(JSONの本文)だけを受け付けます。",
+                         "/graphql takes POST (a JSON body) only.")
+POST_ONLY_OR_EXPLORER: Final = Words("/graphql はPOST(JSONの本文)だけを受け付けます(GETはブラウザ用のGraphiQL画面です)。",
+                                     "/graphql takes POST (a JSON body) only (GET is the GraphiQL page, for a browser).")
+
+# --------------------------------------------------------------------------- limits of one request (docs/api.md, Limits)
+
+QUERY_TOO_COSTLY: Final = Words(
+    "このクエリの結果は大きすぎます(見積もり値の上限は{limit})。firstを小さくするか、項目や別名を減らすか、複数の要求に分けてください。",
+    "This query asks for too much (its estimated answer exceeds {limit} values); ask smaller pages (first), "
+    "fewer fields or aliases, or split it into several requests.")
+RESPONSE_TOO_LARGE: Final = Words(
+    "結果が大きすぎるため返せません(上限{limit}バイト)。firstを小さくするか、項目を減らしてください。",
+    "The answer is too large to send (over {limit} bytes); ask smaller pages (first) or fewer fields.")
+QUERY_TIMEOUT: Final = Words(
+    "クエリが制限時間({seconds}秒)内に終わりませんでした。firstを小さくするか、項目を減らして再度お試しください。",
+    "The query did not finish within its time budget ({seconds} s); ask smaller pages (first) or fewer fields, "
+    "then try again.")
+
+# --------------------------------------------------------------------------- documents graphql-core refuses
+# graphql-core and strawberry word a document they refuse in English, for a developer; these
+# are the same refusals in our words (schema/request_errors.py maps their messages here).
+# Names of the schema ({field}, {type}, …) read the same in both languages.
+
+SYNTAX_ERROR: Final = Words("GraphQLの構文が正しくありません({line}行{column}列): {detail}。",
+                            "Syntax error (line {line}, column {column}): {detail}.")
+SYNTAX_EXPECTED: Final = Words("{expected}が必要な位置に{found}があります", "expected {expected}, found {found}")
+SYNTAX_UNEXPECTED: Final = Words("予期しない{found}があります", "unexpected {found}")
+SYNTAX_OTHER: Final = Words("書き方を確認してください", "check how it is written")
+TOO_MANY_TOKENS: Final = Words("クエリが長すぎます(トークン数の上限は{limit})。クエリを短くするか、分けて送ってください。",
+                               "The query is too long (more than {limit} tokens); shorten it or split it.")
+TOO_DEEP: Final = Words("クエリの入れ子が深すぎます(上限{limit}段)。入れ子を浅くしてください。",
+                        "The query nests too deeply (at most {limit} levels); make it shallower.")
+TOO_MANY_ALIASES: Final = Words("別名(alias)が多すぎます({count}個、上限{limit}個)。要求を分けてください。",
+                                "Too many aliases ({count}; at most {limit}); split the request.")
+UNKNOWN_QUERY_FIELD: Final = Words("{type}に{field}というフィールドはありません", "{type} has no field {field}")
+UNKNOWN_ARGUMENT: Final = Words("{owner}に{argument}という引数はありません", "{owner} has no argument {argument}")
+MISSING_ARGUMENT: Final = Words("{field}の必須の引数{argument}({type})がありません",
+                                "{field} needs its argument {argument} ({type})")
+NEEDS_SELECTION: Final = Words("{field}({type})には取得する項目を {{ }} で指定してください",
+                               "{field} ({type}) needs a selection of its fields in {{ }}")
+NO_SELECTION: Final = Words("{field}({type})には項目を指定できません。{{ }} を外してください",
+                            "{field} ({type}) has no fields to select; remove the {{ }}")
+UNKNOWN_TYPE: Final = Words("{type}という型はありません", "there is no type {type}")
+UNUSED_VARIABLE: Final = Words("変数${name}が使われていません", "the variable ${name} is never used")
+UNDEFINED_VARIABLE: Final = Words("変数${name}が宣言されていません", "the variable ${name} is not declared")
+VARIABLE_TYPE_MISMATCH: Final = Words("変数${name}の型{type}は、使われている位置の型{expected}に合いません",
+                                      "the variable ${name} of type {type} does not fit where {expected} is expected")
+UNKNOWN_FRAGMENT: Final = Words("フラグメント{name}がありません", "there is no fragment {name}")
+UNUSED_FRAGMENT: Final = Words("フラグメント{name}が使われていません", "the fragment {name} is never used")
+UNKNOWN_OPERATION: Final = Words("{name}という操作はこのクエリにありません", "the query has no operation named {name}")
+OPERATION_NAME_NEEDED: Final = Words("複数の操作があるときはoperationNameを指定してください",
+                                     "give an operationName when the query has several operations")
+DUPLICATE_OPERATION: Final = Words("操作の名前{name}が重複しています", "there are two operations named {name}")
+INTROSPECTION_DISABLED: Final = Words("この環境ではスキーマの照会(introspection)はできません(フィールド{field})",
+                                      "introspection is turned off here (field {field})")
+INVALID_DOCUMENT: Final = Words("クエリがスキーマに合いません。schema/schema.graphql と照らして直してください(詳細はextensions.detail)。",
+                                "The query does not fit the schema; check it against schema/schema.graphql (extensions.detail).")
+IN_THE_QUERY: Final = Words("クエリが正しくありません: {problem}。", "The query is not valid: {problem}.")
+BODY_NOT_UTF8: Final = Words("本文がUTF-8ではありません。UTF-8のJSONで送ってください。", "The body is not UTF-8.")
+BODY_NOT_JSON: Final = Words("本文がJSONとして読めません。", "The body is not valid JSON.")
+BODY_TOO_DEEP: Final = Words("本文のJSONの入れ子が深すぎます。", "The JSON body is nested too deeply.")
+BODY_NOT_AN_OBJECT: Final = Words("本文はqueryを含むJSONオブジェクトにしてください。", "The body must be a JSON object with a query.")
+BODY_TOO_LARGE: Final = Words("本文が大きすぎます(上限{limit}バイト)。", "The body is larger than {limit} bytes.")
+NO_QUERY: Final = Words("GraphQLのクエリ(query)がありません。", "No GraphQL query found in the request.")
+PARAMETER_NOT_OF_TYPE: Final = Words("{name}は{kind}で指定してください(省略またはnullも可)。",
+                                     "The GraphQL operation's `{name}` must be {kind_en} or null, if provided.")
+BATCH_REFUSED: Final = Words("複数の操作をまとめた要求(バッチ)は受け付けません。1要求に1操作で送ってください。",
+                             "Batching is not enabled: send one operation a request.")
+NOT_SERVED: Final = Words("このアドレスでは提供していません。", "Not found.")
+REQUEST_REFUSED: Final = Words("この要求は処理できません(HTTP {status})。", "The request was refused (HTTP {status}).")

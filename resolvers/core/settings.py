@@ -114,9 +114,12 @@ class Settings:
     max_query_depth: int = 12
     max_query_tokens: int = 2000
     max_aliases: int = 30
+    max_query_cost: int = 20_000  # values an answer may hold, estimated before it runs (schema/cost.py)
+    max_response_bytes: int = 4_194_304  # 4 MiB of JSON: a page of 100 applications with every relation is < 1 MiB
+    query_seconds: float = 10.0  # time budget of one query operation
     rules_poll_seconds: float = 2.0
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool = False  # JSON lines (production's default) or one readable line a record
     session_idle_minutes: int = 30  # a session unused this long ends
     session_absolute_hours: int = 12  # a session ends this long after login, used or not
     login_lock_after: int = 5  # failed logins in a row before the ID is refused for a while
@@ -172,9 +175,12 @@ class Settings:
             max_query_depth=_int(env, "TRADECERT_MAX_QUERY_DEPTH", 12),
             max_query_tokens=_int(env, "TRADECERT_MAX_QUERY_TOKENS", 2000),
             max_aliases=_int(env, "TRADECERT_MAX_ALIASES", 30),
+            max_query_cost=_int(env, "TRADECERT_MAX_QUERY_COST", 20_000),
+            max_response_bytes=_int(env, "TRADECERT_MAX_RESPONSE_BYTES", 4_194_304),
+            query_seconds=float(env.get("TRADECERT_QUERY_SECONDS") or 10.0),
             rules_poll_seconds=float(env.get("TRADECERT_RULES_POLL_SECONDS") or 2.0),
             log_level=(env.get("TRADECERT_LOG_LEVEL") or "INFO").upper(),
-            log_json=_bool(env.get("TRADECERT_LOG_JSON"), True),
+            log_json=_bool(env.get("TRADECERT_LOG_JSON"), production),  # a person reads the terminal in development
             session_idle_minutes=_int(env, "TRADECERT_SESSION_IDLE_MINUTES", 30),
             session_absolute_hours=_int(env, "TRADECERT_SESSION_ABSOLUTE_HOURS", 12),
             login_lock_after=_int(env, "TRADECERT_LOGIN_LOCK_AFTER", 5),

@@ -214,10 +214,10 @@ async def test_the_form_any_time_and_the_approval_notice_from_the_start_date(liv
     assert node["approvalNoticePdfUrl"] is None
     form = httpx.get(node["formPdfUrl"], headers=office(live))
     assert form.status_code == 200 and "1200001A" in pdf_text(tmp_path, form.content, "form.pdf")
-    assert httpx.get(node["formPdfUrl"], headers=bearer(login(live, "signer-2701000002")["token"])).status_code == 403
+    assert httpx.get(node["formPdfUrl"], headers=bearer(login(live, "signer-2701000002")["token"])).status_code == 404
     live.graphql(APPROVE, {"id": app["id"], "d": "2026-12-08"}, headers=center(live))
     notice_url = node["formPdfUrl"].replace("form.pdf", "approval-notice.pdf")
-    assert httpx.get(notice_url, headers=office(live)).status_code == 403  # before the start date
+    assert httpx.get(notice_url, headers=office(live)).status_code == 404  # before the start date
     live.clock.set(tokyo(2026, 12, 8, 9, 0))
     node = live.graphql(urls, {"id": app["id"]}, headers=office(live)).json()["data"]["node"]
     response = httpx.get(node["approvalNoticePdfUrl"], headers=office(live))

@@ -73,7 +73,7 @@ async def test_pay_approved_applications_by_card_then_statements_and_a_verifiabl
     assert live.graphql(STATEMENTS, {"m": "2026-04"}, headers=as_user(live, "signer2-2701000002")).json()["data"]["cardStatements"] == []
     assert live.graphql(STATEMENTS, {"m": "2026-05"}, headers=signer).json()["data"]["cardStatements"] == []
     url = next(s["pdfUrl"] for s in statements if s["application"]["certificateNumber"] == issued["certificateNumber"])
-    assert httpx.get(url, headers=as_user(live, "signer2-2701000002")).status_code == 403
+    assert httpx.get(url, headers=as_user(live, "signer2-2701000002")).status_code == 404
     text = pdf_text(tmp_path, httpx.get(url, headers=signer).content, "statement.pdf")
     for expected in ("利用明細", "日本商工会議所", "T5010005003975", "大阪商工会議所", "原産地証明書(日本産)",
                      issued["certificateNumber"], "CARD-1", "1,210円", "110円", "一括"):
@@ -115,7 +115,7 @@ async def test_pay_approved_applications_by_card_then_statements_and_a_verifiabl
     live.clock.set(tokyo(2026, 4, 16, 0, 1))
     signer = as_user(live, "signer-2701000002")
     assert node(live, signer, first)["certificatePdfUrl"] is None
-    assert httpx.get(issued["certificatePdfUrl"], headers=signer).status_code == 403
+    assert httpx.get(issued["certificatePdfUrl"], headers=signer).status_code == 404
 
 
 async def test_a_six_minute_old_checkout_cannot_be_paid_and_the_applications_come_back(live):

@@ -76,8 +76,8 @@ async def test_a_card_order_is_paid_on_the_hosted_page_and_issued_at_once(live, 
     assert pdf_url.endswith("/card-statement.pdf")
     other = as_user(live, "signer2-2701000002")
     assert purchase_node(live, other, purchase["id"])["cardStatementPdfUrl"] is None
-    assert httpx.get(pdf_url, headers=other).status_code == 403
-    assert httpx.get(pdf_url, headers=as_user(live, "staff-2701")).status_code == 403
+    assert httpx.get(pdf_url, headers=other).status_code == 404
+    assert httpx.get(pdf_url, headers=as_user(live, "staff-2701")).status_code == 404
     assert httpx.get(pdf_url).status_code == 401
     response = httpx.get(pdf_url, headers=signer)
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"

@@ -129,6 +129,7 @@ class ModelServer:
             "TRADECERT_RUN_JOBS": "0", "TRADECERT_PUBLIC_URL": self.base,
             "TRADECERT_SIGNING_KEY_FILE": str(key), "TRADECERT_NACCS_KEY_FILE": str(workdir / "naccs-fernet.key"),
             "TRADECERT_LOG_LEVEL": "WARNING",  # no access log: the ERROR records are what the model reads
+            "TRADECERT_LOG_JSON": "1",  # logged_errors reads JSON lines (development's default is a readable line)
         }
         self.log_path = workdir / "serve.log"
         self.process: subprocess.Popen | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -104,7 +105,8 @@ def test_serve_demo_migrates_seeds_and_serves(tmp_path):
     assert ide.status_code == 200 and "graphiql" in ide.text.lower()
     assert answer.json() == {"data": {"feeSchedule": {"applicationFee": 3630}}}
     assert "demo data: 14 created" in output
-    assert '"request_id"' in output  # JSON logs carry the request id
+    # development logs a readable line a request, with its request id (JSON in production: test_request_log.py)
+    assert re.search(r"INFO +tradecert\.http +POST /graphql 200 [\d.]+ms +\[[0-9a-f]{32}\]", output), output
 
 
 def test_serve_refuses_to_start_on_invalid_rules(tmp_path, rules_copy):

@@ -13,28 +13,6 @@ from resolvers.core.clock import FixedClock
 from tests.conftest import settings_for, start_server, tokyo
 
 
-@pytest.fixture
-async def sqlite_live(tmp_path, rules_copy):
-    """A server on an embedded SQLite database (enough for transport-level behaviour)."""
-    from persistence import migrate
-    from persistence.db import Database
-
-    url = f"sqlite+aiosqlite:///{tmp_path / 'server.db'}"
-    db = Database(url)
-    await migrate.upgrade(db.engine)
-    await db.dispose()
-    servers = []
-
-    def start(**changes):
-        server = start_server(settings_for(url, rules_copy, **changes), FixedClock(tokyo(2026, 4, 1, 10)))
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await asyncio.to_thread(server.stop)
-
-
 async def test_health_readiness_and_metrics(sqlite_live):
     live = await asyncio.to_thread(sqlite_live)
     with live.client() as client:
@@ -123,10 +101,13 @@ async def test_depth_alias_and_token_limits(sqlite_live):
     aliases = "{ " + " ".join(f"a{i}: feeSchedule {{ on }}" for i in range(6)) + " }"
     tokens = "{ feeSchedule { " + " ".join("on" for _ in range(300)) + " } }"
     with live.client() as client:
-        for query, words in ((deep, "depth"), (aliases, "alias"), (tokens, "token")):
-            body = client.post("/graphql", json={"query": query}).json()
+        for query, words, japanese in ((deep, "depth", "入れ子が深すぎます(上限2段)"), (aliases, "alias", "別名(alias)が多すぎます(6個、上限5個)"),
+                                       (tokens, "token", "クエリが長すぎます(トークン数の上限は200)")):
+            body = client.post("/graphql", json={"query": query}, headers={"Accept-Language": "en"}).json()
             assert body.get("data") is None, body
             assert words in body["errors"][0]["message"].lower(), body
+            body = client.post("/graphql", json={"query": query}, headers={"Accept-Language": "ja"}).json()
+            assert japanese in body["errors"][0]["message"], body
 
 
 async def test_an_unexpected_error_is_masked_and_logged_with_the_request_id(sqlite_live, caplog):
