@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.models import NaccsApplication, NaccsNotice, NaccsOffice, NaccsTerminal, NaccsUserId
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import Forbidden
+from resolvers.core.sealing import fernet
 from resolvers.identity.accounts import Viewer, authorize, require_viewer
 from resolvers.naccs import use_cases as naccs
 from resolvers.naccs.names import IN_REVIEW_STATES, NaccsApplicationKind
@@ -115,7 +116,7 @@ class OfficeView:
 
 def reveal_password(services: Services, sealed: str) -> str:
     """The plain password of a sealed one (the key lives outside the database)."""
-    return naccs.fernet(services).decrypt(sealed.encode()).decode()
+    return fernet(services).decrypt(sealed.encode()).decode()
 
 
 # --------------------------------------------------------------------------- applications

@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import secrets
 import string
-import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet, MultiFernet
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +31,7 @@ from resolvers.core.context import Context, Services
 from resolvers.core.counters import next_number
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.core.messages import Words
+from resolvers.core.sealing import fernet
 from resolvers.core.transitions import transition
 from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
 from resolvers.naccs import messages as words
@@ -137,28 +134,6 @@ async def _receipt(session: AsyncSession) -> str:
 
 
 # --------------------------------------------------------------------------- passwords
-
-
-_key_lock = threading.Lock()
-
-
-def fernet(services: Services) -> MultiFernet:
-    """The keys that seal issued passwords (outside the database; created on first use
-    outside production). One key per line: the first seals, every line unseals, so a new key
-    goes on top and the old one is deleted once the longest viewing window has passed."""
-    path = Path(services.settings.naccs_key_file)
-    with _key_lock:
-        if not path.exists():
-            if services.settings.environment == "production":
-                raise RuntimeError(f"NACCS password key {path} is missing (TRADECERT_NACCS_KEY_FILE)")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(Fernet.generate_key())
-            except FileExistsError:
-                pass
-        return MultiFernet([Fernet(line) for line in path.read_bytes().split() if line])
 
 
 def new_password() -> str:

@@ -64,7 +64,7 @@ from resolvers.adapters.mail import queue_mail
 from resolvers.core.clock import TOKYO
 from resolvers.core.context import Services
 from resolvers.core.messages import Words
-from resolvers.naccs.use_cases import fernet
+from resolvers.core.sealing import fernet
 from resolvers.webhooks import destinations, signatures
 from resolvers.webhooks import messages as words
 from resolvers.webhooks.names import OPEN_STATUSES, WebhookDeliveryStatus

@@ -29,8 +29,8 @@ from resolvers.core.clock import TOKYO
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.core.messages import Words
+from resolvers.core.sealing import fernet
 from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
-from resolvers.naccs.use_cases import fernet
 from resolvers.webhooks import destinations, signatures
 from resolvers.webhooks import messages as words
 from resolvers.webhooks.names import OPEN_STATUSES, WebhookDeliveryStatus, WebhookEvent

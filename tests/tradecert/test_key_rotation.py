@@ -90,8 +90,8 @@ def test_keys_rotate_refuses_without_a_key_file(tmp_path):
 
 
 async def test_a_naccs_key_rotation_keeps_sealed_passwords_readable(tmp_path):
+    from resolvers.core.sealing import fernet
     from resolvers.core.settings import Settings
-    from resolvers.naccs.use_cases import fernet
     from tradecert.composition import build_services
 
     key_file = tmp_path / "naccs-fernet.key"
