@@ -50,6 +50,9 @@ TEMPLATES: dict[str, MailTemplate] = {
     "naccs.clarification": _t("receipt_number message", "receipt_number message"),
     "naccs.approved": _t("receipt_number start_date viewable_until", "receipt_number start_date"),
     "naccs.reissued": _t("receipt_number terminals", "receipt_number terminals"),
+    # issue 20: an account's API keys revoked with its password (to the account's own address)
+    "api_key.revoked_password_changed": _t("name username keys revoked_at", "keys"),
+    "api_key.revoked_password_reset": _t("name username keys revoked_at", "keys"),
 }
 
 

@@ -33,7 +33,7 @@ from resolvers.coupons.names import CouponEntryKind, PurchaseStatus
 from resolvers.coupons.purchases import cancel_in_session
 from resolvers.coupons.queries import coupon_relation
 from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
-from resolvers.identity.api_keys import revoke_keys_of
+from resolvers.identity.key_revocation import revoke_keys_of
 from resolvers.identity.names import AccountKind, Membership, RegistrationKind, SessionEnd
 from resolvers.payments.names import CardPaymentStatus
 
