@@ -450,10 +450,11 @@ async def change_password(ctx: Context, current_password: str, new_password: str
             .values(ended_at=now, end_reason=SessionEnd.PASSWORD_CHANGED)
         )
         # a key never outlives a login: one minted with the old password ends with its sessions
-        await revoke_keys_with_password(session, ctx.services.rules.current, ctx.clock.today(), now, who.account.id,
-                                        who.account.id, key_revocation.PASSWORD_CHANGED)
+        keys = await revoke_keys_with_password(session, ctx.services.rules.current, ctx.clock.today(), now,
+                                               who.account.id, who.account.id, key_revocation.PASSWORD_CHANGED)
         token = await _new_session(session, ctx, who.account.id, now)
-        audit(session, ctx, who.account, "account.change_own_password", target=f"Account:{who.account.id}")
+        audit(session, ctx, who.account, "account.change_own_password", target=f"Account:{who.account.id}",
+              detail=key_revocation.audit_detail(keys))
     _set_cookie(ctx, token)
     ctx.loaders.pop("viewer", None)
     return token

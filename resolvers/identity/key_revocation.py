@@ -58,3 +58,9 @@ async def revoke_keys_with_password(tx: AsyncSession, policy: PolicySet, today: 
             "revoked_at": now.astimezone(TOKYO).strftime(REVOKED_AT_FORMAT)})
         queue_mail(tx, now, template, owner.email, words.subject, words.body, account_id=account_id)
     return len(revoked)
+
+
+def audit_detail(revoked: int) -> str | None:
+    """The audit row's note of the keys a password change revoked (none: no note)."""
+    return f"{revoked} API key(s) revoked" if revoked else None
+

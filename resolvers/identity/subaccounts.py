@@ -277,15 +277,17 @@ async def update_sub_account(ctx: Context, account_id: int, name: str | None, pa
     now = ctx.clock.now()
     if password is not None:
         changes["password_hash"] = await hash_password(password)
+    keys = 0  # API keys revoked with a new password
     async with ctx.services.db.write() as session:
         if changes:
             await session.execute(update(Account).where(Account.id == target.id).values(**changes, updated_at=now))
         if password is not None:
             await _end_sessions(session, target.id, now, SessionEnd.PASSWORD_RESET)
-            await revoke_keys_with_password(session, ctx.services.rules.current, ctx.clock.today(), now, target.id,
-                                            who.id, key_revocation.PASSWORD_RESET)
+            keys = await revoke_keys_with_password(session, ctx.services.rules.current, ctx.clock.today(), now,
+                                                   target.id, who.id, key_revocation.PASSWORD_RESET)
         audit(session, ctx, who.account, "subaccount.update", target=f"Account:{target.id}",
-              detail=",".join(sorted(k for k in changes if k != "password_hash")) + (",password" if password else ""))
+              detail=",".join(sorted(k for k in changes if k != "password_hash")) + (",password" if password else "")
+              + (f"; {key_revocation.audit_detail(keys)}" if keys else ""))
     return await _load(ctx, target.id)
 
 
@@ -330,9 +332,10 @@ async def reset_account_password(ctx: Context, account_id: int, new_password: st
         held = await _may_reset(ctx, who, await _lock_account(tx, account_id))
         await tx.execute(update(Account).where(Account.id == held.id).values(password_hash=new_hash, updated_at=now))
         await _end_sessions(tx, held.id, now, SessionEnd.PASSWORD_RESET)
-        await revoke_keys_with_password(tx, ctx.services.rules.current, ctx.clock.today(), now, held.id, who.id,
-                                        key_revocation.PASSWORD_RESET)
-        audit(tx, ctx, who.account, "account.reset_password", target=f"Account:{held.id}")
+        keys = await revoke_keys_with_password(tx, ctx.services.rules.current, ctx.clock.today(), now, held.id, who.id,
+                                               key_revocation.PASSWORD_RESET)
+        audit(tx, ctx, who.account, "account.reset_password", target=f"Account:{held.id}",
+              detail=key_revocation.audit_detail(keys))
     return await _reread(ctx, account_id)
 
 

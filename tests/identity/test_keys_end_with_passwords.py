@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from persistence.models import ApiKey
+from persistence.models import ApiKey, AuditEntry
 from tests.applications.test_applications import ORIGIN
 from tests.identity.test_api_keys import CREATE_APP, ME, make_key, top_code
 from tests.identity.test_identity_sessions import CHANGE, PASSWORD, bearer, login
@@ -49,7 +49,9 @@ async def test_changing_ones_password_revokes_ones_keys_and_tells_by_mail(live, 
     assert live.graphql(ME, headers=bearer(done["token"])).json()["data"]["me"]["username"] == "signer-2701000002"
     async with db.read() as session:
         row = await session.scalar(select(ApiKey).where(ApiKey.prefix == stolen["apiKey"]["prefix"]))
-    assert row is not None and row.revoked_at == live.clock.now()
+        changed = await session.scalar(select(AuditEntry).where(AuditEntry.action == "account.change_own_password"))
+    assert row is not None and row.revoked_at == live.clock.now() and row.revoked_by_id == row.account_id
+    assert changed is not None and changed.detail == "1 API key(s) revoked"
 
     [body] = await revocation_mails(live, "zeiss@kakogawa.example")
     assert stolen["apiKey"]["prefix"] in body and "thief" in body and "signer-2701000002" in body
