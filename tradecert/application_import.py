@@ -26,8 +26,6 @@ from tradecert.mailbox import visible
 
 ENCODINGS = ("auto", "utf-8", "cp932")
 NOT_SUBMITTED = 3  # exit status: created, but some were not submitted
-# states of an application an earlier run of the same file submitted, which count as submitted
-ALREADY_SUBMITTED = ("SUBMITTED", "APPROVED", "ISSUED")
 WIDTH = 80
 SHOWN_PROBLEMS = 50  # a file with more gets the first 50 and a count: a terminal is not a log
 
@@ -63,9 +61,6 @@ class Report:
 
 
 async def _run(data: bytes, username: str, chamber: str | None, encoding: str, submit: bool, language: str) -> Report:
-    from sqlalchemy import select
-
-    from persistence.models import Application
     from resolvers.applications import bulk, queries
     from resolvers.applications.import_csv import CsvRefused, import_applications
     from resolvers.applications.messages import STATE_NAMES
@@ -105,10 +100,7 @@ async def _run(data: bytes, username: str, chamber: str | None, encoding: str, s
             # the same file again (a run that crashed or lacked coupons) names the same
             # applications: only the drafts are submitted; one an earlier run submitted is
             # reported as such, one put on hold or withdrawn meanwhile is left to the person
-            async with services.db.read() as session:
-                drafts = list((await session.scalars(select(Application.id).where(
-                    Application.id.in_(ids), Application.state == ApplicationState.DRAFT))).all())
-            drafts.sort(key=ids.index)
+            drafts = await bulk.drafts_among(ctx, ids)
             outcomes = dict(zip(drafts, await bulk.submit_applications(ctx, [str(i) for i in drafts], drafts),
                                 strict=True)) if drafts else {}
             views = await queries.applications_by_id(ctx, ids)
@@ -122,7 +114,7 @@ async def _run(data: bytes, username: str, chamber: str | None, encoding: str, s
                 elif outcome is not None:
                     why = "; ".join(r.message(language) for r in outcome.refusals)
                     submitted.append(Line(row.line, f"{invoice} not submitted: {why}", ok=False))
-                elif view.state in ALREADY_SUBMITTED:
+                elif view.state in (ApplicationState.SUBMITTED, ApplicationState.APPROVED, ApplicationState.ISSUED):
                     submitted.append(Line(row.line, f"{invoice} already submitted, receipt {view.receipt_number}",
                                           already=True))
                 else:  # on hold or withdrawn since the earlier run: not submitted again behind anyone's back

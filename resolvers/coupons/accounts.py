@@ -169,7 +169,7 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
             Application.state.in_(ENDED_BY_WITHDRAWAL) | Application.checkout_payment_id.is_not(None)))).all()
         for app in await locks.applications(tx, open_ids):
             if app.state in ENDED_BY_WITHDRAWAL:
-                if app.state == ApplicationState.SUBMITTED:
+                if app.state in (ApplicationState.SUBMITTED, ApplicationState.APPROVED):  # a card one holds none
                     await give_back_coupon(tx, app, now, who.account.id, words.WITHDRAWAL_WITHDRAWS_APPLICATION)
                 await tx.execute(update(Application).where(Application.id == app.id)
                                  .values(state=ApplicationState.WITHDRAWN, updated_at=now))

@@ -7,8 +7,8 @@ the same transaction, and the key's owner is told by mail (rules/mail_templates.
 ``api_key.revoked_password_changed`` / ``api_key.revoked_password_reset``). Deleting a sub-ID
 and withdrawing a registration revoke keys too, without a mail (the account is gone).
 
-A leaf of the identity package: ``accounts`` and ``subaccounts`` call it, ``api_keys``
-re-exports ``revoke_keys_of``.
+A leaf of the identity package (``accounts`` imports it, so it imports no other module of
+it): ``accounts``, ``subaccounts`` and the withdrawal (resolvers/coupons/accounts.py) call it.
 """
 
 from __future__ import annotations
@@ -63,4 +63,3 @@ async def revoke_keys_with_password(tx: AsyncSession, policy: PolicySet, today: 
 def audit_detail(revoked: int) -> str | None:
     """The audit row's note of the keys a password change revoked (none: no note)."""
     return f"{revoked} API key(s) revoked" if revoked else None
-
