@@ -88,18 +88,26 @@ def pack_refund_deduction(policy: PolicySet, on: dt.date, product: str) -> Amoun
 
 def lot_refund(policy: PolicySet, bought_on: dt.date, membership: str, product: str, unused: int) -> int:
     """Refund for ``unused`` coupons of a lot bought on ``bought_on`` (membership change or
-    withdrawal): each coupon at the SINGLE price of the lot's own rules version; a
-    multi-coupon pack also gives back its discount (never below zero)."""
+    withdrawal): each coupon at the SINGLE price of the lot's own rules version; every
+    multi-coupon pack that still has unused coupons also gives back its discount, each
+    pack never below zero. A lot of one purchase line holds ``quantity`` packs of the
+    product's ``coupons`` (coupon_products.yaml) and is used oldest coupon first, so only
+    the first pack left can be partly used: ⌈unused / coupons⌉ packs remain
+    (eco-coupon-purchase-2022: each 30-pack refund is reduced by 1件)."""
     if unused <= 0:
         return 0
     single = coupon_product(policy, bought_on, membership, "SINGLE")
     bought = coupon_product(policy, bought_on, membership, product)
     if single is None or bought is None:
         raise LookupError(f"no {product}/SINGLE product for {membership} on {bought_on}")
-    gross = unused * single.price
-    if bought.coupons > 1:
-        gross -= pack_refund_deduction(policy, bought_on, product).value or 0
-    return max(gross, 0)
+    if bought.coupons <= 1:
+        return unused * single.price
+    deduction = pack_refund_deduction(policy, bought_on, product).value or 0
+    whole, partial = divmod(unused, bought.coupons)
+    refund = whole * max(bought.coupons * single.price - deduction, 0)
+    if partial:
+        refund += max(partial * single.price - deduction, 0)
+    return refund
 
 
 def refund_transfer_cost(policy: PolicySet, on: dt.date, refund: int) -> Amount:

@@ -51,6 +51,9 @@ TEMPLATES: dict[str, MailTemplate] = {
     "naccs.approved": _t("receipt_number start_date viewable_until", "receipt_number start_date"),
     "naccs.reissued": _t("receipt_number terminals", "receipt_number terminals"),
     "webhook.endpoint_disabled": _t("url reason reason_ja disabled_at", "url reason reason_ja"),
+    # issue 20: an account's API keys revoked with its password (to the account's own address)
+    "api_key.revoked_password_changed": _t("name username keys revoked_at", "keys"),
+    "api_key.revoked_password_reset": _t("name username keys revoked_at", "keys"),
 }
 
 

@@ -6,7 +6,10 @@ Every line is checked first; any problem is printed as ``line N, column X (name)
 and nothing is written (exit 1). Otherwise all lines become drafts in one transaction and
 each line's application id is printed (exit 0); ``--submit`` then submits each, in its own
 transaction, and prints its receipt number or why not (exit 3 when any was not submitted:
-the drafts stay, to be corrected and submitted). Output fits 80 columns.
+the drafts stay, to be corrected and submitted). Run again, the same file names the same
+applications: only the drafts are submitted, those an earlier run submitted are printed as
+"already submitted" (exit 0 when every line is submitted now), and one put on hold or
+withdrawn meanwhile is not submitted again (exit 3). Output fits 80 columns.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Line:
     number: int
     text: str
     ok: bool = True
+    already: bool = False  # submitted by an earlier run of the same file
 
 
 @dataclass(frozen=True)
@@ -53,11 +57,14 @@ class Report:
     problems: list[str]
     submitted: int = 0
     refused: int = 0
+    already: int = 0
 
 
 async def _run(data: bytes, username: str, chamber: str | None, encoding: str, submit: bool, language: str) -> Report:
     from resolvers.applications import bulk, queries
     from resolvers.applications.import_csv import CsvRefused, import_applications
+    from resolvers.applications.messages import STATE_NAMES
+    from resolvers.applications.names import ApplicationState
     from resolvers.core.errors import Forbidden, Unauthenticated
     from resolvers.core.settings import Settings
     from resolvers.identity.acting import NoSuchAccount, acting_as, context_as
@@ -90,19 +97,33 @@ async def _run(data: bytes, username: str, chamber: str | None, encoding: str, s
             if not submit:
                 return Report(imported.encoding, lines, [])
             ids = [app_id for _row, app_id in imported.created]
-            outcomes = await bulk.submit_applications(ctx, [str(i) for i in ids], ids)
-            views = await queries.applications_by_id(ctx, [o.application_id for o in outcomes if o.application_id])
+            # the same file again (a run that crashed or lacked coupons) names the same
+            # applications: only the drafts are submitted; one an earlier run submitted is
+            # reported as such, one put on hold or withdrawn meanwhile is left to the person
+            drafts = await bulk.drafts_among(ctx, ids)
+            outcomes = dict(zip(drafts, await bulk.submit_applications(ctx, [str(i) for i in drafts], drafts),
+                                strict=True)) if drafts else {}
+            views = await queries.applications_by_id(ctx, ids)
             submitted: list[Line] = []
-            for (row, _app_id), outcome in zip(imported.created, outcomes):
+            for row, app_id in imported.created:
                 invoice = row.data.invoice_number or ""
-                view = views.get(outcome.application_id) if outcome.application_id is not None else None
-                if view is not None:
+                outcome = outcomes.get(app_id)
+                view = views[app_id]
+                if outcome is not None and not outcome.refusals:
                     submitted.append(Line(row.line, f"{invoice} submitted, receipt {view.receipt_number}"))
-                else:
+                elif outcome is not None:
                     why = "; ".join(r.message(language) for r in outcome.refusals)
                     submitted.append(Line(row.line, f"{invoice} not submitted: {why}", ok=False))
+                elif view.state in (ApplicationState.SUBMITTED, ApplicationState.APPROVED, ApplicationState.ISSUED):
+                    submitted.append(Line(row.line, f"{invoice} already submitted, receipt {view.receipt_number}",
+                                          already=True))
+                else:  # on hold or withdrawn since the earlier run: not submitted again behind anyone's back
+                    state = STATE_NAMES[view.state].in_(language)
+                    submitted.append(Line(row.line, f"{invoice} not submitted again: {state}", ok=False))
             refused_count = sum(1 for line in submitted if not line.ok)
-            return Report(imported.encoding, submitted, [], len(submitted) - refused_count, refused_count)
+            already = sum(1 for line in submitted if line.already)
+            return Report(imported.encoding, submitted, [], len(submitted) - refused_count - already, refused_count,
+                          already)
         finally:
             await ctx.close()
     finally:
@@ -143,7 +164,11 @@ def applications_import(path: Path, username: str, chamber: str | None, encoding
     for line in report.lines:
         _say(out if line.ok else err, f"line {line.number}: {line.text}")
     if submit:
-        out.print(f"submitted {report.submitted}, not submitted {report.refused} (drafts: correct them and submit)"
-                  if report.refused else f"submitted {report.submitted}")
+        summary = f"submitted {report.submitted}"
+        if report.already:
+            summary += f", already submitted {report.already}"
+        if report.refused:
+            summary += f", not submitted {report.refused} (correct them and submit)"
+        out.print(summary)
         if report.refused:
             raise SystemExit(NOT_SUBMITTED)

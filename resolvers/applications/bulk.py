@@ -36,9 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import locks
 from persistence.db import dialect_insert
-from persistence.models import BulkRequest, BulkRequestItem
+from persistence.models import Application, BulkRequest, BulkRequestItem
 from resolvers.applications import messages as words
 from resolvers.applications import use_cases
+from resolvers.applications.names import ApplicationState
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.core.messages import Label
@@ -291,3 +292,14 @@ async def _submit_one(ctx: Context, who: Viewer, request_id: int | None, positio
         if await _record(tx, request_id, refused, ctx.clock.now()):
             return refused
     return await _recorded(ctx, request_id, position)
+
+
+async def drafts_among(ctx: Context, ids: Sequence[int]) -> list[int]:
+    """Which of ``ids`` (the viewer's, just imported or found again) are still drafts, in
+    the order given: what a re-run of an import submits (one statement). The submission
+    decides again under each application's lock."""
+    async with ctx.services.db.read() as session:
+        drafts = set((await session.scalars(select(Application.id).where(
+            Application.id.in_(ids), Application.state == ApplicationState.DRAFT))).all())
+    return [i for i in ids if i in drafts]
+

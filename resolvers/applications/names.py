@@ -17,6 +17,9 @@ class ApplicationState(StrEnum):
 # the applicant may still change these; a submitted one holds its coupon
 EDITABLE_STATES = (ApplicationState.DRAFT, ApplicationState.ON_HOLD)
 OPEN_STATES = (ApplicationState.DRAFT, ApplicationState.SUBMITTED, ApplicationState.ON_HOLD)
+# 退会 withdraws these: the open ones and an approved one whose card fee was never paid
+# (APPROVED is only ever a card application awaiting payment; paying it issues it)
+ENDED_BY_WITHDRAWAL = (*OPEN_STATES, ApplicationState.APPROVED)
 
 
 class CertificateType(StrEnum):

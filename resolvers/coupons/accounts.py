@@ -22,7 +22,7 @@ from persistence.models import (
     TradeRegistration,
 )
 from resolvers.adapters.gateway import gateway_of
-from resolvers.applications.names import OPEN_STATES, ApplicationState
+from resolvers.applications.names import ENDED_BY_WITHDRAWAL, ApplicationState
 from resolvers.applications.use_cases import give_back_coupon
 from resolvers.core import validation
 from resolvers.core.context import Context
@@ -33,7 +33,7 @@ from resolvers.coupons.names import CouponEntryKind, PurchaseStatus
 from resolvers.coupons.purchases import cancel_in_session
 from resolvers.coupons.queries import coupon_relation
 from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
-from resolvers.identity.api_keys import revoke_keys_of
+from resolvers.identity.key_revocation import revoke_keys_of
 from resolvers.identity.names import AccountKind, Membership, RegistrationKind, SessionEnd
 from resolvers.payments.names import CardPaymentStatus
 
@@ -140,7 +140,8 @@ async def mark_refund_paid(ctx: Context, refund_id: int) -> int:
 
 
 async def withdraw_registration(ctx: Context, registration_number: str, reason: str | None) -> tuple[TradeRegistration, list[Refund]]:
-    """退会: open applications are withdrawn (a submitted one's coupon comes back), unused
+    """退会: open applications and approved ones never paid are withdrawn (a submitted one's
+    coupon comes back), unused
     coupons are erased and refunded per lot (as on a membership change), an order
     awaiting payment is cancelled and every open card session closed (a late charge is
     owed back), the validity ends today, and every session of the registration's IDs
@@ -161,13 +162,14 @@ async def withdraw_registration(ctx: Context, registration_number: str, reason: 
         await tx.execute(update(TradeRegistration).where(TradeRegistration.id == registration.id)
                          .values(withdrawn_at=now, valid_until=today))
         # its open applications end with it: a submitted one gives its coupon back first, so
-        # the refund below pays for it (nobody can use or withdraw it any more)
+        # the refund below pays for it (nobody can use or withdraw it any more); an approved
+        # one never paid ends too (issue 20), else it stayed APPROVED for good, payable by nobody
         open_ids = (await tx.scalars(select(Application.id).where(
             Application.registration_id == registration.id,
-            Application.state.in_(OPEN_STATES) | Application.checkout_payment_id.is_not(None)))).all()
+            Application.state.in_(ENDED_BY_WITHDRAWAL) | Application.checkout_payment_id.is_not(None)))).all()
         for app in await locks.applications(tx, open_ids):
-            if app.state in OPEN_STATES:
-                if app.state == ApplicationState.SUBMITTED:
+            if app.state in ENDED_BY_WITHDRAWAL:
+                if app.state in (ApplicationState.SUBMITTED, ApplicationState.APPROVED):  # a card one holds none
                     await give_back_coupon(tx, app, now, who.account.id, words.WITHDRAWAL_WITHDRAWS_APPLICATION)
                 await tx.execute(update(Application).where(Application.id == app.id)
                                  .values(state=ApplicationState.WITHDRAWN, updated_at=now))

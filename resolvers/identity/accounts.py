@@ -48,7 +48,8 @@ from resolvers.core import ratelimit
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, TooManyRequests, Unauthenticated, UserFailure
 from resolvers.core.messages import Words
-from resolvers.identity import messages, queries
+from resolvers.identity import key_revocation, messages, queries
+from resolvers.identity.key_revocation import revoke_keys_with_password
 from resolvers.identity.names import (
     ECO_ACCOUNT_KINDS,
     NACCS_ACCOUNT_KINDS,
@@ -429,8 +430,8 @@ async def logout(ctx: Context, all_sessions: bool = False) -> None:
 
 
 async def change_password(ctx: Context, current_password: str, new_password: str) -> str:
-    """Change the viewer's own password; every session of the account ends and a new one
-    (returned) begins."""
+    """Change the viewer's own password; every session and API key of the account ends (the
+    owner is told by mail) and a new session (returned) begins."""
     who = await require_viewer(ctx)
     require_person(who, messages.CHANGE_PASSWORDS)
     await authorize(ctx, who, "account.change_own_password", {"self"})
@@ -448,8 +449,12 @@ async def change_password(ctx: Context, current_password: str, new_password: str
             update(Session).where(Session.account_id == who.account.id, Session.ended_at.is_(None))
             .values(ended_at=now, end_reason=SessionEnd.PASSWORD_CHANGED)
         )
+        # a key never outlives a login: one minted with the old password ends with its sessions
+        keys = await revoke_keys_with_password(session, ctx.services.rules.current, ctx.clock.today(), now,
+                                               who.account.id, who.account.id, key_revocation.PASSWORD_CHANGED)
         token = await _new_session(session, ctx, who.account.id, now)
-        audit(session, ctx, who.account, "account.change_own_password", target=f"Account:{who.account.id}")
+        audit(session, ctx, who.account, "account.change_own_password", target=f"Account:{who.account.id}",
+              detail=key_revocation.audit_detail(keys))
     _set_cookie(ctx, token)
     ctx.loaders.pop("viewer", None)
     return token

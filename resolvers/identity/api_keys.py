@@ -9,8 +9,9 @@ authenticates it and counts its requests); what only a person may do refuses it
 Who may do what is rules/permissions.yaml (``api_key.create`` / ``api_key.view`` /
 ``api_key.revoke``); this module works out how a key stands to the actor — ``self`` (the
 actor's own key), ``own_registration`` (a key of the actor's registration) — and asks.
-Deleting a sub-ID and withdrawing a registration revoke the keys of the accounts concerned,
-in their own transaction (``revoke_keys_of``).
+Deleting a sub-ID, withdrawing a registration and every password change or reset revoke the
+keys of the accounts concerned, in their own transaction (``revoke_keys_of``, from
+resolvers/identity/key_revocation.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, or_, select, update
 
 from persistence.models import Account, ApiKey
 from resolvers.core import validation
@@ -135,13 +135,6 @@ async def revoke_api_key(ctx: Context, key_id: int) -> int:
             await tx.execute(update(ApiKey).where(ApiKey.id == key.id).values(revoked_at=now, revoked_by_id=who.id))
             audit(tx, ctx, who.account, "api_key.revoke", target=f"ApiKey:{key.id}", detail=key.prefix)
     return key_id
-
-
-async def revoke_keys_of(tx: AsyncSession, accounts: Select[Any] | Sequence[int], now: dt.datetime, by_id: int) -> None:
-    """Inside the caller's unit: revoke every live key of ``accounts`` (ids, or a SELECT of
-    ids) — a deleted sub-ID, a withdrawn registration's IDs."""
-    await tx.execute(update(ApiKey).where(ApiKey.account_id.in_(accounts), ApiKey.revoked_at.is_(None))
-                     .values(revoked_at=now, revoked_by_id=by_id))
 
 
 # --------------------------------------------------------------------------- reads

@@ -23,7 +23,7 @@ from resolvers.core import ratelimit, validation
 from resolvers.core.clock import TOKYO
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
-from resolvers.identity import messages
+from resolvers.identity import key_revocation, messages
 from resolvers.identity.accounts import (
     Viewer,
     audit,
@@ -33,7 +33,7 @@ from resolvers.identity.accounts import (
     require_viewer,
     sub_account_scopes,
 )
-from resolvers.identity.api_keys import revoke_keys_of
+from resolvers.identity.key_revocation import revoke_keys_of, revoke_keys_with_password
 from resolvers.identity.names import AccountKind, AccountStatus, RegistrationKind, SessionEnd
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable, verify_password
 from rules import mail
@@ -278,13 +278,17 @@ async def update_sub_account(ctx: Context, account_id: int, name: str | None, pa
     now = ctx.clock.now()
     if password is not None:
         changes["password_hash"] = await hash_password(password)
+    keys = 0  # API keys revoked with a new password
     async with ctx.services.db.write() as session:
         if changes:
             await session.execute(update(Account).where(Account.id == target.id).values(**changes, updated_at=now))
         if password is not None:
             await _end_sessions(session, target.id, now, SessionEnd.PASSWORD_RESET)
+            keys = await revoke_keys_with_password(session, ctx.services.rules.current, ctx.clock.today(), now,
+                                                   target.id, who.id, key_revocation.PASSWORD_RESET)
         audit(session, ctx, who.account, "subaccount.update", target=f"Account:{target.id}",
-              detail=",".join(sorted(k for k in changes if k != "password_hash")) + (",password" if password else ""))
+              detail=",".join(sorted(k for k in changes if k != "password_hash")) + (",password" if password else "")
+              + (f"; {key_revocation.audit_detail(keys)}" if keys else ""))
     return await _load(ctx, target.id)
 
 
@@ -310,7 +314,8 @@ async def delete_sub_account(ctx: Context, account_id: int) -> Account:
 
 async def reset_account_password(ctx: Context, account_id: int, new_password: str) -> Account:
     """By the applicant's admin (its signers and activated sub-IDs) or the generating
-    signer (its sub-IDs) — whatever permissions.yaml says. All sessions of the account end.
+    signer (its sub-IDs) — whatever permissions.yaml says. All sessions and API keys of the
+    account end (the owner is told by mail).
 
     The argon2 hash is computed before the unit of work (it takes tens of milliseconds and
     must not hold a write lock); the unit then locks the account and decides again from
@@ -328,7 +333,10 @@ async def reset_account_password(ctx: Context, account_id: int, new_password: st
         held = await _may_reset(ctx, who, await _lock_account(tx, account_id))
         await tx.execute(update(Account).where(Account.id == held.id).values(password_hash=new_hash, updated_at=now))
         await _end_sessions(tx, held.id, now, SessionEnd.PASSWORD_RESET)
-        audit(tx, ctx, who.account, "account.reset_password", target=f"Account:{held.id}")
+        keys = await revoke_keys_with_password(tx, ctx.services.rules.current, ctx.clock.today(), now, held.id, who.id,
+                                               key_revocation.PASSWORD_RESET)
+        audit(tx, ctx, who.account, "account.reset_password", target=f"Account:{held.id}",
+              detail=key_revocation.audit_detail(keys))
     return await _reread(ctx, account_id)
 
 
