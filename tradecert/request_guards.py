@@ -45,11 +45,11 @@ class Refused(HTTPException):
 _STRAWBERRY: tuple[tuple[re.Pattern[str], Words], ...] = (
     (re.compile(r"^No GraphQL query found"), messages.NO_QUERY),
     (re.compile(r"^The GraphQL operation's `query` must be"), messages.PARAMETER_NOT_OF_TYPE.format(
-        name="query", kind="文字列", kind_en="a string")),
+        name="query", kind=messages.A_STRING)),
     (re.compile(r"^The GraphQL operation's `variables` must be"), messages.PARAMETER_NOT_OF_TYPE.format(
-        name="variables", kind="オブジェクト", kind_en="an object")),
+        name="variables", kind=messages.AN_OBJECT)),
     (re.compile(r"^The GraphQL operation's `extensions` must be"), messages.PARAMETER_NOT_OF_TYPE.format(
-        name="extensions", kind="オブジェクト", kind_en="an object")),
+        name="extensions", kind=messages.AN_OBJECT)),
     (re.compile(r"^Unable to parse request body as JSON"), messages.BODY_NOT_JSON),
     (re.compile(r"^Batching is not enabled"), messages.BATCH_REFUSED),
     (re.compile(r"^Not Found$"), messages.NOT_SERVED),

@@ -155,7 +155,9 @@ BODY_NOT_AN_OBJECT: Final = Words("本文はqueryを含むJSONオブジェクト
 BODY_TOO_LARGE: Final = Words("本文が大きすぎます(上限{limit}バイト)。", "The body is larger than {limit} bytes.")
 NO_QUERY: Final = Words("GraphQLのクエリ(query)がありません。", "No GraphQL query found in the request.")
 PARAMETER_NOT_OF_TYPE: Final = Words("{name}は{kind}で指定してください(省略またはnullも可)。",
-                                     "The GraphQL operation's `{name}` must be {kind_en} or null, if provided.")
+                                     "The GraphQL operation's `{name}` must be {kind} or null, if provided.")
+A_STRING: Final = Words("文字列", "a string")  # kinds for PARAMETER_NOT_OF_TYPE
+AN_OBJECT: Final = Words("オブジェクト", "an object")
 BATCH_REFUSED: Final = Words("複数の操作をまとめた要求(バッチ)は受け付けません。1要求に1操作で送ってください。",
                              "Batching is not enabled: send one operation a request.")
 NOT_SERVED: Final = Words("このアドレスでは提供していません。", "Not found.")
