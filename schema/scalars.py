@@ -23,7 +23,7 @@ FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 def serialize_datetime(value: dt.datetime) -> str:
     """ISO 8601 with the Asia/Tokyo offset. A naive value is UTC: it came from the database,
-    which stores UTC (persistence/models.py: UTCDateTime)."""
+    which stores UTC (persistence/models/base.py: UTCDateTime)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(TOKYO).isoformat()

@@ -1,5 +1,5 @@
 """Each state or kind is one StrEnum: the database accepts exactly its values (the CHECK
-constraints of persistence/models.py), and GraphQL shows exactly its members."""
+constraints of persistence/models/), and GraphQL shows exactly its members."""
 
 from __future__ import annotations
 
