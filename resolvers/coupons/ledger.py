@@ -121,6 +121,7 @@ async def credit(session: AsyncSession, *, registration_id: int, coupons: int, k
     if coupons <= 0:
         raise ValueError("credit takes a positive number of coupons")
     locks.require_registration(session, registration_id, "a coupon credit")
+    locks.note(session, "coupon_lot", [registration_id])  # level 3: the lots it writes
     await ensure_account(session, registration_id, now)
     entry_id = await _entry(session, registration_id, kind, coupons, key, now, actor_id, note, None, purchase_id)
     if entry_id is None:
@@ -301,6 +302,7 @@ async def debit(session: AsyncSession, *, registration_id: int, coupons: int, ki
     if coupons <= 0:
         raise ValueError("debit takes a positive number of coupons")
     locks.require_registration(session, registration_id, "a coupon debit")
+    locks.note(session, "coupon_lot", [registration_id])  # level 3: the lots it writes
     # no ensure_account: without an account row the guarded balance update finds nothing
     params: dict[str, Any] = {"p_registration_id": registration_id, "p_coupons": coupons, "p_kind": kind, "p_key": key,
                               "p_now": now, "p_actor_id": actor_id, "p_note": note}
@@ -324,6 +326,7 @@ async def give_back(session: AsyncSession, *, registration_id: int, of_key: str,
     """Undo a debit: the same coupons go back to the same lots (once per ``key``) — after
     reading the original, one statement on PostgreSQL, four on SQLite."""
     locks.require_registration(session, registration_id, "a coupon return")
+    locks.note(session, "coupon_lot", [registration_id])  # level 3: the lots it writes
     original = (await session.execute(select(ENTRIES.c.id, ENTRIES.c.coupons).where(
         ENTRIES.c.external_key == of_key, ENTRIES.c.registration_id == registration_id, ENTRIES.c.coupons < 0))).first()
     if original is None:
@@ -349,6 +352,7 @@ async def erase_and_refund(session: AsyncSession, policy: PolicySet, *, registra
     The lots are read after the registration's lock, so a coupon a concurrent hold gave
     back is either in them or not yet returned — never overwritten."""
     locks.require_registration(session, registration_id, "a coupon refund")
+    locks.note(session, "coupon_lot", [registration_id])  # level 3: the lots it writes
     await ensure_account(session, registration_id, now)
     lots = (await session.scalars(
         select(CouponLot).where(CouponLot.registration_id == registration_id, CouponLot.coupons_left > 0)
