@@ -74,7 +74,11 @@ from rules.limits import limit
 log = logging.getLogger("tradecert.webhooks")
 
 BATCH = 50  # deliveries claimed and not yet finished by one run, at most
-CONCURRENCY = 8  # requests in flight at once
+# Every claimed delivery starts at once: the per-endpoint limit is what keeps a hanging
+# endpoint to its own slots. A smaller shared gate (it was 8) let 8 hanging endpoints — one
+# registration may have 10 — hold every request of the run, so the next endpoint in turn
+# waited for their 10 s deadlines (outside testing of issue 20).
+CONCURRENCY = BATCH  # requests in flight at once, over at least BATCH / in-flight-per-endpoint endpoints
 ATTEMPT_SECONDS = 10.0  # one attempt, everything included
 TIMEOUT = httpx.Timeout(ATTEMPT_SECONDS, connect=5.0)  # per phase, inside the attempt's deadline
 RUN_SECONDS = 30.0  # no claim and no attempt starts later in a run: the rest waits for the next run

@@ -232,3 +232,29 @@ async def test_a_hanging_receiver_with_100_redeliveries_delays_another_registrat
     assert silent.most_at_once == 4  # webhook_in_flight_per_endpoint: the hanging endpoint never had more
     [sent] = nodes(deliveries(live, other, fresh["id"]))
     assert sent["status"] == "DELIVERED"
+
+
+async def test_ten_hanging_endpoints_of_one_registration_delay_another_registrations_event_by_under_10_s(live, receiver,
+                                                                                                         silent):
+    """webhook_endpoints_per_registration (10) endpoints that all hang: each holds its own
+    in-flight slots, and none of them makes another registration's fresh event wait for an
+    attempt's 10 s deadline (the run had 8 requests in flight in all, so the 9th endpoint in
+    turn waited for a hanging one to time out)."""
+    allow_loopback(live)
+    signer = as_user(live, "signer-2701000002")
+    hanging = [register(live, signer, f"{silent.url}/{i}", SUBMITTED)["endpoint"] for i in range(10)]
+    assert all(endpoint is not None for endpoint in hanging)
+    give_coupons(live, 1)
+    assert act(live, signer, "submitApplication", create(live, signer)["application"]["id"])["errors"] == []
+
+    other = as_user(live, "signer-2701000003")
+    register(live, other, receiver.url, SUBMITTED)
+    give_coupons(live, 1, registration="2701000003")
+    assert act(live, other, "submitApplication", create(live, other)["application"]["id"])["errors"] == []
+    created = time.monotonic()
+    outcome = await live.run_job("webhook-delivery")
+    assert receiver.received, outcome.message
+    delay = receiver.arrived[0] - created
+    print(f"another registration's event arrived {delay:.2f} s after it was queued ({outcome.message})")
+    assert delay < 10.0
+    assert silent.requests == 10  # every hanging endpoint was tried in the same run
