@@ -104,7 +104,8 @@ class Due:
     created_at: dt.datetime
     url: str
     secret_sealed: str
-    endpoint_disabled: bool
+    endpoint_disabled: bool  # deleted, or disabled by this job (``endpoint_suspended``) since the row was queued
+    endpoint_suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,15 +167,17 @@ async def _claim(services: Services, holder: str, now: dt.datetime, most: int | 
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(WebhookDelivery.id.in_(ids)))).all()}
     return [Due(r.id, r.endpoint_id, r.event, r.event_id, r.payload, r.attempts, r.created_at, r.url, r.secret_sealed,
-                r.disabled_at is not None or r.suspended_at is not None)
+                r.disabled_at is not None or r.suspended_at is not None,
+                r.disabled_at is None and r.suspended_at is not None)
             for r in (rows[i] for i in order if i in rows)]  # in the round-robin order
 
 
 async def _attempt(services: Services, client: httpx.AsyncClient, due: Due) -> Attempt:
     """One attempt under one deadline: a receiver (or its DNS) that answers slowly, however
     it spreads its bytes, costs at most ``ATTEMPT_SECONDS``."""
-    if due.endpoint_disabled:
-        return Attempt(None, words.ENDPOINT_DELETED_ERROR, final=True)
+    if due.endpoint_disabled:  # an event or redelivery queued as its endpoint was deleted or disabled
+        return Attempt(None, words.ENDPOINT_SUSPENDED_ERROR if due.endpoint_suspended else words.ENDPOINT_DELETED_ERROR,
+                       final=True)
     try:
         async with asyncio.timeout(ATTEMPT_SECONDS):
             return await _send(services, client, due)
