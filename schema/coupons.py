@@ -303,7 +303,7 @@ class CouponsMutation:
             failed=lambda errors: AdjustCouponsPayload(account=None, errors=errors),
         )
 
-    @strawberry.mutation(description="Chamber staff: member ⇄ non-member; unused coupons are erased and refunded per lot.")
+    @strawberry.mutation(description="Chamber staff: member ⇄ non-member; unused coupons are erased and refunded per lot, an order awaiting payment is cancelled.")
     async def set_membership(self, info: strawberry.Info[Context], input: SetMembershipInput) -> SetMembershipPayload:
         return await run_mutation(
             info, lambda: _registration_and_refunds(info, lambda: coupons.set_membership(

@@ -90,12 +90,14 @@ async def adjust_coupons(ctx: Context, registration_number: str, coupons: int, r
 async def set_membership(ctx: Context, registration_number: str,
                          membership: Membership) -> tuple[TradeRegistration, list[Refund]]:
     """Chamber staff change member ⇄ non-member: the history gets a new period, and the
-    unused coupons are erased and refunded per lot. The same status again
+    unused coupons are erased and refunded per lot; an order awaiting payment (priced at the
+    old status) is cancelled and its card session closed. The same status again
     changes nothing. Decided under the registration's lock, so a hold or a submission of
     the same registration runs wholly before or wholly after it."""
     who = await require_viewer(ctx)
     now = ctx.clock.now()
     refunds: list[Refund] = []
+    closed_sessions: list[str] = []
     async with ctx.services.db.write() as tx:
         registration = await _locked_registration(tx, ctx, who, registration_number, ["input", "registrationNumber"],
                                                   "coupon.adjust")
@@ -110,6 +112,20 @@ async def set_membership(ctx: Context, registration_number: str,
         if closed is None:  # the open period began at this very instant: a period cannot be empty
             raise UserFailure(ErrorCode.INVALID_STATE, ["input", "membership"], state=words.MEMBERSHIP_JUST_CHANGED)
         tx.add(RegistrationMembership(registration_id=registration.id, membership=membership, valid_from=now))
+        # an order awaiting payment is priced at the old status: paid later, it would issue the
+        # coupons this change erases and refunds (outside testing of issue 20) — it ends, as on 退会
+        pending = await tx.scalar(select(CouponPurchase).where(
+            CouponPurchase.registration_id == registration.id, CouponPurchase.status == PurchaseStatus.AWAITING_PAYMENT))
+        if pending is not None:
+            [pending] = await locks.purchases(tx, [pending.id])
+            card_id = await tx.scalar(select(CardPayment.id).where(CardPayment.purchase_id == pending.id,
+                                                                   CardPayment.status == CardPaymentStatus.OPEN))
+            card = await locks.card_payment(tx, card_id) if card_id is not None else None
+            await cancel_in_session(tx, pending, now, words.MEMBERSHIP_CHANGE_CANCELS_PURCHASE)
+            if card is not None and card.status == CardPaymentStatus.OPEN:  # a charge that still arrives is owed back
+                await tx.execute(update(CardPayment).where(CardPayment.id == card.id)
+                                 .values(status=CardPaymentStatus.CANCELLED, closed_at=now))
+                closed_sessions.append(card.gateway_session)
         refund, _ = await ledger.erase_and_refund(
             tx, ctx.services.rules.current, registration_id=registration.id, key=f"membership:{closed}",
             now=now, reason=words.MEMBERSHIP_CHANGE_REFUND.format(membership=membership), actor_id=who.account.id,
@@ -118,6 +134,8 @@ async def set_membership(ctx: Context, registration_number: str,
             refunds.append(refund)
         audit(tx, ctx, who.account, "registration.set_membership", target=f"TradeRegistration:{registration.id}",
               detail=f"{membership}; refund {refund.amount if refund else 0}")
+    for gateway_session in closed_sessions:  # after the commit: the provider is a network call
+        await gateway_of(ctx.services).cancel_session(ctx.services, gateway_session)
     return registration, refunds
 
 

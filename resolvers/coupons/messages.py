@@ -14,6 +14,7 @@ WITHDRAWAL_REFUND: Final = "退会に伴う未使用クーポンの返金"
 WITHDRAWAL_REFUND_WITH_REASON: Final = "退会に伴う未使用クーポンの返金 ({reason})"
 WITHDRAWAL_WITHDRAWS_APPLICATION: Final = "退会による取下げ"
 WITHDRAWAL_CANCELS_PURCHASE: Final = "退会による取消"
+MEMBERSHIP_CHANGE_CANCELS_PURCHASE: Final = "会員区分の変更による取消"
 
 # field labels (the {label} of an error message)
 REGISTRATION_NUMBER: Final = Words("貿易登録番号", "Trade registration number")

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
 
-from persistence.models import Account, ApiKey
+from persistence.models import Account, ApiKey, Session
 from resolvers.core import validation
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, Unauthenticated, UserFailure, UserFailures
@@ -78,7 +78,9 @@ def relations(who: Viewer, account_id: int, registration_id: int | None) -> set[
 async def create_api_key(ctx: Context, name: str, expires_at: dt.datetime | None) -> NewApiKey:
     """A new key for the viewer itself. At most ``api_keys_per_account`` live keys (rules/
     limits.yaml; revoked and expired ones do not count), decided in the unit that adds it,
-    under the account row's lock, so two parallel creations cannot both pass the count."""
+    under the account row's lock, so two parallel creations cannot both pass the count; under
+    that lock the asking session must still be live (a password change ends it, and the
+    change's own revocation would not see a key made after it)."""
     who = await require_viewer(ctx)
     require_person(who, messages.CREATE_API_KEYS)
     await authorize(ctx, who, "api_key.create", {"none"})
@@ -97,6 +99,11 @@ async def create_api_key(ctx: Context, name: str, expires_at: dt.datetime | None
                                   .execution_options(populate_existing=True))
         if account is None or account.deleted_at is not None or account.status != AccountStatus.ACTIVE:
             raise Unauthenticated()  # deleted while this request ran: its session (or key) ends with it
+        # a password change or reset that committed while this request ran ended the session
+        # that asks (it locks the account row first): a key made now would outlive the change
+        if who.session_id is not None and await tx.scalar(select(Session.id).where(
+                Session.id == who.session_id, Session.ended_at.is_(None))) is None:
+            raise Unauthenticated()
         live = await tx.scalar(select(func.count()).select_from(ApiKey).where(
             ApiKey.account_id == account.id, ApiKey.revoked_at.is_(None),
             or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))) or 0

@@ -74,7 +74,11 @@ from rules.limits import limit
 log = logging.getLogger("tradecert.webhooks")
 
 BATCH = 50  # deliveries claimed and not yet finished by one run, at most
-CONCURRENCY = 8  # requests in flight at once
+# Every claimed delivery starts at once: the per-endpoint limit is what keeps a hanging
+# endpoint to its own slots. A smaller shared gate (it was 8) let 8 hanging endpoints — one
+# registration may have 10 — hold every request of the run, so the next endpoint in turn
+# waited for their 10 s deadlines (outside testing of issue 20).
+CONCURRENCY = BATCH  # requests in flight at once, over at least BATCH / in-flight-per-endpoint endpoints
 ATTEMPT_SECONDS = 10.0  # one attempt, everything included
 TIMEOUT = httpx.Timeout(ATTEMPT_SECONDS, connect=5.0)  # per phase, inside the attempt's deadline
 RUN_SECONDS = 30.0  # no claim and no attempt starts later in a run: the rest waits for the next run
@@ -100,7 +104,8 @@ class Due:
     created_at: dt.datetime
     url: str
     secret_sealed: str
-    endpoint_disabled: bool
+    endpoint_disabled: bool  # deleted, or disabled by this job (``endpoint_suspended``) since the row was queued
+    endpoint_suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,15 +167,17 @@ async def _claim(services: Services, holder: str, now: dt.datetime, most: int | 
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(WebhookDelivery.id.in_(ids)))).all()}
     return [Due(r.id, r.endpoint_id, r.event, r.event_id, r.payload, r.attempts, r.created_at, r.url, r.secret_sealed,
-                r.disabled_at is not None or r.suspended_at is not None)
+                r.disabled_at is not None or r.suspended_at is not None,
+                r.disabled_at is None and r.suspended_at is not None)
             for r in (rows[i] for i in order if i in rows)]  # in the round-robin order
 
 
 async def _attempt(services: Services, client: httpx.AsyncClient, due: Due) -> Attempt:
     """One attempt under one deadline: a receiver (or its DNS) that answers slowly, however
     it spreads its bytes, costs at most ``ATTEMPT_SECONDS``."""
-    if due.endpoint_disabled:
-        return Attempt(None, words.ENDPOINT_DELETED_ERROR, final=True)
+    if due.endpoint_disabled:  # an event or redelivery queued as its endpoint was deleted or disabled
+        return Attempt(None, words.ENDPOINT_SUSPENDED_ERROR if due.endpoint_suspended else words.ENDPOINT_DELETED_ERROR,
+                       final=True)
     try:
         async with asyncio.timeout(ATTEMPT_SECONDS):
             return await _send(services, client, due)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from persistence.models import BankDeposit, CouponPurchase, OutboxMail, Refund
 from tests.conftest import pdf_text
+from tests.coupons.test_coupons_api import SET_MEMBERSHIP
 from tests.identity.test_subaccounts import as_user
 
 START = """mutation($lines: [CouponPurchaseLineInput!]!, $method: PurchaseMethod!, $key: String) {
@@ -302,3 +303,23 @@ async def test_the_transfer_request_pdf_is_real_japanese_text_for_those_who_may_
     for expected in ("振込依頼書", "日本商工会議所", "T5010005003975", purchase["orderNumber"], "71,390",
                      "内消費税額(10%): 6,490円", purchase["virtualAccount"]["accountNumber"]):
         assert expected in text, expected
+
+
+async def test_a_membership_change_cancels_the_order_awaiting_payment(live):
+    """A member's order priced at member prices, paid after the registration became a
+    non-member, would issue member-priced coupons the change had just erased and refunded: the
+    change cancels it (as 退会 does), and a deposit that still comes issues nothing."""
+    signer = as_user(live, "signer-2701000002")
+    staff = as_user(live, "staff-2701")
+    purchase = start(live, signer)["purchase"]
+    assert (purchase["membership"], purchase["amount"]) == ("MEMBER", 71390)
+    changed = live.graphql(SET_MEMBERSHIP, {"n": "2701000002", "m": "NON_MEMBER"}, headers=staff).json()["data"]["setMembership"]
+    assert changed["errors"] == []
+    checked = live.graphql(CHECK, {"id": purchase["id"]}, headers=staff).json()["data"]["checkPurchasePayment"]
+    assert checked["purchase"]["status"] == "CANCELLED"
+    assert checked["purchase"]["cancelReason"] == "会員区分の変更による取消"
+    deposit(live, staff, purchase["virtualAccount"]["accountNumber"], 71390, "INQ-AFTER-CHANGE")
+    seen = live.graphql(ACCOUNT, headers=signer).json()["data"]["couponAccount"]
+    assert (seen["balance"], seen["pending"]) == (0, 0)
+    assert live.graphql(CHECK, {"id": purchase["id"]}, headers=staff).json()["data"]["checkPurchasePayment"][
+        "purchase"]["status"] == "CANCELLED"

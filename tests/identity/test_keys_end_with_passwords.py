@@ -4,11 +4,14 @@ same transaction, and the key's owner is told by real mail. Over HTTP, on SQLite
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import asyncio
 
-from persistence.models import ApiKey, AuditEntry
+import pytest
+from sqlalchemy import select, text
+
+from persistence.models import Account, ApiKey, AuditEntry
 from tests.applications.test_applications import ORIGIN
-from tests.identity.test_api_keys import CREATE_APP, ME, make_key, top_code
+from tests.identity.test_api_keys import CREATE_APP, CREATE_KEY, ME, make_key, top_code
 from tests.identity.test_identity_sessions import CHANGE, PASSWORD, bearer, login
 from tests.identity.test_subaccounts import ACTIVATE, RESET, SUB_PASSWORD, as_user, create_sub, mailed_token, notify
 
@@ -97,3 +100,54 @@ async def test_a_password_change_without_keys_sends_no_revocation_mail(live):
     done = live.graphql(CHANGE, {"cur": PASSWORD, "new": "brand-new-pass-42"}, headers=owner).json()["data"]["changePassword"]
     assert done["errors"] == []
     assert await revocation_mails(live, "ichiro@nissho-test.example") == []
+
+
+async def _blocked_behind(session, holder_pid: int) -> set[int]:
+    """The backends waiting, directly or in a queue, on the lock ``holder_pid`` holds."""
+    rows = (await session.execute(text(
+        "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0"))).all()
+    waiting: set[int] = set()
+    grew = True
+    while grew:
+        grew = False
+        for pid, blockers in rows:
+            if pid not in waiting and ({holder_pid} | waiting) & set(blockers):
+                waiting.add(pid)
+                grew = True
+    return waiting
+
+
+async def _until_waiting(db, holder_pid: int, count: int) -> None:
+    for _ in range(200):  # bounded: 20 s
+        async with db.read() as session:
+            if len(await _blocked_behind(session, holder_pid)) >= count:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"fewer than {count} requests wait on the account row")
+
+
+async def test_a_key_made_by_a_session_the_password_change_ended_is_refused(live, migrated):
+    """The thief's createApiKey authenticated while the session was alive, then the owner's
+    changePassword committed first: the key must not be made (it would outlive the change).
+    PostgreSQL only: a held row lock lines the two requests up in that order (SQLite's write
+    units queue in the process, where a test cannot hold them at a chosen point)."""
+    target, db = migrated
+    if target.kind != "postgresql":
+        pytest.skip("the interleaving is held with a PostgreSQL row lock")
+    thief = as_user(live, "signer-2701000002")
+    owner = as_user(live, "signer-2701000002")
+    async with db.write() as holder:  # holds the account row: both requests queue behind it
+        holder_pid = await holder.scalar(text("SELECT pg_backend_pid()"))
+        await holder.execute(select(Account.id).where(Account.username == "signer-2701000002").with_for_update())
+        changing = asyncio.create_task(asyncio.to_thread(
+            live.graphql, CHANGE, {"cur": PASSWORD, "new": "brand-new-pass-42"}, owner))
+        await _until_waiting(db, holder_pid, 1)  # the change waits first ...
+        minting = asyncio.create_task(asyncio.to_thread(
+            live.graphql, CREATE_KEY, {"name": "thief", "expiresAt": None}, thief))
+        await _until_waiting(db, holder_pid, 2)  # ... the key, authenticated by the live session, behind it
+    changed = (await changing).json()["data"]["changePassword"]
+    minted = (await minting).json()
+    assert changed["errors"] == []
+    assert top_code(minted) == "UNAUTHENTICATED", minted
+    async with db.read() as session:
+        assert (await session.scalar(select(ApiKey.id).where(ApiKey.name == "thief"))) is None

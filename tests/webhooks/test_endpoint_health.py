@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import update
+
+from persistence.models import WebhookEndpoint
 from rules.limits import limit
 from tests.applications.test_applications import act, create, give_coupons
 from tests.identity.test_subaccounts import as_user
@@ -171,3 +174,22 @@ async def test_redeliveries_are_limited_per_registration_an_hour(live, receiver)
     assert redeliver(live, other, their_first["id"])["errors"] == []
     live.clock.advance(dt.timedelta(hours=1))
     assert redeliver(live, as_user(live, "signer-2701000002"), original["id"])["errors"] == []
+
+
+async def test_a_delivery_queued_while_its_endpoint_was_being_disabled_fails_as_disabled_not_deleted(live, migrated,
+                                                                                                    receiver):
+    """An event emitted (or a redelivery made) in the instant the delivery job disabled its
+    endpoint is left PENDING (the disabling unit did not see it): the job does not send it and
+    logs it as the endpoint's state is — disabled, which enableWebhookEndpoint resumes — never
+    "endpoint deleted"."""
+    _target, db = migrated
+    allow_loopback(live)
+    signer = as_user(live, "signer-2701000002")
+    endpoint = register(live, signer, receiver.url, SUBMITTED)["endpoint"]
+    submit(live, signer, "INV-RACE")
+    async with db.write() as tx:  # the disabling unit committed first; the PENDING row came after it
+        await tx.execute(update(WebhookEndpoint).values(suspended_at=live.clock.now(), suspended_reason="HTTP 410 Gone"))
+    assert (await live.run_job("webhook-delivery")).status == "ok"
+    assert receiver.received == []
+    [row] = nodes(deliveries(live, signer, endpoint["id"]))
+    assert (row["status"], row["lastError"]) == ("FAILED", "endpoint disabled")

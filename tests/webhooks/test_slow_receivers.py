@@ -6,6 +6,7 @@ not start, so a run always ends well inside its rows' two-minute lease."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import socket
@@ -232,3 +233,60 @@ async def test_a_hanging_receiver_with_100_redeliveries_delays_another_registrat
     assert silent.most_at_once == 4  # webhook_in_flight_per_endpoint: the hanging endpoint never had more
     [sent] = nodes(deliveries(live, other, fresh["id"]))
     assert sent["status"] == "DELIVERED"
+
+
+async def test_ten_hanging_endpoints_of_one_registration_delay_another_registrations_event_by_under_10_s(live, receiver,
+                                                                                                         silent):
+    """webhook_endpoints_per_registration (10) endpoints that all hang: each holds its own
+    in-flight slots, and none of them makes another registration's fresh event wait for an
+    attempt's 10 s deadline (the run had 8 requests in flight in all, so the 9th endpoint in
+    turn waited for a hanging one to time out)."""
+    allow_loopback(live)
+    signer = as_user(live, "signer-2701000002")
+    hanging = [register(live, signer, f"{silent.url}/{i}", SUBMITTED)["endpoint"] for i in range(10)]
+    assert all(endpoint is not None for endpoint in hanging)
+    give_coupons(live, 1)
+    assert act(live, signer, "submitApplication", create(live, signer)["application"]["id"])["errors"] == []
+
+    other = as_user(live, "signer-2701000003")
+    register(live, other, receiver.url, SUBMITTED)
+    give_coupons(live, 1, registration="2701000003")
+    assert act(live, other, "submitApplication", create(live, other)["application"]["id"])["errors"] == []
+    created = time.monotonic()
+    outcome = await live.run_job("webhook-delivery")
+    assert receiver.received, outcome.message
+    delay = receiver.arrived[0] - created
+    print(f"another registration's event arrived {delay:.2f} s after it was queued ({outcome.message})")
+    assert delay < 10.0
+    assert silent.requests == 10  # every hanging endpoint was tried in the same run
+
+
+async def test_two_hosts_runs_at_once_keep_the_in_flight_limit_and_send_each_delivery_once(live, migrated, receiver,
+                                                                                           silent):
+    """Two job hosts (each its own engine and pool) run ``webhook-delivery`` at the same time:
+    the hanging endpoint never has more than webhook_in_flight_per_endpoint (4) requests open
+    over both, and each delivery to the healthy endpoint arrives exactly once."""
+    target, _db = migrated
+    allow_loopback(live)
+    signer = as_user(live, "signer-2701000002")
+    stuck = register(live, signer, silent.url, SUBMITTED)["endpoint"]
+    register(live, signer, receiver.url, SUBMITTED)
+    give_coupons(live, 6)
+    for n in range(6):
+        assert act(live, signer, "submitApplication",
+                   create(live, signer, invoiceNumber=f"INV-{n}")["application"]["id"])["errors"] == []
+    first = nodes(deliveries(live, signer, stuck["id"]))[0]
+    assert all(a["errors"] == [] for a in redeliver_many(live, signer, first["id"], 20))
+
+    hosts = [target.database(), target.database()]
+    try:
+        runs = [build_services(settings=live.services.settings, db=host, rules=live.services.rules, clock=live.clock)
+                for host in hosts]
+        outcomes = await asyncio.gather(*(delivery.deliver_due(services, budget=12.0) for services in runs))
+    finally:
+        for host in hosts:
+            await host.dispose()
+    print(f"two hosts: {outcomes}; {silent.requests} attempts to the hanging receiver, at most {silent.most_at_once} at once")
+    assert 1 <= silent.most_at_once <= 4
+    ids = [headers["webhook-id"] for headers, _body in receiver.received]
+    assert len(ids) == 6 and len(set(ids)) == 6
