@@ -150,6 +150,9 @@ class CsrfGuard:
             if content_type != "application/json":
                 await self._refuse(scope, receive, send, 415, "UNSUPPORTED_MEDIA_TYPE", messages.POST_A_JSON_BODY)
                 return
+            # media types are case-insensitive (RFC 9110): strawberry reads only "application/json"
+            scope = {**scope, "headers": [(key, b"application/json") if key == b"content-type" else (key, value)
+                                          for key, value in scope.get("headers", [])]}
             origin = _header(scope, b"origin")
             if origin and origin.lower() != "null":
                 host = _header(scope, b"host") or ""

@@ -56,11 +56,18 @@ _STRAWBERRY: tuple[tuple[re.Pattern[str], Words], ...] = (
 )
 
 
+_UNKNOWN_OPERATION = re.compile(r'^Unknown operation named "(.*)"\.$', re.S)  # an operationName not in the query
+
+
 def _words_of(exc: HTTPException) -> Words:
     if isinstance(exc, Refused) and exc.words is not None:
         return exc.words
     if isinstance(exc, Refused):
         return Words(exc.reason, exc.reason)  # already in the request's language
+    unknown = _UNKNOWN_OPERATION.match(exc.reason)
+    if unknown:
+        words = messages.UNKNOWN_OPERATION.format(name=unknown[1])
+        return Words(f"{words.ja}。", f"{words.en[0].upper()}{words.en[1:]}.")
     for pattern, words in _STRAWBERRY:
         if pattern.match(exc.reason):
             return words
@@ -121,6 +128,10 @@ def decode_graphql_body(data: bytes | str, max_tokens: int) -> object:
         raise Refused(400, "BAD_REQUEST", messages.BODY_NOT_AN_OBJECT)
     _check_values(body)
     for operation in body if isinstance(body, list) else [body]:
+        name = operation.get("operationName") if isinstance(operation, dict) else None
+        if name is not None and not isinstance(name, str):  # strawberry's answer to it is a bare 400
+            raise Refused(400, "BAD_REQUEST", messages.PARAMETER_NOT_OF_TYPE.format(
+                name="operationName", kind="文字列", kind_en="a string"))
         query = operation.get("query") if isinstance(operation, dict) else None
         if isinstance(query, str) and "\\u" in query:  # the only way a document spells a NUL: "\u0000", "\u{0}"
             _check_literals(query, max_tokens)

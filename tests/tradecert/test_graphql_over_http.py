@@ -115,6 +115,22 @@ async def test_the_edge_refuses_in_the_request_language(sqlite_live):
     assert english.json()["errors"][0]["message"].startswith("Cross-site request refused")
 
 
+async def test_a_media_type_in_capitals_is_json_and_a_wrong_operation_name_is_worded(sqlite_live):
+    """Media types are case-insensitive (RFC 9110, 8.3.1): the CSRF guard let APPLICATION/JSON
+    through and strawberry then refused it as "Unsupported content type", in a generic 400."""
+    live = await asyncio.to_thread(sqlite_live)
+    ja = {"Accept-Language": "ja"}
+    with live.client() as client:
+        capitals = client.post("/graphql", content=b'{"query": "{ __typename }"}',
+                               headers={**ja, "Content-Type": "Application/JSON; Charset=UTF-8"})
+        name = client.post("/graphql", json={"query": "{ __typename }", "operationName": 5}, headers=ja)
+        unknown = client.post("/graphql", json={"query": "{ __typename }", "operationName": "Nope"}, headers=ja)
+    assert capitals.status_code == 200 and capitals.json() == {"data": {"__typename": "Query"}}, capitals.text
+    assert name.status_code == 400 and codes(name) == ["BAD_REQUEST"]
+    assert name.json()["errors"][0]["message"] == "operationNameは文字列で指定してください(省略またはnullも可)。"
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["message"] == "Nopeという操作はこのクエリにありません。"
+
+
 # --------------------------------------------------------------------------- item 19: PDF routes
 
 
