@@ -62,6 +62,7 @@ from tradecert.request_guards import (
     document_refusal,
     error_response,
     language_of,
+    not_served,
     refusal,
 )
 from tradecert.trusted_documents import admit, load_manifest, operations_of
@@ -575,6 +576,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             Route("/graphql", graphql),
         ],
         lifespan=lifespan,
+        exception_handlers={404: not_served, 405: not_served},
     )
     app.state.services = services
     app.add_middleware(CsrfGuard, settings=settings)

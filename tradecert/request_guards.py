@@ -19,7 +19,8 @@ from typing import NoReturn
 from cross_web import HTTPException
 from graphql import GraphQLError
 from graphql.language import Lexer, Source, TokenKind
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resolvers.core import messages
@@ -104,8 +105,7 @@ def language_of(accept_language: str) -> str:
 
 
 def _unsafe_text(field: list[str]) -> Refused:
-    return Refused(400, "BAD_USER_INPUT", "入力にNUL文字または不正な文字(対になっていないサロゲート)が含まれています。"
-                   "/ Text must not contain NUL (U+0000) or unpaired surrogates.", field)
+    return Refused(400, "BAD_USER_INPUT", messages.UNSAFE_TEXT, field)
 
 
 def _not_a_constant(name: str) -> NoReturn:
@@ -226,6 +226,17 @@ class UrlGuard:
 
 
 # --------------------------------------------------------------------------- answers outside GraphQL
+
+async def not_served(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (no such route) and 405 (a route's other methods), in the error shape
+    and the request's language, not its plain-text "Not Found"."""
+    status = getattr(exc, "status_code", 404)
+    language = language_of(request.headers.get("accept-language", ""))
+    if status == 405:
+        return error_response(405, "METHOD_NOT_ALLOWED", messages.REQUEST_REFUSED.format(status=405).in_(language),
+                              getattr(exc, "headers", None))
+    return error_response(404, "NOT_FOUND", messages.NOT_SERVED.in_(language))
+
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
                    **extensions: object) -> JSONResponse:

@@ -115,6 +115,24 @@ async def test_the_edge_refuses_in_the_request_language(sqlite_live):
     assert english.json()["errors"][0]["message"].startswith("Cross-site request refused")
 
 
+async def test_a_nul_and_an_unknown_address_are_refused_in_one_language(sqlite_live):
+    """The NUL refusal spoke both languages at once; an unknown address or a route's other
+    method was Starlette's plain-text "Not Found" / "Method Not Allowed"."""
+    live = await asyncio.to_thread(sqlite_live)
+    with live.client() as client:
+        nul = [client.post("/graphql", json={"query": "{ __typename }", "variables": {"a": "\u0000"}},
+                           headers={"Accept-Language": language}) for language in ("ja", "en")]
+        nowhere = [client.get("/nowhere", headers={"Accept-Language": language}) for language in ("ja", "en")]
+        post_healthz = client.post("/healthz", headers={"Accept-Language": "ja"})
+    assert nul[0].json()["errors"][0]["message"] == "入力にNUL文字または不正な文字(対になっていないサロゲート)が含まれています。"
+    assert nul[1].json()["errors"][0]["message"] == "Text must not contain NUL (U+0000) or unpaired surrogates."
+    assert [answer.status_code for answer in nowhere] == [404, 404]
+    assert [answer.json()["errors"][0]["message"] for answer in nowhere] == ["このアドレスでは提供していません。", "Not found."]
+    assert codes(nowhere[0]) == ["NOT_FOUND"]
+    assert post_healthz.status_code == 405 and codes(post_healthz) == ["METHOD_NOT_ALLOWED"]
+    assert "GET" in post_healthz.headers["allow"] and re.search("[ぁ-んァ-ン一-龥]", post_healthz.json()["errors"][0]["message"])
+
+
 async def test_a_media_type_in_capitals_is_json_and_a_wrong_operation_name_is_worded(sqlite_live):
     """Media types are case-insensitive (RFC 9110, 8.3.1): the CSRF guard let APPLICATION/JSON
     through and strawberry then refused it as "Unsupported content type", in a generic 400."""
