@@ -115,6 +115,24 @@ async def test_the_edge_refuses_in_the_request_language(sqlite_live):
     assert english.json()["errors"][0]["message"].startswith("Cross-site request refused")
 
 
+async def test_several_operations_without_an_operation_name_run_none(sqlite_live):
+    """GraphQL spec, GetOperation: with several operations and no operationName the request is
+    an error; strawberry ran the first one (a document's second mutation silently not)."""
+    live = await asyncio.to_thread(sqlite_live)
+    document = "query A { a: __typename } query B { b: __typename }"
+    with live.client() as client:
+        loose = client.post("/graphql", json={"query": document}, headers={"Accept-Language": "ja"})
+        strict = client.post("/graphql", json={"query": document}, headers={"Accept": "application/graphql-response+json",
+                                                                           "Accept-Language": "en"})
+        named = client.post("/graphql", json={"query": document, "operationName": "B"})
+    assert loose.status_code == 200 and loose.json()["data"] is None, loose.text
+    assert loose.json()["errors"][0]["message"] == "クエリが正しくありません: 複数の操作があるときはoperationNameを指定してください。"
+    assert codes(loose) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert strict.status_code == 400 and "data" not in strict.json()
+    assert strict.json()["errors"][0]["message"] == "Must provide operation name if query contains multiple operations."
+    assert named.json() == {"data": {"b": "Query"}}
+
+
 async def test_a_nul_and_an_unknown_address_are_refused_in_one_language(sqlite_live):
     """The NUL refusal spoke both languages at once; an unknown address or a route's other
     method was Starlette's plain-text "Not Found" / "Method Not Allowed"."""
