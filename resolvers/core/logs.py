@@ -72,9 +72,10 @@ class ReadableFormatter(logging.Formatter):
         return super().format(record)
 
 
-# a record's own attributes, and the access line's fields its message already says
+# a record's own attributes, the access line's fields its message already says, and uvicorn's
+# terminal colours of its own message ("Started server process [\x1b[36m%d\x1b[0m]")
 _SHOWN = frozenset({*logging.makeLogRecord({}).__dict__, "message", "asctime", "request_id", "request_suffix",
-                    "method", "path", "status", "ms", "client", "taskName"})
+                    "method", "path", "status", "ms", "client", "taskName", "color_message"})
 
 
 def _plain(value: object) -> str:
