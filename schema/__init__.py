@@ -27,7 +27,7 @@ from schema.api_keys import ApiKeysMutation, ApiKeysQuery
 from schema.applications import ApplicationsMutation, ApplicationsQuery
 from schema.applications_bulk import ApplicationsBulkMutation
 from schema.checkout import CheckoutMutation, CheckoutQuery
-from schema.cost import cost_limit
+from schema.cost import cost_limit, expanded_size
 from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
@@ -98,19 +98,25 @@ class TradecertSchema(strawberry.Schema):
                 errors[index] = answer(error, language)
 
 
-def _tolerant(rule: type[ASTValidationRule]) -> type[ASTValidationRule]:
-    """strawberry's depth rule, which measures in its constructor and fails with a KeyError on
-    a spread of an unknown fragment (an unmasked "'F'"): such a document is refused by
-    graphql-core's KnownFragmentNames instead."""
+def _bounded(rule: type[ASTValidationRule], most: int) -> type[ASTValidationRule]:
+    """strawberry's depth or alias rule, which measures in its constructor by walking every
+    fragment spread again: a document expanding to more than ``most`` selections (30 spreads of
+    a fragment of 30 spreads of …, minutes on the event loop) is not walked — the cost limit
+    refuses it (schema/cost.py). The depth rule also fails with a KeyError on a spread of an
+    unknown fragment (an unmasked "'F'"): such a document is refused by graphql-core's
+    KnownFragmentNames instead."""
 
-    class Tolerant(rule):  # type: ignore[misc,valid-type]  # a class made by strawberry at run time
+    class Bounded(rule):  # type: ignore[misc,valid-type]  # a class made by strawberry at run time
         def __init__(self, context: ValidationContext) -> None:
+            if expanded_size(context.document) > most:
+                ASTValidationRule.__init__(self, context)
+                return
             try:
                 super().__init__(context)
             except KeyError:
                 ASTValidationRule.__init__(self, context)
 
-    return Tolerant
+    return Bounded
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -125,8 +131,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     # would miss the cache every time (measured: 0.04 of baseline) and fill it. So the
     # limiters' rules are built once here and added per request by OperationPolicy.
     limiter_rules = (
-        *(_tolerant(rule) for rule in QueryDepthLimiter(max_depth=depth).validation_rules),
-        *MaxAliasesLimiter(max_alias_count=aliases).validation_rules,
+        *(_bounded(rule, cost) for rule in QueryDepthLimiter(max_depth=depth).validation_rules),
+        *(_bounded(rule, cost) for rule in MaxAliasesLimiter(max_alias_count=aliases).validation_rules),
         cost_limit(cost),  # the estimated size of the answer (schema/cost.py)
     )
     extensions = [

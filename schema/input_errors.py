@@ -168,6 +168,7 @@ _VALUES = (
     (re.compile(r"(,? found:?) .*", re.S), r"\1 (value not logged)"),
     (re.compile(r"(cannot represent [^:]*value): .*", re.S), r"\1: (value not logged)"),
     (re.compile(r"(got invalid value) .*", re.S), r"\1 (value not logged)"),
+    (re.compile(r"(\(値: |\(value: ).*", re.S), r"\1(not logged))"),  # ours, messages.BAD_VALUE: "first: … (value: 0)"
 )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, get_operation_ast, parse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
@@ -62,6 +62,7 @@ from tradecert.request_guards import (
     document_refusal,
     error_response,
     language_of,
+    not_served,
     refusal,
 )
 from tradecert.trusted_documents import admit, load_manifest, operations_of
@@ -150,6 +151,9 @@ class CsrfGuard:
             if content_type != "application/json":
                 await self._refuse(scope, receive, send, 415, "UNSUPPORTED_MEDIA_TYPE", messages.POST_A_JSON_BODY)
                 return
+            # media types are case-insensitive (RFC 9110): strawberry reads only "application/json"
+            scope = {**scope, "headers": [(key, b"application/json") if key == b"content-type" else (key, value)
+                                          for key, value in scope.get("headers", [])]}
             origin = _header(scope, b"origin")
             if origin and origin.lower() != "null":
                 host = _header(scope, b"host") or ""
@@ -218,6 +222,19 @@ def _is_query(query: str | None, operation_name: str | None) -> bool:
         return True
     operation = get_operation_ast(document, operation_name)
     return operation is None or operation.operation == OperationType.QUERY
+
+
+@functools.lru_cache(maxsize=1024)
+def _names_no_operation(query: str | None, operation_name: str | None) -> bool:
+    """Several operations and no operationName: the spec's GetOperation is a request error
+    there, but strawberry ran the first (a second mutation of the document silently not)."""
+    if not query or operation_name is not None:
+        return False
+    try:
+        document = parse(query, max_tokens=5000)
+    except GraphQLError:
+        return False  # the parse failure is answered as such
+    return sum(isinstance(definition, OperationDefinitionNode) for definition in document.definitions) > 1
 
 
 class TradecertGraphQL(GraphQL[Context, None]):
@@ -300,6 +317,11 @@ class TradecertGraphQL(GraphQL[Context, None]):
         manifest = self.services.trusted_documents
         if manifest is not None:
             request_data = await self._admit(manifest, request_adapter, request_data, context)
+        if not isinstance(request_data, list) and isinstance(request_data.query, str) and _names_no_operation(
+                request_data.query, request_data.operation_name if isinstance(request_data.operation_name, str) else None):
+            text = ("Must provide operation name if query contains multiple operations." if context.language == "en"
+                    else messages.IN_THE_QUERY.format(problem=messages.OPERATION_NAME_NEEDED).ja)  # graphql-core's, or ours
+            return ExecutionResult(data=None, errors=[GraphQLError(text, extensions={"code": "GRAPHQL_VALIDATION_FAILED"})])
         run = super().execute_operation(request=request, request_adapter=request_adapter, request_data=request_data,
                                         context=context, root_value=root_value, sub_response=sub_response)
         if isinstance(request_data, list) or not _is_query(
@@ -572,6 +594,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             Route("/graphql", graphql),
         ],
         lifespan=lifespan,
+        exception_handlers={404: not_served, 405: not_served},
     )
     app.state.services = services
     app.add_middleware(CsrfGuard, settings=settings)

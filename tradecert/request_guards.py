@@ -19,7 +19,8 @@ from typing import NoReturn
 from cross_web import HTTPException
 from graphql import GraphQLError
 from graphql.language import Lexer, Source, TokenKind
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resolvers.core import messages
@@ -56,11 +57,18 @@ _STRAWBERRY: tuple[tuple[re.Pattern[str], Words], ...] = (
 )
 
 
+_UNKNOWN_OPERATION = re.compile(r'^Unknown operation named "(.*)"\.$', re.S)  # an operationName not in the query
+
+
 def _words_of(exc: HTTPException) -> Words:
     if isinstance(exc, Refused) and exc.words is not None:
         return exc.words
     if isinstance(exc, Refused):
         return Words(exc.reason, exc.reason)  # already in the request's language
+    unknown = _UNKNOWN_OPERATION.match(exc.reason)
+    if unknown:
+        words = messages.UNKNOWN_OPERATION.format(name=unknown[1])
+        return Words(f"{words.ja}。", f"{words.en[0].upper()}{words.en[1:]}.")
     for pattern, words in _STRAWBERRY:
         if pattern.match(exc.reason):
             return words
@@ -97,8 +105,7 @@ def language_of(accept_language: str) -> str:
 
 
 def _unsafe_text(field: list[str]) -> Refused:
-    return Refused(400, "BAD_USER_INPUT", "入力にNUL文字または不正な文字(対になっていないサロゲート)が含まれています。"
-                   "/ Text must not contain NUL (U+0000) or unpaired surrogates.", field)
+    return Refused(400, "BAD_USER_INPUT", messages.UNSAFE_TEXT, field)
 
 
 def _not_a_constant(name: str) -> NoReturn:
@@ -121,6 +128,10 @@ def decode_graphql_body(data: bytes | str, max_tokens: int) -> object:
         raise Refused(400, "BAD_REQUEST", messages.BODY_NOT_AN_OBJECT)
     _check_values(body)
     for operation in body if isinstance(body, list) else [body]:
+        name = operation.get("operationName") if isinstance(operation, dict) else None
+        if name is not None and not isinstance(name, str):  # strawberry's answer to it is a bare 400
+            raise Refused(400, "BAD_REQUEST", messages.PARAMETER_NOT_OF_TYPE.format(
+                name="operationName", kind="文字列", kind_en="a string"))
         query = operation.get("query") if isinstance(operation, dict) else None
         if isinstance(query, str) and "\\u" in query:  # the only way a document spells a NUL: "\u0000", "\u{0}"
             _check_literals(query, max_tokens)
@@ -215,6 +226,17 @@ class UrlGuard:
 
 
 # --------------------------------------------------------------------------- answers outside GraphQL
+
+async def not_served(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (no such route) and 405 (a route's other methods), in the error shape
+    and the request's language, not its plain-text "Not Found"."""
+    status = getattr(exc, "status_code", 404)
+    language = language_of(request.headers.get("accept-language", ""))
+    if status == 405:
+        return error_response(405, "METHOD_NOT_ALLOWED", messages.REQUEST_REFUSED.format(status=405).in_(language),
+                              getattr(exc, "headers", None))
+    return error_response(404, "NOT_FOUND", messages.NOT_SERVED.in_(language))
+
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
                    **extensions: object) -> JSONResponse:

@@ -20,8 +20,11 @@ def new_request_id() -> str:
 
 # Query parameters that carry a secret: activation tokens (/activate?token=), access codes
 # (/verify?code=), and anything named like a credential. Matched by name, case-insensitively.
+# A GraphQL request over GET (refused, but logged) carries input values in query, variables
+# and extensions: a login's password, a literal of the document.
 _SECRET_PARAM = re.compile(
-    r"([?&;](?:[\w.\-]*(?:token|code|password|passwd|secret|signature|session|key|auth)[\w.\-]*)=)[^&;#\s\"']*",
+    r"([?&;](?:[\w.\-]*(?:token|code|password|passwd|secret|signature|session|key|auth|query|variables|extensions)"
+    r"[\w.\-]*)=)[^&;#\s\"']*",
     re.IGNORECASE,
 )
 _SECRET_PATH = re.compile(r"(/sandbox-gateway/pay/)[^/?#\s\"']+")  # the hosted payment page's session
@@ -69,9 +72,10 @@ class ReadableFormatter(logging.Formatter):
         return super().format(record)
 
 
-# a record's own attributes, and the access line's fields its message already says
+# a record's own attributes, the access line's fields its message already says, and uvicorn's
+# terminal colours of its own message ("Started server process [\x1b[36m%d\x1b[0m]")
 _SHOWN = frozenset({*logging.makeLogRecord({}).__dict__, "message", "asctime", "request_id", "request_suffix",
-                    "method", "path", "status", "ms", "client", "taskName"})
+                    "method", "path", "status", "ms", "client", "taskName", "color_message"})
 
 
 def _plain(value: object) -> str:

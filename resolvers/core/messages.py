@@ -160,5 +160,7 @@ A_STRING: Final = Words("文字列", "a string")  # kinds for PARAMETER_NOT_OF_T
 AN_OBJECT: Final = Words("オブジェクト", "an object")
 BATCH_REFUSED: Final = Words("複数の操作をまとめた要求(バッチ)は受け付けません。1要求に1操作で送ってください。",
                              "Batching is not enabled: send one operation a request.")
+UNSAFE_TEXT: Final = Words("入力にNUL文字または不正な文字(対になっていないサロゲート)が含まれています。",
+                           "Text must not contain NUL (U+0000) or unpaired surrogates.")
 NOT_SERVED: Final = Words("このアドレスでは提供していません。", "Not found.")
 REQUEST_REFUSED: Final = Words("この要求は処理できません(HTTP {status})。", "The request was refused (HTTP {status}).")

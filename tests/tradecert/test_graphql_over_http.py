@@ -115,6 +115,58 @@ async def test_the_edge_refuses_in_the_request_language(sqlite_live):
     assert english.json()["errors"][0]["message"].startswith("Cross-site request refused")
 
 
+async def test_several_operations_without_an_operation_name_run_none(sqlite_live):
+    """GraphQL spec, GetOperation: with several operations and no operationName the request is
+    an error; strawberry ran the first one (a document's second mutation silently not)."""
+    live = await asyncio.to_thread(sqlite_live)
+    document = "query A { a: __typename } query B { b: __typename }"
+    with live.client() as client:
+        loose = client.post("/graphql", json={"query": document}, headers={"Accept-Language": "ja"})
+        strict = client.post("/graphql", json={"query": document}, headers={"Accept": "application/graphql-response+json",
+                                                                           "Accept-Language": "en"})
+        named = client.post("/graphql", json={"query": document, "operationName": "B"})
+    assert loose.status_code == 200 and loose.json()["data"] is None, loose.text
+    assert loose.json()["errors"][0]["message"] == "クエリが正しくありません: 複数の操作があるときはoperationNameを指定してください。"
+    assert codes(loose) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert strict.status_code == 400 and "data" not in strict.json()
+    assert strict.json()["errors"][0]["message"] == "Must provide operation name if query contains multiple operations."
+    assert named.json() == {"data": {"b": "Query"}}
+
+
+async def test_a_nul_and_an_unknown_address_are_refused_in_one_language(sqlite_live):
+    """The NUL refusal spoke both languages at once; an unknown address or a route's other
+    method was Starlette's plain-text "Not Found" / "Method Not Allowed"."""
+    live = await asyncio.to_thread(sqlite_live)
+    with live.client() as client:
+        nul = [client.post("/graphql", json={"query": "{ __typename }", "variables": {"a": "\u0000"}},
+                           headers={"Accept-Language": language}) for language in ("ja", "en")]
+        nowhere = [client.get("/nowhere", headers={"Accept-Language": language}) for language in ("ja", "en")]
+        post_healthz = client.post("/healthz", headers={"Accept-Language": "ja"})
+    assert nul[0].json()["errors"][0]["message"] == "入力にNUL文字または不正な文字(対になっていないサロゲート)が含まれています。"
+    assert nul[1].json()["errors"][0]["message"] == "Text must not contain NUL (U+0000) or unpaired surrogates."
+    assert [answer.status_code for answer in nowhere] == [404, 404]
+    assert [answer.json()["errors"][0]["message"] for answer in nowhere] == ["このアドレスでは提供していません。", "Not found."]
+    assert codes(nowhere[0]) == ["NOT_FOUND"]
+    assert post_healthz.status_code == 405 and codes(post_healthz) == ["METHOD_NOT_ALLOWED"]
+    assert "GET" in post_healthz.headers["allow"] and re.search("[ぁ-んァ-ン一-龥]", post_healthz.json()["errors"][0]["message"])
+
+
+async def test_a_media_type_in_capitals_is_json_and_a_wrong_operation_name_is_worded(sqlite_live):
+    """Media types are case-insensitive (RFC 9110, 8.3.1): the CSRF guard let APPLICATION/JSON
+    through and strawberry then refused it as "Unsupported content type", in a generic 400."""
+    live = await asyncio.to_thread(sqlite_live)
+    ja = {"Accept-Language": "ja"}
+    with live.client() as client:
+        capitals = client.post("/graphql", content=b'{"query": "{ __typename }"}',
+                               headers={**ja, "Content-Type": "Application/JSON; Charset=UTF-8"})
+        name = client.post("/graphql", json={"query": "{ __typename }", "operationName": 5}, headers=ja)
+        unknown = client.post("/graphql", json={"query": "{ __typename }", "operationName": "Nope"}, headers=ja)
+    assert capitals.status_code == 200 and capitals.json() == {"data": {"__typename": "Query"}}, capitals.text
+    assert name.status_code == 400 and codes(name) == ["BAD_REQUEST"]
+    assert name.json()["errors"][0]["message"] == "operationNameは文字列で指定してください(省略またはnullも可)。"
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["message"] == "Nopeという操作はこのクエリにありません。"
+
+
 # --------------------------------------------------------------------------- item 19: PDF routes
 
 

@@ -336,6 +336,24 @@ def test_the_access_log_never_holds_activation_tokens_or_access_codes(tmp_path):
     assert "/activate?token=[REDACTED]" in output and "/verify?number=270126000000001&code=[REDACTED]" in output
 
 
+def test_the_access_log_never_holds_what_a_graphql_get_carries(tmp_path):
+    """A query over GET is refused, but its URL is logged: the document's literals and the
+    variables are input values (a login's password)."""
+    from tests.tradecert.test_serve_process import serve, stop
+
+    process, base = serve(tmp_path)
+    try:
+        refused = httpx.get(f"{base}/graphql", params={
+            "query": 'mutation { login(input: {password: "GetSecretPW77"}) { token } }',
+            "variables": '{"password": "GetVarSecret88"}', "extensions": '{"k": "GetExtSecret99"}'})
+    finally:
+        output = stop(process)
+    assert refused.status_code == 400
+    for secret in ("GetSecretPW77", "GetVarSecret88", "GetExtSecret99"):
+        assert secret not in output, secret
+    assert "/graphql?query=[REDACTED]&variables=[REDACTED]&extensions=[REDACTED] 400" in output, output[-2000:]
+
+
 # --------------------------------------------------------------------------- item 12: the same rule below the edge
 
 

@@ -126,3 +126,29 @@ async def test_queries_cut_short_leave_the_database_connections_usable(migrated,
         await asyncio.to_thread(live.stop)
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
     assert login.json()["data"]["login"]["token"] is None  # a mutation still reads and writes
+
+
+async def test_fragments_spread_again_and_again_are_refused_without_walking_them_for_minutes(sqlite_live):
+    """``first: 0`` counts nothing, so what is spread inside it cost nothing while its expansion
+    grew 30 × 30 × 27,000 selections; and strawberry's depth and alias limiters walk every
+    spread of a fragment again. Either took minutes on the event loop, before any time budget
+    (tokens, depth and aliases all within their limits). Counting now stops where the limit does."""
+    import time
+
+    live = await asyncio.to_thread(sqlite_live)
+    fragments = "fragment F0 on Application { id }\n" + "".join(
+        f"fragment F{k} on Application {{ {' '.join([f'...F{k - 1}'] * 30)} }}\n" for k in (1, 2, 3))
+    fragments += "fragment Z on Query { applications(first: 0) { edges { node { ...F3 } } } }\n"
+    fragments += "fragment Z2 on Query { " + " ".join(["...Z"] * 30) + " }\n"
+    flood = "{ " + " ".join(["...Z2"] * 30) + " }\n" + fragments
+    # 30^5 selections: strawberry's depth and alias limiters walked each of them
+    nested = "{ couponAccount { ...G5 } }\nfragment G0 on CouponAccount { balance }\n" + "".join(
+        f"fragment G{k} on CouponAccount {{ {' '.join([f'...G{k - 1}'] * 30)} }}\n" for k in range(1, 6))
+    with live.client() as client:
+        started = time.perf_counter()
+        refused = client.post("/graphql", json={"query": flood}, headers={"Accept-Language": "en"})
+        deep = client.post("/graphql", json={"query": nested}, headers={"Accept-Language": "en"})
+        elapsed = time.perf_counter() - started
+    assert [e["extensions"]["code"] for e in refused.json()["errors"]] == ["QUERY_TOO_COSTLY"], refused.text
+    assert [e["extensions"]["code"] for e in deep.json()["errors"]] == ["QUERY_TOO_COSTLY"], deep.text
+    assert elapsed < 5, elapsed

@@ -54,3 +54,13 @@ async def test_the_log_never_quotes_an_enum_value_the_request_gave(sqlite_live, 
         live.graphql("query($m: Membership!) { feeSchedule { couponProducts(membership: $m) { code } } }", {"m": "MEMBZQ"})
     assert "MEMBZQ" not in caplog.text
     assert "does not exist in 'Membership' enum" in caplog.text  # what was wrong is still logged
+
+
+async def test_the_log_never_quotes_a_page_size_the_request_gave(sqlite_live, caplog):
+    """Our own refusal of a value (messages.BAD_VALUE) quotes it to the client, never to the log."""
+    live = await asyncio.to_thread(sqlite_live)
+    with caplog.at_level(logging.DEBUG):
+        answered = live.graphql("{ applications(first: 987654321) { totalCount } }").json()
+    assert "987654321" in answered["errors"][0]["message"]  # the client is told what it sent
+    assert "987654321" not in caplog.text
+    assert "(値: (not logged))" in caplog.text or "(value: (not logged))" in caplog.text, caplog.text

@@ -27,6 +27,7 @@ def test_development_logs_each_request_once_as_a_readable_line(tmp_path):
     assert len(lines) == 1, output[-3000:]
     assert READABLE.match(lines[0]), lines[0]
     assert not any(line.startswith("{") for line in output.splitlines()), output[-3000:]
+    assert "color_message" not in output and "\x1b[" not in output, output[-3000:]  # uvicorn's start-up lines, plain
 
 
 def test_production_logs_each_request_once_as_a_json_line(tmp_path):
