@@ -131,7 +131,7 @@ def decode_graphql_body(data: bytes | str, max_tokens: int) -> object:
         name = operation.get("operationName") if isinstance(operation, dict) else None
         if name is not None and not isinstance(name, str):  # strawberry's answer to it is a bare 400
             raise Refused(400, "BAD_REQUEST", messages.PARAMETER_NOT_OF_TYPE.format(
-                name="operationName", kind="文字列", kind_en="a string"))
+                name="operationName", kind=messages.A_STRING))
         query = operation.get("query") if isinstance(operation, dict) else None
         if isinstance(query, str) and "\\u" in query:  # the only way a document spells a NUL: "\u0000", "\u{0}"
             _check_literals(query, max_tokens)
