@@ -9,6 +9,7 @@ import re
 import sys
 import uuid
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -69,9 +70,10 @@ class ReadableFormatter(logging.Formatter):
         return super().format(record)
 
 
-# a record's own attributes, and the access line's fields its message already says
+# a record's own attributes, the access line's fields its message already says, and uvicorn's
+# copy of its message with terminal colour codes (color_message)
 _SHOWN = frozenset({*logging.makeLogRecord({}).__dict__, "message", "asctime", "request_id", "request_suffix",
-                    "method", "path", "status", "ms", "client", "taskName"})
+                    "method", "path", "status", "ms", "client", "taskName", "color_message"})
 
 
 def _plain(value: object) -> str:
@@ -89,6 +91,7 @@ def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                reserved_attrs=[*RESERVED_ATTRS, "color_message"],  # uvicorn's message again, with colour codes
                 timestamp=False,
             )
         )
