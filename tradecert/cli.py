@@ -164,6 +164,10 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         asyncio.run(_upgrade(settings, only_if_empty=True))  # an empty embedded database upgrades itself
     elif warning := asyncio.run(require_migrated(settings)):  # PostgreSQL: at this release's revision
         errors.print(f"[yellow]{warning}[/]")
+    if settings.environment == "production" and not settings.smtp_url:
+        # `mail list` and /dev/mail are off in production: without a relay nobody reads the outbox
+        errors.print("[yellow]TRADECERT_SMTP_URL is not set: mails (sub-ID activation links, notices) wait in the "
+                     "outbox and reach nobody (docs/operations.md, \"Mail (SMTP)\")[/]")
     if workers > 1 and settings.is_sqlite:
         errors.print("[yellow]several workers on SQLite serialise their writes; use PostgreSQL in production[/]")
     console.print(f"GraphQL at http://{host}:{port}/graphql " + (

@@ -212,3 +212,16 @@ def test_production_serve_refuses_a_key_file_that_is_missing(tmp_path):
     env = production_env(tmp_path, **{ALLOW: "1"}, TRADECERT_SIGNING_KEY_FILE=str(tmp_path / "nowhere.pem"))
     line = one_line(run_cli(env, "serve", "--port", str(_free_port())))
     assert str(tmp_path / "nowhere.pem") in line and "tradecert keys init" in line, line
+
+
+def test_production_serve_warns_that_mail_without_a_relay_reaches_nobody(tmp_path):
+    """`mail list` and /dev/mail are off in production, so the outbox has no reader there."""
+    for smtp, warned in (("", True), ("smtp://127.0.0.1:1", False)):
+        process, base, _ = serve(production_env(tmp_path, **{ALLOW: "1"}, TRADECERT_SMTP_URL=smtp))
+        try:
+            assert wait_exit_or_ready(process, base), stop(process)
+        finally:
+            output = stop(process)
+        warning = [line for line in output.splitlines() if "TRADECERT_SMTP_URL is not set" in line]
+        assert bool(warning) is warned, output
+        assert not warned or "reach nobody" in warning[0]
