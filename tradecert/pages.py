@@ -97,6 +97,7 @@ ACTIVATE_FORM = """<p>通知メールに記載のサブIDと、署名者から�
 ACTIVATED = "有効化しました。サブID {username} とパスワードでログインできます。"
 BAD_FORM = "送信された内容を読み取れませんでした。通知メールのURLからもう一度開いてください。"
 CROSS_SITE = "別のサイトから送信されたため受け付けませんでした。通知メールのURLから開いたこのページで入力してください。"
+NO_TOKEN = "このURLには有効化に必要な情報がありません。通知メールに記載のURLをそのまま開いてください。"
 FORM_BODY_BYTES = 4096  # a token (≤128), a sub-ID (≤64) and a password (≤1,024) fit many times over
 
 
@@ -153,7 +154,11 @@ async def activate_page(request: Request) -> HTMLResponse:
     """GET: the form for the mailed link's token. POST (the form): activate, and answer
     with a page — the activation itself, or the form again with the reason."""
     if request.method != "POST":
-        return _activation(request.query_params.get("token", "")[:128])
+        token = request.query_params.get("token", "")[:128]
+        if not token.strip():  # a form without the link's token could only answer "invalid" after typing
+            return HTMLResponse(ACTIVATE_PAGE.format(body=_result("TOKEN_MISSING", NO_TOKEN)), status_code=400,
+                                headers=page_headers(ACTIVATE_CSP))
+        return _activation(token)
     from resolvers.core.context import Context
     from resolvers.core.errors import UserFailure, UserFailures
     from resolvers.core.logs import request_id_var

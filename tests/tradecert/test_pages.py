@@ -248,3 +248,10 @@ async def test_the_fee_page_fits_a_phone_screen(live):
                 assert width[0] <= width[1], (path, width)
         finally:
             await browser.close()
+
+
+async def test_the_activation_page_without_the_link_s_token_says_so_and_shows_no_form(live):
+    for url in (f"{live.url}/activate", f"{live.url}/activate?token=", f"{live.url}/activate?token=%20"):
+        page = httpx.get(url)
+        assert page.status_code == 400 and 'data-code="TOKEN_MISSING"' in page.text, url
+        assert "通知メールに記載のURL" in text_of(page.text) and "<form" not in page.text
