@@ -160,7 +160,7 @@ async def activate_page(request: Request) -> HTMLResponse:
                                 headers=page_headers(ACTIVATE_CSP))
         return _activation(token)
     from resolvers.core.context import Context
-    from resolvers.core.errors import UserFailure, UserFailures
+    from resolvers.core.errors import ErrorCode, UserFailure, UserFailures
     from resolvers.core.logs import request_id_var
     from resolvers.core.ratelimit import RateLimited
     from resolvers.identity.subaccounts import activate_sub_account
@@ -183,6 +183,9 @@ async def activate_page(request: Request) -> HTMLResponse:
         first = failures.failures[0]
         return _activation(token, username, _result(first.code, first.message("ja")), 422)
     except UserFailure as failure:
+        if failure.code in (ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_EXPIRED):  # no try with this link can succeed
+            return HTMLResponse(ACTIVATE_PAGE.format(body=_result(failure.code, failure.message("ja"))),
+                                status_code=422, headers=page_headers(ACTIVATE_CSP))
         return _activation(token, username, _result(failure.code, failure.message("ja")), 422)
     finally:
         await context.close()
