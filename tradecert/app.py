@@ -55,7 +55,7 @@ from tradecert.graphiql import routes as graphiql_routes
 from tradecert.jobs import job_health, publish_health
 from tradecert.mailbox import routes as mailbox_routes
 from tradecert.metrics import scrape_registry
-from tradecert.pages import activate_page
+from tradecert.pages import activate_page, home_page
 from tradecert.request_guards import (
     UrlGuard,
     decode_graphql_body,
@@ -578,8 +578,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                         await task
             await services.db.dispose()
 
+    async def home(_request: Request) -> Response:
+        return home_page(settings)
+
     app = Starlette(
         routes=[
+            Route("/", home, methods=["GET"]),  # the card page's default way back
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -21,7 +21,7 @@ from resolvers.core.settings import Settings
 from resolvers.identity.names import Membership, RegistrationKind
 from tradecert.application_import import applications as applications_group  # click only until a command runs
 from tradecert.mailbox import mail as mail_group  # click only until a command runs
-from tradecert.operations import OneLineErrors, check_database, db_backup, db_restore, keys, require_migrated
+from tradecert.operations import KEY_KINDS, OneLineErrors, check_database, db_backup, db_restore, keys, require_migrated
 from tradecert.params import IsoDate
 
 if TYPE_CHECKING:  # the commands import what they use when they run (a fast `--help`)
@@ -146,6 +146,7 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
     settings = _settings()
     if with_demo:
         _refuse_demo_in_production(settings)
+    _require_production_settings(settings)
     _require_gateway(settings)
     _require_trusted_documents(settings)
     if not os.environ.get("TRADECERT_PUBLIC_URL"):
@@ -163,6 +164,10 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
         asyncio.run(_upgrade(settings, only_if_empty=True))  # an empty embedded database upgrades itself
     elif warning := asyncio.run(require_migrated(settings)):  # PostgreSQL: at this release's revision
         errors.print(f"[yellow]{warning}[/]")
+    if settings.environment == "production" and not settings.smtp_url:
+        # `mail list` and /dev/mail are off in production: without a relay nobody reads the outbox
+        errors.print("[yellow]TRADECERT_SMTP_URL is not set: mails (sub-ID activation links, notices) wait in the "
+                     "outbox and reach nobody (docs/operations.md, \"Mail (SMTP)\")[/]")
     if workers > 1 and settings.is_sqlite:
         errors.print("[yellow]several workers on SQLite serialise their writes; use PostgreSQL in production[/]")
     console.print(f"GraphQL at http://{host}:{port}/graphql " + (
@@ -180,6 +185,26 @@ def serve(host: str, port: int, workers: int, with_demo: bool) -> None:
 
             uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False,
                         proxy_headers=False)  # access_log: tradecert.http logs each request once (tradecert/app.py)
+
+
+def _require_production_settings(settings: Settings) -> None:
+    """In production, refuse to start (one line, exit 1) on what would otherwise fall back to a
+    development default at the first request that needs it: the public address (else every
+    certificate's printed verification link and every mailed link point at 127.0.0.1) and the
+    two key files (else the first approval fails; the defaults lie under the release's var/)."""
+    if settings.environment != "production":
+        return
+    if not os.environ.get("TRADECERT_PUBLIC_URL"):
+        raise click.ClickException(
+            "configuration: TRADECERT_PUBLIC_URL must be set in production (the address people use: "
+            "the base of mailed links and of the verification link printed on certificates)")
+    for kind in KEY_KINDS:
+        if not os.environ.get(kind.setting):
+            raise click.ClickException(f"configuration: {kind.setting} must be set in production "
+                                       "(make the key files with `tradecert keys init --dir DIR`)")
+        if not kind.path(settings).is_file():
+            raise click.ClickException(f"configuration: {kind.name} {kind.path(settings)} is missing "
+                                       f"({kind.setting}) — make it with `tradecert keys init`")
 
 
 def _require_gateway(settings: Settings) -> None:

@@ -177,7 +177,8 @@ STYLE = """
  h1 { font-size: 1.5rem; margin-bottom: .25rem; } h2 { font-size: 1.15rem; margin: 1.75rem 0 .25rem; }
  .meta, .period, .source, .next { color: #444; font-size: .85rem; margin: .1rem 0; }
  .next { color: #a40; } .upcoming { color: #a40; font-weight: bold; }
- table { border-collapse: collapse; min-width: 24rem; margin-top: .4rem; font-size: .92rem; }
+ section { overflow-x: auto; }  /* a wide table scrolls inside its section, not the whole page (phones) */
+ table { border-collapse: collapse; min-width: min(24rem, 100%); margin-top: .4rem; font-size: .92rem; }
  body.staff table { width: 100%; }
  th, td { border: 1px solid #999; padding: .3rem .5rem; text-align: left; vertical-align: top; white-space: nowrap; }
  td.note, td.rule { white-space: normal; }
@@ -186,7 +187,7 @@ STYLE = """
  @media print {
    @page { size: A4; margin: 15mm; }
    body { margin: 0; max-width: none; font-size: 10pt; } form { display: none; }
-   section { break-inside: avoid; } th { background: #eee; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+   section { break-inside: avoid; overflow: visible; } th { background: #eee; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
  }
 """
 

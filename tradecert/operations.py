@@ -308,7 +308,10 @@ def keys_init(directory: Path | None) -> None:
         if unset:  # the defaults are under the release's var/ (site-packages after `pip install .`)
             raise fail(f"in production set {' and '.join(unset)} (or pass --dir DIR) before `tradecert keys init`")
     if directory is not None:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(f"{directory.absolute()}: {exc.strerror or exc} — no key written there") from None
     planned = [(kind, (directory / kind.file_name if directory is not None else kind.path(settings)).absolute())
                for kind in KEY_KINDS]
     created = []

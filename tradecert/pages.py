@@ -26,6 +26,24 @@ def page_headers(csp: str) -> dict[str, str]:
     return {"Content-Security-Policy": csp, "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
+HOME_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+
+
+def home_page(settings: Settings) -> HTMLResponse:
+    """``GET /``: where the sandbox card page's success screen links back to by default
+    (TRADECERT_PAYMENT_RETURN_URL unset), so that link never ends in a bare "Not Found":
+    the system's name and its public pages (GraphiQL where it is on)."""
+    links = [("/fees", "手数料一覧"), ("/verify", "証明書の検証")]
+    if settings.graphiql:
+        links.append(("/graphql", "GraphiQL (API の画面)"))
+    items = "".join(f'<li><a href="{href}">{html.escape(label)}</a></li>' for href, label in links)
+    body = ('<!doctype html><html lang="ja"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"><title>貿易関係証明発給システム</title>'
+            '<style>body { font-family: sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }</style>'
+            f"</head><body><h1>貿易関係証明発給システム</h1><ul>{items}</ul></body></html>")
+    return HTMLResponse(body, headers=page_headers(HOME_CSP))
+
+
 # The activation page is a plain form that posts to itself; the server answers with a page.
 # Its one script only stops a second submission (a link activates once: a double click would
 # otherwise answer "already used"); the page works the same without it. Its hash is the only
@@ -79,6 +97,7 @@ ACTIVATE_FORM = """<p>通知メールに記載のサブIDと、署名者から�
 ACTIVATED = "有効化しました。サブID {username} とパスワードでログインできます。"
 BAD_FORM = "送信された内容を読み取れませんでした。通知メールのURLからもう一度開いてください。"
 CROSS_SITE = "別のサイトから送信されたため受け付けませんでした。通知メールのURLから開いたこのページで入力してください。"
+NO_TOKEN = "このURLには有効化に必要な情報がありません。通知メールに記載のURLをそのまま開いてください。"
 FORM_BODY_BYTES = 4096  # a token (≤128), a sub-ID (≤64) and a password (≤1,024) fit many times over
 
 
@@ -135,9 +154,13 @@ async def activate_page(request: Request) -> HTMLResponse:
     """GET: the form for the mailed link's token. POST (the form): activate, and answer
     with a page — the activation itself, or the form again with the reason."""
     if request.method != "POST":
-        return _activation(request.query_params.get("token", "")[:128])
+        token = request.query_params.get("token", "")[:128]
+        if not token.strip():  # a form without the link's token could only answer "invalid" after typing
+            return HTMLResponse(ACTIVATE_PAGE.format(body=_result("TOKEN_MISSING", NO_TOKEN)), status_code=400,
+                                headers=page_headers(ACTIVATE_CSP))
+        return _activation(token)
     from resolvers.core.context import Context
-    from resolvers.core.errors import UserFailure, UserFailures
+    from resolvers.core.errors import ErrorCode, UserFailure, UserFailures
     from resolvers.core.logs import request_id_var
     from resolvers.core.ratelimit import RateLimited
     from resolvers.identity.subaccounts import activate_sub_account
@@ -160,6 +183,9 @@ async def activate_page(request: Request) -> HTMLResponse:
         first = failures.failures[0]
         return _activation(token, username, _result(first.code, first.message("ja")), 422)
     except UserFailure as failure:
+        if failure.code in (ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_EXPIRED):  # no try with this link can succeed
+            return HTMLResponse(ACTIVATE_PAGE.format(body=_result(failure.code, failure.message("ja"))),
+                                status_code=422, headers=page_headers(ACTIVATE_CSP))
         return _activation(token, username, _result(failure.code, failure.message("ja")), 422)
     finally:
         await context.close()

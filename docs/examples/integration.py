@@ -148,11 +148,16 @@ def main() -> None:
     secret, key_id = make_api_key()
     batch = uuid.uuid4().hex[:12]  # one idempotency key per batch: a retried call files nothing twice
     with httpx.Client(base_url=URL, timeout=60, headers={"Authorization": f"Bearer {secret}"}) as api:
-        endpoint = check(graphql(api, """
+        registered = graphql(api, """
             mutation($url: String!) { createWebhookEndpoint(input: {url: $url, events: [APPLICATION_SUBMITTED,
               APPLICATION_ON_HOLD, APPLICATION_APPROVED, APPLICATION_ISSUED]}) {
                 endpoint { id url } secret errors { code field message } } }""",
-            {"url": receiver.url})["createWebhookEndpoint"])
+            {"url": receiver.url})["createWebhookEndpoint"]
+        if any((error.get("field") or [])[-1:] == ["url"] for error in registered["errors"]):
+            # a server refuses loopback destinations unless its settings allow them
+            sys.exit(f"tradecert refused the receiver's address {receiver.url}: start the server with "
+                     f"TRADECERT_WEBHOOK_ALLOW_HOSTS={RECEIVER_HOST} (docs/integration.md, \"Worked example\")")
+        endpoint = check(registered)
         receiver.secret = endpoint["secret"]
         print(f"webhook endpoint: {endpoint['endpoint']['url']}")
 

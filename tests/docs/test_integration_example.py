@@ -78,3 +78,15 @@ async def test_the_worked_example_runs_against_the_real_server(kind, tmp_path):
         stop(process)
         if schema is not None:
             await drop_pg_schema(schema)
+
+
+def test_a_server_that_refuses_loopback_webhooks_is_named_with_the_setting(tmp_path):
+    """Plain `make serve` (no TRADECERT_WEBHOOK_ALLOW_HOSTS): one line saying what to set."""
+    process, base = serve(tmp_path, env={"TRADECERT_WEBHOOK_ALLOW_HOSTS": ""})
+    try:
+        done = example(PORT=base.rsplit(":", 1)[1], RECEIVER_PORT=str(_free_port()))
+    finally:
+        stop(process)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "TRADECERT_WEBHOOK_ALLOW_HOSTS=127.0.0.1" in line and "receiver" in line, line

@@ -165,3 +165,13 @@ def test_keys_init_in_production_needs_the_key_settings(tmp_path):
 def test_rotate_naccs_without_a_key_names_keys_init(tmp_path):
     done = tradecert("keys", "rotate-naccs", env={"TRADECERT_NACCS_KEY_FILE": str(tmp_path / "none.key")})
     assert done.returncode == 1 and "tradecert keys init" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_keys_init_into_a_directory_it_cannot_make_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for folder in (blocker / "keys", blocker / "deeper" / "keys"):  # (root may write anywhere: a file blocks it)
+        done = tradecert("keys", "init", "--dir", str(folder), env={})
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        [line] = [line for line in done.stderr.splitlines() if line.strip()]
+        assert str(folder) in line and "no key written" in line, line

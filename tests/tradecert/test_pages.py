@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -55,6 +56,7 @@ async def test_the_activation_page_is_a_form_that_posts_to_itself(live):
 
     again = post_activation(live, token, username, SUB_PASSWORD, Origin=live.url)
     assert again.status_code == 422 and 'data-code="TOKEN_INVALID"' in again.text  # a link works once
+    assert "<form" not in again.text  # nothing another try with this link could change
 
 
 async def test_a_wrong_password_names_the_sub_id_and_password_not_a_chamber_code(live):
@@ -219,3 +221,38 @@ async def test_activation_with_javascript_on_posts_once_and_shows_the_same_answe
         finally:
             await browser.close()
     assert posts == [f"{live.url}/activate"]
+
+
+async def test_the_card_page_s_default_way_back_is_a_page_not_a_404(live):
+    signer = as_user(live, "signer-2701000002")
+    done = pay(purchase_node(live, signer, card_start(live, signer)["id"])["paymentUrl"], GOOD)
+    [back] = re.findall(r'href="([^"]+)" class="back"', done.text)
+    home = httpx.get(back)
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+    seen = text_of(home.text)
+    assert "貿易関係証明発給システム" in seen and 'href="/fees"' in home.text and 'href="/verify"' in home.text
+    assert "Not Found" not in seen
+
+
+async def test_the_fee_page_fits_a_phone_screen(live):
+    """A wide table scrolls inside its section; the page itself never scrolls sideways."""
+    async_playwright = _chromium()
+    async with async_playwright() as playwright:
+        browser = await _browser(playwright)
+        try:
+            context = await browser.new_context(viewport={"width": 375, "height": 700})
+            page = await context.new_page()
+            for path in ("/fees", "/fees?references=1"):
+                await page.goto(f"{live.url}{path}")
+                await _shot(page, "fees-phone" + ("-staff" if "references" in path else ""))
+                width = await page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+                assert width[0] <= width[1], (path, width)
+        finally:
+            await browser.close()
+
+
+async def test_the_activation_page_without_the_link_s_token_says_so_and_shows_no_form(live):
+    for url in (f"{live.url}/activate", f"{live.url}/activate?token=", f"{live.url}/activate?token=%20"):
+        page = httpx.get(url)
+        assert page.status_code == 400 and 'data-code="TOKEN_MISSING"' in page.text, url
+        assert "通知メールに記載のURL" in text_of(page.text) and "<form" not in page.text

@@ -23,11 +23,25 @@ SECRET = "a-production-notification-secret-of-40-chars"
 ALLOW = "TRADECERT_ALLOW_SANDBOX_GATEWAY_IN_PRODUCTION"
 
 
+def production_keys(directory: Path) -> dict[str, str]:
+    """The two key files `tradecert keys init --dir` makes, and the settings naming them."""
+    from tradecert.operations import KEY_KINDS
+
+    found = {}
+    for kind in KEY_KINDS:
+        path = directory / kind.file_name
+        if not path.exists():
+            path.write_bytes(kind.make())
+        found[kind.setting] = str(path)
+    return found
+
+
 def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if key not in ("TRADECERT_PAYMENT_GATEWAY", ALLOW, "TRADECERT_PUBLIC_URL")}
     return {**env, "TRADECERT_ENV": "production", "TRADECERT_PAYMENT_SECRET": SECRET, "TRADECERT_RUN_JOBS": "0",
             "TRADECERT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'production.db'}",
+            "TRADECERT_PUBLIC_URL": "https://cert.example-cci.or.jp", **production_keys(tmp_path),
             "TRADECERT_RULES_DIR": str(RULES_DIR), "COLUMNS": "200", **extra}
 
 
@@ -181,3 +195,33 @@ def test_production_start_up_line_names_no_graphiql(tmp_path):
     line = next(line for line in output.splitlines() if line.startswith("GraphQL at "))
     assert "GraphiQL" in line and "GraphiQL in a browser" not in line and "off" in line, line
     assert f"{base}/graphql" in line
+
+
+@pytest.mark.parametrize("unset", ["TRADECERT_PUBLIC_URL", "TRADECERT_SIGNING_KEY_FILE", "TRADECERT_NACCS_KEY_FILE"])
+def test_production_serve_refuses_a_development_default_in_one_line(tmp_path, unset):
+    """Without these, production would print http://127.0.0.1:PORT/verify on every certificate and
+    mail links there, or fail its first approval on a key under the release's var/."""
+    env = production_env(tmp_path, **{ALLOW: "1"})
+    del env[unset]
+    line = one_line(run_cli(env, "serve", "--port", str(_free_port())))
+    assert f"{unset} must be set in production" in line, line
+    assert not (tmp_path / "production.db").exists()  # refused before opening anything
+
+
+def test_production_serve_refuses_a_key_file_that_is_missing(tmp_path):
+    env = production_env(tmp_path, **{ALLOW: "1"}, TRADECERT_SIGNING_KEY_FILE=str(tmp_path / "nowhere.pem"))
+    line = one_line(run_cli(env, "serve", "--port", str(_free_port())))
+    assert str(tmp_path / "nowhere.pem") in line and "tradecert keys init" in line, line
+
+
+def test_production_serve_warns_that_mail_without_a_relay_reaches_nobody(tmp_path):
+    """`mail list` and /dev/mail are off in production, so the outbox has no reader there."""
+    for smtp, warned in (("", True), ("smtp://127.0.0.1:1", False)):
+        process, base, _ = serve(production_env(tmp_path, **{ALLOW: "1"}, TRADECERT_SMTP_URL=smtp))
+        try:
+            assert wait_exit_or_ready(process, base), stop(process)
+        finally:
+            output = stop(process)
+        warning = [line for line in output.splitlines() if "TRADECERT_SMTP_URL is not set" in line]
+        assert bool(warning) is warned, output
+        assert not warned or "reach nobody" in warning[0]

@@ -28,6 +28,9 @@ def test_development_logs_each_request_once_as_a_readable_line(tmp_path):
     assert READABLE.match(lines[0]), lines[0]
     assert not any(line.startswith("{") for line in output.splitlines()), output[-3000:]
     assert "color_message" not in output and "\x1b[" not in output, output[-3000:]  # uvicorn's start-up lines, plain
+    # uvicorn's start-up lines too: no copy of the message with terminal colour codes
+    started = next(line for line in output.splitlines() if "Uvicorn running on" in line)
+    assert "color_message" not in started and "\x1b[" not in started, started
 
 
 def test_production_logs_each_request_once_as_a_json_line(tmp_path):
@@ -41,6 +44,8 @@ def test_production_logs_each_request_once_as_a_json_line(tmp_path):
     assert len(lines) == 1, output[-3000:]
     record = json.loads(lines[0])
     assert record["logger"] == "tradecert.http" and record["request_id"] == "log-once-2"
+    started = json.loads(next(line for line in output.splitlines() if "Uvicorn running on" in line))
+    assert "color_message" not in started, started
     assert record["message"].startswith("GET /healthz?probe=1 200") and record["status"] == 200
 
 
