@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from tradecert.mailbox import visible
+from tradecert.cli.text import visible
 
 ENCODINGS = ("auto", "utf-8", "cp932")
 NOT_SUBMITTED = 3  # exit status: created, but some were not submitted
