@@ -11,14 +11,15 @@ import click
 
 from tradecert.cli.applications import applications
 from tradecert.cli.bank import bank
+from tradecert.cli.common import OneLineErrors
 from tradecert.cli.db import db
 from tradecert.cli.demo import demo
 from tradecert.cli.jobs import jobs
+from tradecert.cli.keys import keys
 from tradecert.cli.mail import mail
 from tradecert.cli.rules import rules
 from tradecert.cli.schema import schema_group
 from tradecert.cli.serve import serve
-from tradecert.operations import OneLineErrors, keys
 
 
 @click.group(cls=OneLineErrors)  # a database that cannot be used: one line, no traceback

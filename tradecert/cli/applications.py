@@ -62,8 +62,8 @@ async def _run(data: bytes, username: str, chamber: str | None, encoding: str, s
     from resolvers.core.settings import Settings
     from resolvers.identity.acting import NoSuchAccount, acting_as, context_as
     from schema.identity import to_global_id
+    from tradecert.cli.common import check_database
     from tradecert.composition import build_services
-    from tradecert.operations import check_database
 
     try:
         settings = Settings.from_env()

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from tradecert.cli.common import console, errors, settings_from_env
-from tradecert.operations import check_database
+from tradecert.cli.common import check_database, console, errors, settings_from_env
 
 if TYPE_CHECKING:
     from resolvers.adapters.sandbox_deposits import SandboxDeposit

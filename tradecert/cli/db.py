@@ -6,8 +6,8 @@ import asyncio
 
 import click
 
+from tradecert.cli.backup import db_backup, db_restore
 from tradecert.cli.common import console, settings_from_env, upgrade
-from tradecert.operations import db_backup, db_restore
 
 
 @click.group()

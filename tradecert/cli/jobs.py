@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tradecert.cli.common import console, settings_from_env
-from tradecert.operations import check_database
+from tradecert.cli.common import check_database, console, settings_from_env
 
 if TYPE_CHECKING:
     from tradecert.jobs import JobOutcome

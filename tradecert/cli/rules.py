@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 import click
 
 from resolvers.core.settings import Settings
-from tradecert.cli.common import console, errors, load_rules, settings_from_env
+from tradecert.cli.common import check_database, console, errors, load_rules, settings_from_env
 from tradecert.cli.show import rules_show
-from tradecert.operations import check_database
 
 if TYPE_CHECKING:
     from persistence.db import Database

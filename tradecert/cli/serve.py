@@ -8,7 +8,7 @@ import os
 import click
 
 from resolvers.core.settings import Settings
-from tradecert.cli.common import console, errors
+from tradecert.cli.common import console, errors, require_migrated
 
 # the command's body reads as it did in one cli.py: the shared helpers keep their names here
 from tradecert.cli.common import load_rules as _load_rules
@@ -16,7 +16,6 @@ from tradecert.cli.common import settings_from_env as _settings
 from tradecert.cli.common import upgrade as _upgrade
 from tradecert.cli.demo import refuse_demo_in_production as _refuse_demo_in_production
 from tradecert.cli.demo import seed as _seed
-from tradecert.operations import require_migrated
 
 
 @click.command()
