@@ -43,7 +43,7 @@ test: install-test audit-suite lint
 ## make lint: ruff over the tree, mypy (strict; pyproject.toml) over the packages
 lint: install-test
 	$(BIN)/ruff check .
-	$(BIN)/mypy rules resolvers persistence schema tradecert
+	$(BIN)/mypy rules resolvers persistence schema pages tradecert
 
 ## make schema: re-export schema/schema.graphql after a schema change
 schema: install

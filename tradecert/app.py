@@ -38,6 +38,11 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
+from pages.activation import activate_page
+from pages.fee_page import routes as fee_page_routes
+from pages.home import home_page
+from pages.mailbox import routes as mailbox_routes
+from pages.sandbox_gateway import routes as gateway_routes
 from resolvers.adapters.gateway import gateway_of
 from resolvers.core import messages
 from resolvers.core.context import Context, Services
@@ -48,14 +53,10 @@ from resolvers.core.settings import Settings
 from rules.policy import PolicySet
 from schema import build_schema
 from tradecert.composition import DOCUMENTS, Document, build_services
-from tradecert.fee_page import routes as fee_page_routes
-from tradecert.gateway_pages import routes as gateway_routes
 from tradecert.graphiql import page as graphiql_page
 from tradecert.graphiql import routes as graphiql_routes
 from tradecert.jobs import job_health, publish_health
-from tradecert.mailbox import routes as mailbox_routes
 from tradecert.metrics import scrape_registry
-from tradecert.pages import activate_page, home_page
 from tradecert.request_guards import (
     UrlGuard,
     decode_graphql_body,
@@ -542,7 +543,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return JSONResponse(published_keys(services), headers={"Cache-Control": "public, max-age=300"})
 
     async def verify_page(request: Request) -> Response:
-        from tradecert.pages import verification_page
+        from pages.verification import verification_page
 
         return await verification_page(request, services)
 
@@ -587,7 +588,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            Route("/activate", activate_page, methods=["GET", "POST"]),  # POST: the form (tradecert/pages.py)
+            Route("/activate", activate_page, methods=["GET", "POST"]),  # POST: the form (pages/activation.py)
             *(Route(spec.path, document(spec), methods=["GET"]) for spec in DOCUMENTS),
             Route("/.well-known/tradecert-keys.json", public_keys, methods=["GET"]),
             Route("/verify", verify_page, methods=["GET"]),

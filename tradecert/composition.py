@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from persistence.db import Database
 from resolvers.adapters import documents, mail, naccs_documents
+from resolvers.adapters.gateway import GatewayNotConfigured, PaymentGateway, gateway_for
 from resolvers.core.clock import Clock
 from resolvers.core.context import Context, Services
 from resolvers.core.settings import Settings
@@ -81,8 +82,21 @@ DOCUMENTS: tuple[Document, ...] = (
 )
 
 
+def _gateway(settings: Settings, plugged: PaymentGateway | None) -> PaymentGateway | None:
+    """The card gateway, built once per process: the one plugged in, else the one
+    TRADECERT_PAYMENT_GATEWAY names. A configuration that gives none leaves it unset: every
+    card payment, `create_app` and `serve` still refuse it in one line (``gateway_of`` asks
+    again), and a command that takes no card payment (`jobs run`, `bank import`) still runs."""
+    if plugged is not None:
+        return plugged
+    try:
+        return gateway_for(settings)
+    except GatewayNotConfigured:
+        return None
+
+
 def build_services(settings: Settings, clock: Clock | None = None, db: Database | None = None,
-                   rules: RulesRuntime | None = None, *, gateway: object | None = None,
+                   rules: RulesRuntime | None = None, *, gateway: PaymentGateway | None = None,
                    bank: object | None = None) -> Services:
     """The long-lived collaborators of one process (or one test), wired."""
     return Services(
@@ -93,6 +107,6 @@ def build_services(settings: Settings, clock: Clock | None = None, db: Database 
         purposes=PURPOSES,
         jobs=JOBS,
         receive_notification=card.receive_notification,
-        gateway=gateway,
+        gateway=_gateway(settings, gateway),
         bank=bank,
     )

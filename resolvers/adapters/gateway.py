@@ -9,7 +9,7 @@ translated into ``GatewayEvent`` — docs/payments.md says how.
 
 This repository ships only ``SandboxGateway``, which behaves like a provider: its own
 state (``sandbox_gateway_sessions``), a hosted HTML card page mounted at
-``/sandbox-gateway/pay/{session}`` (tradecert/gateway_pages.py), 5-minute sessions checked
+``/sandbox-gateway/pay/{session}`` (pages/sandbox_gateway.py), 5-minute sessions checked
 when the card is posted, test cards (``4111111111111111`` approves; ``DECLINED_CARDS`` are
 refused, each with its reason), and signed notifications delivered to the merchant's
 notification handler — the same function the HTTP endpoint calls. No real provider is
@@ -204,7 +204,7 @@ class Charge:
 
 
 class SandboxGateway:
-    """A provider in this process: sessions in its own table, the hosted page in gateway_pages."""
+    """A provider in this process: sessions in its own table, the hosted page in pages/sandbox_gateway."""
 
     async def open_session(self, services: Services, *, reference: str, amount: int, description: str,
                            expires_at: dt.datetime) -> HostedSession:

@@ -120,7 +120,7 @@ async def deliver_pending(services: Services) -> str:
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """One mail of the outbox as stored (for the development mail box, tradecert/mailbox.py)."""
+    """One mail of the outbox as stored (for the development mail box, pages/mailbox.py)."""
 
     id: int
     created_at: dt.datetime

@@ -1,9 +1,10 @@
 """The layers hold and no module imports itself back, at module or function level.
 
     tradecert (server, CLI, composition root) → schema → resolvers → persistence
-                                                         resolvers → rules
+    tradecert → pages (the HTML pages) → resolvers          resolvers → rules
 
-``rules`` and ``persistence`` import nothing of ours above them; the schema maps plain
+``rules`` and ``persistence`` import nothing of ours above them; ``pages`` is an edge beside
+``schema``, imported by ``tradecert`` alone; the schema maps plain
 results and never touches the ORM; ``resolvers.core`` imports no domain package. grimp
 reads every import statement, those inside functions and under TYPE_CHECKING included.
 """
@@ -15,11 +16,12 @@ import graphlib
 import grimp
 import pytest
 
-PACKAGES = ("tradecert", "schema", "resolvers", "rules", "persistence")
+PACKAGES = ("tradecert", "pages", "schema", "resolvers", "rules", "persistence")
 
 # importer → the packages of ours it may import (besides itself)
 MAY_IMPORT = {
-    "tradecert": {"schema", "resolvers", "rules", "persistence"},
+    "tradecert": {"pages", "schema", "resolvers", "rules", "persistence"},
+    "pages": {"resolvers", "rules", "persistence"},  # an edge beside schema/: neither imports the other
     "schema": {"resolvers", "rules"},
     "resolvers": {"rules", "persistence"},
     "rules": set(),
@@ -55,6 +57,15 @@ def test_every_import_follows_the_layers(graph):
                 lines = ", ".join(str(d["line_number"]) for d in details)
                 wrong.append(f"{importer} (line {lines}) imports {imported}: {a} may not import {b}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_pages_are_imported_by_tradecert_alone(graph):
+    """pages/ is an edge of its own: app.py mounts it, the CLI prints its fee page; schema and
+    the use cases never reach into it."""
+    importers = {_top(importer) for page in graph.find_descendants("pages") | {"pages"}
+                 for importer in graph.find_modules_that_directly_import(page)}
+    assert importers <= {"tradecert", "pages"}, importers
+    assert "tradecert" in importers  # it is wired, not left beside the app
 
 
 def test_the_core_imports_no_domain_package(graph):

@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pages import fee_page
 from resolvers.core.clock import FixedClock
 from rules.policy import load_policy
 from tests.conftest import RULES_DIR, settings_for, start_server, tokyo
 from tests.tradecert.test_production_settings import ALLOW, production_env, serve, stop, wait_exit_or_ready
-from tradecert import fee_page
 
 TRADECERT = str(Path(sys.executable).parent / "tradecert")
 

@@ -114,7 +114,7 @@ def test_keys_init_makes_every_key_once_then_rotations_work(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from tradecert.operations import KEY_KINDS
+    from tradecert.cli.keys import KEY_KINDS
 
     folder = tmp_path / "etc" / "tradecert"
     env = {"TRADECERT_SIGNING_KEY_FILE": "", "TRADECERT_NACCS_KEY_FILE": ""}

@@ -20,7 +20,7 @@ from resolvers.core.clock import FixedClock
 from tests.conftest import settings_for, start_server, tokyo
 from tests.identity.test_identity_sessions import login
 from tests.identity.test_subaccounts import ACTIVATE, SUB_PASSWORD, as_user, create_sub, notify
-from tradecert.mailbox import cells
+from tradecert.cli.text import columns as cells
 
 TRADECERT = str(Path(sys.executable).parent / "tradecert")
 SUBJECT = "【貿易関係証明発給システム】サブID付与のお知らせ"

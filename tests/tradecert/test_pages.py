@@ -1,7 +1,7 @@
 """The pages people reach by a link work as plain HTML forms, with JavaScript off, over
 plain HTTP, on SQLite and PostgreSQL: the sub-ID activation page (/activate) posts to
 itself and answers with a page; the sandbox card page's success screen links back. A
-cross-site form post is refused (the Origin check of tradecert/pages.py)."""
+cross-site form post is refused (the Origin check of pages/common.py)."""
 
 from __future__ import annotations
 

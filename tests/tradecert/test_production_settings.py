@@ -25,7 +25,7 @@ ALLOW = "TRADECERT_ALLOW_SANDBOX_GATEWAY_IN_PRODUCTION"
 
 def production_keys(directory: Path) -> dict[str, str]:
     """The two key files `tradecert keys init --dir` makes, and the settings naming them."""
-    from tradecert.operations import KEY_KINDS
+    from tradecert.cli.keys import KEY_KINDS
 
     found = {}
     for kind in KEY_KINDS:

@@ -110,7 +110,7 @@ def test_every_kind_of_row_reads_in_80_columns(rules_copy):
     """A mail body (many lines, Japanese), a permission row (all key) and a keyless tax row."""
     from rules.diff import diff
     from tests.tradecert.test_rules_show_width import columns
-    from tradecert.rules_diff import RulesPoint, render
+    from tradecert.cli.rules_diff import RulesPoint, render
 
     before = load_policy(rules_copy)
     mails = rules_copy / "mail_templates.yaml"

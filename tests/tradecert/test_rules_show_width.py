@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import RULES_DIR
-from tradecert.cli import rules_show
+from tradecert.cli.show import rules_show
 
 TRADECERT = str(Path(sys.executable).parent / "tradecert")
 WHATS = list(getattr(next(p for p in rules_show.params if p.name == "what").type, "choices", ()))

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from pages.common import page_headers
 from tradecert.graphiql.vendor import VENDOR_DIR
-from tradecert.pages import page_headers
 
 STATIC_DIR = Path(__file__).parent / "static"
 SCRIPTS = ("react.production.min.js", "react-dom.production.min.js", "graphiql.min.js", "plugin-explorer.umd.js",

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from tradecert.mailbox import visible
+from tradecert.cli.text import visible
 
 ENCODINGS = ("auto", "utf-8", "cp932")
 NOT_SUBMITTED = 3  # exit status: created, but some were not submitted
@@ -69,8 +69,8 @@ async def _run(data: bytes, username: str, chamber: str | None, encoding: str, s
     from resolvers.core.settings import Settings
     from resolvers.identity.acting import NoSuchAccount, acting_as, context_as
     from schema.identity import to_global_id
+    from tradecert.cli.common import check_database
     from tradecert.composition import build_services
-    from tradecert.operations import check_database
 
     try:
         settings = Settings.from_env()

@@ -286,7 +286,7 @@ def routes(services: Services) -> list[Route]:
     from starlette.responses import HTMLResponse
     from starlette.routing import Route
 
-    from tradecert.pages import page_headers
+    from pages.common import page_headers
 
     headers = page_headers(PAGE_CSP)
 

@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from pages.common import FORM_PAGE_CSP, cross_site, page_headers
 from persistence.models import SandboxGatewaySession
 from resolvers.adapters.gateway import SIGNATURE_HEADER, SandboxGateway, SandboxStatus, check_card
 from resolvers.core.clock import TOKYO
 from resolvers.core.context import Services
 from resolvers.payments.card import InvalidNotification, receive_notification, session_minutes
-from tradecert.pages import FORM_PAGE_CSP, cross_site, page_headers
 
 log = logging.getLogger("tradecert.payments")
 
@@ -119,7 +119,7 @@ def routes(services: Services) -> list[Route]:
             return _page(row, expired(), 410)
         if request.method == "GET":
             return _page(row, form(row))
-        if cross_site(request, services.settings):  # the rule of every form post of ours (tradecert/pages.py)
+        if cross_site(request, services.settings):  # the rule of every form post of ours (pages/common.py)
             return _page(row, form(row, problems=_message("CSRF", "別のサイトから送信されたため受け付けませんでした。")), 403)
         raw = (await request.body()).decode("utf-8", "replace")[:4096]
         submitted = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}

@@ -1,26 +1,22 @@
 """`tradecert rules diff`: the changes of rules/diff.py as policy staff read them, at 80 columns.
 
-Widths are counted as a Japanese terminal draws them (wide, full-width and ambiguous-width
-characters take two columns), so a row's Japanese note wraps instead of running off.
+Widths are counted as a Japanese terminal draws them (``columns``, tradecert/cli/text.py), so
+a row's Japanese note wraps instead of running off.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from collections.abc import Iterator
 
 from resolvers.fees.rules_diff import RulesPoint
 from rules.diff import RuleChange, last_revision
 from rules.policy import PolicySet
+from tradecert.cli.text import columns
 
 WIDTH = 80
 _TOKENS = re.compile(r"\S+\s*")
-
-
-def columns(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F", "A") else 1 for ch in text)
 
 
 def wrap(text: str, indent: str, hang: str, width: int = WIDTH) -> Iterator[str]:

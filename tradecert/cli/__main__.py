@@ -1,0 +1,5 @@
+"""`python -m tradecert.cli`, as the `tradecert` script."""
+
+from tradecert.cli import main
+
+main()
