@@ -9,6 +9,7 @@ that reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from persistence import migrate
 from persistence.db import Database
@@ -99,9 +101,15 @@ class DbTarget:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def db_target(request, tmp_path):
+def db_kind(request) -> str:
+    """The database kind a test runs on: every database fixture below is parametrised by it."""
+    return request.param
+
+
+@pytest.fixture
+async def db_target(db_kind, tmp_path):
     """An empty database of each kind; PostgreSQL gets its own schema so runs never collide."""
-    if request.param == "sqlite":
+    if db_kind == "sqlite":
         yield DbTarget("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'tradecert.db'}", None)
         return
     require_postgres()
@@ -112,16 +120,111 @@ async def db_target(request, tmp_path):
         await drop_pg_schema(schema)
 
 
-@pytest.fixture
-async def migrated(db_target):
-    """A migrated database with the demo data, of each kind."""
-    db = db_target.database()
-    await migrate.upgrade(db.engine)
-    await seed_demo(db, FixedClock(tokyo(2026, 3, 1, 9, 0)))
+class Templates:
+    """One migrated, seeded database per kind, made once per session; each test gets a copy.
+
+    SQLite: the template file, checkpointed and closed, is copied (``shutil.copy``).
+    PostgreSQL: ``CREATE DATABASE t_x TEMPLATE <template>`` (a file-level copy by the server:
+    tables, constraints, sequences and data exactly as migrated and seeded); the copy keeps
+    the template's schema, so the test's Database is ``(url of t_x, schema=TEMPLATE_SCHEMA)``.
+    Names carry a random part: other sessions (other worktrees, xdist workers) share the server.
+    """
+
+    SEED_CLOCK = tokyo(2026, 3, 1, 9, 0)  # the demo seed's day, as when every test seeded its own
+    PG_SCHEMA = "tradecert_test"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.sqlite_file: Path | None = None
+        self.pg_database: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def sqlite_copy(self, target: Path) -> None:
+        async with self._lock:
+            if self.sqlite_file is None:
+                path = self.directory / "template.db"
+                db = Database(f"sqlite+aiosqlite:///{path}")
+                try:
+                    await migrate.upgrade(db.engine)
+                    await seed_demo(db, FixedClock(self.SEED_CLOCK))
+                finally:
+                    await db.dispose()
+                import sqlite3
+
+                with contextlib.closing(sqlite3.connect(path)) as conn:  # fold the WAL into the file
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                    side.unlink(missing_ok=True)
+                self.sqlite_file = path
+        shutil.copy(self.sqlite_file, target)
+
+    async def pg_copy(self) -> str:
+        """A new database copied from the template; returns its name."""
+        async with self._lock:
+            if self.pg_database is None:
+                name = f"tradecert_tpl_{uuid.uuid4().hex[:12]}"
+                await pg_admin(f'CREATE DATABASE "{name}"')
+                db = Database(pg_url(name), schema=self.PG_SCHEMA)
+                try:
+                    async with db.engine.begin() as conn:
+                        await conn.exec_driver_sql(f'CREATE SCHEMA "{self.PG_SCHEMA}"')
+                    await migrate.upgrade(db.engine)
+                    await seed_demo(db, FixedClock(self.SEED_CLOCK))
+                finally:
+                    await db.dispose()  # CREATE DATABASE … TEMPLATE needs the template unused
+                self.pg_database = name
+        copy = f"t_{uuid.uuid4().hex[:12]}"
+        await pg_admin(f'CREATE DATABASE "{copy}" TEMPLATE "{self.pg_database}"')
+        return copy
+
+    async def close(self) -> None:
+        if self.pg_database is not None:
+            await pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
+
+
+async def pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
     try:
-        yield db_target, db
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_url(database: str) -> str:
+    """PG_BASE pointing at another database of the same server."""
+    return make_url(PG_BASE).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def db_templates(tmp_path_factory):
+    templates = Templates(tmp_path_factory.mktemp("db-templates"))
+    try:
+        yield templates
+    finally:
+        await templates.close()
+
+
+@pytest.fixture
+async def migrated(db_kind, db_templates, tmp_path):
+    """A migrated database with the demo data, of each kind (a copy of the session's template)."""
+    if db_kind == "sqlite":
+        path = tmp_path / "tradecert.db"  # where db_target puts it
+        await db_templates.sqlite_copy(path)
+        target = DbTarget("sqlite", f"sqlite+aiosqlite:///{path}", None)
+        database = None
+    else:
+        require_postgres()
+        database = await db_templates.pg_copy()
+        target = DbTarget("postgresql", pg_url(database), Templates.PG_SCHEMA)
+    db = target.database()
+    try:
+        yield target, db
     finally:
         await db.dispose()
+        if database is not None:
+            await pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 # --------------------------------------------------------------------------- HTTP server
