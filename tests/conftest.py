@@ -45,6 +45,32 @@ def tokyo(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=TOKYO)
 
 
+# --------------------------------------------------------------------------- markers
+
+_PROCESS_WORDS = ("subprocess", "Popen")  # a module that starts processes: servers, the CLI, tools
+_BROWSER_WORDS = ("playwright",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark process-level tests by what their module runs, so new modules are marked too:
+    ``process`` (starts processes) and ``browser`` (drives chromium). ``-m "not process"``
+    is the quick in-process loop; ``make test`` runs everything."""
+    seen: dict[str, tuple[bool, bool]] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in seen:
+            try:
+                source = Path(path).read_text(encoding="utf-8")
+            except OSError:
+                source = ""
+            seen[path] = (any(w in source for w in _PROCESS_WORDS), any(w in source for w in _BROWSER_WORDS))
+        process, browser = seen[path]
+        if process:
+            item.add_marker(pytest.mark.process)
+        if browser:
+            item.add_marker(pytest.mark.browser)
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 _pg_state: dict[str, Any] = {}
