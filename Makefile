@@ -27,7 +27,9 @@ install-test: $(VENV)/.installed-test
 serve: install
 	$(BIN)/tradecert serve --demo --host $(HOST) --port $(PORT)
 
-## make test: install with test extras, lint (ruff, mypy), and run every test (PostgreSQL tests included)
+## make test: install with test extras, lint (ruff, mypy), and run every test (PostgreSQL tests included),
+## on every core (pytest-xdist; each test module on one worker); PYTEST_ARGS= runs it on one
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: install-test lint
 	$(BIN)/tradecert rules check
 	$(BIN)/tradecert rules test

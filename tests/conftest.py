@@ -45,6 +45,30 @@ def tokyo(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=TOKYO)
 
 
+# --------------------------------------------------------------------------- rule files
+
+
+def _parse_each_text_once() -> None:
+    """Every test's server loads a copy of the same rule files, and pure-Python YAML parsing
+    is most of that load (~0.1 s a test). ``read_yaml`` is a function of the text alone, so
+    the suite parses each distinct text once and hands out deep copies; a text that does
+    not parse is never cached and raises each time, exactly as before."""
+    import copy
+    import functools
+
+    from rules import policy
+
+    parse = functools.lru_cache(maxsize=256)(policy.read_yaml)
+
+    def read_yaml(text: str) -> object:
+        return copy.deepcopy(parse(text))
+
+    policy.read_yaml = read_yaml
+
+
+_parse_each_text_once()
+
+
 # --------------------------------------------------------------------------- markers
 
 _PROCESS_WORDS = ("subprocess", "Popen")  # a module that starts processes: servers, the CLI, tools
