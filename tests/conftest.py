@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -174,19 +175,20 @@ class Templates:
     """One migrated, seeded database per kind, made once per session; each test gets a copy.
 
     SQLite: the template file, checkpointed and closed, is copied (``shutil.copy``).
-    PostgreSQL: ``CREATE DATABASE t_x TEMPLATE <template>`` (a file-level copy by the server:
-    tables, constraints, sequences and data exactly as migrated and seeded); the copy keeps
-    the template's schema, so the test's Database is ``(url of t_x, schema=TEMPLATE_SCHEMA)``.
+    PostgreSQL: a template schema of database ``test``, restored per test into a schema of its
+    own (``pg_copy``), so a test's target is ``(PG_BASE, schema t_<random>)`` as before.
     Names carry a random part: other sessions (other worktrees, xdist workers) share the server.
     """
 
     SEED_CLOCK = tokyo(2026, 3, 1, 9, 0)  # the demo seed's day, as when every test seeded its own
-    PG_SCHEMA = "tradecert_test"
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.sqlite_file: Path | None = None
-        self.pg_database: str | None = None
+        self.pg_schema: str | None = None
+        self._pg_ddl: tuple[str, str] = ("", "")
+        self._pg_tables: list[str] = []
+        self._pg_sequences: list[tuple[str, int]] = []
         self._lock = asyncio.Lock()
 
     async def sqlite_copy(self, target: Path) -> None:
@@ -209,27 +211,72 @@ class Templates:
         shutil.copy(self.sqlite_file, target)
 
     async def pg_copy(self) -> str:
-        """A new database copied from the template; returns its name."""
+        """A new schema of database ``test`` restored from the template schema; returns its name.
+
+        The template schema is migrated and seeded once; pg_dump's pre-data and post-data DDL of
+        it, with the schema's name replaced, re-create it exactly as pg_restore would: tables and
+        sequences, then the rows (``INSERT … SELECT``) and sequence positions, then indexes,
+        constraints and foreign keys. (``CREATE DATABASE … TEMPLATE`` was tried first: on
+        PostgreSQL 15 every DROP DATABASE forces a cluster-wide checkpoint, seconds on a busy
+        server, for this run and everyone else's.)"""
         async with self._lock:
-            if self.pg_database is None:
-                name = f"tradecert_tpl_{uuid.uuid4().hex[:12]}"
-                await pg_admin(f'CREATE DATABASE "{name}"')
-                db = Database(pg_url(name), schema=self.PG_SCHEMA)
-                try:
-                    async with db.engine.begin() as conn:
-                        await conn.exec_driver_sql(f'CREATE SCHEMA "{self.PG_SCHEMA}"')
-                    await migrate.upgrade(db.engine)
-                    await seed_demo(db, FixedClock(self.SEED_CLOCK))
-                finally:
-                    await db.dispose()  # CREATE DATABASE … TEMPLATE needs the template unused
-                self.pg_database = name
-        copy = f"t_{uuid.uuid4().hex[:12]}"
-        await pg_admin(f'CREATE DATABASE "{copy}" TEMPLATE "{self.pg_database}"')
-        return copy
+            if self.pg_schema is None:
+                self.pg_schema = await self._pg_template()
+        name = await create_pg_schema()
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            async with conn.transaction():
+                await conn.execute(f'DROP SCHEMA "{name}"')  # the pre-data DDL creates it
+                await conn.execute(self._pg_ddl[0].replace(self.pg_schema, name))
+                await conn.execute("\n".join(
+                    [f'INSERT INTO "{name}"."{t}" OVERRIDING SYSTEM VALUE SELECT * FROM "{self.pg_schema}"."{t}";'
+                     for t in self._pg_tables]
+                    + [f"SELECT pg_catalog.setval('\"{name}\".\"{q}\"', {value}, true);"
+                       for q, value in self._pg_sequences]))
+                await conn.execute(self._pg_ddl[1].replace(self.pg_schema, name))
+        finally:
+            await conn.close()
+        return name
+
+    async def _pg_template(self) -> str:
+        import asyncpg
+
+        name = f"tctpl_{uuid.uuid4().hex[:12]}"  # unique text: the DDL is re-targeted by replacing it
+        await pg_admin(f'CREATE SCHEMA "{name}"')
+        db = Database(PG_BASE, schema=name)
+        try:
+            await migrate.upgrade(db.engine)
+            await seed_demo(db, FixedClock(self.SEED_CLOCK))
+        finally:
+            await db.dispose()
+        database = make_url(PG_BASE).database or "test"
+        sections = []
+        for section in ("pre-data", "post-data"):
+            done = await asyncio.to_thread(
+                subprocess.run, ["pg_dump", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "--no-owner",
+                                 "--no-privileges", f"--section={section}", "-n", name, database],
+                capture_output=True, text=True, check=True)
+            # psql meta-commands (\\restrict …) are for psql; the SQL (search_path emptied, all names
+            # qualified) runs on a connection of its own
+            sections.append("\n".join(line for line in done.stdout.splitlines() if not line.startswith("\\")))
+        self._pg_ddl = (sections[0], sections[1])
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", name)
+            sequences = await conn.fetch("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = $1",
+                                         name)
+        finally:
+            await conn.close()
+        self._pg_tables = [str(t["tablename"]) for t in tables]
+        self._pg_sequences = [(str(q["sequencename"]), int(q["last_value"])) for q in sequences
+                              if q["last_value"] is not None]
+        return name
 
     async def close(self) -> None:
-        if self.pg_database is not None:
-            await pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
+        if self.pg_schema is not None:
+            await drop_pg_schema(self.pg_schema)
 
 
 async def pg_admin(sql: str) -> None:
@@ -240,11 +287,6 @@ async def pg_admin(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
-
-
-def pg_url(database: str) -> str:
-    """PG_BASE pointing at another database of the same server."""
-    return make_url(PG_BASE).set(database=database).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -263,18 +305,17 @@ async def migrated(db_kind, db_templates, tmp_path):
         path = tmp_path / "tradecert.db"  # where db_target puts it
         await db_templates.sqlite_copy(path)
         target = DbTarget("sqlite", f"sqlite+aiosqlite:///{path}", None)
-        database = None
     else:
         require_postgres()
-        database = await db_templates.pg_copy()
-        target = DbTarget("postgresql", pg_url(database), Templates.PG_SCHEMA)
+        schema = await db_templates.pg_copy()
+        target = DbTarget("postgresql", PG_BASE, schema)
     db = target.database()
     try:
         yield target, db
     finally:
         await db.dispose()
-        if database is not None:
-            await pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if target.schema is not None:
+            await drop_pg_schema(target.schema)
 
 
 # --------------------------------------------------------------------------- HTTP server
