@@ -219,10 +219,18 @@ class Templates:
         constraints and foreign keys. (``CREATE DATABASE … TEMPLATE`` was tried first: on
         PostgreSQL 15 every DROP DATABASE forces a cluster-wide checkpoint, seconds on a busy
         server, for this run and everyone else's.)"""
+        name = await create_pg_schema()
+        if not shutil.which("pg_dump"):  # no postgresql-client: migrate and seed this one
+            db = Database(PG_BASE, schema=name)
+            try:
+                await migrate.upgrade(db.engine)
+                await seed_demo(db, FixedClock(self.SEED_CLOCK))
+            finally:
+                await db.dispose()
+            return name
         async with self._lock:
             if self.pg_schema is None:
                 self.pg_schema = await self._pg_template()
-        name = await create_pg_schema()
         import asyncpg
 
         conn = await asyncpg.connect(PG_DSN)
