@@ -34,7 +34,9 @@ audit-suite: $(AUDIT_SUITE)/node_modules/.package-lock.json
 serve: install
 	$(BIN)/tradecert serve --demo --host $(HOST) --port $(PORT)
 
-## make test: install with test extras, lint (ruff, mypy), and run every test (PostgreSQL tests included)
+## make test: install with test extras, lint (ruff, mypy), and run every test (PostgreSQL tests included),
+## on every core (pytest-xdist; each test module on one worker); PYTEST_ARGS= runs it on one
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: install-test audit-suite lint
 	$(BIN)/tradecert rules check
 	$(BIN)/tradecert rules test

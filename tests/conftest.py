@@ -9,10 +9,12 @@ that reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -23,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from persistence import migrate
 from persistence.db import Database
@@ -41,6 +44,56 @@ RULES_DIR = PROJECT_DIR / "rules"
 
 def tokyo(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=TOKYO)
+
+
+# --------------------------------------------------------------------------- rule files
+
+
+def _parse_each_text_once() -> None:
+    """Every test's server loads a copy of the same rule files, and pure-Python YAML parsing
+    is most of that load (~0.1 s a test). ``read_yaml`` is a function of the text alone, so
+    the suite parses each distinct text once and hands out deep copies; a text that does
+    not parse is never cached and raises each time, exactly as before."""
+    import copy
+    import functools
+
+    from rules import policy
+
+    parse = functools.lru_cache(maxsize=256)(policy.read_yaml)
+
+    def read_yaml(text: str) -> object:
+        return copy.deepcopy(parse(text))
+
+    policy.read_yaml = read_yaml
+
+
+_parse_each_text_once()
+
+
+# --------------------------------------------------------------------------- markers
+
+_PROCESS_WORDS = ("subprocess", "Popen")  # a module that starts processes: servers, the CLI, tools
+_BROWSER_WORDS = ("playwright",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark process-level tests by what their module runs, so new modules are marked too:
+    ``process`` (starts processes) and ``browser`` (drives chromium). ``-m "not process"``
+    is the quick in-process loop; ``make test`` runs everything."""
+    seen: dict[str, tuple[bool, bool]] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in seen:
+            try:
+                source = Path(path).read_text(encoding="utf-8")
+            except OSError:
+                source = ""
+            seen[path] = (any(w in source for w in _PROCESS_WORDS), any(w in source for w in _BROWSER_WORDS))
+        process, browser = seen[path]
+        if process:
+            item.add_marker(pytest.mark.process)
+        if browser:
+            item.add_marker(pytest.mark.browser)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -99,9 +152,15 @@ class DbTarget:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def db_target(request, tmp_path):
+def db_kind(request) -> str:
+    """The database kind a test runs on: every database fixture below is parametrised by it."""
+    return request.param
+
+
+@pytest.fixture
+async def db_target(db_kind, tmp_path):
     """An empty database of each kind; PostgreSQL gets its own schema so runs never collide."""
-    if request.param == "sqlite":
+    if db_kind == "sqlite":
         yield DbTarget("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'tradecert.db'}", None)
         return
     require_postgres()
@@ -112,16 +171,159 @@ async def db_target(request, tmp_path):
         await drop_pg_schema(schema)
 
 
-@pytest.fixture
-async def migrated(db_target):
-    """A migrated database with the demo data, of each kind."""
-    db = db_target.database()
-    await migrate.upgrade(db.engine)
-    await seed_demo(db, FixedClock(tokyo(2026, 3, 1, 9, 0)))
+class Templates:
+    """One migrated, seeded database per kind, made once per session; each test gets a copy.
+
+    SQLite: the template file, checkpointed and closed, is copied (``shutil.copy``).
+    PostgreSQL: a template schema of database ``test``, restored per test into a schema of its
+    own (``pg_copy``), so a test's target is ``(PG_BASE, schema t_<random>)`` as before.
+    Names carry a random part: other sessions (other worktrees, xdist workers) share the server.
+    """
+
+    SEED_CLOCK = tokyo(2026, 3, 1, 9, 0)  # the demo seed's day, as when every test seeded its own
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.sqlite_file: Path | None = None
+        self.pg_schema: str | None = None
+        self._pg_ddl: tuple[str, str] = ("", "")
+        self._pg_tables: list[str] = []
+        self._pg_sequences: list[tuple[str, int]] = []
+        self._lock = asyncio.Lock()
+
+    async def sqlite_copy(self, target: Path) -> None:
+        async with self._lock:
+            if self.sqlite_file is None:
+                path = self.directory / "template.db"
+                db = Database(f"sqlite+aiosqlite:///{path}")
+                try:
+                    await migrate.upgrade(db.engine)
+                    await seed_demo(db, FixedClock(self.SEED_CLOCK))
+                finally:
+                    await db.dispose()
+                import sqlite3
+
+                with contextlib.closing(sqlite3.connect(path)) as conn:  # fold the WAL into the file
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                    side.unlink(missing_ok=True)
+                self.sqlite_file = path
+        shutil.copy(self.sqlite_file, target)
+
+    async def pg_copy(self) -> str:
+        """A new schema of database ``test`` restored from the template schema; returns its name.
+
+        The template schema is migrated and seeded once; pg_dump's pre-data and post-data DDL of
+        it, with the schema's name replaced, re-create it exactly as pg_restore would: tables and
+        sequences, then the rows (``INSERT … SELECT``) and sequence positions, then indexes,
+        constraints and foreign keys. (``CREATE DATABASE … TEMPLATE`` was tried first: on
+        PostgreSQL 15 every DROP DATABASE forces a cluster-wide checkpoint, seconds on a busy
+        server, for this run and everyone else's.)"""
+        name = await create_pg_schema()
+        if not shutil.which("pg_dump"):  # no postgresql-client: migrate and seed this one
+            db = Database(PG_BASE, schema=name)
+            try:
+                await migrate.upgrade(db.engine)
+                await seed_demo(db, FixedClock(self.SEED_CLOCK))
+            finally:
+                await db.dispose()
+            return name
+        async with self._lock:
+            if self.pg_schema is None:
+                self.pg_schema = await self._pg_template()
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            async with conn.transaction():
+                await conn.execute(f'DROP SCHEMA "{name}"')  # the pre-data DDL creates it
+                await conn.execute(self._pg_ddl[0].replace(self.pg_schema, name))
+                await conn.execute("\n".join(
+                    [f'INSERT INTO "{name}"."{t}" OVERRIDING SYSTEM VALUE SELECT * FROM "{self.pg_schema}"."{t}";'
+                     for t in self._pg_tables]
+                    + [f"SELECT pg_catalog.setval('\"{name}\".\"{q}\"', {value}, true);"
+                       for q, value in self._pg_sequences]))
+                await conn.execute(self._pg_ddl[1].replace(self.pg_schema, name))
+        finally:
+            await conn.close()
+        return name
+
+    async def _pg_template(self) -> str:
+        import asyncpg
+
+        name = f"tctpl_{uuid.uuid4().hex[:12]}"  # unique text: the DDL is re-targeted by replacing it
+        await pg_admin(f'CREATE SCHEMA "{name}"')
+        db = Database(PG_BASE, schema=name)
+        try:
+            await migrate.upgrade(db.engine)
+            await seed_demo(db, FixedClock(self.SEED_CLOCK))
+        finally:
+            await db.dispose()
+        database = make_url(PG_BASE).database or "test"
+        sections = []
+        for section in ("pre-data", "post-data"):
+            done = await asyncio.to_thread(
+                subprocess.run, ["pg_dump", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "--no-owner",
+                                 "--no-privileges", f"--section={section}", "-n", name, database],
+                capture_output=True, text=True, check=True)
+            # psql meta-commands (\\restrict …) are for psql; the SQL (search_path emptied, all names
+            # qualified) runs on a connection of its own
+            sections.append("\n".join(line for line in done.stdout.splitlines() if not line.startswith("\\")))
+        self._pg_ddl = (sections[0], sections[1])
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", name)
+            sequences = await conn.fetch("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = $1",
+                                         name)
+        finally:
+            await conn.close()
+        self._pg_tables = [str(t["tablename"]) for t in tables]
+        self._pg_sequences = [(str(q["sequencename"]), int(q["last_value"])) for q in sequences
+                              if q["last_value"] is not None]
+        return name
+
+    async def close(self) -> None:
+        if self.pg_schema is not None:
+            await drop_pg_schema(self.pg_schema)
+
+
+async def pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN)
     try:
-        yield db_target, db
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def db_templates(tmp_path_factory):
+    templates = Templates(tmp_path_factory.mktemp("db-templates"))
+    try:
+        yield templates
+    finally:
+        await templates.close()
+
+
+@pytest.fixture
+async def migrated(db_kind, db_templates, tmp_path):
+    """A migrated database with the demo data, of each kind (a copy of the session's template)."""
+    if db_kind == "sqlite":
+        path = tmp_path / "tradecert.db"  # where db_target puts it
+        await db_templates.sqlite_copy(path)
+        target = DbTarget("sqlite", f"sqlite+aiosqlite:///{path}", None)
+    else:
+        require_postgres()
+        schema = await db_templates.pg_copy()
+        target = DbTarget("postgresql", PG_BASE, schema)
+    db = target.database()
+    try:
+        yield target, db
     finally:
         await db.dispose()
+        if target.schema is not None:
+            await drop_pg_schema(target.schema)
 
 
 # --------------------------------------------------------------------------- HTTP server
