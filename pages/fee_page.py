@@ -133,7 +133,7 @@ def build(policy: PolicySet, on: dt.date) -> FeePage:
         _section(policy, "application_fees", on, ("区分", "手数料 (1件)"), application),
         _section(policy, "registration_fees", on, ("登録の種類", "区分", "登録料"), registration),
         _section(policy, "coupon_products", on, ("商品", "対象", "枚数", "価格", "額面", "うち消費税"), products),
-        _section(policy, "pack_refund_deductions", on, ("商品", "返金時の控除額"), deductions),
+        _section(policy, "pack_refund_deductions", on, ("商品", "返金時の控除額 (1綴りごと)"), deductions),
         _section(policy, "refund_transfer_costs", on, ("返金額", "差し引く諸経費"), costs),
     ))
 
@@ -191,7 +191,7 @@ STYLE = """
  }
 """
 
-AMOUNT_COLUMNS = {"手数料 (1件)", "登録料", "価格", "額面", "うち消費税", "返金時の控除額", "差し引く諸経費", "枚数"}
+AMOUNT_COLUMNS = {"手数料 (1件)", "登録料", "価格", "額面", "うち消費税", "返金時の控除額 (1綴りごと)", "差し引く諸経費", "枚数"}
 
 
 AMOUNT_CLASS = ' class="amount"'
