@@ -63,10 +63,11 @@ from persistence.models import (  # noqa: E402
     TradeRegistration,
     VirtualAccount,
 )
+from resolvers.adapters.bank import DepositInput  # noqa: E402
 from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
 from resolvers.core.settings import PROJECT_DIR, Settings  # noqa: E402
 from resolvers.coupons import ledger, reconciliation  # noqa: E402
-from resolvers.coupons.purchases import DepositInput, DepositSource, import_deposits, reconcile  # noqa: E402
+from resolvers.coupons.purchases import DepositSource, import_deposits, reconcile  # noqa: E402
 from rules.runtime import RulesRuntime  # noqa: E402
 from tradecert.composition import build_services  # noqa: E402
 from tradecert.demo import seed_demo  # noqa: E402

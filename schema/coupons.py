@@ -13,6 +13,7 @@ from typing import Any, Protocol, cast
 
 import strawberry
 
+from resolvers.adapters.bank import DepositInput
 from resolvers.core.context import Context
 from resolvers.coupons import accounts as coupons
 from resolvers.coupons import messages as coupon_words
@@ -446,7 +447,7 @@ class PurchasesMutation:
     async def record_bank_deposits(self, info: strawberry.Info[Context], input: RecordBankDepositsInput) -> RecordBankDepositsPayload:
         async def call() -> tuple[list[CouponPurchase], list[int]]:
             at_most(input.deposits, MAX_LIST_ITEMS, ["input", "deposits"], coupon_words.DEPOSITS)
-            deposits = [purchases.DepositInput(d.account_number.strip(), d.amount, d.deposited_on, d.payer_name, d.deposit_id)
+            deposits = [DepositInput(d.account_number.strip(), d.amount, d.deposited_on, d.payer_name, d.deposit_id)
                         for d in input.deposits]
             done = await purchases.record_bank_deposits(info.context, deposits)
             found = await queries.purchases_by_ids(info.context, [o.id for o in done.orders])

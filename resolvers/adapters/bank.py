@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import select
@@ -45,3 +46,20 @@ class SandboxBank:
                 await session.flush()
                 return account
         raise RuntimeError("no free virtual account number")
+
+
+# --------------------------------------------------------------------------- deposits, as a bank reports them
+
+MAX_DEPOSIT = 2_147_483_647  # the amount columns are 32-bit integers (a Zengin 金額 is N(10): refused above this)
+MAX_DEPOSIT_ID = 64  # the bank's id of a deposit; a Zengin id built from the notice is 32 characters
+MAX_PAYER_NAME = 120  # the column; a Zengin 振込依頼人名 is 48 half-width characters
+
+
+@dataclass(frozen=True)
+class DepositInput:
+    account_number: str
+    amount: int
+    deposited_on: dt.date
+    payer_name: str | None = None
+    deposit_id: str | None = None  # the bank's id (照会番号 …): the same id again is a replay, never a second deposit
+    line: int | None = None  # the statement file's line (record) it was read from

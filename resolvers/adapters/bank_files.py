@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from resolvers.adapters.bank import MAX_DEPOSIT, MAX_DEPOSIT_ID, MAX_PAYER_NAME, DepositInput
 from resolvers.core.errors import ErrorCode, UserFailure
-from resolvers.coupons.purchases import MAX_DEPOSIT, MAX_DEPOSIT_ID, MAX_PAYER_NAME, DepositInput
 
 RECORD = 200
 REIWA_START = 2018  # 令和1年 = 2019

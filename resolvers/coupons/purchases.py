@@ -33,7 +33,7 @@ from persistence.models import (
     TradeRegistration,
     VirtualAccount,
 )
-from resolvers.adapters.bank import Bank, SandboxBank
+from resolvers.adapters.bank import MAX_DEPOSIT, MAX_DEPOSIT_ID, MAX_PAYER_NAME, Bank, DepositInput, SandboxBank
 from resolvers.adapters.gateway import gateway_of
 from resolvers.adapters.mail import queue_mail
 from resolvers.core import messages as core_words
@@ -296,20 +296,7 @@ async def get_purchase(ctx: Context, purchase_id: int) -> CouponPurchase:
 
 # --------------------------------------------------------------------------- deposits
 
-MAX_DEPOSIT = 2_147_483_647  # the amount columns are 32-bit integers (a Zengin 金額 is N(10): refused above this)
-MAX_DEPOSIT_ID = 64  # the bank's id of a deposit; a Zengin id built from the notice is 32 characters
-MAX_PAYER_NAME = 120  # the column; a Zengin 振込依頼人名 is 48 half-width characters
 _ACCOUNT_NUMBER = re.compile(r"[0-9]{7}")
-
-
-@dataclass(frozen=True)
-class DepositInput:
-    account_number: str
-    amount: int
-    deposited_on: dt.date
-    payer_name: str | None = None
-    deposit_id: str | None = None  # the bank's id (照会番号 …): the same id again is a replay, never a second deposit
-    line: int | None = None  # the statement file's line (record) it was read from
 
 
 @dataclass(frozen=True)

@@ -180,8 +180,9 @@ async def test_an_overlong_deposit_id_or_a_control_character_is_a_user_error_and
 
 async def test_the_use_case_refuses_control_characters_itself(live, migrated):
     """Behind the edge (the CLI, a job, a later API), recording checks the text itself."""
+    from resolvers.adapters.bank import DepositInput
     from resolvers.core.errors import UserFailures
-    from resolvers.coupons.purchases import DepositInput, DepositSource, import_deposits
+    from resolvers.coupons.purchases import DepositSource, import_deposits
     from tradecert.composition import build_services
 
     _target, db = migrated
@@ -389,7 +390,8 @@ async def test_a_statement_of_more_lines_than_a_statement_takes_parameters_is_re
     """Recording checks the accounts and keys of a whole statement set-based: 33,000 lines
     paying 33,000 orders (PostgreSQL refused the old per-account IN list of them), plus one
     second payment owed back; all recorded once, reconciled once, every yen accounted for."""
-    from resolvers.coupons.purchases import DepositInput, DepositSource, import_deposits, reconcile
+    from resolvers.adapters.bank import DepositInput
+    from resolvers.coupons.purchases import DepositSource, import_deposits, reconcile
     from tests.invariants import money_problems
     from tradecert.composition import build_services
 
