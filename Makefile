@@ -36,7 +36,7 @@ serve: install
 
 ## make test: install with test extras, lint (ruff, mypy), and run every test (PostgreSQL tests included),
 ## on every core (pytest-xdist; each test module on one worker); PYTEST_ARGS= runs it on one
-PYTEST_ARGS ?= -n auto --dist loadfile
+PYTEST_ARGS ?= -n auto --dist loadfile --durations=15
 test: install-test audit-suite lint
 	$(BIN)/tradecert rules check
 	$(BIN)/tradecert rules test
