@@ -23,6 +23,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from resolvers.core.settings import Settings
+from schema import api_keys, applications, coupons, naccs, webhooks
 from schema.api_keys import ApiKeysMutation, ApiKeysQuery
 from schema.applications import ApplicationsMutation, ApplicationsQuery
 from schema.applications_bulk import ApplicationsBulkMutation
@@ -31,7 +32,7 @@ from schema.cost import cost_limit, expanded_size
 from schema.coupons import CouponsMutation, CouponsQuery, PurchasesMutation
 from schema.extensions import OperationPolicy, log_errors
 from schema.fees import FeesQuery
-from schema.identity import IDENTITY_TYPES, IdentityMutation, IdentityQuery
+from schema.identity import IDENTITY_TYPES, NODE_TYPES, IdentityMutation, IdentityQuery
 from schema.inputs import INPUT_SCALARS
 from schema.naccs import NaccsMutation, NaccsQuery
 from schema.registrations import RegistrationsMutation, RegistrationsQuery
@@ -42,6 +43,10 @@ from schema.scalars import SCALAR_OVERRIDES
 from schema.webhooks import WebhooksMutation, WebhooksQuery
 
 SDL_PATH = Path(__file__).parent / "schema.graphql"
+
+
+# Node lookup by type name: each domain module lists its loaders; they are wired here, once
+NODE_TYPES.update({**applications.NODES, **coupons.NODES, **naccs.NODES, **api_keys.NODES, **webhooks.NODES})
 
 
 @strawberry.type

@@ -15,7 +15,7 @@ from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.identity import api_keys
 from resolvers.identity.api_keys import ApiKeyView
 from schema.errors import UserError, run_mutation
-from schema.identity import NODE_TYPES, Account, Node, from_global_id, to_global_id
+from schema.identity import Account, Node, NodeLoader, from_global_id, to_global_id
 
 
 @strawberry.type(description="An API key of a signer or sub-ID: sent as `Authorization: Bearer tck_…`, it acts as its "
@@ -41,7 +41,7 @@ async def _api_key_node(info: strawberry.Info[Context], pk: int) -> ApiKey | Non
     return ApiKey.from_view(view) if view else None
 
 
-NODE_TYPES["ApiKey"] = _api_key_node
+NODES: dict[str, NodeLoader] = {"ApiKey": _api_key_node}  # wired into Node lookup by schema/__init__.py
 
 
 @strawberry.input

@@ -24,7 +24,7 @@ from resolvers.core.context import Context
 from resolvers.identity.queries import AccountView, RegistrationView
 from schema.enums import ApplicationState, CertificateType, FeePayment
 from schema.errors import UserError, run_mutation
-from schema.identity import NODE_TYPES, Account, Chamber, Node, TradeRegistration, from_global_id, to_global_id
+from schema.identity import Account, Chamber, Node, NodeLoader, TradeRegistration, from_global_id, to_global_id
 from schema.inputs import at_most
 from schema.paging import PageInfo, encode_cursor, page_info, page_window
 
@@ -144,7 +144,7 @@ async def _application_node(info: strawberry.Info[Context], pk: int) -> Applicat
     return Application.from_view(view) if view else None
 
 
-NODE_TYPES["Application"] = _application_node
+NODES: dict[str, NodeLoader] = {"Application": _application_node}  # wired into Node lookup by schema/__init__.py
 
 
 @strawberry.type

@@ -23,7 +23,7 @@ from resolvers.identity import queries as identity
 from schema.enums import CouponEntryKind, PurchaseStatus
 from schema.errors import UserError, run_mutation
 from schema.fees import Membership, PurchaseMethod
-from schema.identity import NODE_TYPES, Account, Node, TradeRegistration, from_global_id, to_global_id
+from schema.identity import Account, Node, NodeLoader, TradeRegistration, from_global_id, to_global_id
 from schema.inputs import MAX_LIST_ITEMS, at_most
 from schema.paging import PageInfo, encode_cursor, page_info, page_window
 
@@ -107,7 +107,7 @@ async def _purchase_node(info: strawberry.Info[Context], pk: int) -> CouponPurch
     return CouponPurchase.from_view(view, info.context) if view else None
 
 
-NODE_TYPES["CouponPurchase"] = _purchase_node
+NODES: dict[str, NodeLoader] = {"CouponPurchase": _purchase_node}  # wired into Node lookup by schema/__init__.py
 
 
 @strawberry.type

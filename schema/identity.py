@@ -213,7 +213,9 @@ class ChangePasswordPayload:
 # --------------------------------------------------------------------------- root fields
 
 # type name → async (info, pk) → the object when the viewer may see it (other modules add theirs)
-NODE_TYPES: dict[str, Callable[[strawberry.Info[Context], int], Awaitable[Node | None]]] = {}
+NodeLoader = Callable[[strawberry.Info[Context], int], Awaitable[Node | None]]
+# the other domains' Node types by name, filled once by schema/__init__.py (never on import)
+NODE_TYPES: dict[str, NodeLoader] = {}
 
 
 async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Node | None:

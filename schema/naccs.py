@@ -13,7 +13,7 @@ from resolvers.naccs import queries
 from resolvers.naccs import use_cases as naccs
 from schema.enums import NaccsApplicationKind, NaccsApplicationState, ProcessingMethod, ReissueReason
 from schema.errors import UserError, run_mutation
-from schema.identity import NODE_TYPES, Node, from_global_id, to_global_id
+from schema.identity import Node, NodeLoader, from_global_id, to_global_id
 
 
 @strawberry.type(description="利用者ID: user code (5) + identification number (3); alphabetic identification → netNACCS.")
@@ -99,7 +99,7 @@ async def _naccs_node(info: strawberry.Info[Context], pk: int) -> NaccsApplicati
     return NaccsApplication.from_view(view, info.context) if view else None
 
 
-NODE_TYPES["NaccsApplication"] = _naccs_node
+NODES: dict[str, NodeLoader] = {"NaccsApplication": _naccs_node}  # wired into Node lookup by schema/__init__.py
 
 
 @strawberry.type

@@ -20,7 +20,7 @@ from resolvers.webhooks import queries
 from resolvers.webhooks import use_cases as webhooks
 from schema.enums import WebhookDeliveryStatus, WebhookEvent
 from schema.errors import UserError, run_mutation
-from schema.identity import NODE_TYPES, Node, from_global_id, to_global_id
+from schema.identity import Node, NodeLoader, from_global_id, to_global_id
 from schema.inputs import MAX_LIST_ITEMS, at_most
 from schema.paging import PageInfo, encode_cursor, page_info, page_window
 
@@ -85,8 +85,7 @@ async def _delivery_node(info: strawberry.Info[Context], pk: int) -> WebhookDeli
         return None
 
 
-NODE_TYPES["WebhookEndpoint"] = _endpoint_node
-NODE_TYPES["WebhookDelivery"] = _delivery_node
+NODES: dict[str, NodeLoader] = {"WebhookEndpoint": _endpoint_node, "WebhookDelivery": _delivery_node}  # wired into Node lookup by schema/__init__.py
 
 
 @strawberry.type

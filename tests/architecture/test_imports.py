@@ -84,3 +84,20 @@ def test_nothing_registers_itself_or_is_looked_up_by_name():
     offenders = [str(p.relative_to(root)) for package in PACKAGES for p in (root / package).rglob("*.py")
                  if "importlib.import_module" in p.read_text(encoding="utf-8")]
     assert not offenders, offenders
+
+
+def test_the_node_lookup_is_wired_in_one_place():
+    """The Node types of each domain are listed by their module (``NODES``) and wired into
+    ``NODE_TYPES`` once, by schema/__init__.py: no module fills the table on import."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    filling = re.compile(r"NODE_TYPES\s*\[[^\]]+\]\s*=|NODE_TYPES\.(update|setdefault)\(")
+    offenders = [str(p.relative_to(root)) for p in (root / "schema").rglob("*.py")
+                 if filling.search(p.read_text(encoding="utf-8")) and p.name != "__init__.py"]
+    assert not offenders, offenders
+    import schema  # noqa: F401  (the wiring runs with the schema package)
+    from schema.identity import NODE_TYPES
+
+    assert {"Application", "CouponPurchase", "NaccsApplication", "ApiKey", "WebhookEndpoint", "WebhookDelivery"} <= set(NODE_TYPES)
