@@ -43,7 +43,7 @@ from resolvers.applications import use_cases as applications  # noqa: E402
 from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
 from resolvers.core.context import Context  # noqa: E402
 from resolvers.core.settings import PROJECT_DIR, Settings  # noqa: E402
-from resolvers.identity.accounts import login  # noqa: E402
+from resolvers.identity.sessions import login  # noqa: E402
 from rules.runtime import RulesRuntime  # noqa: E402
 from schema import build_schema  # noqa: E402
 from schema.applications import Application, ApplicationConnection, ApplicationEdge, Shared  # noqa: E402

@@ -44,8 +44,7 @@ from persistence.db import Database  # noqa: E402
 from resolvers.core.clock import TOKYO, FixedClock  # noqa: E402
 from resolvers.core.context import Context  # noqa: E402
 from resolvers.core.settings import PROJECT_DIR, Settings  # noqa: E402
-from resolvers.identity import accounts as identity  # noqa: E402
-from resolvers.identity import subaccounts  # noqa: E402
+from resolvers.identity import accounts, actor, sessions, subaccounts  # noqa: E402
 from resolvers.identity.queries import AccountView  # noqa: E402
 from rules.runtime import RulesRuntime  # noqa: E402
 from schema import build_schema  # noqa: E402
@@ -106,14 +105,14 @@ async def ratios(seconds: float, rounds: int) -> dict[str, tuple[float, float]]:
         services = build_services(settings=settings, db=db, rules=RulesRuntime(settings.rules_dir), clock=clock)
         await migrate.upgrade(db.engine)
         await seed_demo(db, clock)
-        token = (await identity.login(Context(services=services), "2701", "signer-2701000002", DEMO_PASSWORD)).token
+        token = (await sessions.login(Context(services=services), "2701", "signer-2701000002", DEMO_PASSWORD)).token
         request = SimpleNamespace(headers={"authorization": f"Bearer {token}"}, cookies={})
         setup = Context(services=services, request=request)
         for i in range(3):
             await subaccounts.create_sub_account(setup, f"ベンチ {i}号", f"bench-pass-{i}-Xy9!", f"bench{i}@kakogawa.example", None)
         setup = Context(services=services, request=request)
-        viewer = await identity.viewer(setup)
-        SUB_VIEWS[:] = await identity.sub_accounts(setup)
+        viewer = await actor.viewer(setup)
+        SUB_VIEWS[:] = await accounts.sub_accounts(setup)
         await setup.close()
         assert viewer is not None and len(SUB_VIEWS) == 3
 

@@ -55,7 +55,7 @@ from resolvers.core.errors import UserFailure
 from resolvers.core.settings import PROJECT_DIR, Settings
 from resolvers.coupons import ledger
 from resolvers.identity import queries as identity_queries
-from resolvers.identity.accounts import Viewer
+from resolvers.identity.actor import Viewer
 from rules.runtime import RulesRuntime
 from tests.invariants import money_problems
 from tradecert.composition import build_services

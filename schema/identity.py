@@ -19,8 +19,7 @@ import strawberry
 
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, UserFailure
-from resolvers.identity import accounts as identity
-from resolvers.identity import queries, subaccounts
+from resolvers.identity import accounts, actor, queries, sessions, subaccounts
 from resolvers.identity.queries import AccountView, ChamberView, RegistrationView
 from schema.enums import AccountKind, AccountStatus, Membership, PurchaseMethod, RegistrationKind
 from schema.errors import UserError, run_mutation
@@ -220,14 +219,14 @@ NODE_TYPES: dict[str, NodeLoader] = {}
 
 async def _node(info: strawberry.Info[Context], id: strawberry.ID) -> Node | None:
     decoded = from_global_id(id)
-    who = await identity.viewer(info.context)
+    who = await actor.viewer(info.context)
     if decoded is None or who is None:
         return None
     type_name, pk = decoded
     if type_name == "Account":
         if pk == who.id:
             return Account.from_view(who.view)
-        row = await identity.account_by_id(info.context, pk)
+        row = await accounts.account_by_id(info.context, pk)
         if row is None or not subaccounts.may_view(info.context, who, row):
             return None
         return await _account_on_demand(info.context, pk)
@@ -362,12 +361,12 @@ async def _account_mutation(info: strawberry.Info[Context], payload_cls: Callabl
 class IdentityQuery:
     @strawberry.field(description="The logged-in account; null when not logged in.")
     async def me(self, info: strawberry.Info[Context]) -> Account | None:
-        view = await identity.me(info.context)
+        view = await accounts.me(info.context)
         return Account.from_view(view) if view else None
 
     @strawberry.field(description="Signer: the sub-IDs it generated. Applicant admin: all activated sub-IDs of its registration.")
     async def sub_accounts(self, info: strawberry.Info[Context]) -> list[Account]:
-        return [Account.from_view(view) for view in await identity.sub_accounts(info.context)]
+        return [Account.from_view(view) for view in await accounts.sub_accounts(info.context)]
 
     @strawberry.field(description="Relay: any object by its global id, when the viewer may see it.")
     async def node(self, info: strawberry.Info[Context], id: strawberry.ID) -> Node | None:
@@ -379,7 +378,7 @@ class IdentityMutation:
     @strawberry.mutation(description="Chamber code + ID + password → a session token.")
     async def login(self, info: strawberry.Info[Context], input: LoginInput) -> LoginPayload:
         async def call() -> tuple[str, AccountView]:
-            result = await identity.login(info.context, input.chamber_code, input.username, input.password)
+            result = await sessions.login(info.context, input.chamber_code, input.username, input.password)
             return result.token, await account_after(info.context, result.account)
 
         return await run_mutation(
@@ -391,13 +390,13 @@ class IdentityMutation:
     @strawberry.mutation(description="End this session (or every session of the account).")
     async def logout(self, info: strawberry.Info[Context], input: LogoutInput) -> LogoutPayload:
         async with info.context.writing():  # as run_mutation; an anonymous logout is UNAUTHENTICATED
-            await identity.logout(info.context, all_sessions=input.all_sessions)
+            await sessions.logout(info.context, all_sessions=input.all_sessions)
         return LogoutPayload(errors=[])
 
     @strawberry.mutation(description="Change the viewer's own password; all sessions end, a new one begins.")
     async def change_password(self, info: strawberry.Info[Context], input: ChangePasswordInput) -> ChangePasswordPayload:
         return await run_mutation(
-            info, lambda: identity.change_password(info.context, input.current_password, input.new_password),
+            info, lambda: accounts.change_password(info.context, input.current_password, input.new_password),
             ok=lambda token: ChangePasswordPayload(errors=[], token=token),
             failed=lambda errors: ChangePasswordPayload(errors=errors),
         )

@@ -53,7 +53,7 @@ from strawberry.http import GraphQLRequestData
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden
 from resolvers.core.messages import Words
-from resolvers.identity.accounts import authorize, viewer
+from resolvers.identity.actor import authorize, viewer
 from tradecert.request_guards import Refused
 
 SETTING = "TRADECERT_TRUSTED_DOCUMENTS"

@@ -36,7 +36,7 @@ from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden, UserFailure
 from resolvers.coupons.names import PurchaseMethod
 from resolvers.fees import rules_history
-from resolvers.identity.accounts import authorize, require_viewer
+from resolvers.identity.actor import authorize, require_viewer
 from resolvers.payments.checkout import statement_of
 from resolvers.payments.names import CardPaymentStatus
 from resolvers.payments.queries import statement_tax

@@ -43,7 +43,7 @@ from resolvers.applications.names import ApplicationState
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.core.messages import Label
-from resolvers.identity.accounts import Viewer, authorize, require_viewer
+from resolvers.identity.actor import Viewer, authorize, require_viewer
 from rules.limits import limit
 
 CREATE, SUBMIT = "CREATE", "SUBMIT"  # bulk_requests.kind

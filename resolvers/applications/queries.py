@@ -24,7 +24,7 @@ from resolvers.core import loaders
 from resolvers.core.context import Context
 from resolvers.core.paging import DEFAULT_PAGE, MAX_PAGE
 from resolvers.identity import queries as identity
-from resolvers.identity.accounts import Viewer, require_viewer
+from resolvers.identity.actor import Viewer, require_viewer
 from resolvers.identity.queries import AccountView, RegistrationView
 from rules.permissions import is_allowed
 

@@ -43,7 +43,8 @@ from resolvers.core.messages import Label
 from resolvers.core.transitions import transition
 from resolvers.coupons import ledger
 from resolvers.coupons.names import CouponEntryKind
-from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
+from resolvers.identity.accounts import membership_at
+from resolvers.identity.actor import Viewer, audit, authorize, require_viewer
 from resolvers.identity.names import AccountKind, RegistrationKind
 from resolvers.webhooks.names import WebhookEvent
 from resolvers.webhooks.use_cases import emit_application

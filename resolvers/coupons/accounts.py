@@ -32,7 +32,8 @@ from resolvers.coupons import messages as words
 from resolvers.coupons.names import CouponEntryKind, PurchaseStatus
 from resolvers.coupons.purchases import cancel_in_session
 from resolvers.coupons.queries import coupon_relation
-from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
+from resolvers.identity.accounts import membership_at
+from resolvers.identity.actor import Viewer, audit, authorize, require_viewer
 from resolvers.identity.key_revocation import revoke_keys_of
 from resolvers.identity.names import AccountKind, Membership, RegistrationKind, SessionEnd
 from resolvers.payments.names import CardPaymentStatus

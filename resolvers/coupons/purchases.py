@@ -43,7 +43,8 @@ from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailure
 from resolvers.coupons import ledger, reconciliation
 from resolvers.coupons import messages as words
 from resolvers.coupons.names import CouponEntryKind, CouponMail, PurchaseMethod, PurchaseStatus
-from resolvers.identity.accounts import Viewer, audit, authorize, membership_at, require_viewer
+from resolvers.identity.accounts import membership_at
+from resolvers.identity.actor import Viewer, audit, authorize, require_viewer
 from resolvers.identity.names import Membership
 from resolvers.payments import card as payments
 from resolvers.payments.names import CardPaymentStatus, PaymentPurpose

@@ -35,7 +35,7 @@ from resolvers.core.paging import DEFAULT_PAGE, MAX_PAGE
 from resolvers.coupons import messages as words
 from resolvers.coupons.names import PurchaseMethod, PurchaseStatus
 from resolvers.identity import queries as identity
-from resolvers.identity.accounts import Viewer, authorize, require_viewer, viewer
+from resolvers.identity.actor import Viewer, authorize, require_viewer, viewer
 from resolvers.identity.names import AccountKind
 from resolvers.identity.queries import AccountView, RegistrationView
 from resolvers.payments.names import CardPaymentStatus

@@ -20,7 +20,7 @@ from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.core.messages import Words
 from resolvers.core.validation import iso_date
 from resolvers.fees.rules_history import policy_of_version
-from resolvers.identity.accounts import authorize, require_viewer
+from resolvers.identity.actor import authorize, require_viewer
 from rules.diff import RuleChange, diff
 from rules.policy import PolicySet, RulesInvalid
 

@@ -28,7 +28,7 @@ from persistence.models import RulesCorrection, RulesVersion
 from resolvers.core.clock import Clock
 from resolvers.core.context import Context
 from resolvers.core.paging import DEFAULT_PAGE, MAX_PAGE
-from resolvers.identity.accounts import authorize, require_viewer
+from resolvers.identity.actor import authorize, require_viewer
 from rules.policy import (
     TABLES,
     Cell,

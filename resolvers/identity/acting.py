@@ -17,7 +17,7 @@ from sqlalchemy import inspect, select
 from persistence.models import Account, Chamber, TradeRegistration
 from resolvers.core.context import Context, Services
 from resolvers.identity import queries
-from resolvers.identity.accounts import Viewer
+from resolvers.identity.actor import Viewer
 from resolvers.identity.names import AccountStatus
 
 
@@ -59,7 +59,7 @@ async def acting_as(services: Services, username: str, chamber_code: str | None 
 
 
 def context_as(services: Services, acting: Acting) -> Context:
-    """A context whose viewer is ``acting``'s account (``accounts.viewer`` answers the cached one)."""
+    """A context whose viewer is ``acting``'s account (``actor.viewer`` answers the cached one)."""
     ctx = Context(services=services, request_id="cli")
     ctx.loaders["viewer"] = acting.viewer
     return ctx

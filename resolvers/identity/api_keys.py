@@ -2,9 +2,9 @@
 
 A key is ``tck_`` + 32 random bytes (URL-safe), shown once by ``createApiKey``; the database
 keeps its SHA-256 and a visible prefix (``tck_`` + 8 characters) to tell keys apart. A key
-acts as its account under the same permission rules (resolvers/identity/accounts.py
+acts as its account under the same permission rules (resolvers/identity/actor.py
 authenticates it and counts its requests); what only a person may do refuses it
-(``accounts.require_person``). Keys are revoked, never deleted: audit rows name them.
+(``actor.require_person``). Keys are revoked, never deleted: audit rows name them.
 
 Who may do what is rules/permissions.yaml (``api_key.create`` / ``api_key.view`` /
 ``api_key.revoke``); this module works out how a key stands to the actor — ``self`` (the
@@ -29,7 +29,7 @@ from resolvers.core import validation
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, Unauthenticated, UserFailure, UserFailures
 from resolvers.identity import messages, queries
-from resolvers.identity.accounts import API_KEY_PREFIX, Viewer, audit, authorize, hash_token, require_person, require_viewer
+from resolvers.identity.actor import API_KEY_PREFIX, Viewer, audit, authorize, hash_token, require_person, require_viewer
 from resolvers.identity.names import AccountStatus
 from resolvers.identity.queries import AccountView
 from rules.limits import limit

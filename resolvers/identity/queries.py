@@ -9,8 +9,8 @@ answer views: frozen dataclasses the schema maps field by field (``schema/identi
 A registration always comes with its chamber and the membership in force now, in the same
 statement, and so does an account (its registration's). The viewer — session, account,
 registration, chamber, membership — is one statement too (``VIEWER_BY_TOKEN``, read by
-``accounts.viewer``), so ``me`` costs one statement whatever it asks for. This module
-imports nothing of identity's use cases: ``accounts`` builds the viewer on it.
+``actor.viewer``), so ``me`` costs one statement whatever it asks for. This module
+imports nothing of identity's use cases: ``actor`` builds the viewer on it.
 """
 
 from __future__ import annotations

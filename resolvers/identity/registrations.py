@@ -16,7 +16,7 @@ from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.core.paging import newest_first
 from resolvers.identity import messages
-from resolvers.identity.accounts import audit, authorize, require_viewer
+from resolvers.identity.actor import audit, authorize, require_viewer
 from resolvers.identity.names import AccountKind, AccountStatus, Membership, RegistrationKind
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable
 from rules.limits import limit

@@ -24,15 +24,8 @@ from resolvers.core.clock import TOKYO
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
 from resolvers.identity import key_revocation, messages
-from resolvers.identity.accounts import (
-    Viewer,
-    audit,
-    authorize,
-    hash_token,
-    require_person,
-    require_viewer,
-    sub_account_scopes,
-)
+from resolvers.identity.accounts import sub_account_scopes
+from resolvers.identity.actor import Viewer, audit, authorize, hash_token, require_person, require_viewer
 from resolvers.identity.key_revocation import revoke_keys_of, revoke_keys_with_password
 from resolvers.identity.names import AccountKind, AccountStatus, RegistrationKind, SessionEnd
 from resolvers.identity.passwords import PASSWORD_MAX, PASSWORD_MIN, hash_password, password_is_acceptable, verify_password

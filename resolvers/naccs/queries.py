@@ -25,7 +25,7 @@ from persistence.models import NaccsApplication, NaccsNotice, NaccsOffice, Naccs
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import Forbidden
 from resolvers.core.sealing import fernet
-from resolvers.identity.accounts import Viewer, authorize, require_viewer
+from resolvers.identity.actor import Viewer, authorize, require_viewer
 from resolvers.naccs import use_cases as naccs
 from resolvers.naccs.names import IN_REVIEW_STATES, NaccsApplicationKind
 from rules.permissions import is_allowed

@@ -33,7 +33,7 @@ from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailure
 from resolvers.core.messages import Words
 from resolvers.core.sealing import fernet
 from resolvers.core.transitions import transition
-from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
+from resolvers.identity.actor import Viewer, audit, authorize, require_viewer
 from resolvers.naccs import messages as words
 from resolvers.naccs.names import (
     IN_REVIEW_STATES,

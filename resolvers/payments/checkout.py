@@ -28,7 +28,7 @@ from resolvers.applications import use_cases as applications
 from resolvers.applications.names import ApplicationState, FeePayment
 from resolvers.core.context import Context, Services
 from resolvers.core.errors import ErrorCode, Forbidden, UserFailure, UserFailures
-from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
+from resolvers.identity.actor import Viewer, audit, authorize, require_viewer
 from resolvers.payments import card as payments
 from resolvers.payments import messages as words
 from resolvers.payments.names import CardPaymentStatus, PaymentPurpose

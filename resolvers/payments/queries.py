@@ -22,7 +22,7 @@ from resolvers.core.clock import TOKYO, tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden
 from resolvers.fees import rules_history
-from resolvers.identity.accounts import require_viewer
+from resolvers.identity.actor import require_viewer
 from resolvers.payments import checkout
 from resolvers.payments.names import CardPaymentStatus, PaymentPurpose
 from rules import fees

@@ -13,7 +13,7 @@ from persistence.models import WebhookDelivery, WebhookEndpoint
 from resolvers.core.context import Context
 from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.core.paging import newest_first
-from resolvers.identity.accounts import Viewer, authorize, require_viewer
+from resolvers.identity.actor import Viewer, authorize, require_viewer
 from resolvers.webhooks.names import WebhookDeliveryStatus, WebhookEvent
 
 

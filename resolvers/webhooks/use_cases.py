@@ -30,7 +30,7 @@ from resolvers.core.context import Context, Services
 from resolvers.core.errors import ErrorCode, UserFailure
 from resolvers.core.messages import Words
 from resolvers.core.sealing import fernet
-from resolvers.identity.accounts import Viewer, audit, authorize, require_viewer
+from resolvers.identity.actor import Viewer, audit, authorize, require_viewer
 from resolvers.webhooks import destinations, signatures
 from resolvers.webhooks import messages as words
 from resolvers.webhooks.names import OPEN_STATUSES, WebhookDeliveryStatus, WebhookEvent

@@ -212,7 +212,7 @@ def test_me_with_its_registration_is_one_statement_and_writes_nothing_within_a_m
 async def test_last_seen_is_written_once_a_minute_by_a_conditional_update(live, migrated):
     from sqlalchemy import update
 
-    from resolvers.identity.accounts import TOUCH
+    from resolvers.identity.actor import TOUCH
 
     _target, db = migrated
     token = login(live, "signer-2701000002")["token"]
