@@ -84,3 +84,14 @@ def test_nothing_registers_itself_or_is_looked_up_by_name():
     offenders = [str(p.relative_to(root)) for package in PACKAGES for p in (root / package).rglob("*.py")
                  if "importlib.import_module" in p.read_text(encoding="utf-8")]
     assert not offenders, offenders
+
+
+def test_the_adapters_import_no_domain_package(graph):
+    """Adapters take plain data (a PDF drawer gets boxes and text, not an application): the domains
+    decide what a document says and who may have it, resolvers/adapters/ only draws and sends."""
+    domains = tuple(f"resolvers.{p}" for p in DOMAIN_PACKAGES if p != "adapters")
+    wrong = [f"{importer} imports {imported}"
+             for importer in sorted(graph.find_descendants("resolvers.adapters") | {"resolvers.adapters"})
+             for imported in sorted(graph.find_modules_directly_imported_by(importer))
+             if imported in domains or imported.startswith(tuple(f"{d}." for d in domains))]
+    assert not wrong, "\n".join(wrong)
