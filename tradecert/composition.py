@@ -14,14 +14,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from persistence.db import Database
-from resolvers.adapters import documents, mail, naccs_documents
+from resolvers.adapters import mail
 from resolvers.adapters.gateway import GatewayNotConfigured, PaymentGateway, gateway_for
+from resolvers.applications import documents as application_documents
 from resolvers.core.clock import Clock
 from resolvers.core.context import Context, Services
 from resolvers.core.settings import Settings
+from resolvers.coupons import documents as coupon_documents
 from resolvers.coupons import ledger, purchases
+from resolvers.naccs import documents as naccs_documents
 from resolvers.naccs import use_cases as naccs
 from resolvers.payments import card, checkout
+from resolvers.payments import documents as payment_documents
 from resolvers.payments.names import PaymentPurpose
 from resolvers.webhooks import delivery as webhooks
 from rules.runtime import RulesRuntime
@@ -67,13 +71,13 @@ class Document:
 
 
 DOCUMENTS: tuple[Document, ...] = (
-    Document("/documents/purchases/{purchase_id}/transfer-request.pdf", documents.purchase_transfer_request,
+    Document("/documents/purchases/{purchase_id}/transfer-request.pdf", coupon_documents.purchase_transfer_request,
              "transfer-request", "CouponPurchase", "purchase_id"),
-    Document("/documents/purchases/{purchase_id}/card-statement.pdf", documents.purchase_card_statement,
+    Document("/documents/purchases/{purchase_id}/card-statement.pdf", payment_documents.purchase_card_statement,
              "card-statement", "CouponPurchase", "purchase_id"),
-    Document("/documents/applications/{application_id}/certificate.pdf", documents.certificate,
+    Document("/documents/applications/{application_id}/certificate.pdf", application_documents.certificate,
              "certificate", "Application", "application_id"),
-    Document("/documents/applications/{application_id}/card-statement.pdf", documents.application_card_statement,
+    Document("/documents/applications/{application_id}/card-statement.pdf", payment_documents.application_card_statement,
              "card-statement", "Application", "application_id"),
     Document("/documents/naccs/{application_id}/form.pdf", naccs_documents.application_form,
              "naccs-application", "NaccsApplication", "application_id"),

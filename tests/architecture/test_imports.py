@@ -101,3 +101,14 @@ def test_the_node_lookup_is_wired_in_one_place():
     from schema.identity import NODE_TYPES
 
     assert {"Application", "CouponPurchase", "NaccsApplication", "ApiKey", "WebhookEndpoint", "WebhookDelivery"} <= set(NODE_TYPES)
+
+
+def test_the_adapters_import_no_domain_package(graph):
+    """Adapters take plain data (a PDF drawer gets boxes and text, not an application): the domains
+    decide what a document says and who may have it, resolvers/adapters/ only draws and sends."""
+    domains = tuple(f"resolvers.{p}" for p in DOMAIN_PACKAGES if p != "adapters")
+    wrong = [f"{importer} imports {imported}"
+             for importer in sorted(graph.find_descendants("resolvers.adapters") | {"resolvers.adapters"})
+             for imported in sorted(graph.find_modules_directly_imported_by(importer))
+             if imported in domains or imported.startswith(tuple(f"{d}." for d in domains))]
+    assert not wrong, "\n".join(wrong)

@@ -1,36 +1,21 @@
 """NACCS PDFs: the application form (any time) and the approval notice (利用申込確認完了の
-お知らせ; from the start date on). Only the office that applied and the NACCS center."""
+お知らせ; from the start date on). Only the office that applied and the NACCS center. What they
+say is decided here; resolvers/adapters/pdf.py draws it."""
 
 from __future__ import annotations
 
-import io
 import json
 
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
-from reportlab.pdfgen import canvas
 from sqlalchemy import select
 
 from persistence.models import NaccsApplication, NaccsOffice, NaccsUserId
-from resolvers.adapters.documents import _canvas, _font, _table
+from resolvers.adapters import pdf
 from resolvers.core.clock import tokyo_date
 from resolvers.core.context import Context
 from resolvers.core.errors import Forbidden
 from resolvers.naccs import messages as words
 from resolvers.naccs.names import NaccsApplicationKind, ReissueReason
 from resolvers.naccs.use_cases import visible_application
-
-
-def _start(title: str) -> tuple[io.BytesIO, canvas.Canvas, float]:
-    buffer = io.BytesIO()
-    pdf = _canvas(buffer)
-    pdf.setTitle(title)
-    font = _font()
-    width, height = A4
-    pdf.setFont(font, 16)
-    pdf.drawCentredString(width / 2, height - 28 * mm, title)
-    pdf.setFont(font, 10)
-    return buffer, pdf, height
 
 
 async def _load(ctx: Context, app_id: int) -> tuple[NaccsApplication, NaccsOffice, list[NaccsUserId]]:
@@ -54,8 +39,7 @@ def _reason(code: object, stored: str) -> str:
 async def application_form(ctx: Context, app_id: int) -> bytes:
     app, office, _ids = await _load(ctx, app_id)
     contact, details = json.loads(app.contact), json.loads(app.details)
-    buffer, pdf, height = _start("NACCS 申込書")
-    y = _table(pdf, 20 * mm, height - 40 * mm, [
+    rows = [
         ("申込種別", words.FORM_KIND_NAMES[NaccsApplicationKind(app.kind)]),
         ("受付番号", app.receipt_number),
         ("申込日", f"{tokyo_date(app.submitted_at):%Y年%m月%d日}"),
@@ -66,19 +50,15 @@ async def application_form(ctx: Context, app_id: int) -> bytes:
         ("E-mail", contact["email"]),
         ("希望日", f"{app.desired_date:%Y年%m月%d日}"),
         ("理由", app.reason[:60]),
-    ])
-    y -= 8 * mm
+    ]
     if app.kind == NaccsApplicationKind.USER_CODE_ADDITION:
-        for i, code in enumerate(details["userCodes"], start=1):
-            pdf.drawString(20 * mm, y, f"利用者コード{i}: {code['category']} / 業種 {'・'.join(code['industries'])} / "
-                                       f"{code['processingMethod']} / SSO {'有' if code['singleSignOn'] else '無'} / "
-                                       f"識別番号数 {code['identificationCount']} / 統計(有料 {code['statisticsPaid']}・無料 {code['statisticsFree']})")
-            y -= 6 * mm
+        lines = [f"利用者コード{i}: {code['category']} / 業種 {'・'.join(code['industries'])} / "
+                 f"{code['processingMethod']} / SSO {'有' if code['singleSignOn'] else '無'} / "
+                 f"識別番号数 {code['identificationCount']} / 統計(有料 {code['statisticsPaid']}・無料 {code['statisticsFree']})"
+                 for i, code in enumerate(details["userCodes"], start=1)]
     else:
-        pdf.drawString(20 * mm, y, f"対象論理端末: {', '.join(details['terminals'])}  再発行理由: {_reason(details.get('reasonCode'), app.reason)}")
-    pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
+        lines = [f"対象論理端末: {', '.join(details['terminals'])}  再発行理由: {_reason(details.get('reasonCode'), app.reason)}"]
+    return pdf.form_pdf("NACCS 申込書", rows, lines)
 
 
 async def approval_notice(ctx: Context, app_id: int) -> bytes:
@@ -87,21 +67,11 @@ async def approval_notice(ctx: Context, app_id: int) -> bytes:
     if (app.kind != NaccsApplicationKind.USER_CODE_ADDITION or app.start_date is None or app.approved_at is None
             or ctx.clock.today() < app.start_date):
         raise Forbidden()
-    buffer, pdf, height = _start("利用申込確認完了のお知らせ")
-    y = _table(pdf, 20 * mm, height - 40 * mm, [
+    return pdf.notice_pdf("利用申込確認完了のお知らせ", [
         ("事業所", office.name),
         ("受付番号", app.receipt_number),
         ("利用開始日", f"{app.start_date:%Y年%m月%d日}"),
         ("確認完了日", f"{tokyo_date(app.approved_at):%Y年%m月%d日}"),
-    ])
-    y -= 8 * mm
-    pdf.drawString(20 * mm, y, "追加された利用者ID (利用者コード + 識別番号) / 業種")
-    for row in ids:
-        y -= 6 * mm
-        pdf.drawString(24 * mm, y, f"{row.user_code}{row.identification_number}  /  {'・'.join(json.loads(row.industries))}")
-    y -= 12 * mm
-    pdf.setFont(_font(), 8)
-    pdf.drawString(20 * mm, y, "パスワードはID通知の閲覧期間内にのみ表示されます。期間後は再発行の手続きが必要です。")
-    pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
+    ], "追加された利用者ID (利用者コード + 識別番号) / 業種",
+        [f"{row.user_code}{row.identification_number}  /  {'・'.join(json.loads(row.industries))}" for row in ids],
+        "パスワードはID通知の閲覧期間内にのみ表示されます。期間後は再発行の手続きが必要です。")
